@@ -1,0 +1,180 @@
+/*
+ * util.c: helpers that several modules need and that must be right once:
+ * strict number parsing (no atoi), secret files with permission checks, and
+ * comparisons that do not leak a token's contents through timing.
+ */
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "util.h"
+#include "xmalloc.h"
+
+#define SECRET_MAX	4096
+
+int
+parse_ll(const char *s, long long min, long long max, long long *out)
+{
+	char *end;
+	long long v;
+
+	if (s == NULL || *s == '\0')
+		return -1;
+	/* strtoll accepts leading blanks and '+'; a config value must not. */
+	if (!(*s == '-' || (*s >= '0' && *s <= '9')))
+		return -1;
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (errno != 0 || *end != '\0' || v < min || v > max)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+int
+parse_duration(const char *s, long long min, long long max, long long *out)
+{
+	char num[32];
+	size_t len;
+	long long mult = 1, v;
+
+	if (s == NULL || (len = strlen(s)) == 0 || len >= sizeof(num))
+		return -1;
+	memcpy(num, s, len + 1);
+	switch (num[len - 1]) {
+	case 's': mult = 1; num[--len] = '\0'; break;
+	case 'm': mult = 60; num[--len] = '\0'; break;
+	case 'h': mult = 3600; num[--len] = '\0'; break;
+	case 'd': mult = 86400; num[--len] = '\0'; break;
+	default: break;
+	}
+	if (parse_ll(num, 0, LLONG_MAX / 86400, &v) == -1)
+		return -1;
+	v *= mult;
+	if (v < min || v > max)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+char *
+secret_read(const char *path, char *err, size_t errlen)
+{
+	struct stat st;
+	char buf[SECRET_MAX + 2];
+	ssize_t n;
+	size_t len;
+	int fd;
+
+	if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) == -1) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return NULL;
+	}
+	if (fstat(fd, &st) == -1) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		goto fail;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		snprintf(err, errlen, "%s: not a regular file", path);
+		goto fail;
+	}
+	if (st.st_mode & (S_IRWXG | S_IRWXO)) {
+		snprintf(err, errlen, "%s: readable or writable by group or others "
+		    "(mode %03o); chmod 600 it", path, (unsigned)(st.st_mode & 0777));
+		goto fail;
+	}
+	if ((n = read(fd, buf, sizeof(buf) - 1)) == -1) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		goto fail;
+	}
+	close(fd);
+	fd = -1;
+	buf[n] = '\0';
+	len = strcspn(buf, "\r\n");
+	buf[len] = '\0';
+	if (len == 0) {
+		snprintf(err, errlen, "%s: empty secret", path);
+		goto fail;
+	}
+	if (len > SECRET_MAX) {
+		snprintf(err, errlen, "%s: secret longer than %d bytes", path,
+		    SECRET_MAX);
+		goto fail;
+	}
+	return xstrdup(buf);
+fail:
+	if (fd != -1)
+		close(fd);
+	explicit_bzero(buf, sizeof(buf));
+	return NULL;
+}
+
+int
+ct_equal(const char *a, size_t alen, const char *b, size_t blen)
+{
+	unsigned char diff;
+	size_t i;
+
+	diff = (alen != blen);
+	/* Walk the expected secret's length whatever the input is. */
+	for (i = 0; i < blen; i++)
+		diff |= (unsigned char)(b[i] ^ (i < alen ? a[i] : 0));
+	return diff == 0;
+}
+
+int
+valid_name(const char *s)
+{
+	size_t i;
+
+	if (s == NULL || s[0] == '\0' || s[0] == '.')
+		return 0;
+	for (i = 0; s[i] != '\0'; i++) {
+		char c = s[i];
+
+		if (i >= 64)
+			return 0;
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		    (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-'))
+			return 0;
+	}
+	return 1;
+}
+
+int
+valid_username(const char *s, size_t len)
+{
+	size_t i;
+
+	if (s == NULL || len == 0 || len > 255)
+		return 0;
+	for (i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (c < 0x20 || c == 0x7f)
+			return 0;
+	}
+	return 1;
+}
+
+int64_t
+now_sec(void)
+{
+	return (int64_t)time(NULL);
+}
+
+uint64_t
+now_msec_mono(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
