@@ -1,0 +1,75 @@
+/* backend.h: the backend record, its JSON form, and validation of admin input. */
+#ifndef ROOST_BACKEND_H
+#define ROOST_BACKEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#define BACKEND_NAME_MAX	64	/* also the tag limit */
+#define BACKEND_HOST_MAX	253
+#define BACKEND_HOSTIP_MAX	45	/* INET6_ADDRSTRLEN - 1 */
+#define BACKEND_URL_MAX		1024
+#define BACKEND_KEY_MAX		1024
+#define BACKEND_WEIGHT_MAX	1000
+#define BACKEND_WEIGHT_DEFAULT	100
+
+enum proto {
+	PROTO_IMAP = 0,
+	PROTO_POP3,
+	PROTO_LMTP,
+	PROTO_SUBMISSION,
+	PROTO_SIEVE,
+	PROTO_DOVEADM,
+	PROTO_COUNT
+};
+
+enum backend_state {
+	BACKEND_UP = 0,		/* takes new users */
+	BACKEND_DRAIN,		/* keeps its users, gets no new ones */
+	BACKEND_DOWN		/* serves nobody */
+};
+
+struct backend {
+	char		 name[BACKEND_NAME_MAX + 1];
+	char		 host[BACKEND_HOST_MAX + 1];
+	char		 hostip[BACKEND_HOSTIP_MAX + 1];	/* "" = none */
+	char		 tag[BACKEND_NAME_MAX + 1];		/* "" = default pool */
+	unsigned	 weight;				/* 0..1000 */
+	enum backend_state state;
+	uint16_t	 ports[PROTO_COUNT];			/* 0 = not served */
+	char		*doveadm_url;				/* NULL = none */
+	char		*doveadm_key;				/* NULL = none; never echoed */
+	int64_t		 created;
+	int64_t		 updated;
+};
+
+extern const char	*proto_names[PROTO_COUNT];
+extern const uint16_t	 proto_default_ports[PROTO_COUNT];
+
+int		 proto_parse(const char *, enum proto *);
+const char	*backend_state_name(enum backend_state);
+int		 backend_state_parse(const char *, enum backend_state *);
+
+/* A backend with defaults (weight 100, up, standard ports). */
+struct backend	*backend_new(const char *name);
+struct backend	*backend_dup(const struct backend *);
+void		 backend_free(struct backend *);
+
+/*
+ * Apply a JSON object to a backend: for POST (creating = 1, "name" and
+ * "host" required) or PATCH (creating = 0, "name" refused).  On error returns
+ * -1, leaves *b unchanged, and names the offending field in *field and the
+ * problem in err.  Unknown fields are errors.
+ */
+int		 backend_apply_json(struct backend *b, const json_t *obj,
+		    int creating, const char **field, char *err, size_t errlen);
+
+/* The public JSON form: the doveadm key is shown only as "api_key_set". */
+json_t		*backend_to_json(const struct backend *);
+
+/* Is the string an IPv4 or IPv6 literal? */
+int		 is_ip_literal(const char *);
+
+#endif

@@ -1,0 +1,67 @@
+/*
+ * store.c: picks the store implementation from the scheme of the "store"
+ * setting and holds what all implementations share.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store.h"
+#include "xmalloc.h"
+
+static const struct {
+	const char		*scheme;
+	const struct store_ops	*ops;
+} store_schemes[] = {
+	{ "sqlite:", &store_sqlite_ops },
+};
+
+struct store *
+store_open(const char *url, char *err, size_t errlen)
+{
+	struct store *st;
+	size_t i, len;
+
+	for (i = 0; i < sizeof(store_schemes) / sizeof(store_schemes[0]); i++) {
+		len = strlen(store_schemes[i].scheme);
+		if (strncmp(url, store_schemes[i].scheme, len) != 0)
+			continue;
+		st = xcalloc(1, sizeof(*st));
+		st->ops = store_schemes[i].ops;
+		if (st->ops->open(st, url + len) == -1) {
+			snprintf(err, errlen, "%s store: %s", st->ops->name,
+			    st->err);
+			free(st);
+			return NULL;
+		}
+		return st;
+	}
+	snprintf(err, errlen, "unknown store type (expected sqlite:PATH)");
+	return NULL;
+}
+
+void
+store_free(struct store *st)
+{
+	if (st == NULL)
+		return;
+	st->ops->close(st);
+	free(st);
+}
+
+const char *
+store_error(const struct store *st)
+{
+	return st->err;
+}
+
+void
+store_set_error(struct store *st, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(st->err, sizeof(st->err), fmt, ap);
+	va_end(ap);
+}

@@ -1,0 +1,105 @@
+/*
+ * store.h: the durable store behind roostd, as a table of operations.  The
+ * SQLite store (store_sqlite.c) is the embedded default; a PostgreSQL store
+ * implements the same table.  Every mutation that roostd acknowledges is
+ * committed here first.
+ *
+ * All functions return 0 on success and -1 on error (store_error() then says
+ * why), unless documented otherwise.  Strings passed in are copied or used
+ * only during the call; records passed to callbacks are valid only during the
+ * callback.  A callback returning -1 stops the iteration, which then returns -1.
+ */
+#ifndef ROOST_STORE_H
+#define ROOST_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "backend.h"
+
+#define STORE_SCHEMA_VERSION	1
+
+struct store;
+
+struct store_user {
+	const char	*user;		/* the routing key (normalized user name) */
+	const char	*backend;	/* backend name */
+	const char	*tag;		/* tag the user was placed with ("" = default) */
+	int		 pinned;	/* set by an admin, not by the hash */
+	int64_t		 since;		/* when assigned to this backend (unix s) */
+	int64_t		 last_lookup;	/* unix s, 0 = never */
+};
+
+struct store_audit {
+	int64_t		 id;
+	int64_t		 at;		/* unix s */
+	const char	*actor;		/* "admin", "lookup", "system" */
+	const char	*action;	/* "backend.add", "user.pin", ... */
+	const char	*subject;	/* backend or user name */
+	const char	*detail;	/* JSON text, never a secret */
+};
+
+typedef int (*store_backend_cb)(const struct backend *, void *);
+typedef int (*store_user_cb)(const struct store_user *, void *);
+typedef int (*store_audit_cb)(const struct store_audit *, void *);
+
+struct store_ops {
+	const char	*name;		/* "sqlite", "postgresql" */
+	/* spec is what follows "sqlite:" in the store setting */
+	int	(*open)(struct store *, const char *spec);
+	void	(*close)(struct store *);
+	int	(*ping)(struct store *);
+
+	/* Group several mutations into one atomic unit. */
+	int	(*begin)(struct store *);
+	int	(*commit)(struct store *);
+	int	(*rollback)(struct store *);
+
+	int	(*backend_load)(struct store *, store_backend_cb, void *);
+	int	(*backend_insert)(struct store *, const struct backend *);
+	int	(*backend_update)(struct store *, const struct backend *);
+	/* Deletes the backend and every user assigned to it; *released gets
+	 * the number of those users. */
+	int	(*backend_delete)(struct store *, const char *name,
+		    int64_t *released);
+
+	int	(*user_load)(struct store *, store_user_cb, void *);
+	/* Insert or replace (keyed on user) each record. */
+	int	(*user_put)(struct store *, const struct store_user *, size_t);
+	/* Returns 1 if a row was deleted, 0 if there was none, -1 on error. */
+	int	(*user_delete)(struct store *, const char *user);
+	/* One user; returns 1 and calls cb when found, 0 when not. */
+	int	(*user_get)(struct store *, const char *user, store_user_cb,
+		    void *);
+	/* Users ordered by name, after `after` (NULL = from the start),
+	 * only of `backend` unless NULL, at most `limit`. */
+	int	(*user_list)(struct store *, const char *backend,
+		    const char *after, size_t limit, store_user_cb, void *);
+	/* Record lookup times only (user and last_lookup of each record);
+	 * rows that no longer exist are skipped. */
+	int	(*user_touch)(struct store *, const struct store_user *, size_t);
+
+	int	(*audit_add)(struct store *, const char *actor,
+		    const char *action, const char *subject, const char *detail);
+	/* Newest first, ids below `before` (0 = from the newest). */
+	int	(*audit_list)(struct store *, int64_t before, size_t limit,
+		    store_audit_cb, void *);
+};
+
+struct store {
+	const struct store_ops	*ops;
+	void			*impl;		/* the implementation's state */
+	char			 err[512];	/* last error, never with secrets */
+};
+
+extern const struct store_ops	store_sqlite_ops;
+
+/* "sqlite:/path/file.db" -> an open store, or NULL with err filled. */
+struct store	*store_open(const char *url, char *err, size_t errlen);
+void		 store_free(struct store *);
+const char	*store_error(const struct store *);
+/* For implementations: record an error message. */
+void		 store_set_error(struct store *, const char *, ...)
+		    __attribute__((format(printf, 2, 3)));
+
+#endif

@@ -1,0 +1,1031 @@
+/*
+ * store_sqlite.c: the embedded store, one SQLite file in WAL mode.  This is
+ * what a single roostd runs on; it keeps backends, user assignments and the
+ * audit trail.  Every statement is prepared once at open and only ever gets
+ * bound parameters, so no input is ever part of SQL text.
+ */
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "backend.h"
+#include "log.h"
+#include "store.h"
+#include "util.h"
+#include "xmalloc.h"
+
+/*
+ * Schema migrations: step i takes the schema from version i to i + 1 and runs
+ * in a transaction of its own together with the version bump, so a crash in
+ * the middle leaves the previous version intact.  Append, never edit.
+ */
+static const char *const migrations[] = {
+	/* 0 -> 1 */
+	"CREATE TABLE meta ("
+	"  key	TEXT PRIMARY KEY,"
+	"  value	TEXT NOT NULL"
+	");"
+	"CREATE TABLE backends ("
+	"  name		TEXT PRIMARY KEY,"
+	"  host		TEXT NOT NULL,"
+	"  hostip		TEXT NOT NULL DEFAULT '',"
+	"  tag		TEXT NOT NULL DEFAULT '',"
+	"  weight		INTEGER NOT NULL,"
+	"  state		TEXT NOT NULL,"
+	"  port_imap	INTEGER NOT NULL DEFAULT 0,"
+	"  port_pop3	INTEGER NOT NULL DEFAULT 0,"
+	"  port_lmtp	INTEGER NOT NULL DEFAULT 0,"
+	"  port_submission	INTEGER NOT NULL DEFAULT 0,"
+	"  port_sieve	INTEGER NOT NULL DEFAULT 0,"
+	"  port_doveadm	INTEGER NOT NULL DEFAULT 0,"
+	"  doveadm_url	TEXT,"
+	"  doveadm_key	TEXT,"
+	"  created		INTEGER NOT NULL,"
+	"  updated		INTEGER NOT NULL"
+	");"
+	/* Keyed and clustered on the user: user_list pages walk the table in
+	 * order and there is no second copy of the key in a rowid index. */
+	"CREATE TABLE users ("
+	"  user		TEXT PRIMARY KEY,"
+	"  backend		TEXT NOT NULL REFERENCES backends(name),"
+	"  tag		TEXT NOT NULL DEFAULT '',"
+	"  pinned		INTEGER NOT NULL DEFAULT 0,"
+	"  since		INTEGER NOT NULL DEFAULT 0,"
+	"  last_lookup	INTEGER NOT NULL DEFAULT 0"
+	") WITHOUT ROWID;"
+	"CREATE INDEX users_backend ON users(backend, user);"
+	"CREATE TABLE audit ("
+	"  id		INTEGER PRIMARY KEY AUTOINCREMENT,"
+	"  at		INTEGER NOT NULL,"
+	"  actor		TEXT NOT NULL,"
+	"  action		TEXT NOT NULL,"
+	"  subject		TEXT NOT NULL DEFAULT '',"
+	"  detail		TEXT NOT NULL DEFAULT '{}'"
+	");",
+};
+
+_Static_assert(sizeof(migrations) / sizeof(migrations[0]) ==
+    STORE_SCHEMA_VERSION, "one migration step per schema version");
+/* The port columns below follow enum proto. */
+_Static_assert(PROTO_IMAP == 0 && PROTO_POP3 == 1 && PROTO_LMTP == 2 &&
+    PROTO_SUBMISSION == 3 && PROTO_SIEVE == 4 && PROTO_DOVEADM == 5 &&
+    PROTO_COUNT == 6, "port columns out of step with enum proto");
+
+#define BACKEND_COLS							\
+	"name, host, hostip, tag, weight, state, port_imap, port_pop3, "\
+	"port_lmtp, port_submission, port_sieve, port_doveadm, "	\
+	"doveadm_url, doveadm_key, created, updated"
+#define USER_COLS	"user, backend, tag, pinned, since, last_lookup"
+
+enum stmt {
+	S_BEGIN,
+	S_COMMIT,
+	S_ROLLBACK,
+	S_SAVEPOINT,
+	S_RELEASE,
+	S_ROLLBACK_TO,
+	S_PING,
+	S_BACKEND_LOAD,
+	S_BACKEND_INSERT,
+	S_BACKEND_UPDATE,
+	S_BACKEND_DELETE_USERS,
+	S_BACKEND_DELETE,
+	S_USER_LOAD,
+	S_USER_PUT,
+	S_USER_DELETE,
+	S_USER_GET,
+	S_USER_LIST,
+	S_USER_LIST_AFTER,
+	S_USER_LIST_BACKEND,
+	S_USER_LIST_BACKEND_AFTER,
+	S_USER_TOUCH,
+	S_AUDIT_ADD,
+	S_AUDIT_LIST,
+	S_COUNT
+};
+
+static const char *const stmt_sql[S_COUNT] = {
+	[S_BEGIN] = "BEGIN IMMEDIATE",
+	[S_COMMIT] = "COMMIT",
+	[S_ROLLBACK] = "ROLLBACK",
+	[S_SAVEPOINT] = "SAVEPOINT batch",
+	[S_RELEASE] = "RELEASE batch",
+	[S_ROLLBACK_TO] = "ROLLBACK TO batch",
+	[S_PING] = "SELECT value FROM meta WHERE key = 'schema_version'",
+	[S_BACKEND_LOAD] = "SELECT " BACKEND_COLS
+	    " FROM backends ORDER BY name",
+	[S_BACKEND_INSERT] = "INSERT INTO backends (" BACKEND_COLS ")"
+	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12,"
+	    " ?13, ?14, ?15, ?16)",
+	[S_BACKEND_UPDATE] = "UPDATE backends SET host = ?2, hostip = ?3,"
+	    " tag = ?4, weight = ?5, state = ?6, port_imap = ?7,"
+	    " port_pop3 = ?8, port_lmtp = ?9, port_submission = ?10,"
+	    " port_sieve = ?11, port_doveadm = ?12, doveadm_url = ?13,"
+	    " doveadm_key = ?14, created = ?15, updated = ?16"
+	    " WHERE name = ?1",
+	[S_BACKEND_DELETE_USERS] = "DELETE FROM users WHERE backend = ?1",
+	[S_BACKEND_DELETE] = "DELETE FROM backends WHERE name = ?1",
+	[S_USER_LOAD] = "SELECT " USER_COLS " FROM users",
+	[S_USER_PUT] = "INSERT INTO users (" USER_COLS ")"
+	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
+	    " ON CONFLICT (user) DO UPDATE SET backend = excluded.backend,"
+	    " tag = excluded.tag, pinned = excluded.pinned,"
+	    " since = excluded.since, last_lookup = excluded.last_lookup",
+	[S_USER_DELETE] = "DELETE FROM users WHERE user = ?1",
+	[S_USER_GET] = "SELECT " USER_COLS " FROM users WHERE user = ?1",
+	[S_USER_LIST] = "SELECT " USER_COLS " FROM users"
+	    " ORDER BY user LIMIT ?3",
+	[S_USER_LIST_AFTER] = "SELECT " USER_COLS " FROM users"
+	    " WHERE user > ?2 ORDER BY user LIMIT ?3",
+	[S_USER_LIST_BACKEND] = "SELECT " USER_COLS " FROM users"
+	    " WHERE backend = ?1 ORDER BY user LIMIT ?3",
+	[S_USER_LIST_BACKEND_AFTER] = "SELECT " USER_COLS " FROM users"
+	    " WHERE backend = ?1 AND user > ?2 ORDER BY user LIMIT ?3",
+	/* max(): a late flush of older lookup times never moves one back. */
+	[S_USER_TOUCH] = "UPDATE users SET last_lookup = max(last_lookup, ?2)"
+	    " WHERE user = ?1",
+	[S_AUDIT_ADD] = "INSERT INTO audit (at, actor, action, subject, detail)"
+	    " VALUES (?1, ?2, ?3, ?4, ?5)",
+	[S_AUDIT_LIST] = "SELECT id, at, actor, action, subject, detail"
+	    " FROM audit WHERE id < ?1 ORDER BY id DESC LIMIT ?2",
+};
+
+struct sqlite_store {
+	sqlite3		*db;
+	sqlite3_stmt	*stmt[S_COUNT];
+	int		 in_tx;		/* inside the caller's begin() */
+};
+
+/* How a mutation groups its statements: its own transaction, or a savepoint
+ * inside the caller's so that it is still all or nothing. */
+enum txmode { TX_NONE, TX_OWN, TX_SAVEPOINT };
+
+static struct sqlite_store *
+impl(struct store *st)
+{
+	return st->impl;
+}
+
+/* Reset after every use so the statement holds no read lock and no
+ * references to the caller's strings (they are bound SQLITE_STATIC). */
+static void
+stmt_done(sqlite3_stmt *s)
+{
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+}
+
+static int
+sq_fail(struct store *st, const char *what)
+{
+	store_set_error(st, "%s: %s", what, sqlite3_errmsg(impl(st)->db));
+	return -1;
+}
+
+/* Run a statement that returns no rows; the caller has bound it. */
+static int
+stmt_exec(struct store *st, enum stmt id, const char *what)
+{
+	sqlite3_stmt *s = impl(st)->stmt[id];
+	int rc;
+
+	rc = sqlite3_step(s);
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+		sq_fail(st, what);
+		stmt_done(s);
+		return -1;
+	}
+	stmt_done(s);
+	return 0;
+}
+
+static int
+bind_text(sqlite3_stmt *s, int i, const char *v)
+{
+	if (v == NULL)
+		return sqlite3_bind_null(s, i);
+	return sqlite3_bind_text(s, i, v, -1, SQLITE_STATIC);
+}
+
+static const char *
+col_text(sqlite3_stmt *s, int i)
+{
+	const unsigned char *t = sqlite3_column_text(s, i);
+
+	return t == NULL ? "" : (const char *)t;
+}
+
+/*
+ * Open a unit of work for a mutation of several statements.  Inside the
+ * caller's begin() a savepoint keeps a failed batch from leaving half of
+ * itself in the caller's transaction.  A savepoint copies every page it
+ * touches first: cheap for the few rows of an API request, but a bulk import
+ * of millions of rows is about six times faster outside begin(), in batches.
+ */
+static int
+tx_start(struct store *st, enum txmode *mode)
+{
+	if (impl(st)->in_tx) {
+		*mode = TX_SAVEPOINT;
+		return stmt_exec(st, S_SAVEPOINT, "savepoint");
+	}
+	*mode = TX_OWN;
+	return stmt_exec(st, S_BEGIN, "begin");
+}
+
+/* Close a unit of work: keep it when ok, undo it otherwise.  The error of
+ * the failed step stays in st->err. */
+static int
+tx_end(struct store *st, enum txmode mode, int ok)
+{
+	struct sqlite_store *ss = impl(st);
+	char saved[sizeof(st->err)];
+
+	if (mode == TX_NONE)
+		return ok ? 0 : -1;
+	if (ok) {
+		if (stmt_exec(st, mode == TX_OWN ? S_COMMIT : S_RELEASE,
+		    "commit") == 0)
+			return 0;
+		/* A failed COMMIT may leave the transaction open. */
+	}
+	memcpy(saved, st->err, sizeof(saved));
+	if (mode == TX_OWN) {
+		if (!sqlite3_get_autocommit(ss->db) &&
+		    stmt_exec(st, S_ROLLBACK, "rollback") == -1)
+			log_warnx("sqlite store: %s", st->err);
+	} else {
+		/* ROLLBACK TO keeps the savepoint; RELEASE drops it. */
+		if (!sqlite3_get_autocommit(ss->db) &&
+		    (stmt_exec(st, S_ROLLBACK_TO, "rollback") == -1 ||
+		    stmt_exec(st, S_RELEASE, "release") == -1))
+			log_warnx("sqlite store: %s", st->err);
+		/* An I/O error can make SQLite roll the whole transaction
+		 * back; the caller's commit() then reports it. */
+	}
+	memcpy(st->err, saved, sizeof(saved));
+	return -1;
+}
+
+/*
+ * Make sure the file exists with mode 0600 before SQLite opens it: it holds
+ * doveadm API keys, and SQLite gives the -wal and -shm files the mode of the
+ * database file.  The directory is not created: a missing one is usually a
+ * typo in the configuration.
+ */
+static int
+prepare_file(struct store *st, const char *path)
+{
+	struct stat sb;
+	int fd;
+
+	if ((fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC,
+	    0600)) == -1) {
+		if (errno == ENOENT)
+			store_set_error(st, "%s: directory does not exist",
+			    path);
+		else
+			store_set_error(st, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (fstat(fd, &sb) == -1) {
+		store_set_error(st, "%s: %s", path, strerror(errno));
+		goto fail;
+	}
+	if (!S_ISREG(sb.st_mode)) {
+		store_set_error(st, "%s: not a regular file", path);
+		goto fail;
+	}
+	if ((sb.st_mode & 077) != 0) {
+		if (fchmod(fd, 0600) == -1) {
+			store_set_error(st, "%s: accessible by others and "
+			    "chmod 0600 failed: %s", path, strerror(errno));
+			goto fail;
+		}
+		log_warnx("%s: was accessible by others, now mode 0600", path);
+	}
+	close(fd);
+	return 0;
+fail:
+	close(fd);
+	return -1;
+}
+
+/* One-off statement at open time: constant SQL, one integer parameter or
+ * none, first column of the first row as text into out (if given). */
+static int
+open_query(struct store *st, const char *sql, int64_t arg, int has_arg,
+    char *out, size_t outlen)
+{
+	sqlite3 *db = impl(st)->db;
+	sqlite3_stmt *s = NULL;
+	int rc;
+
+	if (out != NULL && outlen > 0)
+		out[0] = '\0';
+	if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK)
+		goto fail;
+	if (has_arg && sqlite3_bind_int64(s, 1, arg) != SQLITE_OK)
+		goto fail;
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW && out != NULL)
+		snprintf(out, outlen, "%s", col_text(s, 0));
+	else if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		goto fail;
+	sqlite3_finalize(s);
+	return 0;
+fail:
+	sq_fail(st, "open");
+	sqlite3_finalize(s);
+	return -1;
+}
+
+/* The schema version of the open database: 0 for an empty one. */
+static int
+schema_version(struct store *st, long long *version)
+{
+	char buf[32];
+
+	if (open_query(st, "SELECT count(*) FROM sqlite_master"
+	    " WHERE type = 'table' AND name = 'meta'", 0, 0,
+	    buf, sizeof(buf)) == -1)
+		return -1;
+	if (strcmp(buf, "0") == 0) {
+		if (open_query(st, "SELECT count(*) FROM sqlite_master",
+		    0, 0, buf, sizeof(buf)) == -1)
+			return -1;
+		if (strcmp(buf, "0") != 0) {
+			store_set_error(st, "not a roost database (it has "
+			    "tables but no schema version)");
+			return -1;
+		}
+		*version = 0;
+		return 0;
+	}
+	if (open_query(st, "SELECT value FROM meta"
+	    " WHERE key = 'schema_version'", 0, 0, buf, sizeof(buf)) == -1)
+		return -1;
+	if (parse_ll(buf, 1, INT_MAX, version) == -1) {
+		store_set_error(st, "bad schema_version \"%s\" in meta", buf);
+		return -1;
+	}
+	return 0;
+}
+
+/* Bring the schema up to STORE_SCHEMA_VERSION, one step per transaction. */
+static int
+migrate(struct store *st)
+{
+	sqlite3 *db = impl(st)->db;
+	long long v;
+
+	for (;;) {
+		/* IMMEDIATE: another process opening the same file at the
+		 * same time waits here instead of migrating twice. */
+		if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) !=
+		    SQLITE_OK)
+			return sq_fail(st, "begin");
+		if (schema_version(st, &v) == -1)
+			goto fail;
+		if (v > STORE_SCHEMA_VERSION) {
+			store_set_error(st, "database schema version %lld is "
+			    "newer than this roostd supports (%d); "
+			    "upgrade roostd", v, STORE_SCHEMA_VERSION);
+			goto fail;
+		}
+		if (v == STORE_SCHEMA_VERSION)
+			break;
+		if (sqlite3_exec(db, migrations[v], NULL, NULL, NULL) !=
+		    SQLITE_OK) {
+			store_set_error(st, "schema migration %lld -> %lld: %s",
+			    v, v + 1, sqlite3_errmsg(db));
+			goto fail;
+		}
+		if (open_query(st, "INSERT INTO meta (key, value)"
+		    " VALUES ('schema_version', ?1) ON CONFLICT (key)"
+		    " DO UPDATE SET value = excluded.value", v + 1, 1,
+		    NULL, 0) == -1)
+			goto fail;
+		if (sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+			sq_fail(st, "commit");
+			goto fail;
+		}
+		if (v > 0)
+			log_info("store schema migrated to version %lld",
+			    v + 1);
+	}
+	if (sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+		return sq_fail(st, "commit");
+	return 0;
+fail:
+	if (!sqlite3_get_autocommit(db))
+		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+	return -1;
+}
+
+static void	sqlite_close(struct store *);
+
+static int
+sqlite_open(struct store *st, const char *spec)
+{
+	struct sqlite_store *ss;
+	char mode[16], *path = NULL;
+	int i;
+
+	if (spec == NULL || spec[0] == '\0') {
+		store_set_error(st, "no database file given (sqlite:PATH)");
+		return -1;
+	}
+	/* Never let a path be read as an SQLite URI ("file:..."). */
+	if (spec[0] != '/')
+		xasprintf(&path, "./%s", spec);
+	else
+		path = xstrdup(spec);
+	if (prepare_file(st, spec) == -1)
+		goto fail_path;
+
+	ss = xcalloc(1, sizeof(*ss));
+	st->impl = ss;
+	if (sqlite3_open_v2(path, &ss->db, SQLITE_OPEN_READWRITE, NULL) !=
+	    SQLITE_OK) {
+		if (ss->db == NULL)
+			store_set_error(st, "%s: out of memory", spec);
+		else
+			store_set_error(st, "%s: %s", spec,
+			    sqlite3_errmsg(ss->db));
+		goto fail;
+	}
+	sqlite3_extended_result_codes(ss->db, 1);
+	sqlite3_busy_timeout(ss->db, 5000);
+
+	/*
+	 * Durability: in WAL mode with synchronous=NORMAL a COMMIT has been
+	 * written into the -wal file (in the kernel's page cache) before it
+	 * returns, so it survives a kill -9 of roostd, which is our promise.
+	 * Only a power loss or kernel crash can lose the last few commits,
+	 * and even then the database stays consistent.  FULL would fsync on
+	 * every commit for no gain against a process crash.
+	 */
+	if (open_query(st, "PRAGMA journal_mode = WAL", 0, 0, mode,
+	    sizeof(mode)) == -1) {
+		/* The first read: where a file that is no database shows. */
+		store_set_error(st, "%s: %s", spec, sqlite3_errmsg(ss->db));
+		goto fail;
+	}
+	if (strcmp(mode, "wal") != 0) {
+		store_set_error(st, "%s: cannot use WAL mode (got \"%s\")",
+		    spec, mode);
+		goto fail;
+	}
+	if (sqlite3_exec(ss->db, "PRAGMA synchronous = NORMAL;"
+	    "PRAGMA foreign_keys = ON", NULL, NULL, NULL) != SQLITE_OK) {
+		sq_fail(st, "pragma");
+		goto fail;
+	}
+	if (migrate(st) == -1)
+		goto fail;
+
+	for (i = 0; i < S_COUNT; i++) {
+		if (sqlite3_prepare_v3(ss->db, stmt_sql[i], -1,
+		    SQLITE_PREPARE_PERSISTENT, &ss->stmt[i], NULL) !=
+		    SQLITE_OK) {
+			sq_fail(st, "prepare");
+			goto fail;
+		}
+	}
+	free(path);
+	return 0;
+fail:
+	sqlite_close(st);
+fail_path:
+	free(path);
+	return -1;
+}
+
+static void
+sqlite_close(struct store *st)
+{
+	struct sqlite_store *ss = impl(st);
+	int i;
+
+	if (ss == NULL)
+		return;
+	if (ss->in_tx) {
+		log_warnx("sqlite store: closed inside a transaction, "
+		    "rolling it back");
+		if (ss->stmt[S_ROLLBACK] != NULL)
+			stmt_exec(st, S_ROLLBACK, "rollback");
+	}
+	for (i = 0; i < S_COUNT; i++)
+		sqlite3_finalize(ss->stmt[i]);
+	if (ss->db != NULL && sqlite3_close(ss->db) != SQLITE_OK)
+		log_warnx("sqlite store: close: %s", sqlite3_errmsg(ss->db));
+	free(ss);
+	st->impl = NULL;
+}
+
+static int
+sqlite_ping(struct store *st)
+{
+	return stmt_exec(st, S_PING, "ping");
+}
+
+static int
+sqlite_begin(struct store *st)
+{
+	struct sqlite_store *ss = impl(st);
+
+	if (ss->in_tx) {
+		store_set_error(st, "begin: a transaction is already open");
+		return -1;
+	}
+	if (stmt_exec(st, S_BEGIN, "begin") == -1)
+		return -1;
+	ss->in_tx = 1;
+	return 0;
+}
+
+static int
+sqlite_commit(struct store *st)
+{
+	struct sqlite_store *ss = impl(st);
+
+	if (!ss->in_tx) {
+		store_set_error(st, "commit: no transaction is open");
+		return -1;
+	}
+	if (sqlite3_get_autocommit(ss->db)) {
+		/* SQLite already rolled it back after an I/O error. */
+		ss->in_tx = 0;
+		store_set_error(st, "commit: the transaction was rolled "
+		    "back after an earlier error");
+		return -1;
+	}
+	if (stmt_exec(st, S_COMMIT, "commit") == -1) {
+		if (!sqlite3_get_autocommit(ss->db))
+			sqlite3_exec(ss->db, "ROLLBACK", NULL, NULL, NULL);
+		ss->in_tx = 0;
+		return -1;
+	}
+	ss->in_tx = 0;
+	return 0;
+}
+
+static int
+sqlite_rollback(struct store *st)
+{
+	struct sqlite_store *ss = impl(st);
+
+	if (!ss->in_tx) {
+		store_set_error(st, "rollback: no transaction is open");
+		return -1;
+	}
+	ss->in_tx = 0;
+	if (sqlite3_get_autocommit(ss->db))
+		return 0;	/* SQLite already did it */
+	return stmt_exec(st, S_ROLLBACK, "rollback");
+}
+
+/* Copy a column into a fixed field; a value that does not fit is a
+ * damaged row, not something to cut short silently. */
+static int
+col_copy(struct store *st, sqlite3_stmt *s, int i, char *dst, size_t len,
+    const char *name, const char *what)
+{
+	const char *v = col_text(s, i);
+
+	if (strlen(v) >= len) {
+		store_set_error(st, "backend %s: stored %s too long", name,
+		    what);
+		return -1;
+	}
+	memcpy(dst, v, strlen(v) + 1);
+	return 0;
+}
+
+static int
+sqlite_backend_load(struct store *st, store_backend_cb cb, void *arg)
+{
+	sqlite3_stmt *s = impl(st)->stmt[S_BACKEND_LOAD];
+	struct backend b;
+	const char *state;
+	int64_t v;
+	int i, rc;
+
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		memset(&b, 0, sizeof(b));
+		if (col_copy(st, s, 0, b.name, sizeof(b.name), col_text(s, 0),
+		    "name") == -1 ||
+		    col_copy(st, s, 1, b.host, sizeof(b.host), b.name,
+		    "host") == -1 ||
+		    col_copy(st, s, 2, b.hostip, sizeof(b.hostip), b.name,
+		    "hostip") == -1 ||
+		    col_copy(st, s, 3, b.tag, sizeof(b.tag), b.name,
+		    "tag") == -1)
+			goto fail;
+		v = sqlite3_column_int64(s, 4);
+		if (v < 0 || v > BACKEND_WEIGHT_MAX) {
+			store_set_error(st, "backend %s: stored weight %lld "
+			    "out of range", b.name, (long long)v);
+			goto fail;
+		}
+		b.weight = (unsigned)v;
+		state = col_text(s, 5);
+		if (backend_state_parse(state, &b.state) == -1) {
+			store_set_error(st, "backend %s: unknown stored "
+			    "state \"%s\"", b.name, state);
+			goto fail;
+		}
+		for (i = 0; i < PROTO_COUNT; i++) {
+			v = sqlite3_column_int64(s, 6 + i);
+			if (v < 0 || v > UINT16_MAX) {
+				store_set_error(st, "backend %s: stored %s "
+				    "port out of range", b.name,
+				    proto_names[i]);
+				goto fail;
+			}
+			b.ports[i] = (uint16_t)v;
+		}
+		/* Pointers into the row: valid during the callback only,
+		 * as store.h says. */
+		b.doveadm_url = (char *)sqlite3_column_text(s, 12);
+		b.doveadm_key = (char *)sqlite3_column_text(s, 13);
+		b.created = sqlite3_column_int64(s, 14);
+		b.updated = sqlite3_column_int64(s, 15);
+		if (cb(&b, arg) == -1) {
+			store_set_error(st, "backend load: stopped by caller");
+			goto fail;
+		}
+	}
+	if (rc != SQLITE_DONE) {
+		sq_fail(st, "backend load");
+		goto fail;
+	}
+	stmt_done(s);
+	return 0;
+fail:
+	stmt_done(s);
+	return -1;
+}
+
+/* Bind every column of a backend to the insert or update statement. */
+static int
+bind_backend(struct store *st, sqlite3_stmt *s, const struct backend *b)
+{
+	int i, rc = SQLITE_OK;
+
+	if ((unsigned)b->state > BACKEND_DOWN) {
+		store_set_error(st, "backend %s: invalid state", b->name);
+		return -1;
+	}
+	rc |= bind_text(s, 1, b->name);
+	rc |= bind_text(s, 2, b->host);
+	rc |= bind_text(s, 3, b->hostip);
+	rc |= bind_text(s, 4, b->tag);
+	rc |= sqlite3_bind_int64(s, 5, b->weight);
+	rc |= bind_text(s, 6, backend_state_name(b->state));
+	for (i = 0; i < PROTO_COUNT; i++)
+		rc |= sqlite3_bind_int(s, 7 + i, b->ports[i]);
+	rc |= bind_text(s, 13, b->doveadm_url);
+	rc |= bind_text(s, 14, b->doveadm_key);
+	rc |= sqlite3_bind_int64(s, 15, b->created);
+	rc |= sqlite3_bind_int64(s, 16, b->updated);
+	if (rc != SQLITE_OK) {
+		sq_fail(st, "bind");
+		stmt_done(s);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+sqlite_backend_insert(struct store *st, const struct backend *b)
+{
+	struct sqlite_store *ss = impl(st);
+	sqlite3_stmt *s = ss->stmt[S_BACKEND_INSERT];
+	int rc;
+
+	if (bind_backend(st, s, b) == -1)
+		return -1;
+	rc = sqlite3_step(s);
+	if (rc != SQLITE_DONE) {
+		if (rc == SQLITE_CONSTRAINT_PRIMARYKEY)
+			store_set_error(st, "backend %s already exists",
+			    b->name);
+		else
+			sq_fail(st, "backend insert");
+		stmt_done(s);
+		return -1;
+	}
+	stmt_done(s);
+	return 0;
+}
+
+static int
+sqlite_backend_update(struct store *st, const struct backend *b)
+{
+	struct sqlite_store *ss = impl(st);
+	sqlite3_stmt *s = ss->stmt[S_BACKEND_UPDATE];
+
+	if (bind_backend(st, s, b) == -1)
+		return -1;
+	if (sqlite3_step(s) != SQLITE_DONE) {
+		sq_fail(st, "backend update");
+		stmt_done(s);
+		return -1;
+	}
+	stmt_done(s);
+	if (sqlite3_changes(ss->db) == 0) {
+		store_set_error(st, "no backend named %s", b->name);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+sqlite_backend_delete(struct store *st, const char *name, int64_t *released)
+{
+	struct sqlite_store *ss = impl(st);
+	enum txmode mode;
+	int64_t n;
+
+	if (tx_start(st, &mode) == -1)
+		return -1;
+	bind_text(ss->stmt[S_BACKEND_DELETE_USERS], 1, name);
+	if (stmt_exec(st, S_BACKEND_DELETE_USERS, "backend delete") == -1)
+		goto fail;
+	n = sqlite3_changes64(ss->db);
+	bind_text(ss->stmt[S_BACKEND_DELETE], 1, name);
+	if (stmt_exec(st, S_BACKEND_DELETE, "backend delete") == -1)
+		goto fail;
+	if (sqlite3_changes64(ss->db) == 0) {
+		store_set_error(st, "no backend named %s", name);
+		goto fail;
+	}
+	if (tx_end(st, mode, 1) == -1)
+		return -1;
+	if (released != NULL)
+		*released = n;
+	return 0;
+fail:
+	tx_end(st, mode, 0);
+	return -1;
+}
+
+static void
+row_user(sqlite3_stmt *s, struct store_user *u)
+{
+	u->user = col_text(s, 0);
+	u->backend = col_text(s, 1);
+	u->tag = col_text(s, 2);
+	u->pinned = sqlite3_column_int(s, 3);
+	u->since = sqlite3_column_int64(s, 4);
+	u->last_lookup = sqlite3_column_int64(s, 5);
+}
+
+/* Step a user query and hand each row to cb; returns the row count.  The
+ * callback must not call the operation it is called from: the statement is
+ * still in use. */
+static int64_t
+user_rows(struct store *st, sqlite3_stmt *s, const char *what,
+    store_user_cb cb, void *arg)
+{
+	struct store_user u;
+	int64_t n = 0;
+	int rc;
+
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		row_user(s, &u);
+		n++;
+		if (cb(&u, arg) == -1) {
+			store_set_error(st, "%s: stopped by caller", what);
+			goto fail;
+		}
+	}
+	if (rc != SQLITE_DONE) {
+		sq_fail(st, what);
+		goto fail;
+	}
+	stmt_done(s);
+	return n;
+fail:
+	stmt_done(s);
+	return -1;
+}
+
+static int
+sqlite_user_load(struct store *st, store_user_cb cb, void *arg)
+{
+	if (user_rows(st, impl(st)->stmt[S_USER_LOAD], "user load", cb,
+	    arg) == -1)
+		return -1;
+	return 0;
+}
+
+static int
+sqlite_user_put(struct store *st, const struct store_user *us, size_t n)
+{
+	struct sqlite_store *ss = impl(st);
+	sqlite3_stmt *s = ss->stmt[S_USER_PUT];
+	enum txmode mode = TX_NONE;
+	size_t i;
+	int rc;
+
+	if (n == 0)
+		return 0;
+	/* One statement is atomic on its own; a batch needs a transaction. */
+	if ((n > 1 || ss->in_tx) && tx_start(st, &mode) == -1)
+		return -1;
+	for (i = 0; i < n; i++) {
+		if (us[i].user == NULL || us[i].backend == NULL) {
+			store_set_error(st, "user put: record %zu has no %s",
+			    i, us[i].user == NULL ? "user" : "backend");
+			goto fail;
+		}
+		rc = bind_text(s, 1, us[i].user);
+		rc |= bind_text(s, 2, us[i].backend);
+		rc |= bind_text(s, 3, us[i].tag != NULL ? us[i].tag : "");
+		rc |= sqlite3_bind_int(s, 4, us[i].pinned != 0);
+		rc |= sqlite3_bind_int64(s, 5, us[i].since);
+		rc |= sqlite3_bind_int64(s, 6, us[i].last_lookup);
+		if (rc != SQLITE_OK) {
+			sq_fail(st, "user put");
+			stmt_done(s);
+			goto fail;
+		}
+		rc = sqlite3_step(s);
+		if (rc != SQLITE_DONE) {
+			if (rc == SQLITE_CONSTRAINT_FOREIGNKEY)
+				store_set_error(st, "user %s: no backend "
+				    "named %s", us[i].user, us[i].backend);
+			else
+				sq_fail(st, "user put");
+			stmt_done(s);
+			goto fail;
+		}
+		stmt_done(s);
+	}
+	return tx_end(st, mode, 1);
+fail:
+	tx_end(st, mode, 0);
+	return -1;
+}
+
+static int
+sqlite_user_delete(struct store *st, const char *user)
+{
+	struct sqlite_store *ss = impl(st);
+
+	bind_text(ss->stmt[S_USER_DELETE], 1, user);
+	if (stmt_exec(st, S_USER_DELETE, "user delete") == -1)
+		return -1;
+	return sqlite3_changes(ss->db) > 0 ? 1 : 0;
+}
+
+static int
+sqlite_user_get(struct store *st, const char *user, store_user_cb cb,
+    void *arg)
+{
+	sqlite3_stmt *s = impl(st)->stmt[S_USER_GET];
+	int64_t n;
+
+	bind_text(s, 1, user);
+	if ((n = user_rows(st, s, "user get", cb, arg)) == -1)
+		return -1;
+	return n > 0 ? 1 : 0;
+}
+
+static int
+sqlite_user_list(struct store *st, const char *backend, const char *after,
+    size_t limit, store_user_cb cb, void *arg)
+{
+	struct sqlite_store *ss = impl(st);
+	sqlite3_stmt *s;
+	enum stmt id;
+
+	if (backend != NULL)
+		id = after != NULL ? S_USER_LIST_BACKEND_AFTER :
+		    S_USER_LIST_BACKEND;
+	else
+		id = after != NULL ? S_USER_LIST_AFTER : S_USER_LIST;
+	s = ss->stmt[id];
+	if (backend != NULL)
+		bind_text(s, 1, backend);
+	if (after != NULL)
+		bind_text(s, 2, after);
+	sqlite3_bind_int64(s, 3, limit > INT64_MAX ? INT64_MAX :
+	    (int64_t)limit);
+	if (user_rows(st, s, "user list", cb, arg) == -1)
+		return -1;
+	return 0;
+}
+
+static int
+sqlite_user_touch(struct store *st, const struct store_user *us, size_t n)
+{
+	struct sqlite_store *ss = impl(st);
+	sqlite3_stmt *s = ss->stmt[S_USER_TOUCH];
+	enum txmode mode = TX_NONE;
+	size_t i;
+
+	if (n == 0)
+		return 0;
+	/* One transaction for the lot: one WAL write instead of n. */
+	if ((n > 1 || ss->in_tx) && tx_start(st, &mode) == -1)
+		return -1;
+	for (i = 0; i < n; i++) {
+		if (us[i].user == NULL)
+			continue;
+		bind_text(s, 1, us[i].user);
+		sqlite3_bind_int64(s, 2, us[i].last_lookup);
+		if (stmt_exec(st, S_USER_TOUCH, "user touch") == -1)
+			goto fail;
+	}
+	return tx_end(st, mode, 1);
+fail:
+	tx_end(st, mode, 0);
+	return -1;
+}
+
+static int
+sqlite_audit_add(struct store *st, const char *actor, const char *action,
+    const char *subject, const char *detail)
+{
+	sqlite3_stmt *s = impl(st)->stmt[S_AUDIT_ADD];
+
+	if (actor == NULL || action == NULL) {
+		store_set_error(st, "audit add: actor and action required");
+		return -1;
+	}
+	sqlite3_bind_int64(s, 1, now_sec());
+	bind_text(s, 2, actor);
+	bind_text(s, 3, action);
+	bind_text(s, 4, subject != NULL ? subject : "");
+	bind_text(s, 5, detail != NULL ? detail : "{}");
+	return stmt_exec(st, S_AUDIT_ADD, "audit add");
+}
+
+static int
+sqlite_audit_list(struct store *st, int64_t before, size_t limit,
+    store_audit_cb cb, void *arg)
+{
+	sqlite3_stmt *s = impl(st)->stmt[S_AUDIT_LIST];
+	struct store_audit a;
+	int rc;
+
+	sqlite3_bind_int64(s, 1, before > 0 ? before : INT64_MAX);
+	sqlite3_bind_int64(s, 2, limit > INT64_MAX ? INT64_MAX :
+	    (int64_t)limit);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		a.id = sqlite3_column_int64(s, 0);
+		a.at = sqlite3_column_int64(s, 1);
+		a.actor = col_text(s, 2);
+		a.action = col_text(s, 3);
+		a.subject = col_text(s, 4);
+		a.detail = col_text(s, 5);
+		if (cb(&a, arg) == -1) {
+			store_set_error(st, "audit list: stopped by caller");
+			goto fail;
+		}
+	}
+	if (rc != SQLITE_DONE) {
+		sq_fail(st, "audit list");
+		goto fail;
+	}
+	stmt_done(s);
+	return 0;
+fail:
+	stmt_done(s);
+	return -1;
+}
+
+const struct store_ops store_sqlite_ops = {
+	.name = "sqlite",
+	.open = sqlite_open,
+	.close = sqlite_close,
+	.ping = sqlite_ping,
+	.begin = sqlite_begin,
+	.commit = sqlite_commit,
+	.rollback = sqlite_rollback,
+	.backend_load = sqlite_backend_load,
+	.backend_insert = sqlite_backend_insert,
+	.backend_update = sqlite_backend_update,
+	.backend_delete = sqlite_backend_delete,
+	.user_load = sqlite_user_load,
+	.user_put = sqlite_user_put,
+	.user_delete = sqlite_user_delete,
+	.user_get = sqlite_user_get,
+	.user_list = sqlite_user_list,
+	.user_touch = sqlite_user_touch,
+	.audit_add = sqlite_audit_add,
+	.audit_list = sqlite_audit_list,
+};

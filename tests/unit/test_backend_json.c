@@ -1,0 +1,199 @@
+/* test_backend_json.c: admin input for backends: every field checked,
+ * errors name the field, a rejected change leaves the backend untouched,
+ * and the doveadm key never appears in the JSON output. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "backend.h"
+
+static int
+apply(struct backend *b, const char *json, int creating, const char **field)
+{
+	json_error_t jerr;
+	json_t *obj = json_loads(json, 0, &jerr);
+	char err[256];
+	int rv;
+
+	assert_non_null(obj);
+	rv = backend_apply_json(b, obj, creating, field, err, sizeof(err));
+	json_decref(obj);
+	return rv;
+}
+
+static void
+test_create_full(void **state)
+{
+	struct backend *b = backend_new("");
+	const char *field;
+
+	(void)state;
+	assert_int_equal(apply(b, "{\"name\":\"b1\",\"host\":\"mail1.example.com\","
+	    "\"hostip\":\"127.0.0.11\",\"tag\":\"eu\",\"weight\":250,"
+	    "\"state\":\"drain\",\"ports\":{\"imap\":10143,\"doveadm\":8080},"
+	    "\"doveadm\":{\"url\":\"http://127.0.0.11:8080/doveadm/v1\","
+	    "\"api_key\":\"sekrit\"}}", 1, &field), 0);
+	assert_string_equal(b->name, "b1");
+	assert_string_equal(b->host, "mail1.example.com");
+	assert_string_equal(b->hostip, "127.0.0.11");
+	assert_string_equal(b->tag, "eu");
+	assert_int_equal(b->weight, 250);
+	assert_int_equal(b->state, BACKEND_DRAIN);
+	assert_int_equal(b->ports[PROTO_IMAP], 10143);
+	assert_int_equal(b->ports[PROTO_POP3], 110);
+	assert_int_equal(b->ports[PROTO_DOVEADM], 8080);
+	assert_string_equal(b->doveadm_key, "sekrit");
+	backend_free(b);
+}
+
+static void
+test_hostip_defaults_to_ip_host(void **state)
+{
+	struct backend *b = backend_new("");
+	const char *field;
+
+	(void)state;
+	assert_int_equal(apply(b, "{\"name\":\"b1\",\"host\":\"::1\"}", 1,
+	    &field), 0);
+	assert_string_equal(b->hostip, "::1");
+	backend_free(b);
+	b = backend_new("");
+	assert_int_equal(apply(b, "{\"name\":\"b1\",\"host\":\"mx.example\"}", 1,
+	    &field), 0);
+	assert_string_equal(b->hostip, "");
+	backend_free(b);
+}
+
+static void
+test_errors_name_the_field(void **state)
+{
+	static const struct { const char *json, *field; int creating; } cases[] = {
+		{ "{\"host\":\"h\"}", "name", 1 },
+		{ "{\"name\":\"b1\"}", "host", 1 },
+		{ "{\"name\":\"b1\",\"host\":\"h\",\"weight\":\"x\"}", "weight", 1 },
+		{ "{\"name\":\"b1\",\"host\":\"h\",\"weight\":1001}", "weight", 1 },
+		{ "{\"name\":\"b1\",\"host\":\"h\",\"weight\":-1}", "weight", 1 },
+		{ "{\"name\":\"b1\",\"host\":\"h\",\"weight\":1.5}", "weight", 1 },
+		{ "{\"name\":\"b1\",\"host\":\"h\",\"state\":\"sideways\"}", "state", 1 },
+		{ "{\"name\":\"b1\",\"host\":\"h\",\"ports\":{\"imap\":70000}}",
+		    "ports.imap", 1 },
+		{ "{\"name\":\"b1\",\"host\":\"h\",\"ports\":{\"gopher\":70}}",
+		    "ports.gopher", 1 },
+		{ "{\"name\":\"b1\",\"host\":\"h\",\"ports\":[]}", "ports", 1 },
+		{ "{\"name\":\"b1\",\"host\":\"h\",\"hostip\":\"nope\"}", "hostip", 1 },
+		{ "{\"name\":\"b1\",\"host\":\"bad host\"}", "host", 1 },
+		{ "{\"name\":\"b1\",\"host\":\"h\",\"tag\":\"a/b\"}", "tag", 1 },
+		{ "{\"name\":\"b 1\",\"host\":\"h\"}", "name", 1 },
+		{ "{\"name\":\".b1\",\"host\":\"h\"}", "name", 1 },
+		{ "{\"name\":\"b1\",\"host\":\"h\",\"colour\":\"red\"}", "colour", 1 },
+		{ "{\"name\":\"b1\",\"host\":\"h\",\"doveadm\":{\"url\":\"ftp://x\"}}",
+		    "doveadm.url", 1 },
+		{ "{\"name\":\"b1\",\"host\":\"h\",\"doveadm\":{\"api_key\":5}}",
+		    "doveadm.api_key", 1 },
+		{ "{\"name\":\"b1\",\"host\":\"h\",\"doveadm\":{\"x\":1}}",
+		    "doveadm", 1 },
+		{ "{\"name\":\"b2\"}", "name", 0 },
+	};
+	const char *field;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct backend *b = backend_new("");
+
+		field = NULL;
+		assert_int_equal(apply(b, cases[i].json, cases[i].creating,
+		    &field), -1);
+		assert_non_null(field);
+		assert_string_equal(field, cases[i].field);
+		backend_free(b);
+	}
+}
+
+static void
+test_name_length(void **state)
+{
+	char json[256];
+	const char *field;
+	struct backend *b = backend_new("");
+
+	(void)state;
+	snprintf(json, sizeof(json), "{\"name\":\"%s\",\"host\":\"h\"}",
+	    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
+	assert_int_equal(apply(b, json, 1, &field), 0);	/* 64: fits */
+	snprintf(json, sizeof(json), "{\"name\":\"%s\",\"host\":\"h\"}",
+	    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
+	assert_int_equal(apply(b, json, 1, &field), -1);	/* 65 */
+	assert_string_equal(field, "name");
+	backend_free(b);
+}
+
+static void
+test_rejected_patch_changes_nothing(void **state)
+{
+	struct backend *b = backend_new("");
+	const char *field;
+
+	(void)state;
+	assert_int_equal(apply(b, "{\"name\":\"b1\",\"host\":\"h1\",\"weight\":5,"
+	    "\"doveadm\":{\"api_key\":\"k1\"}}", 1, &field), 0);
+	/* Valid fields first, a bad one last: none may stick. */
+	assert_int_equal(apply(b, "{\"host\":\"h2\",\"weight\":7,"
+	    "\"doveadm\":{\"api_key\":\"k2\"},\"state\":\"bogus\"}", 0,
+	    &field), -1);
+	assert_string_equal(b->host, "h1");
+	assert_int_equal(b->weight, 5);
+	assert_string_equal(b->doveadm_key, "k1");
+	assert_int_equal(apply(b, "{\"host\":\"h2\",\"weight\":7}", 0, &field), 0);
+	assert_string_equal(b->host, "h2");
+	assert_string_equal(b->doveadm_key, "k1");
+	backend_free(b);
+}
+
+static void
+test_json_hides_key(void **state)
+{
+	struct backend *b = backend_new("");
+	const char *field;
+	json_t *o;
+	char *text;
+
+	(void)state;
+	assert_int_equal(apply(b, "{\"name\":\"b1\",\"host\":\"h\",\"doveadm\":"
+	    "{\"api_key\":\"topsecretvalue\"}}", 1, &field), 0);
+	o = backend_to_json(b);
+	text = json_dumps(o, 0);
+	assert_null(strstr(text, "topsecretvalue"));
+	assert_true(json_is_true(json_object_get(json_object_get(o, "doveadm"),
+	    "api_key_set")));
+	/* GET output can be sent back as a PATCH body. */
+	json_object_del(o, "name");
+	assert_int_equal(backend_apply_json(b, o, 0, &field, text, 1), 0);
+	assert_string_equal(b->doveadm_key, "topsecretvalue");
+	free(text);
+	json_decref(o);
+	backend_free(b);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_create_full),
+		cmocka_unit_test(test_hostip_defaults_to_ip_host),
+		cmocka_unit_test(test_errors_name_the_field),
+		cmocka_unit_test(test_name_length),
+		cmocka_unit_test(test_rejected_patch_changes_nothing),
+		cmocka_unit_test(test_json_hides_key),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

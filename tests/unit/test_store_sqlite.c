@@ -1,0 +1,963 @@
+/*
+ * test_store_sqlite.c: the SQLite store against a real database file in a
+ * fresh temporary directory per test.
+ */
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <sqlite3.h>
+
+#include "backend.h"
+#include "store.h"
+#include "util.h"
+#include "xmalloc.h"
+
+struct fixture {
+	char	 dir[64];
+	char	 path[128];
+	char	 url[160];
+};
+
+static int
+setup(void **state)
+{
+	struct fixture *f;
+
+	f = xcalloc(1, sizeof(*f));
+	snprintf(f->dir, sizeof(f->dir), "/tmp/roost-store-XXXXXX");
+	if (mkdtemp(f->dir) == NULL) {
+		free(f);
+		return -1;
+	}
+	snprintf(f->path, sizeof(f->path), "%s/roost.db", f->dir);
+	snprintf(f->url, sizeof(f->url), "sqlite:%s", f->path);
+	*state = f;
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	struct fixture *f = *state;
+	const char *suffix[] = { "", "-wal", "-shm", "-journal" };
+	char p[200];
+	size_t i;
+
+	for (i = 0; i < sizeof(suffix) / sizeof(suffix[0]); i++) {
+		snprintf(p, sizeof(p), "%s%s", f->path, suffix[i]);
+		unlink(p);
+	}
+	rmdir(f->dir);
+	free(f);
+	return 0;
+}
+
+static struct store *
+open_ok(const struct fixture *f)
+{
+	struct store *st;
+	char err[600];
+
+	st = store_open(f->url, err, sizeof(err));
+	if (st == NULL)
+		fail_msg("store_open: %s", err);
+	return st;
+}
+
+/* Run SQL straight on the file, behind the store's back. */
+static void
+raw_sql(const struct fixture *f, const char *sql)
+{
+	sqlite3 *db;
+
+	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+}
+
+static struct backend *
+mkbackend(const char *name, const char *tag)
+{
+	struct backend *b;
+
+	b = backend_new(name);
+	snprintf(b->host, sizeof(b->host), "%s.example.com", name);
+	snprintf(b->tag, sizeof(b->tag), "%s", tag);
+	b->created = 1700000000;
+	b->updated = 1700000000;
+	return b;
+}
+
+static void
+add_backend(struct store *st, const char *name)
+{
+	struct backend *b = mkbackend(name, "");
+
+	if (st->ops->backend_insert(st, b) == -1)
+		fail_msg("backend_insert %s: %s", name, store_error(st));
+	backend_free(b);
+}
+
+static void
+put_user(struct store *st, const char *user, const char *backend)
+{
+	struct store_user u = { user, backend, "", 0, 1700000100, 0 };
+
+	if (st->ops->user_put(st, &u, 1) == -1)
+		fail_msg("user_put %s: %s", user, store_error(st));
+}
+
+/* Collected callback output. */
+struct bcoll {
+	size_t		 n;
+	struct backend	*b[16];
+};
+
+static int
+collect_backend(const struct backend *b, void *arg)
+{
+	struct bcoll *c = arg;
+
+	if (c->n >= 16)
+		return -1;
+	c->b[c->n++] = backend_dup(b);
+	return 0;
+}
+
+static void
+bcoll_free(struct bcoll *c)
+{
+	size_t i;
+
+	for (i = 0; i < c->n; i++)
+		backend_free(c->b[i]);
+	c->n = 0;
+}
+
+struct ucoll {
+	size_t	 n;
+	char	 user[64][32];
+	char	 backend[64][32];
+	char	 tag[64][32];
+	int	 pinned[64];
+	int64_t	 since[64];
+	int64_t	 last_lookup[64];
+};
+
+static int
+collect_user(const struct store_user *u, void *arg)
+{
+	struct ucoll *c = arg;
+
+	if (c->n >= 64)
+		return -1;
+	snprintf(c->user[c->n], 32, "%s", u->user);
+	snprintf(c->backend[c->n], 32, "%s", u->backend);
+	snprintf(c->tag[c->n], 32, "%s", u->tag);
+	c->pinned[c->n] = u->pinned;
+	c->since[c->n] = u->since;
+	c->last_lookup[c->n] = u->last_lookup;
+	c->n++;
+	return 0;
+}
+
+static int
+count_user(const struct store_user *u, void *arg)
+{
+	(void)u;
+	(*(size_t *)arg)++;
+	return 0;
+}
+
+static size_t
+user_count(struct store *st)
+{
+	size_t n = 0;
+
+	assert_int_equal(st->ops->user_load(st, count_user, &n), 0);
+	return n;
+}
+
+static void
+test_missing_directory(void **state)
+{
+	struct fixture *f = *state;
+	struct store *st;
+	struct stat sb;
+	char url[200], dir[150], err[600];
+
+	snprintf(dir, sizeof(dir), "%s/nodir", f->dir);
+	snprintf(url, sizeof(url), "sqlite:%s/roost.db", dir);
+	st = store_open(url, err, sizeof(err));
+	assert_null(st);
+	assert_non_null(strstr(err, "directory does not exist"));
+	assert_int_equal(stat(dir, &sb), -1);
+
+	st = store_open("sqlite:", err, sizeof(err));
+	assert_null(st);
+}
+
+static void
+test_reopen_keeps_data(void **state)
+{
+	struct fixture *f = *state;
+	struct store *st;
+	struct bcoll bc = { 0 };
+	struct ucoll uc = { 0 };
+
+	st = open_ok(f);
+	assert_int_equal(st->ops->ping(st), 0);
+	add_backend(st, "b1");
+	put_user(st, "alice", "b1");
+	store_free(st);
+
+	st = open_ok(f);
+	assert_int_equal(st->ops->backend_load(st, collect_backend, &bc), 0);
+	assert_int_equal(bc.n, 1);
+	assert_string_equal(bc.b[0]->name, "b1");
+	assert_int_equal(st->ops->user_get(st, "alice", collect_user, &uc), 1);
+	assert_string_equal(uc.backend[0], "b1");
+	assert_int_equal(uc.since[0], 1700000100);
+	bcoll_free(&bc);
+	store_free(st);
+}
+
+/* A commit has to survive the process dying on the spot (kill -9). */
+static void
+test_survives_kill(void **state)
+{
+	struct fixture *f = *state;
+	struct store *st;
+	struct ucoll uc = { 0 };
+	pid_t pid;
+	int status;
+
+	st = open_ok(f);
+	store_free(st);
+	if ((pid = fork()) == 0) {
+		char err[600];
+
+		st = store_open(f->url, err, sizeof(err));
+		if (st == NULL)
+			_exit(1);
+		add_backend(st, "b1");
+		put_user(st, "alice", "b1");
+		/* Left open, uncommitted: this must vanish. */
+		st->ops->begin(st);
+		put_user(st, "bob", "b1");
+		kill(getpid(), SIGKILL);
+		_exit(2);
+	}
+	assert_true(pid > 0);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+
+	st = open_ok(f);
+	assert_int_equal(st->ops->user_get(st, "alice", collect_user, &uc), 1);
+	assert_string_equal(uc.backend[0], "b1");
+	assert_int_equal(st->ops->user_get(st, "bob", collect_user, &uc), 0);
+	store_free(st);
+}
+
+static void
+test_schema_version(void **state)
+{
+	struct fixture *f = *state;
+	struct store *st;
+	sqlite3 *db;
+	sqlite3_stmt *s;
+	char err[600];
+
+	st = open_ok(f);
+	store_free(st);
+
+	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE "
+	    "key = 'schema_version'", -1, &s, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+	assert_int_equal(sqlite3_column_int(s, 0), STORE_SCHEMA_VERSION);
+	sqlite3_finalize(s);
+	sqlite3_close(db);
+
+	/* Reopening an up-to-date file is fine and changes nothing. */
+	st = open_ok(f);
+	store_free(st);
+
+	raw_sql(f, "UPDATE meta SET value = '99' WHERE key = 'schema_version'");
+	st = store_open(f->url, err, sizeof(err));
+	assert_null(st);
+	assert_non_null(strstr(err, "newer"));
+	assert_non_null(strstr(err, "99"));
+}
+
+static void
+test_foreign_database_refused(void **state)
+{
+	struct fixture *f = *state;
+	struct store *st;
+	char err[600];
+
+	raw_sql(f, "CREATE TABLE other (x INTEGER)");
+	st = store_open(f->url, err, sizeof(err));
+	assert_null(st);
+	assert_non_null(strstr(err, "not a roost database"));
+}
+
+static void
+test_backend_roundtrip(void **state)
+{
+	struct fixture *f = *state;
+	struct store *st;
+	struct backend *b;
+	struct bcoll bc = { 0 };
+	int i;
+
+	st = open_ok(f);
+	b = mkbackend("b1", "ssd");
+	snprintf(b->hostip, sizeof(b->hostip), "127.0.0.11");
+	b->weight = 250;
+	b->state = BACKEND_DRAIN;
+	for (i = 0; i < PROTO_COUNT; i++)
+		b->ports[i] = (uint16_t)(10000 + i);
+	b->ports[PROTO_SIEVE] = 0;
+	b->doveadm_url = xstrdup("http://127.0.0.11:8080/doveadm/v1");
+	b->doveadm_key = xstrdup("s3cret-key");
+	b->created = 1700000001;
+	b->updated = 1700000002;
+	assert_int_equal(st->ops->backend_insert(st, b), 0);
+
+	/* Same name again: refused with a clear message. */
+	assert_int_equal(st->ops->backend_insert(st, b), -1);
+	assert_non_null(strstr(store_error(st), "already exists"));
+
+	assert_int_equal(st->ops->backend_load(st, collect_backend, &bc), 0);
+	assert_int_equal(bc.n, 1);
+	assert_string_equal(bc.b[0]->name, "b1");
+	assert_string_equal(bc.b[0]->host, "b1.example.com");
+	assert_string_equal(bc.b[0]->hostip, "127.0.0.11");
+	assert_string_equal(bc.b[0]->tag, "ssd");
+	assert_int_equal(bc.b[0]->weight, 250);
+	assert_int_equal(bc.b[0]->state, BACKEND_DRAIN);
+	for (i = 0; i < PROTO_COUNT; i++)
+		assert_int_equal(bc.b[0]->ports[i], b->ports[i]);
+	assert_string_equal(bc.b[0]->doveadm_url, b->doveadm_url);
+	assert_string_equal(bc.b[0]->doveadm_key, "s3cret-key");
+	assert_int_equal(bc.b[0]->created, 1700000001);
+	assert_int_equal(bc.b[0]->updated, 1700000002);
+	bcoll_free(&bc);
+
+	/* Update: new key, no URL any more, back up. */
+	free(b->doveadm_key);
+	b->doveadm_key = xstrdup("other-key");
+	free(b->doveadm_url);
+	b->doveadm_url = NULL;
+	b->state = BACKEND_UP;
+	b->weight = 0;
+	b->updated = 1700000003;
+	assert_int_equal(st->ops->backend_update(st, b), 0);
+	store_free(st);
+
+	st = open_ok(f);
+	assert_int_equal(st->ops->backend_load(st, collect_backend, &bc), 0);
+	assert_int_equal(bc.n, 1);
+	assert_null(bc.b[0]->doveadm_url);
+	assert_string_equal(bc.b[0]->doveadm_key, "other-key");
+	assert_int_equal(bc.b[0]->state, BACKEND_UP);
+	assert_int_equal(bc.b[0]->weight, 0);
+	assert_int_equal(bc.b[0]->created, 1700000001);
+	assert_int_equal(bc.b[0]->updated, 1700000003);
+	bcoll_free(&bc);
+
+	/* Updating a backend that does not exist is an error. */
+	snprintf(b->name, sizeof(b->name), "nope");
+	assert_int_equal(st->ops->backend_update(st, b), -1);
+	assert_non_null(strstr(store_error(st), "nope"));
+	/* The key never shows up in an error. */
+	assert_null(strstr(store_error(st), "other-key"));
+	backend_free(b);
+
+	/* Loaded in name order whatever the insert order. */
+	add_backend(st, "c9");
+	add_backend(st, "a0");
+	assert_int_equal(st->ops->backend_load(st, collect_backend, &bc), 0);
+	assert_int_equal(bc.n, 3);
+	assert_string_equal(bc.b[0]->name, "a0");
+	assert_string_equal(bc.b[1]->name, "b1");
+	assert_string_equal(bc.b[2]->name, "c9");
+	bcoll_free(&bc);
+	store_free(st);
+}
+
+static int
+stop_at_first(const struct backend *b, void *arg)
+{
+	(void)b;
+	(*(int *)arg)++;
+	return -1;
+}
+
+static void
+test_callback_stops(void **state)
+{
+	struct fixture *f = *state;
+	struct store *st;
+	int calls = 0;
+
+	st = open_ok(f);
+	add_backend(st, "b1");
+	add_backend(st, "b2");
+	assert_int_equal(st->ops->backend_load(st, stop_at_first, &calls), -1);
+	assert_int_equal(calls, 1);
+	/* The statement was reset: the next load starts afresh. */
+	calls = 0;
+	assert_int_equal(st->ops->backend_load(st, stop_at_first, &calls), -1);
+	assert_int_equal(calls, 1);
+	store_free(st);
+}
+
+static void
+test_user_unknown_backend(void **state)
+{
+	struct fixture *f = *state;
+	struct store *st;
+	struct store_user u = { "alice", "ghost", "", 0, 1, 0 };
+
+	st = open_ok(f);
+	add_backend(st, "b1");
+	assert_int_equal(st->ops->user_put(st, &u, 1), -1);
+	assert_non_null(strstr(store_error(st), "ghost"));
+	assert_int_equal(user_count(st), 0);
+	store_free(st);
+}
+
+static void
+test_backend_delete_releases(void **state)
+{
+	struct fixture *f = *state;
+	struct store *st;
+	struct bcoll bc = { 0 };
+	struct ucoll uc = { 0 };
+	int64_t released = -1;
+
+	st = open_ok(f);
+	add_backend(st, "b1");
+	add_backend(st, "b2");
+	put_user(st, "alice", "b1");
+	put_user(st, "bob", "b1");
+	put_user(st, "carol", "b1");
+	put_user(st, "dave", "b2");
+
+	assert_int_equal(st->ops->backend_delete(st, "b1", &released), 0);
+	assert_int_equal(released, 3);
+	assert_int_equal(st->ops->user_list(st, NULL, NULL, 100, collect_user,
+	    &uc), 0);
+	assert_int_equal(uc.n, 1);
+	assert_string_equal(uc.user[0], "dave");
+	assert_int_equal(st->ops->backend_load(st, collect_backend, &bc), 0);
+	assert_int_equal(bc.n, 1);
+	assert_string_equal(bc.b[0]->name, "b2");
+	bcoll_free(&bc);
+
+	/* An empty backend releases nobody. */
+	add_backend(st, "b3");
+	assert_int_equal(st->ops->backend_delete(st, "b3", &released), 0);
+	assert_int_equal(released, 0);
+
+	/* Unknown: an error, and nothing else changes. */
+	assert_int_equal(st->ops->backend_delete(st, "b1", &released), -1);
+	assert_int_equal(user_count(st), 1);
+
+	/* Inside the caller's transaction, undone by its rollback. */
+	assert_int_equal(st->ops->begin(st), 0);
+	assert_int_equal(st->ops->backend_delete(st, "b2", &released), 0);
+	assert_int_equal(released, 1);
+	assert_int_equal(st->ops->rollback(st), 0);
+	assert_int_equal(user_count(st), 1);
+	store_free(st);
+}
+
+static void
+test_user_put_batch_atomic(void **state)
+{
+	struct fixture *f = *state;
+	struct store *st;
+	struct ucoll uc = { 0 };
+	struct store_user bad[3] = {
+		{ "u1", "b1", "", 0, 1, 0 },
+		{ "u2", "ghost", "", 0, 1, 0 },
+		{ "u3", "b1", "", 0, 1, 0 },
+	};
+	struct store_user good[2] = {
+		{ "u1", "b1", "", 0, 1, 0 },
+		{ "u2", "b2", "gold", 1, 2, 3 },
+	};
+
+	st = open_ok(f);
+	add_backend(st, "b1");
+	add_backend(st, "b2");
+
+	assert_int_equal(st->ops->user_put(st, bad, 3), -1);
+	assert_int_equal(user_count(st), 0);
+
+	assert_int_equal(st->ops->user_put(st, good, 2), 0);
+	assert_int_equal(user_count(st), 2);
+
+	/* Upsert: the same user again replaces the record. */
+	good[0].backend = "b2";
+	good[0].pinned = 1;
+	good[0].since = 50;
+	assert_int_equal(st->ops->user_put(st, good, 1), 0);
+	assert_int_equal(user_count(st), 2);
+	assert_int_equal(st->ops->user_get(st, "u1", collect_user, &uc), 1);
+	assert_string_equal(uc.backend[0], "b2");
+	assert_int_equal(uc.pinned[0], 1);
+	assert_int_equal(uc.since[0], 50);
+	uc.n = 0;
+	assert_int_equal(st->ops->user_get(st, "u2", collect_user, &uc), 1);
+	assert_string_equal(uc.tag[0], "gold");
+	assert_int_equal(uc.last_lookup[0], 3);
+
+	/* Inside begin(): a failed batch leaves the earlier work of the
+	 * transaction alone and writes none of its own records. */
+	assert_int_equal(st->ops->begin(st), 0);
+	put_user(st, "early", "b1");
+	bad[0].user = "u10";
+	bad[2].user = "u30";
+	assert_int_equal(st->ops->user_put(st, bad, 3), -1);
+	assert_int_equal(st->ops->commit(st), 0);
+	assert_int_equal(user_count(st), 3);
+	uc.n = 0;
+	assert_int_equal(st->ops->user_get(st, "early", collect_user, &uc), 1);
+	assert_int_equal(st->ops->user_get(st, "u10", collect_user, &uc), 0);
+	store_free(st);
+}
+
+static void
+test_user_delete(void **state)
+{
+	struct fixture *f = *state;
+	struct store *st;
+
+	st = open_ok(f);
+	add_backend(st, "b1");
+	put_user(st, "alice", "b1");
+	put_user(st, "bob", "b1");
+	assert_int_equal(st->ops->user_delete(st, "alice"), 1);
+	assert_int_equal(st->ops->user_delete(st, "alice"), 0);
+	assert_int_equal(st->ops->user_delete(st, "nobody"), 0);
+	assert_int_equal(user_count(st), 1);
+	store_free(st);
+}
+
+static void
+test_user_list_pages(void **state)
+{
+	struct fixture *f = *state;
+	struct store *st;
+	struct ucoll uc;
+	char name[32], last[32], expect[32];
+	const char *after;
+	int i, seen, pages;
+
+	st = open_ok(f);
+	add_backend(st, "b1");
+	add_backend(st, "b2");
+	/* Inserted out of order; even numbers on b1, odd on b2. */
+	for (i = 24; i >= 0; i--) {
+		snprintf(name, sizeof(name), "user%02d", i);
+		put_user(st, name, i % 2 == 0 ? "b1" : "b2");
+	}
+
+	/* All users, 10 a page. */
+	after = NULL;
+	seen = 0;
+	for (pages = 0; pages < 10; pages++) {
+		memset(&uc, 0, sizeof(uc));
+		assert_int_equal(st->ops->user_list(st, NULL, after, 10,
+		    collect_user, &uc), 0);
+		if (uc.n == 0)
+			break;
+		assert_true(uc.n <= 10);
+		for (i = 0; i < (int)uc.n; i++) {
+			snprintf(expect, sizeof(expect), "user%02d", seen++);
+			assert_string_equal(uc.user[i], expect);
+		}
+		snprintf(last, sizeof(last), "%s", uc.user[uc.n - 1]);
+		after = last;
+	}
+	assert_int_equal(seen, 25);
+	assert_int_equal(pages, 3);
+
+	/* Only b2 (odd numbers), 4 a page. */
+	after = NULL;
+	seen = 0;
+	for (pages = 0; pages < 10; pages++) {
+		memset(&uc, 0, sizeof(uc));
+		assert_int_equal(st->ops->user_list(st, "b2", after, 4,
+		    collect_user, &uc), 0);
+		if (uc.n == 0)
+			break;
+		for (i = 0; i < (int)uc.n; i++) {
+			snprintf(expect, sizeof(expect), "user%02d",
+			    2 * seen++ + 1);
+			assert_string_equal(uc.user[i], expect);
+			assert_string_equal(uc.backend[i], "b2");
+		}
+		snprintf(last, sizeof(last), "%s", uc.user[uc.n - 1]);
+		after = last;
+	}
+	assert_int_equal(seen, 12);
+	assert_int_equal(pages, 3);
+
+	/* `after` need not be an existing user. */
+	memset(&uc, 0, sizeof(uc));
+	assert_int_equal(st->ops->user_list(st, "b1", "user05x", 100,
+	    collect_user, &uc), 0);
+	assert_int_equal(uc.n, 10);
+	assert_string_equal(uc.user[0], "user06");
+
+	/* Unknown backend: an empty list. */
+	memset(&uc, 0, sizeof(uc));
+	assert_int_equal(st->ops->user_list(st, "zz", NULL, 100,
+	    collect_user, &uc), 0);
+	assert_int_equal(uc.n, 0);
+	store_free(st);
+}
+
+static void
+test_user_touch(void **state)
+{
+	struct fixture *f = *state;
+	struct store *st;
+	struct ucoll uc = { 0 };
+	struct store_user u = { "alice", "b1", "gold", 1, 500, 0 };
+	struct store_user t[3] = {
+		{ "alice", NULL, NULL, 0, 0, 1000 },
+		{ "ghost", NULL, NULL, 0, 0, 1000 },
+		{ "bob", NULL, NULL, 0, 0, 2000 },
+	};
+
+	st = open_ok(f);
+	add_backend(st, "b1");
+	assert_int_equal(st->ops->user_put(st, &u, 1), 0);
+	put_user(st, "bob", "b1");
+
+	assert_int_equal(st->ops->user_touch(st, t, 3), 0);
+	/* A touch never creates a user. */
+	assert_int_equal(user_count(st), 2);
+	assert_int_equal(st->ops->user_get(st, "alice", collect_user, &uc), 1);
+	assert_int_equal(uc.last_lookup[0], 1000);
+	/* and leaves the rest of the record alone */
+	assert_string_equal(uc.backend[0], "b1");
+	assert_string_equal(uc.tag[0], "gold");
+	assert_int_equal(uc.pinned[0], 1);
+	assert_int_equal(uc.since[0], 500);
+	assert_int_equal(st->ops->user_get(st, "bob", collect_user, &uc), 1);
+	assert_int_equal(uc.last_lookup[1], 2000);
+
+	/* An older time arriving late does not move it back. */
+	t[0].last_lookup = 900;
+	assert_int_equal(st->ops->user_touch(st, t, 1), 0);
+	uc.n = 0;
+	assert_int_equal(st->ops->user_get(st, "alice", collect_user, &uc), 1);
+	assert_int_equal(uc.last_lookup[0], 1000);
+	store_free(st);
+}
+
+struct acoll {
+	size_t	 n;
+	int64_t	 id[16];
+	int64_t	 at[16];
+	char	 action[16][32];
+	char	 subject[16][32];
+	char	 detail[16][64];
+};
+
+static int
+collect_audit(const struct store_audit *a, void *arg)
+{
+	struct acoll *c = arg;
+
+	if (c->n >= 16)
+		return -1;
+	c->id[c->n] = a->id;
+	c->at[c->n] = a->at;
+	snprintf(c->action[c->n], 32, "%s", a->action);
+	snprintf(c->subject[c->n], 32, "%s", a->subject);
+	snprintf(c->detail[c->n], 64, "%s", a->detail);
+	c->n++;
+	return 0;
+}
+
+static void
+test_audit(void **state)
+{
+	struct fixture *f = *state;
+	struct store *st;
+	struct acoll ac;
+	char subject[16];
+	int64_t t0, first;
+	int i;
+
+	st = open_ok(f);
+	t0 = now_sec();
+	for (i = 1; i <= 5; i++) {
+		snprintf(subject, sizeof(subject), "b%d", i);
+		assert_int_equal(st->ops->audit_add(st, "admin", "backend.add",
+		    subject, "{\"weight\": 100}"), 0);
+	}
+	assert_int_equal(st->ops->audit_add(st, "system", "x", NULL, NULL), 0);
+
+	memset(&ac, 0, sizeof(ac));
+	assert_int_equal(st->ops->audit_list(st, 0, 3, collect_audit, &ac), 0);
+	assert_int_equal(ac.n, 3);
+	assert_string_equal(ac.action[0], "x");
+	assert_string_equal(ac.subject[0], "");
+	assert_string_equal(ac.subject[1], "b5");
+	assert_string_equal(ac.subject[2], "b4");
+	assert_string_equal(ac.detail[1], "{\"weight\": 100}");
+	assert_true(ac.id[0] > ac.id[1] && ac.id[1] > ac.id[2]);
+	assert_true(ac.at[0] >= t0 && ac.at[0] <= now_sec());
+	first = ac.id[2];
+
+	/* Next page: strictly older than the last id seen. */
+	memset(&ac, 0, sizeof(ac));
+	assert_int_equal(st->ops->audit_list(st, first, 10, collect_audit,
+	    &ac), 0);
+	assert_int_equal(ac.n, 3);
+	assert_string_equal(ac.subject[0], "b3");
+	assert_string_equal(ac.subject[2], "b1");
+
+	/* Before the oldest: nothing more. */
+	first = ac.id[2];
+	memset(&ac, 0, sizeof(ac));
+	assert_int_equal(st->ops->audit_list(st, first, 10, collect_audit,
+	    &ac), 0);
+	assert_int_equal(ac.n, 0);
+	store_free(st);
+
+	/* Still there after a reopen. */
+	st = open_ok(f);
+	memset(&ac, 0, sizeof(ac));
+	assert_int_equal(st->ops->audit_list(st, 0, 100, collect_audit, &ac),
+	    0);
+	assert_int_equal(ac.n, 6);
+	store_free(st);
+}
+
+static void
+test_transactions(void **state)
+{
+	struct fixture *f = *state;
+	struct store *st;
+	struct bcoll bc = { 0 };
+	struct acoll ac = { 0 };
+
+	st = open_ok(f);
+	add_backend(st, "b1");
+
+	assert_int_equal(st->ops->begin(st), 0);
+	add_backend(st, "b2");
+	put_user(st, "alice", "b2");
+	assert_int_equal(st->ops->audit_add(st, "admin", "backend.add", "b2",
+	    "{}"), 0);
+	assert_int_equal(st->ops->rollback(st), 0);
+	assert_int_equal(st->ops->backend_load(st, collect_backend, &bc), 0);
+	assert_int_equal(bc.n, 1);
+	bcoll_free(&bc);
+	assert_int_equal(user_count(st), 0);
+	assert_int_equal(st->ops->audit_list(st, 0, 10, collect_audit, &ac), 0);
+	assert_int_equal(ac.n, 0);
+
+	assert_int_equal(st->ops->begin(st), 0);
+	assert_int_equal(st->ops->begin(st), -1);	/* no nesting */
+	put_user(st, "alice", "b1");
+	assert_int_equal(st->ops->commit(st), 0);
+	assert_int_equal(user_count(st), 1);
+
+	assert_int_equal(st->ops->commit(st), -1);
+	assert_int_equal(st->ops->rollback(st), -1);
+
+	/* Left open at close: rolled back, not committed. */
+	assert_int_equal(st->ops->begin(st), 0);
+	put_user(st, "bob", "b1");
+	store_free(st);
+	st = open_ok(f);
+	assert_int_equal(user_count(st), 1);
+	store_free(st);
+}
+
+static void
+test_file_mode(void **state)
+{
+	struct fixture *f = *state;
+	struct store *st;
+	struct stat sb;
+	char wal[200];
+	mode_t old;
+	int fd;
+
+	/* Not relying on the umask: a wide one still gives 0600. */
+	old = umask(0);
+	st = open_ok(f);
+	add_backend(st, "b1");
+	assert_int_equal(stat(f->path, &sb), 0);
+	assert_int_equal(sb.st_mode & 0777, 0600);
+	snprintf(wal, sizeof(wal), "%s-wal", f->path);
+	assert_int_equal(stat(wal, &sb), 0);
+	assert_int_equal(sb.st_mode & 0777, 0600);
+	store_free(st);
+	umask(old);
+
+	/* A file made readable by others is tightened at open. */
+	assert_int_equal(chmod(f->path, 0644), 0);
+	st = open_ok(f);
+	assert_int_equal(stat(f->path, &sb), 0);
+	assert_int_equal(sb.st_mode & 0777, 0600);
+	store_free(st);
+
+	/* A file that is not a database is an error, not overwritten. */
+	teardown(state);
+	setup(state);
+	f = *state;
+	fd = open(f->path, O_WRONLY | O_CREAT, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "this is not sqlite, just text......"
+	    "................................................", 83), 83);
+	close(fd);
+	{
+		char err[600];
+
+		assert_null(store_open(f->url, err, sizeof(err)));
+		assert_true(strlen(err) > 0);
+	}
+}
+
+#define BIG_USERS	1000000
+#define BIG_BATCH	10000
+
+static int
+check_user(const struct store_user *u, void *arg)
+{
+	size_t *n = arg;
+
+	if (u->user[0] != 'u' || u->backend[0] != 'b')
+		return -1;
+	(*n)++;
+	return 0;
+}
+
+static double
+elapsed(const struct timespec *a)
+{
+	struct timespec b;
+
+	clock_gettime(CLOCK_MONOTONIC, &b);
+	return (double)(b.tv_sec - a->tv_sec) +
+	    (double)(b.tv_nsec - a->tv_nsec) / 1e9;
+}
+
+/* The daemon loads every assignment at start: a million in well under 2 s. */
+static void
+test_user_load_million(void **state)
+{
+	struct fixture *f = *state;
+	struct store *st;
+	struct store_user *batch;
+	struct timespec t;
+	char (*names)[24];
+	size_t i, j, n;
+	double load_s, put_s;
+
+	st = open_ok(f);
+	add_backend(st, "b1");
+	add_backend(st, "b2");
+	batch = xcalloc(BIG_BATCH, sizeof(*batch));
+	names = xcalloc(BIG_BATCH, sizeof(*names));
+
+	/* Batches in transactions of their own, as an import would. */
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	for (i = 0; i < BIG_USERS; i += BIG_BATCH) {
+		for (j = 0; j < BIG_BATCH; j++) {
+			snprintf(names[j], sizeof(names[j]),
+			    "user%zu@example.com", i + j);
+			batch[j].user = names[j];
+			batch[j].backend = (i + j) % 2 ? "b1" : "b2";
+			batch[j].tag = "";
+			batch[j].since = 1700000000;
+		}
+		assert_int_equal(st->ops->user_put(st, batch, BIG_BATCH), 0);
+	}
+	put_s = elapsed(&t);
+	free(batch);
+	free(names);
+	store_free(st);
+
+	/* From a freshly opened store, as at daemon start. */
+	st = open_ok(f);
+	n = 0;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	assert_int_equal(st->ops->user_load(st, check_user, &n), 0);
+	load_s = elapsed(&t);
+	assert_int_equal(n, BIG_USERS);
+	print_message("      %d users: stored in %.2f s, loaded in %.3f s\n",
+	    BIG_USERS, put_s, load_s);
+	assert_true(load_s < 2.0);
+	store_free(st);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_missing_directory,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reopen_keeps_data,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_survives_kill,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_schema_version,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_foreign_database_refused,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_backend_roundtrip,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_callback_stops,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_user_unknown_backend,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_backend_delete_releases,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_user_put_batch_atomic,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_user_delete,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_user_list_pages,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_user_touch,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_audit, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_transactions,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_file_mode,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_user_load_million,
+		    setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
