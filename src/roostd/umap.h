@@ -1,0 +1,47 @@
+/*
+ * umap.h: the user map in memory, the thing every lookup reads.  An open
+ * addressing hash table of user entries keyed on the routing key; the store
+ * holds the durable copy.  Sized for millions of users in tens of MB.
+ */
+#ifndef ROOST_UMAP_H
+#define ROOST_UMAP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define UMAP_NO_BACKEND	0xffff
+
+struct umap_entry {
+	uint32_t	hash;
+	uint16_t	backend;	/* backend slot */
+	uint16_t	tag;		/* interned tag id, 0 = "" */
+	uint32_t	since;		/* unix s */
+	uint32_t	last_lookup;	/* unix s, 0 = never */
+	uint32_t	touched;	/* last_lookup as last written to the store */
+	uint8_t		pinned;
+	uint8_t		flags;		/* UMAP_F_* */
+	uint8_t		keylen;
+	char		key[];		/* keylen bytes + NUL */
+};
+
+#define UMAP_F_MOVING	0x01	/* a move is under way: lookups wait */
+
+struct umap;
+
+struct umap		*umap_new(size_t expected);
+void			 umap_free(struct umap *);
+size_t			 umap_count(const struct umap *);
+struct umap_entry	*umap_get(const struct umap *, const char *key, size_t len);
+/* Insert or return the existing entry for key (fields zeroed when new). */
+struct umap_entry	*umap_put(struct umap *, const char *key, size_t len,
+			    int *created);
+/* Returns 1 if removed. */
+int			 umap_del(struct umap *, const char *key, size_t len);
+/* Visit every entry; cb returns 0 to go on, 1 to remove the entry, -1 to stop. */
+void			 umap_walk(struct umap *, int (*)(struct umap_entry *, void *),
+			    void *);
+/* Entries per backend slot (for status); counts[] has nslots entries. */
+void			 umap_count_backends(const struct umap *, size_t *counts,
+			    size_t nslots);
+
+#endif
