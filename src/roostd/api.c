@@ -1,0 +1,798 @@
+/*
+ * api.c: the REST API of roostd.  One table maps (path pattern, method) to a
+ * handler and the credentials it needs; everything else (404, 405, 401/403,
+ * body caps) is decided here before a handler runs.
+ *
+ * Every admin change follows the same order: validate completely, write to
+ * the store in one transaction together with its audit record, and only
+ * after the commit change memory and answer.  A failed commit leaves memory
+ * untouched, so the map never runs ahead of the store.
+ */
+#include <sys/queue.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api.h"
+#include "http.h"
+#include "log.h"
+#include "lookup.h"
+#include "roostd.h"
+#include "util.h"
+#include "xmalloc.h"
+
+enum auth { AUTH_NONE, AUTH_ADMIN, AUTH_LOOKUP };
+
+struct call {
+	struct roost		*rs;
+	struct evhttp_request	*req;
+	char			*arg;		/* decoded {name} of the path */
+	struct evkeyvalq	 query;
+};
+
+struct route {
+	const char	*prefix;	/* exact path, or prefix ending in '/' */
+	int		 has_arg;	/* one path segment follows the prefix */
+	int		 method;	/* EVHTTP_REQ_* */
+	enum auth	 auth;
+	void		(*fn)(struct call *);
+};
+
+static void	h_lookup(struct call *);
+static void	h_health(struct call *);
+static void	h_status(struct call *);
+static void	h_backends_list(struct call *);
+static void	h_backends_add(struct call *);
+static void	h_backend_get(struct call *);
+static void	h_backend_patch(struct call *);
+static void	h_backend_delete(struct call *);
+static void	h_users_list(struct call *);
+static void	h_user_get(struct call *);
+static void	h_user_pin(struct call *);
+static void	h_user_forget(struct call *);
+static void	h_audit(struct call *);
+
+static const struct route routes[] = {
+	{ "/v1/lookup",		0, EVHTTP_REQ_GET,    AUTH_LOOKUP, h_lookup },
+	{ "/v1/health",		0, EVHTTP_REQ_GET,    AUTH_NONE,  h_health },
+	{ "/v1/status",		0, EVHTTP_REQ_GET,    AUTH_ADMIN, h_status },
+	{ "/v1/backends",	0, EVHTTP_REQ_GET,    AUTH_ADMIN, h_backends_list },
+	{ "/v1/backends",	0, EVHTTP_REQ_POST,   AUTH_ADMIN, h_backends_add },
+	{ "/v1/backends/",	1, EVHTTP_REQ_GET,    AUTH_ADMIN, h_backend_get },
+	{ "/v1/backends/",	1, EVHTTP_REQ_PATCH,  AUTH_ADMIN, h_backend_patch },
+	{ "/v1/backends/",	1, EVHTTP_REQ_DELETE, AUTH_ADMIN, h_backend_delete },
+	{ "/v1/users",		0, EVHTTP_REQ_GET,    AUTH_ADMIN, h_users_list },
+	{ "/v1/users/",		1, EVHTTP_REQ_GET,    AUTH_ADMIN, h_user_get },
+	{ "/v1/users/",		1, EVHTTP_REQ_PUT,    AUTH_ADMIN, h_user_pin },
+	{ "/v1/users/",		1, EVHTTP_REQ_DELETE, AUTH_ADMIN, h_user_forget },
+	{ "/v1/audit",		0, EVHTTP_REQ_GET,    AUTH_ADMIN, h_audit },
+};
+
+static const struct {
+	int		 method;
+	const char	*name;
+} method_names[] = {
+	{ EVHTTP_REQ_GET, "GET" }, { EVHTTP_REQ_POST, "POST" },
+	{ EVHTTP_REQ_PUT, "PUT" }, { EVHTTP_REQ_PATCH, "PATCH" },
+	{ EVHTTP_REQ_DELETE, "DELETE" },
+};
+
+/* --- helpers ------------------------------------------------------------ */
+
+static json_t *
+backend_json_counted(struct roost *rs, long slot, const size_t *counts)
+{
+	json_t *o = backend_to_json(rs->backends[slot]);
+
+	json_object_set_new(o, "users", json_integer(
+	    counts ? (json_int_t)counts[slot] : 0));
+	return o;
+}
+
+static size_t *
+count_users(struct roost *rs)
+{
+	size_t *counts = xcalloc(rs->nslots + 1, sizeof(*counts));
+
+	umap_count_backends(rs->users, counts, rs->nslots);
+	return counts;
+}
+
+static size_t
+count_backend_users(struct roost *rs, long slot)
+{
+	size_t *counts = count_users(rs), n = counts[slot];
+
+	free(counts);
+	return n;
+}
+
+static void
+backend_reply(struct call *c, int status, long slot)
+{
+	json_t *o = backend_to_json(c->rs->backends[slot]);
+
+	json_object_set_new(o, "users",
+	    json_integer((json_int_t)count_backend_users(c->rs, slot)));
+	http_reply_json(c->req, status, o);
+}
+
+/* Store transaction with an audit record; returns 0 or replies 500. */
+static int
+tx_begin(struct call *c)
+{
+	struct store *st = c->rs->store;
+
+	lookup_flush(c->rs);
+	if (st->ops->begin(st) == -1) {
+		log_warnx("store: %s", store_error(st));
+		http_reply_error(c->req, 500, NULL, "store unavailable");
+		return -1;
+	}
+	return 0;
+}
+
+static int
+tx_commit(struct call *c, const char *action, const char *subject,
+    json_t *detail)
+{
+	struct store *st = c->rs->store;
+	char *text = NULL;
+	int rv = -1;
+
+	if (detail != NULL)
+		text = json_dumps(detail, JSON_COMPACT | JSON_SORT_KEYS);
+	if (st->ops->audit_add(st, "admin", action, subject,
+	    text ? text : "{}") == -1 || st->ops->commit(st) == -1) {
+		log_warnx("store: %s", store_error(st));
+		st->ops->rollback(st);
+		http_reply_error(c->req, 500, NULL, "store write failed; "
+		    "nothing was changed");
+		goto done;
+	}
+	log_info("admin: %s %s", action, subject);
+	rv = 0;
+done:
+	free(text);
+	json_decref(detail);
+	return rv;
+}
+
+static void
+tx_abort(struct call *c)
+{
+	struct store *st = c->rs->store;
+
+	log_warnx("store: %s", store_error(st));
+	st->ops->rollback(st);
+	http_reply_error(c->req, 500, NULL, "store write failed; nothing was "
+	    "changed");
+}
+
+static int
+query_limit(struct call *c, long long def, long long max, long long *out)
+{
+	const char *s = evhttp_find_header(&c->query, "limit");
+
+	*out = def;
+	if (s != NULL && parse_ll(s, 1, max, out) == -1) {
+		http_reply_error(c->req, 400, "limit", "must be an integer from "
+		    "1 to %lld", max);
+		return -1;
+	}
+	return 0;
+}
+
+static long
+find_backend_or_404(struct call *c, const char *name, const char *field)
+{
+	long slot = state_backend_find(c->rs, name);
+
+	if (slot == -1)
+		http_reply_error(c->req, 404, field, "no backend named %s",
+		    valid_name(name) ? name : "(invalid name)");
+	return slot;
+}
+
+/* The routing key for the {user} in the path, or -1 after a 400. */
+static int
+user_key(struct call *c, char *key, size_t keylen)
+{
+	int n;
+
+	if (!valid_username(c->arg, strlen(c->arg))) {
+		http_reply_error(c->req, 400, "user", "must be 1-255 bytes "
+		    "without control characters");
+		return -1;
+	}
+	n = config_user_key(c->rs->conf, c->arg, strlen(c->arg), key, keylen);
+	if (n == -1)
+		http_reply_error(c->req, 400, "user", "empty after applying "
+		    "username_format and master_user_separator");
+	return n;
+}
+
+static json_t *
+user_json(struct roost *rs, const char *key, size_t len,
+    const struct umap_entry *e, const char *tag)
+{
+	json_t *o;
+	long best[2];
+	size_t n;
+
+	if (e != NULL)
+		tag = state_tag_name(rs, e->tag);
+	o = json_pack("{s:s, s:b, s:b, s:s}", "user", key, "assigned",
+	    e != NULL, "pinned", e != NULL && e->pinned, "tag", tag);
+	n = lookup_rank(rs, key, len, tag, -1, best, 2);
+	json_object_set_new(o, "hashed", n > 0 ?
+	    json_string(rs->backends[best[0]]->name) : json_null());
+	if (e == NULL) {
+		json_object_set_new(o, "backend", json_null());
+		json_object_set_new(o, "replica", n > 1 ?
+		    json_string(rs->backends[best[1]]->name) : json_null());
+		json_object_set_new(o, "since", json_null());
+		json_object_set_new(o, "last_lookup", json_null());
+		return o;
+	}
+	json_object_set_new(o, "backend",
+	    json_string(rs->backends[e->backend]->name));
+	n = lookup_rank(rs, key, len, tag, e->backend, best, 1);
+	json_object_set_new(o, "replica", n > 0 ?
+	    json_string(rs->backends[best[0]]->name) : json_null());
+	json_object_set_new(o, "since", json_integer(e->since));
+	json_object_set_new(o, "last_lookup", e->last_lookup ?
+	    json_integer(e->last_lookup) : json_null());
+	return o;
+}
+
+/* --- handlers ----------------------------------------------------------- */
+
+static void
+h_lookup(struct call *c)
+{
+	lookup_handle(c->rs, c->req);
+}
+
+static void
+h_health(struct call *c)
+{
+	struct store *st = c->rs->store;
+
+	if (st->ops->ping(st) == -1) {
+		http_reply_error(c->req, 503, NULL, "store: %s",
+		    store_error(st));
+		return;
+	}
+	http_reply_json(c->req, 200, json_pack("{s:s}", "status", "ok"));
+}
+
+static json_t *
+backends_array(struct roost *rs)
+{
+	json_t *arr = json_array();
+	size_t *counts = count_users(rs), i, j, n = 0;
+	long *order = xcalloc(rs->nslots + 1, sizeof(*order));
+
+	/* Name order, not slot order: stable output for people and scripts. */
+	for (i = 0; i < rs->nslots; i++) {
+		if (rs->backends[i] == NULL)
+			continue;
+		for (j = n; j > 0 && strcmp(rs->backends[order[j - 1]]->name,
+		    rs->backends[i]->name) > 0; j--)
+			order[j] = order[j - 1];
+		order[j] = (long)i;
+		n++;
+	}
+	for (i = 0; i < n; i++)
+		json_array_append_new(arr, backend_json_counted(rs, order[i],
+		    counts));
+	free(order);
+	free(counts);
+	return arr;
+}
+
+static void
+h_status(struct call *c)
+{
+	struct roost *rs = c->rs;
+
+	http_reply_json(c->req, 200, json_pack("{s:s, s:s, s:I, s:I, s:o}",
+	    "version", ROOST_VERSION, "store", rs->store->ops->name,
+	    "users", (json_int_t)umap_count(rs->users),
+	    "started", (json_int_t)rs->started,
+	    "backends", backends_array(rs)));
+}
+
+static void
+h_backends_list(struct call *c)
+{
+	http_reply_json(c->req, 200, json_pack("{s:o}", "backends",
+	    backends_array(c->rs)));
+}
+
+static void
+h_backends_add(struct call *c)
+{
+	struct roost *rs = c->rs;
+	struct backend *b = backend_new("");
+	const char *field;
+	char err[256];
+	json_t *body;
+	long slot;
+
+	if ((body = http_body_object(c->req)) == NULL)
+		goto done;
+	if (backend_apply_json(b, body, 1, &field, err, sizeof(err)) == -1) {
+		http_reply_error(c->req, 400, field, "%s", err);
+		goto done;
+	}
+	if (state_backend_find(rs, b->name) != -1) {
+		http_reply_error(c->req, 409, "name", "backend %s exists",
+		    b->name);
+		goto done;
+	}
+	if (state_backend_find(rs, "") == -1 && rs->nslots >= ROOST_MAX_BACKENDS) {
+		http_reply_error(c->req, 409, "name", "too many backends");
+		goto done;
+	}
+	b->created = b->updated = now_sec();
+	if (tx_begin(c) == -1)
+		goto done;
+	if (rs->store->ops->backend_insert(rs->store, b) == -1) {
+		tx_abort(c);
+		goto done;
+	}
+	if (tx_commit(c, "backend.add", b->name, backend_to_json(b)) == -1)
+		goto done;
+	if ((slot = state_backend_insert(rs, b)) == -1)
+		fatalx("backend slots exhausted after the check");
+	b = NULL;
+	backend_reply(c, 201, slot);
+done:
+	backend_free(b);
+	json_decref(body);
+}
+
+static void
+h_backend_get(struct call *c)
+{
+	long slot;
+
+	if ((slot = find_backend_or_404(c, c->arg, "name")) == -1)
+		return;
+	backend_reply(c, 200, slot);
+}
+
+static void
+h_backend_patch(struct call *c)
+{
+	struct roost *rs = c->rs;
+	struct backend *nb = NULL;
+	const char *field;
+	char err[256];
+	json_t *body = NULL;
+	long slot;
+
+	if ((slot = find_backend_or_404(c, c->arg, "name")) == -1)
+		return;
+	if ((body = http_body_object(c->req)) == NULL)
+		return;
+	nb = backend_dup(rs->backends[slot]);
+	if (backend_apply_json(nb, body, 0, &field, err, sizeof(err)) == -1) {
+		http_reply_error(c->req, 400, field, "%s", err);
+		goto done;
+	}
+	nb->updated = now_sec();
+	if (tx_begin(c) == -1)
+		goto done;
+	if (rs->store->ops->backend_update(rs->store, nb) == -1) {
+		tx_abort(c);
+		goto done;
+	}
+	if (tx_commit(c, "backend.set", nb->name, backend_to_json(nb)) == -1)
+		goto done;
+	if (rs->backends[slot]->state != nb->state)
+		log_info("backend %s: state %s -> %s", nb->name,
+		    backend_state_name(rs->backends[slot]->state),
+		    backend_state_name(nb->state));
+	backend_free(rs->backends[slot]);
+	rs->backends[slot] = nb;
+	nb = NULL;
+	backend_reply(c, 200, slot);
+done:
+	backend_free(nb);
+	json_decref(body);
+}
+
+static int
+drop_slot_users(struct umap_entry *e, void *arg)
+{
+	return e->backend == *(uint16_t *)arg ? 1 : 0;
+}
+
+static void
+h_backend_delete(struct call *c)
+{
+	struct roost *rs = c->rs;
+	const char *force = evhttp_find_header(&c->query, "force");
+	size_t users;
+	int64_t released = 0;
+	uint16_t s16;
+	long slot;
+
+	if ((slot = find_backend_or_404(c, c->arg, "name")) == -1)
+		return;
+	if (force != NULL && strcmp(force, "1") != 0 && strcmp(force, "0") != 0) {
+		http_reply_error(c->req, 400, "force", "must be 0 or 1");
+		return;
+	}
+	lookup_flush(rs);
+	users = count_backend_users(rs, slot);
+	if (users > 0 && (force == NULL || strcmp(force, "1") != 0)) {
+		http_reply_error(c->req, 409, "force", "backend %s has %zu "
+		    "assigned users; move them or use force=1", c->arg, users);
+		return;
+	}
+	if (tx_begin(c) == -1)
+		return;
+	if (rs->store->ops->backend_delete(rs->store, c->arg, &released) == -1) {
+		tx_abort(c);
+		return;
+	}
+	if (tx_commit(c, "backend.remove", c->arg, json_pack("{s:I}",
+	    "users_released", (json_int_t)released)) == -1)
+		return;
+	s16 = (uint16_t)slot;
+	umap_walk(rs->users, drop_slot_users, &s16);
+	state_backend_remove(rs, slot);
+	http_reply_json(c->req, 200, json_pack("{s:s, s:I}", "deleted", c->arg,
+	    "users_released", (json_int_t)released));
+}
+
+struct list_ctx {
+	json_t	*arr;
+	char	 last[256];
+};
+
+static int
+list_user(const struct store_user *su, void *arg)
+{
+	struct list_ctx *lc = arg;
+
+	json_array_append_new(lc->arr, json_pack("{s:s, s:s, s:s, s:b, s:I, s:o}",
+	    "user", su->user, "backend", su->backend, "tag", su->tag ? su->tag : "",
+	    "pinned", su->pinned != 0, "since", (json_int_t)su->since,
+	    "last_lookup", su->last_lookup ?
+	    json_integer(su->last_lookup) : json_null()));
+	snprintf(lc->last, sizeof(lc->last), "%s", su->user);
+	return 0;
+}
+
+static void
+h_users_list(struct call *c)
+{
+	struct roost *rs = c->rs;
+	struct store *st = rs->store;
+	const char *backend = evhttp_find_header(&c->query, "backend");
+	const char *cursor = evhttp_find_header(&c->query, "cursor");
+	struct list_ctx lc;
+	long long limit;
+
+	if (query_limit(c, 1000, 10000, &limit) == -1)
+		return;
+	if (backend != NULL && find_backend_or_404(c, backend, "backend") == -1)
+		return;
+	if (cursor != NULL && !valid_username(cursor, strlen(cursor))) {
+		http_reply_error(c->req, 400, "cursor", "invalid cursor");
+		return;
+	}
+	lookup_maintain(rs, 1);		/* the listing shows current lookup times */
+	memset(&lc, 0, sizeof(lc));
+	lc.arr = json_array();
+	if (st->ops->user_list(st, backend, cursor, (size_t)limit, list_user,
+	    &lc) == -1) {
+		json_decref(lc.arr);
+		log_warnx("store: %s", store_error(st));
+		http_reply_error(c->req, 500, NULL, "store read failed");
+		return;
+	}
+	http_reply_json(c->req, 200, json_pack("{s:o, s:o}", "users", lc.arr,
+	    "next_cursor", json_array_size(lc.arr) == (size_t)limit ?
+	    json_string(lc.last) : json_null()));
+}
+
+static void
+h_user_get(struct call *c)
+{
+	const char *tag = evhttp_find_header(&c->query, "tag");
+	char key[256];
+	int n;
+
+	if ((n = user_key(c, key, sizeof(key))) == -1)
+		return;
+	if (tag != NULL && *tag != '\0' && !valid_name(tag)) {
+		http_reply_error(c->req, 400, "tag", "invalid tag");
+		return;
+	}
+	lookup_flush(c->rs);
+	http_reply_json(c->req, 200, user_json(c->rs, key, (size_t)n,
+	    umap_get(c->rs->users, key, (size_t)n), tag ? tag : ""));
+}
+
+static void
+h_user_pin(struct call *c)
+{
+	struct roost *rs = c->rs;
+	struct store_user su;
+	struct umap_entry *e;
+	const char *key1, *bname = NULL;
+	char key[256];
+	json_t *body, *v;
+	long slot;
+	uint32_t now = (uint32_t)now_sec();
+	int n, created;
+
+	if ((n = user_key(c, key, sizeof(key))) == -1)
+		return;
+	if ((body = http_body_object(c->req)) == NULL)
+		return;
+	json_object_foreach(body, key1, v) {
+		if (strcmp(key1, "backend") != 0) {
+			http_reply_error(c->req, 400, key1, "unknown field");
+			goto done;
+		}
+		if (!json_is_string(v)) {
+			http_reply_error(c->req, 400, "backend", "must be a string");
+			goto done;
+		}
+		bname = json_string_value(v);
+	}
+	if (bname == NULL) {
+		http_reply_error(c->req, 400, "backend", "is required");
+		goto done;
+	}
+	if ((slot = find_backend_or_404(c, bname, "backend")) == -1)
+		goto done;
+	if (rs->backends[slot]->state == BACKEND_DOWN) {
+		http_reply_error(c->req, 409, "backend", "backend %s is down",
+		    bname);
+		goto done;
+	}
+	if (tx_begin(c) == -1)
+		goto done;
+	e = umap_get(rs->users, key, (size_t)n);
+	memset(&su, 0, sizeof(su));
+	su.user = key;
+	su.backend = rs->backends[slot]->name;
+	su.tag = rs->backends[slot]->tag;
+	su.pinned = 1;
+	su.since = (e != NULL && e->backend == slot) ? e->since : now;
+	su.last_lookup = e != NULL ? e->last_lookup : 0;
+	if (rs->store->ops->user_put(rs->store, &su, 1) == -1) {
+		tx_abort(c);
+		goto done;
+	}
+	if (tx_commit(c, "user.pin", key, json_pack("{s:s, s:o}", "backend",
+	    bname, "previous", e != NULL ?
+	    json_string(rs->backends[e->backend]->name) : json_null())) == -1)
+		goto done;
+	e = umap_put(rs->users, key, (size_t)n, &created);
+	e->backend = (uint16_t)slot;
+	e->tag = state_tag_intern(rs, su.tag);
+	e->pinned = 1;
+	e->since = (uint32_t)su.since;
+	e->last_lookup = e->touched = (uint32_t)su.last_lookup;
+	http_reply_json(c->req, 200, user_json(rs, key, (size_t)n, e, ""));
+done:
+	json_decref(body);
+}
+
+static void
+h_user_forget(struct call *c)
+{
+	struct roost *rs = c->rs;
+	char key[256];
+	int n, r;
+
+	if ((n = user_key(c, key, sizeof(key))) == -1)
+		return;
+	lookup_flush(rs);
+	if (umap_get(rs->users, key, (size_t)n) == NULL) {
+		http_reply_error(c->req, 404, "user", "user %s has no assignment",
+		    key);
+		return;
+	}
+	if (tx_begin(c) == -1)
+		return;
+	if ((r = rs->store->ops->user_delete(rs->store, key)) == -1) {
+		tx_abort(c);
+		return;
+	}
+	if (tx_commit(c, "user.forget", key, NULL) == -1)
+		return;
+	umap_del(rs->users, key, (size_t)n);
+	http_reply_json(c->req, 200, json_pack("{s:s}", "forgotten", key));
+}
+
+struct audit_ctx {
+	json_t	*arr;
+	int64_t	 last;
+};
+
+static int
+audit_entry(const struct store_audit *a, void *arg)
+{
+	struct audit_ctx *ac = arg;
+
+	json_array_append_new(ac->arr, json_pack("{s:I, s:I, s:s, s:s, s:s, s:s}",
+	    "id", (json_int_t)a->id, "at", (json_int_t)a->at, "actor", a->actor,
+	    "action", a->action, "subject", a->subject, "detail", a->detail));
+	ac->last = a->id;
+	return 0;
+}
+
+static void
+h_audit(struct call *c)
+{
+	struct store *st = c->rs->store;
+	const char *before_s = evhttp_find_header(&c->query, "before");
+	struct audit_ctx ac;
+	long long limit, before = 0;
+
+	if (query_limit(c, 100, 1000, &limit) == -1)
+		return;
+	if (before_s != NULL && parse_ll(before_s, 1, INT64_MAX, &before) == -1) {
+		http_reply_error(c->req, 400, "before", "must be a positive "
+		    "integer");
+		return;
+	}
+	ac.arr = json_array();
+	ac.last = 0;
+	if (st->ops->audit_list(st, before, (size_t)limit, audit_entry,
+	    &ac) == -1) {
+		json_decref(ac.arr);
+		http_reply_error(c->req, 500, NULL, "store read failed");
+		return;
+	}
+	http_reply_json(c->req, 200, json_pack("{s:o, s:o}", "entries", ac.arr,
+	    "next_before", json_array_size(ac.arr) == (size_t)limit && ac.last > 1 ?
+	    json_integer(ac.last) : json_null()));
+}
+
+/* --- dispatch ------------------------------------------------------------ */
+
+static void
+api_dispatch(struct evhttp_request *req, void *arg)
+{
+	struct roost *rs = arg;
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+	const char *path = evhttp_uri_get_path(uri), *q, *seg;
+	int method = evhttp_request_get_command(req), path_known = 0;
+	char allow[64] = "";
+	struct call c;
+	size_t i, plen, j;
+
+	memset(&c, 0, sizeof(c));
+	TAILQ_INIT(&c.query);
+	c.rs = rs;
+	c.req = req;
+	if (path == NULL)
+		path = "/";
+	for (i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
+		const struct route *r = &routes[i];
+
+		plen = strlen(r->prefix);
+		if (!r->has_arg) {
+			if (strcmp(path, r->prefix) != 0)
+				continue;
+		} else {
+			seg = path + plen;
+			if (strncmp(path, r->prefix, plen) != 0 ||
+			    *seg == '\0' || strchr(seg, '/') != NULL)
+				continue;
+		}
+		path_known = 1;
+		if (r->method != method) {
+			for (j = 0; j < sizeof(method_names) /
+			    sizeof(method_names[0]); j++)
+				if (method_names[j].method == r->method &&
+				    strstr(allow, method_names[j].name) == NULL) {
+					size_t al = strlen(allow);
+
+					snprintf(allow + al, sizeof(allow) - al,
+					    "%s%s", al ? ", " : "",
+					    method_names[j].name);
+				}
+			continue;
+		}
+		if (r->auth == AUTH_ADMIN &&
+		    http_check_bearer(req, rs->conf->admin_token, NULL) == -1)
+			return;
+		if (r->has_arg) {
+			seg = path + plen;
+			if ((c.arg = http_decode_segment(seg, strlen(seg))) == NULL) {
+				http_reply_error(req, 400, "path", "bad "
+				    "percent-encoding in the path");
+				return;
+			}
+		}
+		if (r->fn != h_lookup && (q = evhttp_uri_get_query(uri)) != NULL &&
+		    evhttp_parse_query_str(q, &c.query) == -1) {
+			http_reply_error(req, 400, "query", "malformed query string");
+			goto done;
+		}
+		r->fn(&c);
+		goto done;
+	}
+	if (path_known) {
+		evhttp_add_header(evhttp_request_get_output_headers(req),
+		    "Allow", allow);
+		http_reply_error(req, 405, NULL, "method not allowed here; "
+		    "allowed: %s", allow);
+	} else
+		http_reply_error(req, 404, NULL, "no such endpoint");
+	return;
+done:
+	evhttp_clear_headers(&c.query);
+	free(c.arg);
+}
+
+int
+api_start(struct roost *rs)
+{
+	char host[256];
+	const char *listen = rs->conf->listen, *colon;
+	long long port;
+	size_t hlen;
+
+	/* "host:port" or "[v6]:port"; config.c has checked the form. */
+	colon = strrchr(listen, ':');
+	if (colon == NULL || parse_ll(colon + 1, 1, 65535, &port) == -1)
+		goto bad;
+	hlen = (size_t)(colon - listen);
+	if (listen[0] == '[' && hlen >= 2 && listen[hlen - 1] == ']') {
+		listen++;
+		hlen -= 2;
+	}
+	if (hlen == 0 || hlen >= sizeof(host))
+		goto bad;
+	memcpy(host, listen, hlen);
+	host[hlen] = '\0';
+
+	if ((rs->http = evhttp_new(rs->base)) == NULL)
+		return -1;
+	evhttp_set_allowed_methods(rs->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST |
+	    EVHTTP_REQ_PUT | EVHTTP_REQ_PATCH | EVHTTP_REQ_DELETE |
+	    EVHTTP_REQ_HEAD);
+	evhttp_set_max_body_size(rs->http, HTTP_TRANSPORT_MAX);
+	evhttp_set_max_headers_size(rs->http, HTTP_HEADERS_MAX);
+	evhttp_set_timeout(rs->http, 60);
+	evhttp_set_default_content_type(rs->http, "application/json");
+	evhttp_set_gencb(rs->http, api_dispatch, rs);
+	if (evhttp_bind_socket(rs->http, host, (uint16_t)port) == -1) {
+		log_warn("listen on %s", rs->conf->listen);
+		evhttp_free(rs->http);
+		rs->http = NULL;
+		return -1;
+	}
+	log_info("listening on %s", rs->conf->listen);
+	return 0;
+bad:
+	log_warnx("listen: bad address %s", rs->conf->listen);
+	return -1;
+}
+
+void
+api_stop(struct roost *rs)
+{
+	if (rs->http != NULL)
+		evhttp_free(rs->http);
+	rs->http = NULL;
+}

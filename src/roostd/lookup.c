@@ -1,0 +1,417 @@
+/*
+ * lookup.c: which backend serves this user, now.
+ *
+ * Invariant 2 (nothing acknowledged is lost) meets the hot path here.  A
+ * user already in the map is answered from memory: its assignment is in the
+ * store already.  A user that needs a (new) assignment gets one in memory,
+ * marked pending, and its request waits; once per loop pass every pending
+ * assignment is committed in one transaction and only then are the waiting
+ * requests answered.  If the commit fails, the memory changes are undone and
+ * the requests get 503, so no answer ever names a backend the store does not
+ * hold.  Lookups for a pending user wait for the same commit.
+ */
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "http.h"
+#include "log.h"
+#include "lookup.h"
+#include "placement.h"
+#include "roostd.h"
+#include "util.h"
+#include "xmalloc.h"
+
+#define UMAP_F_PENDING		0x80	/* assignment not yet committed */
+#define TOUCH_GRANULARITY	60	/* s between stored lookup times */
+#define TOUCH_BATCH		50000	/* rows per maintenance pass */
+#define EXPIRE_BATCH		10000
+
+struct pending {
+	char		 key[256];
+	size_t		 len;
+	int		 created;	/* entry did not exist before */
+	uint16_t	 prev_backend;
+	uint16_t	 prev_tag;
+	uint32_t	 prev_since;
+	uint8_t		 prev_pinned;
+};
+
+struct waiter {
+	struct evhttp_request	*req;
+	char			 key[256];
+	size_t			 len;
+	enum proto		 proto;
+};
+
+struct lookup_batch {
+	struct event	*ev;
+	struct pending	*pend;
+	size_t		 npend, cpend;
+	struct waiter	*wait;
+	size_t		 nwait, cwait;
+};
+
+static void	lookup_flush_cb(evutil_socket_t, short, void *);
+
+int
+lookup_init(struct roost *rs)
+{
+	struct lookup_batch *lb;
+
+	lb = xcalloc(1, sizeof(*lb));
+	if ((lb->ev = event_new(rs->base, -1, 0, lookup_flush_cb, rs)) == NULL) {
+		free(lb);
+		return -1;
+	}
+	rs->batch = lb;
+	return 0;
+}
+
+void
+lookup_free(struct roost *rs)
+{
+	struct lookup_batch *lb = rs->batch;
+
+	if (lb == NULL)
+		return;
+	event_free(lb->ev);
+	free(lb->pend);
+	free(lb->wait);
+	free(lb);
+	rs->batch = NULL;
+}
+
+size_t
+lookup_rank(const struct roost *rs, const char *key, size_t len,
+    const char *tag, long skip, long *out, size_t nout)
+{
+	return placement_rank(key, len, tag, rs->backends, rs->nslots, skip,
+	    out, nout);
+}
+
+/* Render the 200 answer for an entry that is committed. */
+static void
+reply_route(struct roost *rs, struct evhttp_request *req,
+    const struct umap_entry *e, enum proto proto)
+{
+	const struct backend *b = rs->backends[e->backend];
+	struct evbuffer *buf;
+	long replica;
+
+	if (b->ports[proto] == 0) {
+		http_reply_error_reason(req, 503, "no_port",
+		    "backend %s serves no %s port", b->name, proto_names[proto]);
+		return;
+	}
+	if ((buf = evbuffer_new()) == NULL)
+		fatalx("evbuffer_new");
+	evbuffer_add(buf, "{\"user\":", 8);
+	http_json_str(buf, e->key);
+	evbuffer_add(buf, ",\"backend\":", 11);
+	http_json_str(buf, b->name);
+	evbuffer_add(buf, ",\"host\":", 8);
+	http_json_str(buf, b->host);
+	evbuffer_add(buf, ",\"hostip\":", 10);
+	http_json_str(buf, b->hostip);
+	evbuffer_add_printf(buf, ",\"port\":\"%u\",\"replica\":",
+	    (unsigned)b->ports[proto]);
+	if (lookup_rank(rs, e->key, e->keylen, state_tag_name(rs, e->tag),
+	    (long)e->backend, &replica, 1) == 1)
+		http_json_str(buf, rs->backends[replica]->name);
+	else
+		evbuffer_add(buf, "null", 4);
+	evbuffer_add(buf, "}", 1);
+	http_reply_buf(req, 200, buf);
+	evbuffer_free(buf);
+}
+
+static void
+batch_wait(struct roost *rs, struct evhttp_request *req,
+    const struct umap_entry *e, enum proto proto)
+{
+	struct lookup_batch *lb = rs->batch;
+	struct waiter *w;
+
+	if (lb->nwait == lb->cwait) {
+		lb->cwait = lb->cwait ? lb->cwait * 2 : 64;
+		lb->wait = xreallocarray(lb->wait, lb->cwait, sizeof(*lb->wait));
+	}
+	w = &lb->wait[lb->nwait++];
+	w->req = req;
+	memcpy(w->key, e->key, e->keylen + 1);
+	w->len = e->keylen;
+	w->proto = proto;
+	event_active(lb->ev, 0, 0);
+}
+
+static struct pending *
+batch_pending(struct roost *rs)
+{
+	struct lookup_batch *lb = rs->batch;
+
+	if (lb->npend == lb->cpend) {
+		lb->cpend = lb->cpend ? lb->cpend * 2 : 64;
+		lb->pend = xreallocarray(lb->pend, lb->cpend, sizeof(*lb->pend));
+	}
+	return &lb->pend[lb->npend++];
+}
+
+void
+lookup_flush(struct roost *rs)
+{
+	struct lookup_batch *lb = rs->batch;
+	struct store_user *rec;
+	struct umap_entry *e;
+	size_t i, n = lb->npend;
+	int ok = 1;
+
+	if (lb->npend == 0 && lb->nwait == 0)
+		return;
+	if (n > 0) {
+		rec = xcalloc(n, sizeof(*rec));
+		for (i = 0; i < n; i++) {
+			e = umap_get(rs->users, lb->pend[i].key, lb->pend[i].len);
+			rec[i].user = e->key;
+			rec[i].backend = rs->backends[e->backend]->name;
+			rec[i].tag = state_tag_name(rs, e->tag);
+			rec[i].pinned = e->pinned;
+			rec[i].since = e->since;
+			rec[i].last_lookup = e->last_lookup;
+		}
+		if (rs->store->ops->user_put(rs->store, rec, n) == -1) {
+			log_warnx("committing %zu assignments: %s", n,
+			    store_error(rs->store));
+			ok = 0;
+		}
+		free(rec);
+		/* Undo newest first: a key assigned twice in one batch ends
+		 * with its state from before the batch. */
+		for (i = n; i-- > 0;) {
+			struct pending *p = &lb->pend[i];
+
+			e = umap_get(rs->users, p->key, p->len);
+			if (ok) {
+				e->flags &= ~UMAP_F_PENDING;
+				e->touched = e->last_lookup;
+			} else if (p->created)
+				umap_del(rs->users, p->key, p->len);
+			else {
+				e->backend = p->prev_backend;
+				e->tag = p->prev_tag;
+				e->since = p->prev_since;
+				e->pinned = p->prev_pinned;
+				e->flags &= ~UMAP_F_PENDING;
+			}
+		}
+		if (ok)
+			log_debug("committed %zu new assignments", n);
+	}
+	lb->npend = 0;
+	for (i = 0; i < lb->nwait; i++) {
+		struct waiter *w = &lb->wait[i];
+
+		e = umap_get(rs->users, w->key, w->len);
+		if (!ok || e == NULL)
+			http_reply_error_reason(w->req, 503, "store",
+			    "the assignment could not be stored; try again");
+		else
+			reply_route(rs, w->req, e, w->proto);
+	}
+	lb->nwait = 0;
+}
+
+static void
+lookup_flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	lookup_flush(arg);
+}
+
+enum { ARG_USER, ARG_PROTOCOL, ARG_TAG, ARG_COUNT };
+static const char *const arg_names[ARG_COUNT] = { "user", "protocol", "tag" };
+
+void
+lookup_handle(struct roost *rs, struct evhttp_request *req)
+{
+	const struct config *conf = rs->conf;
+	char *a[ARG_COUNT] = { NULL, NULL, NULL };
+	struct umap_entry *e;
+	struct pending *p;
+	const char *q, *field = NULL, *tag;
+	char key[256];
+	enum proto proto;
+	uint32_t now;
+	long rank;
+	int klen, created;
+
+	if (conf->lookup_token != NULL &&
+	    http_check_bearer(req, conf->lookup_token, conf->admin_token) == -1)
+		return;
+	q = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
+	if (http_query_parse(q ? q : "", arg_names, a, ARG_COUNT, &field) == -1) {
+		http_reply_error(req, 400, field, "repeated or badly "
+		    "percent-encoded parameter");
+		goto done;
+	}
+	if (a[ARG_USER] == NULL || !valid_username(a[ARG_USER], strlen(a[ARG_USER]))) {
+		http_reply_error(req, 400, "user", "must be 1-255 bytes "
+		    "without control characters");
+		goto done;
+	}
+	if (a[ARG_PROTOCOL] == NULL || proto_parse(a[ARG_PROTOCOL], &proto) == -1) {
+		http_reply_error(req, 400, "protocol", "must be one of imap, "
+		    "pop3, lmtp, submission, sieve, doveadm");
+		goto done;
+	}
+	tag = a[ARG_TAG] ? a[ARG_TAG] : "";
+	if (*tag != '\0' && !valid_name(tag)) {
+		http_reply_error(req, 400, "tag", "must be 1-64 characters of "
+		    "A-Z a-z 0-9 . _ -");
+		goto done;
+	}
+	if ((klen = config_user_key(conf, a[ARG_USER], strlen(a[ARG_USER]), key,
+	    sizeof(key))) == -1) {
+		http_reply_error(req, 400, "user", "empty after applying "
+		    "username_format and master_user_separator");
+		goto done;
+	}
+	now = (uint32_t)now_sec();
+	e = umap_get(rs->users, key, (size_t)klen);
+	if (e != NULL && state_backend_usable(rs, e->backend, tag) &&
+	    !(conf->user_expire > 0 && !e->pinned && e->last_lookup != 0 &&
+	    (long long)now - e->last_lookup > conf->user_expire)) {
+		if (e->flags & UMAP_F_MOVING) {
+			http_reply_error_reason(req, 503, "moving",
+			    "user %s is being moved; try again shortly", e->key);
+			goto done;
+		}
+		e->last_lookup = now;
+		if (e->flags & UMAP_F_PENDING)
+			batch_wait(rs, req, e, proto);
+		else
+			reply_route(rs, req, e, proto);
+		goto done;
+	}
+
+	/* Place the user by the hash and commit before answering. */
+	if (lookup_rank(rs, key, (size_t)klen, tag, -1, &rank, 1) == 0) {
+		http_reply_error_reason(req, 503, "no_backend",
+		    "no backend%s%s is up to take users", *tag ? " of tag " : "",
+		    tag);
+		goto done;
+	}
+	e = umap_put(rs->users, key, (size_t)klen, &created);
+	p = batch_pending(rs);
+	memcpy(p->key, key, (size_t)klen + 1);
+	p->len = (size_t)klen;
+	p->created = created;
+	p->prev_backend = e->backend;
+	p->prev_tag = e->tag;
+	p->prev_since = e->since;
+	p->prev_pinned = e->pinned;
+	if (!created)
+		log_info("user %s: re-placed from %s to %s", key,
+		    e->backend < rs->nslots && rs->backends[e->backend] ?
+		    rs->backends[e->backend]->name : "(removed)",
+		    rs->backends[rank]->name);
+	e->backend = (uint16_t)rank;
+	e->tag = state_tag_intern(rs, tag);
+	e->since = now;
+	e->last_lookup = now;
+	e->pinned = 0;
+	e->flags |= UMAP_F_PENDING;
+	batch_wait(rs, req, e, proto);
+done:
+	http_query_free(a, ARG_COUNT);
+}
+
+struct maint {
+	struct roost		*rs;
+	struct umap_entry	**touch;
+	size_t			  ntouch;
+	struct umap_entry	**expire;
+	size_t			  nexpire;
+	size_t			  max;
+	uint32_t		  now;
+};
+
+static int
+maint_collect(struct umap_entry *e, void *arg)
+{
+	struct maint *m = arg;
+	long long expire = m->rs->conf->user_expire;
+
+	if (e->flags & (UMAP_F_PENDING | UMAP_F_MOVING))
+		return 0;
+	if (expire > 0 && !e->pinned && e->last_lookup != 0 &&
+	    (long long)m->now - e->last_lookup > expire) {
+		if (m->nexpire < EXPIRE_BATCH)
+			m->expire[m->nexpire++] = e;
+		return 0;
+	}
+	if (e->last_lookup >= e->touched + (m->max ? TOUCH_GRANULARITY : 1) &&
+	    m->ntouch < TOUCH_BATCH)
+		m->touch[m->ntouch++] = e;
+	return 0;
+}
+
+void
+lookup_maintain(struct roost *rs, int all)
+{
+	struct store *st = rs->store;
+	struct store_user *rec = NULL;
+	struct maint m;
+	size_t i;
+
+	lookup_flush(rs);
+	memset(&m, 0, sizeof(m));
+	m.rs = rs;
+	m.max = all ? 0 : 1;
+	m.now = (uint32_t)now_sec();
+	m.touch = xcalloc(TOUCH_BATCH, sizeof(*m.touch));
+	m.expire = xcalloc(EXPIRE_BATCH, sizeof(*m.expire));
+	umap_walk(rs->users, maint_collect, &m);
+
+	if (m.ntouch > 0) {
+		rec = xcalloc(m.ntouch, sizeof(*rec));
+		for (i = 0; i < m.ntouch; i++) {
+			rec[i].user = m.touch[i]->key;
+			rec[i].last_lookup = m.touch[i]->last_lookup;
+		}
+		if (st->ops->user_touch(st, rec, m.ntouch) == -1)
+			log_warnx("recording lookup times: %s", store_error(st));
+		else
+			for (i = 0; i < m.ntouch; i++)
+				m.touch[i]->touched = m.touch[i]->last_lookup;
+	}
+	if (m.nexpire > 0) {
+		if (st->ops->begin(st) == -1)
+			goto fail;
+		for (i = 0; i < m.nexpire; i++)
+			if (st->ops->user_delete(st, m.expire[i]->key) == -1) {
+				st->ops->rollback(st);
+				goto fail;
+			}
+		if (st->ops->commit(st) == -1) {
+			st->ops->rollback(st);
+			goto fail;
+		}
+		log_info("forgot %zu assignments idle for more than %llds",
+		    m.nexpire, rs->conf->user_expire);
+		for (i = 0; i < m.nexpire; i++)
+			umap_del(rs->users, m.expire[i]->key, m.expire[i]->keylen);
+	}
+	goto done;
+fail:
+	log_warnx("forgetting idle assignments: %s", store_error(st));
+done:
+	free(rec);
+	free(m.touch);
+	free(m.expire);
+}

@@ -1,0 +1,28 @@
+/*
+ * lookup.h: the hot path.  GET /v1/lookup answers a known user from memory;
+ * a new (or re-placed) user's assignment is committed to the store before
+ * the answer goes out, with all assignments made in one pass of the event
+ * loop committed together (group commit).
+ */
+#ifndef ROOST_LOOKUP_H
+#define ROOST_LOOKUP_H
+
+#include <stddef.h>
+
+struct roost;
+struct evhttp_request;
+
+int	lookup_init(struct roost *);
+void	lookup_free(struct roost *);
+void	lookup_handle(struct roost *, struct evhttp_request *);
+/* Commit assignments still waiting and answer their lookups.  Admin
+ * changes call it first, so they never interleave with a half-done batch. */
+void	lookup_flush(struct roost *);
+/* Write lookup times to the store (all of them when `all`), and forget
+ * assignments idle past user_expire. */
+void	lookup_maintain(struct roost *, int all);
+/* Best eligible backends for a key, skipping slot `skip` (-1: none). */
+size_t	lookup_rank(const struct roost *, const char *key, size_t len,
+	    const char *tag, long skip, long *out, size_t nout);
+
+#endif

@@ -1,0 +1,58 @@
+/*
+ * roostd.h: the daemon's one context.  Everything the event loop serves
+ * hangs off struct roost: the config, the store, the backends and the user
+ * map (the in-memory mirror of the store that lookups read).
+ */
+#ifndef ROOST_ROOSTD_H
+#define ROOST_ROOSTD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "backend.h"
+#include "config.h"
+#include "store.h"
+#include "umap.h"
+
+#ifndef ROOST_VERSION
+#define ROOST_VERSION	"0.0.0"
+#endif
+
+#define ROOST_MAX_BACKENDS	4096	/* slots are uint16_t in umap entries */
+
+struct event_base;
+struct event;
+struct evhttp;
+struct lookup_batch;
+
+struct roost {
+	struct event_base	*base;
+	char			*conf_path;
+	struct config		*conf;
+	struct store		*store;
+
+	struct backend		**backends;	/* slots; NULL = free */
+	size_t			  nslots;
+	char			**tags;		/* interned; tags[0] = "" */
+	size_t			  ntags;
+	struct umap		 *users;
+
+	struct evhttp		 *http;
+	struct lookup_batch	 *batch;	/* assignments awaiting commit */
+	struct event		 *touch_ev;
+	int64_t			  started;
+};
+
+/* state.c: backends by slot, interned tags, loading from the store. */
+int		 state_load(struct roost *);
+void		 state_clear(struct roost *);
+long		 state_backend_find(const struct roost *, const char *name);
+long		 state_backend_insert(struct roost *, struct backend *);
+void		 state_backend_remove(struct roost *, long slot);
+uint16_t	 state_tag_intern(struct roost *, const char *tag);
+const char	*state_tag_name(const struct roost *, uint16_t id);
+/* Is an assignment to this slot still usable for a user of this tag? */
+int		 state_backend_usable(const struct roost *, long slot,
+		    const char *tag);
+
+#endif

@@ -1,0 +1,157 @@
+/*
+ * state.c: the daemon's model of backends and users, and how it is rebuilt
+ * from the store at start.  Backends sit in numbered slots so a user entry
+ * can name its backend in two bytes; a slot is reused only after every user
+ * of the backend that held it is gone.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "roostd.h"
+#include "xmalloc.h"
+
+long
+state_backend_find(const struct roost *rs, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < rs->nslots; i++)
+		if (rs->backends[i] != NULL &&
+		    strcmp(rs->backends[i]->name, name) == 0)
+			return (long)i;
+	return -1;
+}
+
+long
+state_backend_insert(struct roost *rs, struct backend *b)
+{
+	size_t i;
+
+	for (i = 0; i < rs->nslots; i++)
+		if (rs->backends[i] == NULL)
+			break;
+	if (i == rs->nslots) {
+		if (rs->nslots >= ROOST_MAX_BACKENDS)
+			return -1;
+		rs->backends = xreallocarray(rs->backends, rs->nslots + 1,
+		    sizeof(*rs->backends));
+		rs->nslots++;
+	}
+	rs->backends[i] = b;
+	return (long)i;
+}
+
+void
+state_backend_remove(struct roost *rs, long slot)
+{
+	backend_free(rs->backends[slot]);
+	rs->backends[slot] = NULL;
+}
+
+uint16_t
+state_tag_intern(struct roost *rs, const char *tag)
+{
+	size_t i;
+
+	for (i = 0; i < rs->ntags; i++)
+		if (strcmp(rs->tags[i], tag) == 0)
+			return (uint16_t)i;
+	if (rs->ntags >= 0xffff)
+		fatalx("too many distinct tags");
+	rs->tags = xreallocarray(rs->tags, rs->ntags + 1, sizeof(*rs->tags));
+	rs->tags[rs->ntags] = xstrdup(tag);
+	return (uint16_t)rs->ntags++;
+}
+
+const char *
+state_tag_name(const struct roost *rs, uint16_t id)
+{
+	return id < rs->ntags ? rs->tags[id] : "";
+}
+
+int
+state_backend_usable(const struct roost *rs, long slot, const char *tag)
+{
+	const struct backend *b;
+
+	if (slot < 0 || (size_t)slot >= rs->nslots ||
+	    (b = rs->backends[slot]) == NULL)
+		return 0;
+	return b->state != BACKEND_DOWN && strcmp(b->tag, tag) == 0;
+}
+
+static int
+load_backend(const struct backend *b, void *arg)
+{
+	struct roost *rs = arg;
+
+	if (state_backend_insert(rs, backend_dup(b)) == -1) {
+		log_warnx("store holds more than %d backends",
+		    ROOST_MAX_BACKENDS);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+load_user(const struct store_user *su, void *arg)
+{
+	struct roost *rs = arg;
+	struct umap_entry *e;
+	size_t len = strlen(su->user);
+	long slot;
+	int created;
+
+	if ((slot = state_backend_find(rs, su->backend)) == -1) {
+		/* The foreign key makes this impossible; say so if not. */
+		log_warnx("store: user %s on unknown backend %s; ignored",
+		    su->user, su->backend);
+		return 0;
+	}
+	if ((e = umap_put(rs->users, su->user, len, &created)) == NULL) {
+		log_warnx("store: invalid user name of %zu bytes; ignored", len);
+		return 0;
+	}
+	e->backend = (uint16_t)slot;
+	e->tag = state_tag_intern(rs, su->tag ? su->tag : "");
+	e->pinned = su->pinned != 0;
+	e->since = (uint32_t)su->since;
+	e->last_lookup = e->touched = (uint32_t)su->last_lookup;
+	return 0;
+}
+
+int
+state_load(struct roost *rs)
+{
+	if (rs->ntags == 0)
+		state_tag_intern(rs, "");
+	if (rs->store->ops->backend_load(rs->store, load_backend, rs) == -1) {
+		log_warnx("loading backends: %s", store_error(rs->store));
+		return -1;
+	}
+	if (rs->store->ops->user_load(rs->store, load_user, rs) == -1) {
+		log_warnx("loading users: %s", store_error(rs->store));
+		return -1;
+	}
+	return 0;
+}
+
+void
+state_clear(struct roost *rs)
+{
+	size_t i;
+
+	for (i = 0; i < rs->nslots; i++)
+		backend_free(rs->backends[i]);
+	free(rs->backends);
+	rs->backends = NULL;
+	rs->nslots = 0;
+	for (i = 0; i < rs->ntags; i++)
+		free(rs->tags[i]);
+	free(rs->tags);
+	rs->tags = NULL;
+	rs->ntags = 0;
+	umap_free(rs->users);
+	rs->users = NULL;
+}
