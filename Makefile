@@ -88,7 +88,7 @@ FUZZ_CC		?= clang
 fuzz:
 	@for f in $(FUZZ_SRC); do \
 		n=$$(basename $$f .c); \
-		mkdir -p build-fuzz tests/fuzz/corpus/$${n#fuzz_}; \
+		mkdir -p build-fuzz/corpus-$$n tests/fuzz/corpus/$${n#fuzz_}; \
 		$(FUZZ_CC) -g -O1 -fsanitize=fuzzer,address,undefined $(CPPFLAGS) \
 		    $(CFLAGS_D) -o build-fuzz/$$n $$f $(COMMON_SRC) $(ROOSTD_SRC) \
 		    $(LIBS_D) || exit 1; \
