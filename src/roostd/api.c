@@ -457,20 +457,27 @@ h_backend_delete(struct call *c)
 }
 
 struct list_ctx {
-	json_t	*arr;
-	char	 last[256];
+	struct roost	*rs;
+	json_t		*arr;
+	char		 last[256];
 };
 
 static int
 list_user(const struct store_user *su, void *arg)
 {
 	struct list_ctx *lc = arg;
+	const struct umap_entry *e;
+	int64_t last = su->last_lookup;
 
-	json_array_append_new(lc->arr, json_pack("{s:s, s:s, s:s, s:b, s:I, s:o}",
-	    "user", su->user, "backend", su->backend, "tag", su->tag ? su->tag : "",
+	/* The store gets lookup times lazily; memory has the exact one. */
+	e = umap_get(lc->rs->users, su->user, strlen(su->user));
+	if (e != NULL && e->last_lookup > last)
+		last = e->last_lookup;
+	json_array_append_new(lc->arr, json_pack("{s:s, s:b, s:s, s:s, s:b, s:I, s:o}",
+	    "user", su->user, "assigned", 1, "backend", su->backend,
+	    "tag", su->tag ? su->tag : "",
 	    "pinned", su->pinned != 0, "since", (json_int_t)su->since,
-	    "last_lookup", su->last_lookup ?
-	    json_integer(su->last_lookup) : json_null()));
+	    "last_lookup", last ? json_integer(last) : json_null()));
 	snprintf(lc->last, sizeof(lc->last), "%s", su->user);
 	return 0;
 }
@@ -493,8 +500,9 @@ h_users_list(struct call *c)
 		http_reply_error(c->req, 400, "cursor", "invalid cursor");
 		return;
 	}
-	lookup_maintain(rs, 1);		/* the listing shows current lookup times */
+	lookup_flush(rs);
 	memset(&lc, 0, sizeof(lc));
+	lc.rs = rs;
 	lc.arr = json_array();
 	if (st->ops->user_list(st, backend, cursor, (size_t)limit, list_user,
 	    &lc) == -1) {

@@ -26,10 +26,10 @@
 #include "util.h"
 #include "xmalloc.h"
 
-#define UMAP_F_PENDING		0x80	/* assignment not yet committed */
 #define TOUCH_GRANULARITY	60	/* s between stored lookup times */
-#define TOUCH_BATCH		50000	/* rows per maintenance pass */
-#define EXPIRE_BATCH		10000
+#define MAINT_TOUCH_MAX		500	/* rows written per pass */
+#define MAINT_EXPIRE_MAX	500
+#define MAINT_SWEEP		30	/* passes to cover the whole table */
 
 struct pending {
 	char		 key[256];
@@ -236,6 +236,26 @@ lookup_flush_cb(evutil_socket_t fd, short what, void *arg)
 enum { ARG_USER, ARG_PROTOCOL, ARG_TAG, ARG_COUNT };
 static const char *const arg_names[ARG_COUNT] = { "user", "protocol", "tag" };
 
+/*
+ * Has an assignment been idle past user_expire?  Lookup times reach the
+ * store lazily, so after a restart a stored time may be older than the
+ * truth: idle time counts from the start at the earliest, and an
+ * assignment expires late rather than early (an early expiry would move a
+ * user who still has sessions).
+ */
+static int
+lookup_expired(const struct roost *rs, const struct umap_entry *e,
+    uint32_t now)
+{
+	long long last = e->last_lookup;
+
+	if (rs->conf->user_expire <= 0 || e->pinned || last == 0)
+		return 0;
+	if (last < rs->started)
+		last = rs->started;
+	return (long long)now - last > rs->conf->user_expire;
+}
+
 void
 lookup_handle(struct roost *rs, struct evhttp_request *req)
 {
@@ -284,8 +304,7 @@ lookup_handle(struct roost *rs, struct evhttp_request *req)
 	now = (uint32_t)now_sec();
 	e = umap_get(rs->users, key, (size_t)klen);
 	if (e != NULL && state_backend_usable(rs, e->backend, tag) &&
-	    !(conf->user_expire > 0 && !e->pinned && e->last_lookup != 0 &&
-	    (long long)now - e->last_lookup > conf->user_expire)) {
+	    !lookup_expired(rs, e, now)) {
 		if (e->flags & UMAP_F_MOVING) {
 			http_reply_error_reason(req, 503, "moving",
 			    "user %s is being moved; try again shortly", e->key);
@@ -331,13 +350,21 @@ done:
 	http_query_free(a, ARG_COUNT);
 }
 
+/*
+ * Maintenance writes lookup times to the store and forgets assignments
+ * idle past user_expire.  It runs every second on a slice of the table with
+ * a cap on rows written, so no pass holds the loop for more than a few
+ * milliseconds however many users there are; lookup times in the store may
+ * lag, which costs nothing (they are not acknowledged state), and idle
+ * assignments only ever expire late, never early.
+ */
 struct maint {
 	struct roost		*rs;
 	struct umap_entry	**touch;
-	size_t			  ntouch;
+	size_t			  ntouch, maxtouch;
 	struct umap_entry	**expire;
-	size_t			  nexpire;
-	size_t			  max;
+	size_t			  nexpire, maxexpire;
+	uint32_t		  granularity;
 	uint32_t		  now;
 };
 
@@ -345,73 +372,86 @@ static int
 maint_collect(struct umap_entry *e, void *arg)
 {
 	struct maint *m = arg;
-	long long expire = m->rs->conf->user_expire;
-
 	if (e->flags & (UMAP_F_PENDING | UMAP_F_MOVING))
 		return 0;
-	if (expire > 0 && !e->pinned && e->last_lookup != 0 &&
-	    (long long)m->now - e->last_lookup > expire) {
-		if (m->nexpire < EXPIRE_BATCH)
-			m->expire[m->nexpire++] = e;
+	if (lookup_expired(m->rs, e, m->now)) {
+		if (m->nexpire == m->maxexpire)
+			return -1;
+		m->expire[m->nexpire++] = e;
 		return 0;
 	}
-	if (e->last_lookup >= e->touched + (m->max ? TOUCH_GRANULARITY : 1) &&
-	    m->ntouch < TOUCH_BATCH)
+	if (e->last_lookup >= e->touched + m->granularity &&
+	    e->last_lookup != e->touched) {
+		if (m->ntouch == m->maxtouch)
+			return -1;
 		m->touch[m->ntouch++] = e;
+	}
 	return 0;
+}
+
+static void
+maint_write(struct roost *rs, struct maint *m)
+{
+	struct store *st = rs->store;
+	struct store_user *rec = NULL;
+	size_t i;
+
+	if (m->ntouch > 0) {
+		rec = xcalloc(m->ntouch, sizeof(*rec));
+		for (i = 0; i < m->ntouch; i++) {
+			rec[i].user = m->touch[i]->key;
+			rec[i].last_lookup = m->touch[i]->last_lookup;
+		}
+		if (st->ops->user_touch(st, rec, m->ntouch) == -1)
+			log_warnx("recording lookup times: %s", store_error(st));
+		else
+			for (i = 0; i < m->ntouch; i++)
+				m->touch[i]->touched = m->touch[i]->last_lookup;
+		free(rec);
+	}
+	if (m->nexpire == 0)
+		return;
+	if (st->ops->begin(st) == -1)
+		goto fail;
+	for (i = 0; i < m->nexpire; i++)
+		if (st->ops->user_delete(st, m->expire[i]->key) == -1) {
+			st->ops->rollback(st);
+			goto fail;
+		}
+	if (st->ops->commit(st) == -1) {
+		st->ops->rollback(st);
+		goto fail;
+	}
+	log_info("forgot %zu assignments idle for more than %llds",
+	    m->nexpire, rs->conf->user_expire);
+	for (i = 0; i < m->nexpire; i++)
+		umap_del(rs->users, m->expire[i]->key, m->expire[i]->keylen);
+	return;
+fail:
+	log_warnx("forgetting idle assignments: %s", store_error(st));
 }
 
 void
 lookup_maintain(struct roost *rs, int all)
 {
-	struct store *st = rs->store;
-	struct store_user *rec = NULL;
+	static size_t cursor;
 	struct maint m;
-	size_t i;
+	size_t slots, budget;
 
 	lookup_flush(rs);
 	memset(&m, 0, sizeof(m));
 	m.rs = rs;
-	m.max = all ? 0 : 1;
 	m.now = (uint32_t)now_sec();
-	m.touch = xcalloc(TOUCH_BATCH, sizeof(*m.touch));
-	m.expire = xcalloc(EXPIRE_BATCH, sizeof(*m.expire));
-	umap_walk(rs->users, maint_collect, &m);
-
-	if (m.ntouch > 0) {
-		rec = xcalloc(m.ntouch, sizeof(*rec));
-		for (i = 0; i < m.ntouch; i++) {
-			rec[i].user = m.touch[i]->key;
-			rec[i].last_lookup = m.touch[i]->last_lookup;
-		}
-		if (st->ops->user_touch(st, rec, m.ntouch) == -1)
-			log_warnx("recording lookup times: %s", store_error(st));
-		else
-			for (i = 0; i < m.ntouch; i++)
-				m.touch[i]->touched = m.touch[i]->last_lookup;
-	}
-	if (m.nexpire > 0) {
-		if (st->ops->begin(st) == -1)
-			goto fail;
-		for (i = 0; i < m.nexpire; i++)
-			if (st->ops->user_delete(st, m.expire[i]->key) == -1) {
-				st->ops->rollback(st);
-				goto fail;
-			}
-		if (st->ops->commit(st) == -1) {
-			st->ops->rollback(st);
-			goto fail;
-		}
-		log_info("forgot %zu assignments idle for more than %llds",
-		    m.nexpire, rs->conf->user_expire);
-		for (i = 0; i < m.nexpire; i++)
-			umap_del(rs->users, m.expire[i]->key, m.expire[i]->keylen);
-	}
-	goto done;
-fail:
-	log_warnx("forgetting idle assignments: %s", store_error(st));
-done:
-	free(rec);
+	m.granularity = all ? 0 : TOUCH_GRANULARITY;
+	m.maxtouch = all ? umap_count(rs->users) + 1 : MAINT_TOUCH_MAX;
+	m.maxexpire = all ? umap_count(rs->users) + 1 : MAINT_EXPIRE_MAX;
+	m.touch = xcalloc(m.maxtouch, sizeof(*m.touch));
+	m.expire = xcalloc(m.maxexpire, sizeof(*m.expire));
+	slots = umap_slots(rs->users);
+	/* The whole table once per MAINT_SWEEP passes. */
+	budget = all ? slots : slots / MAINT_SWEEP + 1;
+	umap_scan(rs->users, &cursor, budget, maint_collect, &m);
+	maint_write(rs, &m);
 	free(m.touch);
 	free(m.expire);
 }

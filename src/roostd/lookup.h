@@ -18,8 +18,8 @@ void	lookup_handle(struct roost *, struct evhttp_request *);
 /* Commit assignments still waiting and answer their lookups.  Admin
  * changes call it first, so they never interleave with a half-done batch. */
 void	lookup_flush(struct roost *);
-/* Write lookup times to the store (all of them when `all`), and forget
- * assignments idle past user_expire. */
+/* Write lookup times to the store and forget assignments idle past
+ * user_expire: a bounded slice per call, or everything when `all`. */
 void	lookup_maintain(struct roost *, int all);
 /* Best eligible backends for a key, skipping slot `skip` (-1: none). */
 size_t	lookup_rank(const struct roost *, const char *key, size_t len,

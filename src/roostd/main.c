@@ -26,7 +26,7 @@
 #include "util.h"
 #include "xmalloc.h"
 
-#define MAINTAIN_INTERVAL	30	/* s between lookup-time writes and expiry */
+#define MAINTAIN_INTERVAL	1	/* s between slices of lookup-time writes and expiry */
 
 static void
 usage(void)

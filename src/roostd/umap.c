@@ -210,3 +210,25 @@ umap_count_backends(const struct umap *m, size_t *counts, size_t nslots)
 		if (m->slots[i] != NULL && m->slots[i]->backend < nslots)
 			counts[m->slots[i]->backend]++;
 }
+
+size_t
+umap_slots(const struct umap *m)
+{
+	return m->mask + 1;
+}
+
+size_t
+umap_scan(struct umap *m, size_t *cursor, size_t budget,
+    int (*cb)(struct umap_entry *, void *), void *arg)
+{
+	size_t i = *cursor & m->mask, done = 0;
+
+	while (done < budget && done <= m->mask) {
+		if (m->slots[i] != NULL && cb(m->slots[i], arg) == -1)
+			break;
+		i = (i + 1) & m->mask;
+		done++;
+	}
+	*cursor = i;
+	return done;
+}

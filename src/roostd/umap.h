@@ -25,6 +25,7 @@ struct umap_entry {
 };
 
 #define UMAP_F_MOVING	0x01	/* a move is under way: lookups wait */
+#define UMAP_F_PENDING	0x02	/* assignment made, not yet committed */
 
 struct umap;
 
@@ -40,6 +41,15 @@ int			 umap_del(struct umap *, const char *key, size_t len);
 /* Visit every entry; cb returns 0 to go on, 1 to remove the entry, -1 to stop. */
 void			 umap_walk(struct umap *, int (*)(struct umap_entry *, void *),
 			    void *);
+/*
+ * Visit up to `budget` slots starting at *cursor (wrapping), for work spread
+ * over many loop passes.  cb returns 0 to go on, -1 to stop before the
+ * entry (it is visited again next time).  *cursor moves past what was done.
+ * Returns the number of slots looked at.
+ */
+size_t			 umap_scan(struct umap *, size_t *cursor, size_t budget,
+			    int (*)(struct umap_entry *, void *), void *);
+size_t			 umap_slots(const struct umap *);
 /* Entries per backend slot (for status); counts[] has nslots entries. */
 void			 umap_count_backends(const struct umap *, size_t *counts,
 			    size_t nslots);

@@ -1,0 +1,527 @@
+"""roosttest: a small harness for black-box scenarios against roostd and roostctl.
+
+A scenario starts a real roostd in a fresh temporary directory (its own config,
+SQLite store and token files, listening on a free loopback port), talks to it
+over HTTP and through roostctl, and asserts what an admin or a Dovecot proxy
+would see.  The daemon is always killed when the scenario ends, whatever
+happens, and its log tail is printed when the scenario fails.
+
+    import roosttest as rt
+
+    def main(t):
+        r = t.roost()                       # started and healthy
+        st, js = r.api("GET", "/v1/backends")
+        rt.eq(st, 200, "list backends")
+
+    rt.run(main)
+
+Binaries come from $ROOST_BUILD (set by tests/run.py), else ./build.
+"""
+
+import atexit
+import http.client
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+import urllib.parse
+
+SKIP = 77
+SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
+                   "runtime error:")
+
+_here = os.path.dirname(os.path.abspath(__file__))
+TOP = os.path.dirname(os.path.dirname(_here))
+BUILD = os.path.abspath(os.environ.get("ROOST_BUILD") or
+                        os.path.join(TOP, "build"))
+ROOSTD = os.path.join(BUILD, "roostd")
+ROOSTCTL = os.path.join(BUILD, "roostctl")
+
+_instances = []
+
+
+class Skip(Exception):
+    """Raised by a scenario that cannot run here (exit 77)."""
+
+
+# ---------------------------------------------------------------- assertions
+
+class Failure(AssertionError):
+    pass
+
+
+def check(cond, what):
+    if not cond:
+        raise Failure(what)
+
+
+def eq(got, want, what):
+    if got != want:
+        raise Failure("%s: got %r, want %r" % (what, got, want))
+
+
+def status(resp, want, what):
+    """resp is (status, json); check the status and return the JSON."""
+    st, js = resp
+    if isinstance(want, int):
+        want = (want,)
+    if st not in want:
+        raise Failure("%s: HTTP %r, want %s; body %s" %
+                      (what, st, "/".join(map(str, want)), _short(js)))
+    return js
+
+
+def error(resp, want_status, field, what):
+    """A rejected request: the status, a JSON error, naming `field`
+    (None: no field required)."""
+    js = status(resp, want_status, what)
+    check(isinstance(js, dict) and isinstance(js.get("error"), str) and
+          js["error"] != "", "%s: error body without \"error\": %s" %
+          (what, _short(js)))
+    if field is not None:
+        eq(js.get("field"), field, "%s: error field (body %s)" %
+           (what, _short(js)))
+    return js
+
+
+def _short(x, n=400):
+    s = x if isinstance(x, str) else json.dumps(x)
+    return s if len(s) <= n else s[:n] + "..."
+
+
+# ---------------------------------------------------------------- helpers
+
+def free_port():
+    """A loopback TCP port nobody listens on right now."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def q(s):
+    """Quote a path segment or query value."""
+    return urllib.parse.quote(s, safe="")
+
+
+class Conn:
+    """One keep-alive HTTP connection, reopened when the server closes it.
+    For bulk requests (thousands of lookups)."""
+
+    def __init__(self, port, timeout=30):
+        self.port = port
+        self.timeout = timeout
+        self.c = None
+
+    def request(self, method, path, body=None, headers=None):
+        for attempt in (0, 1):
+            if self.c is None:
+                self.c = http.client.HTTPConnection("127.0.0.1", self.port,
+                                                    timeout=self.timeout)
+            try:
+                self.c.request(method, path, body=body, headers=headers or {})
+                r = self.c.getresponse()
+                data = r.read()
+                if r.will_close:
+                    self.close()
+                return r.status, r.getheaders(), data
+            except (http.client.RemoteDisconnected, BrokenPipeError,
+                    ConnectionResetError, http.client.BadStatusLine):
+                # A keep-alive connection closed by the server between
+                # requests: retry once on a fresh one.
+                self.close()
+                if attempt == 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    def close(self):
+        if self.c is not None:
+            self.c.close()
+            self.c = None
+
+
+# ---------------------------------------------------------------- roostd
+
+class Roost:
+    """One roostd instance in its own temporary directory."""
+
+    def __init__(self, tmp, lookup_token=False, admin_token_mode=0o600,
+                 extra_lines=(), **conf):
+        self.tmp = tmp
+        self.port = free_port()
+        self.url = "http://127.0.0.1:%d" % self.port
+        self.conf_path = os.path.join(tmp, "roostd.conf")
+        self.log_path = os.path.join(tmp, "roostd.log")
+        self.db_path = os.path.join(tmp, "roost.db")
+        self.admin_token_file = os.path.join(tmp, "admin.token")
+        self.lookup_token_file = os.path.join(tmp, "lookup.token")
+        self.admin_token = "adm-" + secrets.token_hex(16)
+        self.lookup_token = "lkp-" + secrets.token_hex(16)
+        self.proc = None
+        self.logf = None
+        self.transcript = []	# every response body, to search for secrets
+        self._write_secret(self.admin_token_file, self.admin_token,
+                           admin_token_mode)
+        self._write_secret(self.lookup_token_file, self.lookup_token, 0o600)
+        self.settings = {}
+        self.write_config(lookup_token=lookup_token, extra_lines=extra_lines,
+                          **conf)
+        self._conn = None
+
+    @staticmethod
+    def _write_secret(path, value, mode):
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(value + "\n")
+        os.chmod(path, mode)
+
+    def write_config(self, lookup_token=False, extra_lines=(), **conf):
+        """(Re)write the config file.  conf: any setting by name; a value of
+        None leaves the setting out.  lookup_token=True sets
+        lookup_token_file.  extra_lines are appended verbatim."""
+        s = {
+            "listen": "127.0.0.1:%d" % self.port,
+            "store": "sqlite:" + self.db_path,
+            "admin_token_file": self.admin_token_file,
+            "log_level": "info",
+        }
+        if lookup_token:
+            s["lookup_token_file"] = self.lookup_token_file
+        s.update(conf)
+        self.settings = {k: v for k, v in s.items() if v is not None}
+        lines = ["# written by tests/integration/roosttest.py"]
+        for k, v in self.settings.items():
+            lines.append("%s = %s" % (k, v))
+        lines.extend(extra_lines)
+        with open(self.conf_path, "w") as f:
+            f.write("\n".join(lines) + "\n")
+        return self.conf_path
+
+    # -- process control
+
+    def start(self, wait=True, timeout=10):
+        """Start roostd -d -f CONF.  With wait, returns once /v1/health
+        answers, and fails if the daemon exits or does not answer in time."""
+        check(self.proc is None or self.proc.poll() is not None,
+              "start: roostd already running")
+        self.logf = open(self.log_path, "ab")
+        self.proc = subprocess.Popen([ROOSTD, "-d", "-f", self.conf_path],
+                                     stdin=subprocess.DEVNULL,
+                                     stdout=self.logf, stderr=self.logf)
+        if wait:
+            self.wait_healthy(timeout)
+        return self.proc
+
+    def wait_healthy(self, timeout=10):
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            rc = self.proc.poll()
+            if rc is not None:
+                raise Failure("roostd exited with %d during start" % rc)
+            try:
+                c = http.client.HTTPConnection("127.0.0.1", self.port,
+                                               timeout=2)
+                c.request("GET", "/v1/health")
+                r = c.getresponse()
+                r.read()
+                c.close()
+                if r.status == 200:
+                    return
+                last = "HTTP %d" % r.status
+            except OSError as e:
+                last = str(e)
+            time.sleep(0.05)
+        raise Failure("roostd not healthy after %ds (%s)" % (timeout, last))
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def kill(self, sig=signal.SIGKILL):
+        """Send a signal to roostd (default SIGKILL, then reap it)."""
+        check(self.alive(), "kill: roostd is not running")
+        self.proc.send_signal(sig)
+        if sig in (signal.SIGKILL, signal.SIGTERM, signal.SIGINT):
+            return self.wait_exit()
+        return None
+
+    def wait_exit(self, timeout=10):
+        try:
+            rc = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            raise Failure("roostd did not exit within %ds" % timeout)
+        self._close_conn()
+        return rc
+
+    def restart(self, timeout=10):
+        """kill -9 (if running) and start again on the same store."""
+        if self.alive():
+            self.kill(signal.SIGKILL)
+        self.start(timeout=timeout)
+
+    def stop(self):
+        """Always safe: kill the child if it is still there."""
+        self._close_conn()
+        if self.proc is not None and self.proc.poll() is None:
+            try:
+                self.proc.kill()
+                self.proc.wait(10)
+            except (OSError, subprocess.TimeoutExpired):
+                pass
+        if self.logf is not None:
+            self.logf.close()
+            self.logf = None
+
+    def log(self):
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except FileNotFoundError:
+            return ""
+
+    def log_tail(self, n=40):
+        return "\n".join(self.log().splitlines()[-n:])
+
+    def check_config(self, path=None):
+        """roostd -n -f CONF: (exit code, stdout + stderr)."""
+        p = subprocess.run([ROOSTD, "-n", "-f", path or self.conf_path],
+                           stdin=subprocess.DEVNULL, capture_output=True,
+                           timeout=30)
+        return p.returncode, (p.stdout + p.stderr).decode("utf-8", "replace")
+
+    # -- HTTP
+
+    def _close_conn(self):
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def _auth(self, token):
+        if token is None:
+            return {}
+        if token == "admin":
+            return {"Authorization": "Bearer " + self.admin_token}
+        if token == "lookup":
+            return {"Authorization": "Bearer " + self.lookup_token}
+        if token == "wrong":
+            return {"Authorization": "Bearer wrong-" + secrets.token_hex(8)}
+        return {"Authorization": "Bearer " + token}
+
+    def request(self, method, path, body=None, token="admin", raw=None,
+                headers=None):
+        """Returns (status, headers dict with lower-case names, bytes)."""
+        h = self._auth(token)
+        if headers:
+            h.update(headers)
+        data = raw
+        if data is None and body is not None:
+            data = json.dumps(body).encode()
+        if data is not None:
+            h.setdefault("Content-Type", "application/json")
+        if self._conn is None:
+            self._conn = Conn(self.port)
+        try:
+            st, hdrs, out = self._conn.request(method, path, data, h)
+        except Exception:
+            self._close_conn()
+            raise
+        self.transcript.append(out.decode("utf-8", "replace"))
+        return st, {k.lower(): v for k, v in hdrs}, out
+
+    def api(self, method, path, body=None, token="admin", raw=None,
+            headers=None):
+        """(status, parsed JSON).  Every roostd answer must be JSON."""
+        st, hdrs, out = self.request(method, path, body, token, raw, headers)
+        try:
+            js = json.loads(out)
+        except ValueError:
+            raise Failure("%s %s: HTTP %d with a body that is not JSON: %r" %
+                          (method, path, st, out[:200]))
+        return st, js
+
+    def api_h(self, method, path, body=None, token="admin", raw=None,
+              headers=None):
+        """(status, headers, parsed JSON)."""
+        st, hdrs, out = self.request(method, path, body, token, raw, headers)
+        try:
+            js = json.loads(out)
+        except ValueError:
+            raise Failure("%s %s: HTTP %d with a body that is not JSON: %r" %
+                          (method, path, st, out[:200]))
+        return st, hdrs, js
+
+    def lookup(self, user, protocol="imap", tag=None, token="admin"):
+        path = "/v1/lookup?user=%s&protocol=%s" % (q(user), q(protocol))
+        if tag is not None:
+            path += "&tag=" + q(tag)
+        return self.api("GET", path, token=token)
+
+    def lookup_ok(self, user, protocol="imap", tag=None, token="admin"):
+        return status(self.lookup(user, protocol, tag, token), 200,
+                      "lookup %s/%s" % (user, protocol))
+
+    def add_backend(self, name, host=None, **fields):
+        self._hosts = getattr(self, "_hosts", 10) + 1
+        body = {"name": name, "host": host or "127.0.0.%d" % self._hosts}
+        body.update(fields)
+        return status(self.api("POST", "/v1/backends", body), 201,
+                      "add backend %s" % name)
+
+    def patch_backend(self, name, **fields):
+        return status(self.api("PATCH", "/v1/backends/" + q(name), fields),
+                      200, "patch backend %s %r" % (name, fields))
+
+    def backends(self):
+        return status(self.api("GET", "/v1/backends"), 200,
+                      "list backends")["backends"]
+
+    def backend(self, name):
+        return status(self.api("GET", "/v1/backends/" + q(name)), 200,
+                      "get backend %s" % name)
+
+    def user(self, name, tag=None):
+        path = "/v1/users/" + q(name)
+        if tag is not None:
+            path += "?tag=" + q(tag)
+        return status(self.api("GET", path), 200, "get user %s" % name)
+
+    def all_users(self, backend=None, limit=1000):
+        """Every page of GET /v1/users."""
+        out, cursor = [], None
+        for _ in range(100000):
+            path = "/v1/users?limit=%d" % limit
+            if backend is not None:
+                path += "&backend=" + q(backend)
+            if cursor is not None:
+                path += "&cursor=" + q(cursor)
+            js = status(self.api("GET", path), 200, "GET " + path)
+            out.extend(js["users"])
+            cursor = js.get("next_cursor")
+            if cursor is None:
+                return out
+        raise Failure("user map pagination never ends")
+
+    # -- roostctl
+
+    def ctl(self, *args, url=True, token_file=True, env=None, timeout=60):
+        """Run roostctl --url URL --token-file F ARGS: (rc, stdout, stderr)."""
+        argv = [ROOSTCTL]
+        if url is True:
+            argv += ["--url", self.url]
+        elif url:
+            argv += ["--url", url]
+        if token_file is True:
+            argv += ["--token-file", self.admin_token_file]
+        elif token_file:
+            argv += ["--token-file", token_file]
+        argv += list(args)
+        e = dict(os.environ)
+        e.pop("ROOST_URL", None)
+        e.pop("ROOST_TOKEN_FILE", None)
+        if env:
+            e.update(env)
+        p = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True,
+                           env=e, timeout=timeout)
+        out = p.stdout.decode("utf-8", "replace")
+        err = p.stderr.decode("utf-8", "replace")
+        self.transcript.append(out + err)
+        for bad in SANITIZER_MARKS:
+            check(bad not in err, "roostctl %s: sanitizer report:\n%s" %
+                  (" ".join(args), err))
+        return p.returncode, out, err
+
+    def secrets_absent(self, *secret_values, where="everything"):
+        """No secret in the log, in any response seen so far, or in the
+        store's audit."""
+        log = self.log()
+        for s in secret_values:
+            check(s not in log, "a secret appears in roostd's log")
+            for body in self.transcript:
+                check(s not in body, "a secret appears in a response: %s" %
+                      _short(body.replace(s, "<SECRET>")))
+
+
+# ---------------------------------------------------------------- running
+
+class Test:
+    """Per-scenario state: temp dirs and the daemons started in them."""
+
+    def __init__(self):
+        self.base = tempfile.mkdtemp(prefix="roosttest.")
+        self.roosts = []
+
+    def roost(self, start=True, **kw):
+        tmp = tempfile.mkdtemp(prefix="r%d." % len(self.roosts), dir=self.base)
+        r = Roost(tmp, **kw)
+        self.roosts.append(r)
+        _instances.append(r)
+        if start:
+            r.start()
+        return r
+
+    def cleanup(self, keep=False):
+        for r in self.roosts:
+            r.stop()
+        if not keep:
+            shutil.rmtree(self.base, ignore_errors=True)
+
+
+def _kill_all():
+    for r in _instances:
+        r.stop()
+
+
+atexit.register(_kill_all)
+
+
+def _on_signal(signum, frame):
+    _kill_all()
+    sys.exit(128 + signum)
+
+
+def run(fn):
+    """Run a scenario: fn(Test).  Exit 0 on success, 1 on failure (with the
+    traceback and each daemon's log tail), 77 when skipped."""
+    signal.signal(signal.SIGTERM, _on_signal)
+    if not (os.access(ROOSTD, os.X_OK) and os.access(ROOSTCTL, os.X_OK)):
+        print("roostd or roostctl missing in %s" % BUILD)
+        sys.exit(1)
+    t = Test()
+    rc = 0
+    try:
+        fn(t)
+        # The daemon never crashes on input: each one still started must be
+        # running at the end, and stop cleanly on SIGTERM (under a
+        # sanitizer build that is also when leaks are reported).
+        for r in t.roosts:
+            if r.proc is not None and r.proc.returncode is None:
+                check(r.alive(), "roostd (%s) died during the scenario, "
+                      "exit %r" % (r.tmp, r.proc.poll()))
+                eq(r.kill(signal.SIGTERM), 0,
+                   "roostd exit status after the final SIGTERM")
+        for r in t.roosts:
+            log = r.log()
+            for bad in SANITIZER_MARKS:
+                check(bad not in log, "roostd's log has a sanitizer "
+                      "report (%s)" % bad)
+    except Skip as e:
+        print("SKIP: %s" % e)
+        rc = SKIP
+    except Exception:
+        traceback.print_exc(file=sys.stdout)
+        for r in t.roosts:
+            print("--- roostd log tail (%s) ---" % r.log_path)
+            print(r.log_tail())
+        rc = 1
+    finally:
+        t.cleanup(keep=(rc == 1 and os.environ.get("ROOST_KEEP") == "1"))
+    sys.stdout.flush()
+    sys.exit(rc)
