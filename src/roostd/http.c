@@ -42,7 +42,6 @@ http_reply_buf(struct evhttp_request *req, int status, struct evbuffer *buf)
 	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
 
 	evhttp_add_header(h, "Content-Type", "application/json");
-	evhttp_add_header(h, "Cache-Control", "no-store");
 	evbuffer_add(buf, "\n", 1);
 	evhttp_send_reply(req, status, status_reason(status), buf);
 }

@@ -94,6 +94,21 @@ lookup_rank(const struct roost *rs, const char *key, size_t len,
 	    out, nout);
 }
 
+static size_t
+fmt_port(char *out, uint16_t v)
+{
+	char tmp[8];
+	size_t n = 0, i;
+
+	do {
+		tmp[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v != 0);
+	for (i = 0; i < n; i++)
+		out[i] = tmp[n - 1 - i];
+	return n;
+}
+
 /* Render the 200 answer for an entry that is committed. */
 static void
 reply_route(struct roost *rs, struct evhttp_request *req,
@@ -101,6 +116,7 @@ reply_route(struct roost *rs, struct evhttp_request *req,
 {
 	const struct backend *b = rs->backends[e->backend];
 	struct evbuffer *buf;
+	char port[8];
 	long replica;
 
 	if (b->ports[proto] == 0) {
@@ -118,8 +134,11 @@ reply_route(struct roost *rs, struct evhttp_request *req,
 	http_json_str(buf, b->host);
 	evbuffer_add(buf, ",\"hostip\":", 10);
 	http_json_str(buf, b->hostip);
-	evbuffer_add_printf(buf, ",\"port\":\"%u\",\"replica\":",
-	    (unsigned)b->ports[proto]);
+	/* Not evbuffer_add_printf: it costs more than the rest of the
+	 * answer together (callgrind), for five digits. */
+	evbuffer_add(buf, ",\"port\":\"", 9);
+	evbuffer_add(buf, port, fmt_port(port, b->ports[proto]));
+	evbuffer_add(buf, "\",\"replica\":", 13);
 	if (lookup_rank(rs, e->key, e->keylen, state_tag_name(rs, e->tag),
 	    (long)e->backend, &replica, 1) == 1)
 		http_json_str(buf, rs->backends[replica]->name);

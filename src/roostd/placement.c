@@ -77,7 +77,7 @@ det_log(double x)
 	s2 = s * s;
 	term = s;
 	sum = 0.0;
-	for (k = 1; k < 40; k += 2) {	/* s^41 < 1e-31: past double precision */
+	for (k = 1; k < 28; k += 2) {	/* s^29 < 1e-22: past double precision */
 		sum += term / (double)k;
 		term *= s2;
 	}
