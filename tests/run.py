@@ -14,6 +14,7 @@ is 1 when anything failed.
 
 import argparse
 import glob
+import shutil
 import os
 import re
 import signal
@@ -160,6 +161,32 @@ def run_fuzz_replay(path, build, names, tally):
               flush=True)
 
 
+def run_lua(path, names, tally):
+    """A Lua unit test: one test, judged by its exit code."""
+    name = "lua/" + os.path.basename(path)[:-4]
+    if not wanted(name, names):
+        return
+    lua = shutil.which("lua5.4")
+    if lua is None:
+        tally.failed += 1
+        tally.line("FAIL", name, 0, " [lua5.4 missing: scripts/install-deps]")
+        tally.failures.append((name, "lua5.4 not installed"))
+        return
+    t0 = time.monotonic()
+    rc, out = run_bounded([lua, path], SCENARIO_TIMEOUT, cwd=TOP)
+    secs = time.monotonic() - t0
+    last = out.strip().splitlines()[-1] if out.strip() else ""
+    if rc == 0:
+        tally.passed += 1
+        tally.line("PASS", name, secs, "  " + last)
+    else:
+        tally.failed += 1
+        tally.line("FAIL", name, secs, " [exit %s]" % rc)
+        tally.failures.append((name, out))
+        print("---- output of %s ----\n%s\n----" % (name, tail(out)),
+              flush=True)
+
+
 def run_scenario(path, names, build, tally, dovecot=None):
     name = "integration/" + os.path.basename(path)[:-3]
     if dovecot:
@@ -212,6 +239,9 @@ def main():
             if os.path.isfile(p) and os.access(p, os.X_OK) and \
                     not p.endswith((".d", ".o")):
                 run_unit(p, a.names, tally)
+        for p in sorted(glob.glob(os.path.join(TOP, "tests", "unit",
+                                               "test_*.lua"))):
+            run_lua(p, a.names, tally)
         for p in sorted(glob.glob(os.path.join(build, "fuzz", "fuzz_*"))):
             if os.path.isfile(p) and os.access(p, os.X_OK) and \
                     not p.endswith((".d", ".o")):

@@ -1,0 +1,535 @@
+-- roost.lua: Dovecot auth passdb that asks roostd which backend serves a user.
+--
+-- Loaded by Dovecot proxies (2.3.19+ and 2.4) as a Lua passdb. For every login it
+-- calls GET /v1/lookup on the first roostd that answers and returns the proxy
+-- fields (proxy, host, hostip, port). It never guesses: when no controller gives a
+-- usable answer the login gets a temporary failure.
+--
+-- Settings (key = value; see docs/dovecot.md):
+--   urls                 comma-separated controller base URLs, tried in order
+--                        (default http://127.0.0.1:8470)
+--   lookup_token_file    file whose first line is the lookup token
+--   lookup_token         the token itself (prefer the file)
+--   tag                  a fixed tag sent with every lookup
+--   tag_field            take the tag from a request field instead: a variable
+--                        such as "local_name", or "passdb:NAME" for a field a
+--                        previous passdb returned
+--   nopassword           yes (default): the proxy does not check the password,
+--                        the backend does; no: for use after a real passdb
+--   connect_timeout      per controller, default 1s (units ms or s)
+--   request_timeout      per controller, default 3s
+--   down_retry           seconds a controller that failed to answer is tried
+--                        only after the others, default 5
+--
+-- Dovecot 2.4 passes the settings as lua_settings { } to script_init(). Dovecot
+-- 2.3 rejects unknown passdb args, so there every setting is read from the
+-- environment as ROOST_<NAME> (set with import_environment). A key given both
+-- ways takes the lua_settings value.
+
+local roost = {}
+
+local DEFAULTS = {
+	urls = "http://127.0.0.1:8470",
+	lookup_token_file = "",
+	lookup_token = "",
+	tag = "",
+	tag_field = "",
+	nopassword = "yes",
+	connect_timeout = "1s",
+	request_timeout = "3s",
+	down_retry = "5",
+}
+
+-- Dovecot's protocol names mapped to roostd's. ManageSieve logins arrive as
+-- "sieve"; "managesieve" is accepted in case a build names the service so.
+local PROTOCOLS = {
+	imap = "imap",
+	pop3 = "pop3",
+	lmtp = "lmtp",
+	submission = "submission",
+	sieve = "sieve",
+	managesieve = "sieve",
+	doveadm = "doveadm",
+}
+
+local settings
+local controllers = {}		-- { url = "...", down_until = 0 }
+local http_client
+local token = nil
+
+-- JSON ---------------------------------------------------------------------
+
+-- roostd answers with flat objects: string keys, and values that are strings,
+-- numbers, true, false or null. Anything else (nesting, trailing bytes,
+-- unescaped control characters, duplicate keys) is refused rather than
+-- half-understood, because the answer decides where mail goes.
+
+local function utf8_char(cp)
+	if cp < 0x80 then
+		return string.char(cp)
+	elseif cp < 0x800 then
+		return string.char(0xc0 | (cp >> 6), 0x80 | (cp & 0x3f))
+	elseif cp < 0x10000 then
+		return string.char(0xe0 | (cp >> 12), 0x80 | ((cp >> 6) & 0x3f),
+		    0x80 | (cp & 0x3f))
+	end
+	return string.char(0xf0 | (cp >> 18), 0x80 | ((cp >> 12) & 0x3f),
+	    0x80 | ((cp >> 6) & 0x3f), 0x80 | (cp & 0x3f))
+end
+
+local ESCAPES = {
+	['"'] = '"', ['\\'] = '\\', ['/'] = '/', b = '\b', f = '\f',
+	n = '\n', r = '\r', t = '\t',
+}
+
+local function json_string(s, i)
+	-- s:sub(i, i) is the opening quote
+	local out = {}
+	i = i + 1
+	while true do
+		local j = s:find('["\\%c]', i)
+		if j == nil then
+			return nil, "unterminated string"
+		end
+		out[#out + 1] = s:sub(i, j - 1)
+		local c = s:sub(j, j)
+		if c == '"' then
+			return table.concat(out), j + 1
+		elseif c ~= '\\' then
+			return nil, "control character in string"
+		end
+		local e = s:sub(j + 1, j + 1)
+		if ESCAPES[e] then
+			out[#out + 1] = ESCAPES[e]
+			i = j + 2
+		elseif e == 'u' then
+			local hex = s:match('^%x%x%x%x', j + 2)
+			if hex == nil then
+				return nil, "bad \\u escape"
+			end
+			local cp = tonumber(hex, 16)
+			i = j + 6
+			if cp >= 0xd800 and cp <= 0xdbff then
+				local lo = s:match('^\\u(%x%x%x%x)', i)
+				lo = lo and tonumber(lo, 16)
+				if lo == nil or lo < 0xdc00 or lo > 0xdfff then
+					return nil, "bad surrogate pair"
+				end
+				cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00)
+				i = i + 6
+			elseif cp >= 0xdc00 and cp <= 0xdfff then
+				return nil, "bad surrogate pair"
+			end
+			out[#out + 1] = utf8_char(cp)
+		else
+			return nil, "bad escape"
+		end
+	end
+end
+
+local json_null = setmetatable({}, { __tostring = function() return "null" end })
+roost.null = json_null
+
+-- Numbers are kept as their source text ({ number = "143" }): Lua 5.4 would
+-- turn them into floats, and Dovecot reads a port of "143.0" as no port.
+local function json_number(s, i)
+	local int = s:match('^%-?%d+', i)
+	if int == nil or int:match('^%-?0%d') then
+		return nil, "bad number at byte " .. i
+	end
+	local j = i + #int
+	local frac = s:match('^%.%d+', j) or ""
+	j = j + #frac
+	local exp = s:match('^[eE][%+%-]?%d+', j) or ""
+	j = j + #exp
+	return { number = int .. frac .. exp }, j
+end
+
+local function json_value(s, i)
+	local c = s:sub(i, i)
+	if c == '"' then
+		return json_string(s, i)
+	elseif c == '-' or c:match('%d') then
+		return json_number(s, i)
+	elseif s:sub(i, i + 3) == "true" then
+		return true, i + 4
+	elseif s:sub(i, i + 4) == "false" then
+		return false, i + 5
+	elseif s:sub(i, i + 3) == "null" then
+		return json_null, i + 4
+	end
+	return nil, "unexpected value at byte " .. i
+end
+
+function roost.json_decode(s)
+	if type(s) ~= "string" then
+		return nil, "no body"
+	end
+	local obj = {}
+	local i = s:find('[^ \t\r\n]') or #s + 1
+	if s:sub(i, i) ~= '{' then
+		return nil, "not a JSON object"
+	end
+	i = s:find('[^ \t\r\n]', i + 1) or #s + 1
+	if s:sub(i, i) == '}' then
+		i = i + 1
+	else
+		while true do
+			if s:sub(i, i) ~= '"' then
+				return nil, "expected a key at byte " .. i
+			end
+			local key, v
+			key, i = json_string(s, i)
+			if key == nil then
+				return nil, i
+			end
+			if obj[key] ~= nil then
+				return nil, "duplicate key " .. key
+			end
+			i = s:find('[^ \t\r\n]', i) or #s + 1
+			if s:sub(i, i) ~= ':' then
+				return nil, "expected ':' at byte " .. i
+			end
+			i = s:find('[^ \t\r\n]', i + 1) or #s + 1
+			v, i = json_value(s, i)
+			if v == nil then
+				return nil, i
+			end
+			obj[key] = v
+			i = s:find('[^ \t\r\n]', i) or #s + 1
+			local c = s:sub(i, i)
+			i = s:find('[^ \t\r\n]', i + 1) or #s + 1
+			if c == '}' then
+				break
+			elseif c ~= ',' then
+				return nil, "expected ',' or '}'"
+			end
+		end
+	end
+	if s:find('[^ \t\r\n]', i) ~= nil then
+		return nil, "trailing data after the object"
+	end
+	return obj
+end
+
+-- Settings -----------------------------------------------------------------
+
+local function msecs(value, name)
+	local n, unit = tostring(value):match('^%s*(%d+)%s*(%a*)%s*$')
+	n = tonumber(n)
+	if n == nil then
+		error("roost: " .. name .. ": not a time: " .. tostring(value))
+	end
+	if unit == "ms" or unit == "msec" or unit == "msecs" then
+		return n
+	elseif unit == "" or unit == "s" or unit == "sec" or unit == "secs" then
+		return n * 1000
+	end
+	error("roost: " .. name .. ": unknown unit " .. unit)
+end
+
+local function yesno(value, name)
+	local v = tostring(value):lower()
+	if v == "yes" or v == "y" or v == "true" or v == "1" then
+		return true
+	elseif v == "no" or v == "n" or v == "false" or v == "0" then
+		return false
+	end
+	error("roost: " .. name .. ": expected yes or no, got " .. tostring(value))
+end
+
+local function trim(s)
+	return (s:gsub('^%s+', ''):gsub('%s+$', ''))
+end
+
+local function read_token(path)
+	local f, err = io.open(path, "r")
+	if f == nil then
+		return nil, err
+	end
+	local line = f:read("l")
+	f:close()
+	if line == nil or trim(line) == "" then
+		return nil, path .. ": empty"
+	end
+	return trim(line)
+end
+
+function roost.configure(args)
+	local raw = {}
+	for k in pairs(DEFAULTS) do
+		local v = args and args[k]
+		if v == nil then
+			v = os.getenv("ROOST_" .. k:upper())
+		end
+		raw[k] = v ~= nil and trim(tostring(v)) or DEFAULTS[k]
+	end
+	if args ~= nil then
+		for k in pairs(args) do
+			if DEFAULTS[k] == nil then
+				error("roost: unknown setting " .. tostring(k))
+			end
+		end
+	end
+
+	local s = {
+		tag = raw.tag,
+		tag_field = raw.tag_field,
+		nopassword = yesno(raw.nopassword, "nopassword"),
+		connect_ms = msecs(raw.connect_timeout, "connect_timeout"),
+		request_ms = msecs(raw.request_timeout, "request_timeout"),
+		down_retry = tonumber(raw.down_retry:match('^%d+$') or "x"),
+		urls = {},
+	}
+	if s.down_retry == nil then
+		error("roost: down_retry: not a number of seconds")
+	end
+	if s.tag ~= "" and s.tag_field ~= "" then
+		error("roost: set tag or tag_field, not both")
+	end
+	for u in raw.urls:gmatch('[^,%s]+') do
+		u = u:gsub('/+$', '')
+		if u:match('^https?://[^/]+$') == nil then
+			error("roost: urls: not a base URL: " .. u)
+		end
+		s.urls[#s.urls + 1] = u
+	end
+	if #s.urls == 0 then
+		error("roost: urls: no controller URL")
+	end
+	s.token_file = raw.lookup_token_file
+	s.token = raw.lookup_token
+	if s.token ~= "" and s.token_file ~= "" then
+		error("roost: set lookup_token or lookup_token_file, not both")
+	end
+	return s
+end
+
+-- Pick up a changed token file without a Dovecot reload: called again when a
+-- controller refuses the token we hold. True when the token changed.
+local function load_token()
+	if settings.token ~= "" then
+		token = settings.token
+		return false
+	elseif settings.token_file == "" then
+		token = nil
+		return false
+	end
+	local t, err = read_token(settings.token_file)
+	if t == nil then
+		dovecot.i_error("roost: lookup_token_file: " .. tostring(err))
+		return false
+	end
+	local changed = t ~= token
+	token = t
+	return changed
+end
+
+-- 2.3 and 2.4 spell the client options differently. 2.4 raises on a key it
+-- does not know, so trying the 2.3 spelling first tells the two apart.
+local function new_http_client(s)
+	local ok, client = pcall(dovecot.http.client, {
+		request_timeout_msecs = s.request_ms,
+		request_absolute_timeout_msecs = s.connect_ms + s.request_ms,
+		soft_connect_timeout_msecs = s.connect_ms,
+		max_attempts = 1,
+		max_connect_attempts = 1,
+		user_agent = "roost.lua",
+	})
+	if ok then
+		return client
+	end
+	return dovecot.http.client({
+		connect_timeout = string.format("%dms", s.connect_ms),
+		request_timeout = string.format("%dms", s.request_ms),
+		request_max_attempts = 1,
+		user_agent = "roost.lua",
+	})
+end
+
+function script_init(args)
+	settings = roost.configure(type(args) == "table" and args or nil)
+	controllers = {}
+	token = nil
+	for i, u in ipairs(settings.urls) do
+		controllers[i] = { url = u, down_until = 0 }
+	end
+	if settings.token_file ~= "" then
+		local t, err = read_token(settings.token_file)
+		if t == nil then
+			error("roost: lookup_token_file: " .. tostring(err))
+		end
+	end
+	load_token()
+	http_client = new_http_client(settings)
+	return 0
+end
+
+function script_deinit()
+end
+
+-- Lookup -------------------------------------------------------------------
+
+local function urlencode(s)
+	return (s:gsub('[^%w%-%._~]', function(c)
+		return string.format('%%%02X', c:byte())
+	end))
+end
+
+local function request_tag(req)
+	if settings.tag ~= "" then
+		return settings.tag
+	elseif settings.tag_field == "" then
+		return nil
+	end
+	local v
+	local pfield = settings.tag_field:match('^passdb:(.+)$')
+	if pfield then
+		v = req.passdb[pfield]
+	else
+		v = req[settings.tag_field]
+	end
+	if type(v) ~= "string" or v == "" then
+		return nil
+	end
+	return v
+end
+
+-- Controllers that just failed go to the back of the line for down_retry
+-- seconds, so a dead first URL does not cost every login a timeout.
+local function controller_order()
+	local now = os.time()
+	local up, down = {}, {}
+	for _, c in ipairs(controllers) do
+		if c.down_until <= now then
+			up[#up + 1] = c
+		else
+			down[#down + 1] = c
+		end
+	end
+	for _, c in ipairs(down) do
+		up[#up + 1] = c
+	end
+	return up
+end
+
+local function ask(c, path)
+	local r = http_client:request({ url = c.url .. path, method = "GET" })
+	r:add_header("Accept", "application/json")
+	if token ~= nil then
+		r:add_header("Authorization", "Bearer " .. token)
+	end
+	local resp = r:submit()
+	return resp:status(), resp:payload()
+end
+
+local function valid_port(p)
+	if type(p) == "table" and p.number then
+		p = p.number
+	end
+	if type(p) ~= "string" or p:match('^%d+$') == nil then
+		return nil
+	end
+	local n = tonumber(p)
+	if n < 1 or n > 65535 then
+		return nil
+	end
+	return string.format("%d", n)
+end
+
+-- One controller's answer: returns "ok", fields | "final", result, reason |
+-- "next", reason (try the next controller).
+local function interpret(status, body)
+	local PASSDB = dovecot.auth
+	if status >= 9000 then
+		return "next", "no answer (http client status " .. status .. ")"
+	end
+	local obj, jerr = roost.json_decode(body)
+	if status == 200 then
+		if obj == nil then
+			return "next", "bad answer: " .. jerr
+		end
+		local host, backend = obj.host, obj.backend
+		local port = valid_port(obj.port)
+		if type(host) ~= "string" or host == "" or
+		    type(backend) ~= "string" or backend == "" or port == nil then
+			return "next", "answer lacks host, backend or port"
+		end
+		local fields = {
+			proxy = "y",
+			host = host,
+			port = port,
+			user_roost_backend = backend,
+		}
+		if type(obj.hostip) == "string" and obj.hostip ~= "" then
+			fields.hostip = obj.hostip
+		end
+		if settings.nopassword then
+			fields.nopassword = "y"
+		end
+		return "ok", fields
+	elseif status == 400 or status == 404 then
+		local what = obj and type(obj.error) == "string" and obj.error or
+		    ("status " .. status)
+		return "final", PASSDB.PASSDB_RESULT_USER_UNKNOWN, "roost: " .. what
+	elseif status == 401 or status == 403 then
+		return "auth", "lookup token refused (status " .. status .. ")"
+	elseif status == 503 and obj and obj.reason == "moving" then
+		return "final", PASSDB.PASSDB_RESULT_INTERNAL_FAILURE,
+		    "user is being moved"
+	end
+	local why = "status " .. status
+	if obj and type(obj.reason) == "string" then
+		why = why .. " " .. obj.reason
+	end
+	return "next", why
+end
+
+function roost.lookup(req)
+	local PASSDB = dovecot.auth
+	local dproto = req.protocol or req.service or ""
+	local proto = PROTOCOLS[dproto]
+	if proto == nil then
+		return PASSDB.PASSDB_RESULT_INTERNAL_FAILURE,
+		    "roost: protocol '" .. dproto .. "' is not routed"
+	end
+	local user = req.user
+	if user == nil or user == "" then
+		return PASSDB.PASSDB_RESULT_USER_UNKNOWN, "roost: no user name"
+	end
+	local path = "/v1/lookup?user=" .. urlencode(user) .. "&protocol=" .. proto
+	local tag = request_tag(req)
+	if tag ~= nil then
+		path = path .. "&tag=" .. urlencode(tag)
+	end
+
+	local errors = {}
+	for _, c in ipairs(controller_order()) do
+		local status, body = ask(c, path)
+		local verdict, a, b = interpret(status, body)
+		if verdict == "auth" and load_token() then
+			-- the token file changed under us: one more try
+			status, body = ask(c, path)
+			verdict, a, b = interpret(status, body)
+		end
+		if verdict == "ok" then
+			c.down_until = 0
+			return PASSDB.PASSDB_RESULT_OK, a
+		elseif verdict == "final" then
+			c.down_until = 0
+			return a, b
+		end
+		if status >= 9000 then
+			c.down_until = os.time() + settings.down_retry
+		end
+		errors[#errors + 1] = c.url .. ": " .. a
+	end
+	local reason = "roost: no controller answered: " .. table.concat(errors, "; ")
+	return PASSDB.PASSDB_RESULT_INTERNAL_FAILURE, reason
+end
+
+function auth_passdb_lookup(req)
+	return roost.lookup(req)
+end
+
+return roost

@@ -1,0 +1,233 @@
+-- test_roost_lua.lua: unit tests of lua/roost.lua outside Dovecot.
+--
+-- Run: lua5.4 tests/unit/test_roost_lua.lua [path/to/roost.lua]
+-- A fake `dovecot` table stands in for the auth process and its HTTP client, so
+-- the JSON parser, settings and the answer-to-passdb-result mapping are checked
+-- without a running Dovecot. The rig checks the same script in real Dovecot.
+
+local script = arg[1] or "lua/roost.lua"
+local failures, checks = 0, 0
+
+local function check(cond, what)
+	checks = checks + 1
+	if not cond then
+		failures = failures + 1
+		io.stderr:write("FAIL: " .. what .. "\n")
+	end
+end
+
+-- fake Dovecot ----------------------------------------------------------------
+
+local answers = {}	-- url prefix -> { status, body }
+local requests = {}	-- every request made: { url, headers }
+local client_opts
+
+dovecot = {
+	auth = {
+		PASSDB_RESULT_INTERNAL_FAILURE = -1,
+		PASSDB_RESULT_USER_UNKNOWN = -3,
+		PASSDB_RESULT_OK = 1,
+	},
+	i_error = function() end,
+	http = {
+		client = function(opts)
+			-- behave like 2.4: refuse the 2.3 spelling
+			if opts.request_timeout_msecs then
+				error("Unknown setting: request_timeout_msecs")
+			end
+			client_opts = opts
+			return {
+				request = function(_, r)
+					local rec = { url = r.url, headers = {} }
+					requests[#requests + 1] = rec
+					return {
+						add_header = function(_, k, v) rec.headers[k] = v end,
+						submit = function()
+							for prefix, a in pairs(answers) do
+								if type(a) == "function" then
+									a = a(rec)
+								end
+								if r.url:sub(1, #prefix) == prefix then
+									return {
+										status = function() return a[1] end,
+										payload = function() return a[2] end,
+									}
+								end
+							end
+							return {
+								status = function() return 9003 end,
+								payload = function() return "" end,
+							}
+						end,
+					}
+				end,
+			}
+		end,
+	},
+}
+
+local function new_req(user, protocol)
+	return {
+		user = user,
+		protocol = protocol,
+		passdb = {},
+		log_warning = function() end,
+	}
+end
+
+local roost = dofile(script)
+local P = dovecot.auth
+
+-- JSON ---------------------------------------------------------------------
+
+local o, err = roost.json_decode('{"user":"a\\u00e9\\ud83d\\ude00\\n","port":"143","n":20143,'
+    .. '"replica":null,"t":true,"f":false}')
+check(o ~= nil, "valid object parses: " .. tostring(err))
+check(o and o.user == "a\xc3\xa9\xf0\x9f\x98\x80\n", "escapes decode to UTF-8")
+check(o and o.n.number == "20143", "numbers kept as text")
+check(o and o.replica == roost.null, "null is the null marker")
+check(o and o.t == true and o.f == false, "booleans")
+check(roost.json_decode(' { } ') ~= nil, "empty object with blanks")
+for _, bad in ipairs({
+	'', '[]', '{', '{"a":1', '{"a":1}x', '{"a":{"b":1}}', '{"a":[1]}',
+	'{"a":"x\ny"}', '{"a":01}', '{"a":1,}', '{a:1}', '{"a":1 "b":2}',
+	'{"a":1,"a":2}', '{"a":"\\x"}', '{"a":"\\ud800"}', '{"a":tru}',
+}) do
+	check(roost.json_decode(bad) == nil, "refused: " .. bad)
+end
+
+-- settings -----------------------------------------------------------------
+
+check(not pcall(script_init, { urls = "" }), "no URL is an error")
+check(not pcall(script_init, { urls = "ftp://x" }), "bad URL scheme is an error")
+check(not pcall(script_init, { bogus = "1" }), "unknown setting is an error")
+check(not pcall(script_init, { request_timeout = "3 weeks" }), "bad time is an error")
+check(not pcall(script_init, { lookup_token_file = "/nonexistent/roost" }),
+    "unreadable token file is an error")
+
+-- lookups ------------------------------------------------------------------
+
+local function body(t)
+	local parts = {}
+	for k, v in pairs(t) do
+		parts[#parts + 1] = string.format('"%s":%s', k,
+		    v == "null" and "null" or '"' .. v .. '"')
+	end
+	return "{" .. table.concat(parts, ",") .. "}"
+end
+
+local ok_body = body({ user = "a", backend = "b1", host = "h1", hostip = "127.0.0.11",
+    port = "10143", replica = "null" })
+
+check(script_init({ urls = "http://c1:1,http://c2:2/", lookup_token = "sekrit",
+    tag = "eu" }) == 0, "script_init with settings")
+check(client_opts and client_opts.connect_timeout == "1000ms" and
+    client_opts.request_max_attempts == 1, "2.4 client options used")
+
+answers = { ["http://c1:1/"] = { 200, ok_body } }
+requests = {}
+local r, f = auth_passdb_lookup(new_req("Al ice+x@ex.com", "imap"))
+check(r == P.PASSDB_RESULT_OK, "200 gives OK")
+check(f.proxy == "y" and f.host == "h1" and f.hostip == "127.0.0.11" and
+    f.port == "10143" and f.nopassword == "y" and f.user_roost_backend == "b1",
+    "proxy fields")
+check(requests[1].url == "http://c1:1/v1/lookup?user=Al%20ice%2Bx%40ex.com&protocol=imap&tag=eu",
+    "lookup URL: " .. requests[1].url)
+check(requests[1].headers.Authorization == "Bearer sekrit", "bearer token sent")
+
+answers = { ["http://c1:1/"] = { 200, body({ user = "a", backend = "b1", host = "h1",
+    hostip = "", port = "110" }) } }
+r, f = auth_passdb_lookup(new_req("a", "pop3"))
+check(r == P.PASSDB_RESULT_OK and f.hostip == nil, "empty hostip left out")
+
+answers = { ["http://c1:1/"] = { 200, '{"user":"a","backend":"b1","host":"h1","port":143}' } }
+r, f = auth_passdb_lookup(new_req("a", "imap"))
+check(r == P.PASSDB_RESULT_OK and f.port == "143", "numeric port formatted as integer")
+
+-- first controller down: the second answers, and the first is skipped for a while
+answers = { ["http://c2:2/"] = { 200, ok_body } }
+requests = {}
+r = auth_passdb_lookup(new_req("a", "imap"))
+check(r == P.PASSDB_RESULT_OK and #requests == 2, "failover to the second URL")
+requests = {}
+r = auth_passdb_lookup(new_req("a", "imap"))
+check(r == P.PASSDB_RESULT_OK and #requests == 1 and requests[1].url:match("^http://c2"),
+    "a controller that failed is tried last")
+
+answers = {}
+r, f = auth_passdb_lookup(new_req("a", "imap"))
+check(r == P.PASSDB_RESULT_INTERNAL_FAILURE and f:match("no controller answered"),
+    "nobody answers: internal failure")
+
+answers = { ["http://c"] = { 500, '{"error":"boom"}' } }
+r = auth_passdb_lookup(new_req("a", "imap"))
+check(r == P.PASSDB_RESULT_INTERNAL_FAILURE, "5xx: internal failure")
+
+answers = { ["http://c"] = { 503, '{"error":"busy","reason":"moving"}' } }
+requests = {}
+r, f = auth_passdb_lookup(new_req("a", "imap"))
+check(r == P.PASSDB_RESULT_INTERNAL_FAILURE and f == "user is being moved" and #requests == 1,
+    "503 moving: internal failure, no other controller asked")
+
+answers = { ["http://c"] = { 404, '{"error":"no such user"}' } }
+r = auth_passdb_lookup(new_req("a", "imap"))
+check(r == P.PASSDB_RESULT_USER_UNKNOWN, "404: user unknown")
+answers = { ["http://c"] = { 400, '{"error":"bad user","field":"user"}' } }
+r = auth_passdb_lookup(new_req("a", "imap"))
+check(r == P.PASSDB_RESULT_USER_UNKNOWN, "400: user unknown")
+
+answers = { ["http://c"] = { 200, '{"user":"a","backend":"b1","host":"h1","port":"0"}' } }
+r = auth_passdb_lookup(new_req("a", "imap"))
+check(r == P.PASSDB_RESULT_INTERNAL_FAILURE, "port 0 is not a route")
+answers = { ["http://c"] = { 200, '<html>' } }
+r = auth_passdb_lookup(new_req("a", "imap"))
+check(r == P.PASSDB_RESULT_INTERNAL_FAILURE, "non-JSON 200 is not a route")
+
+answers = { ["http://c"] = { 200, ok_body } }
+requests = {}
+auth_passdb_lookup(new_req("a", "sieve"))
+auth_passdb_lookup(new_req("a", "managesieve"))
+auth_passdb_lookup({ user = "a", service = "doveadm", passdb = {},
+    log_warning = function() end })
+check(requests[1].url:match("protocol=sieve&") and requests[2].url:match("protocol=sieve&")
+    and requests[3].url:match("protocol=doveadm&"), "protocol names mapped (2.3 req.service too)")
+r = auth_passdb_lookup(new_req("a", "smtp"))
+check(r == P.PASSDB_RESULT_INTERNAL_FAILURE, "unknown protocol refused")
+
+-- tag from a request field; nopassword off
+script_init({ urls = "http://c1:1", tag_field = "passdb:roost_tag", nopassword = "no" })
+requests = {}
+local req = new_req("a", "imap")
+req.passdb = { roost_tag = "t-1" }
+r, f = auth_passdb_lookup(req)
+check(requests[1].url:match("&tag=t%-1$") and f.nopassword == nil and
+    requests[1].headers.Authorization == nil, "tag_field, nopassword=no, no token")
+
+-- a rotated token file is picked up when the controller refuses the old one
+local tokfile = os.tmpname()
+local function settoken(t)
+	local f = assert(io.open(tokfile, "w"))
+	f:write(t .. "\n")
+	f:close()
+end
+settoken("old")
+script_init({ urls = "http://c1:1", lookup_token_file = tokfile })
+answers = { ["http://c1:1/"] = function(rec)
+	if rec.headers.Authorization == "Bearer new" then
+		return { 200, ok_body }
+	end
+	return { 403, '{"error":"bad token"}' }
+end }
+requests = {}
+r = auth_passdb_lookup(new_req("a", "imap"))
+check(r == P.PASSDB_RESULT_INTERNAL_FAILURE and #requests == 1,
+    "refused token and no new one: internal failure, no retry")
+settoken("new")
+requests = {}
+r = auth_passdb_lookup(new_req("a", "imap"))
+check(r == P.PASSDB_RESULT_OK and #requests == 2 and
+    requests[2].headers.Authorization == "Bearer new", "rotated token file re-read")
+os.remove(tokfile)
+
+io.write(string.format("%d checks, %d failed\n", checks, failures))
+os.exit(failures == 0 and 0 or 1)
