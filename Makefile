@@ -51,7 +51,7 @@ ROOSTCTL_OBJ	= $(ROOSTCTL_SRC:%.c=$(BUILD)/%.o)
 UNIT_BIN	= $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 FUZZ_REPLAY	= $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
 
-all: $(BUILD)/roostd $(BUILD)/roostctl
+all: $(BUILD)/roostd $(BUILD)/roostctl $(BUILD)/roost-loadgen
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -119,5 +119,7 @@ clean:
 	rm -rf build build-address build-undefined build-fuzz
 
 .PHONY: all unit fuzz check demo bench install clean
+
+include bench/Makefile.inc
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
