@@ -5,6 +5,8 @@
  */
 #include <sys/stat.h>
 
+#include <arpa/inet.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -161,6 +163,38 @@ valid_username(const char *s, size_t len)
 		if (c < 0x20 || c == 0x7f)
 			return 0;
 	}
+	return 1;
+}
+
+int
+valid_hostname(const char *h)
+{
+	struct in_addr a4;
+	size_t i, label = 0;
+	int alldigits = 1;
+
+	for (i = 0; h[i] != '\0'; i++) {
+		char c = h[i];
+
+		if (c == '.') {
+			if (label == 0)
+				return 0;
+			label = 0;
+			continue;
+		}
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		    (c >= '0' && c <= '9') || c == '-' || c == '_'))
+			return 0;
+		if (!(c >= '0' && c <= '9'))
+			alldigits = 0;
+		if (++label > 63)
+			return 0;
+	}
+	if (i == 0 || i > 253 || label == 0)
+		return 0;
+	/* "10.0.0.300" is no host name: digits and dots must be an address. */
+	if (alldigits)
+		return inet_pton(AF_INET, h, &a4) == 1;
 	return 1;
 }
 

@@ -27,6 +27,10 @@ int	 valid_name(const char *);
 /* A user name: 1..255 bytes, no control characters (< 0x20, 0x7f). */
 int	 valid_username(const char *, size_t);
 
+/* A DNS name (labels of [A-Za-z0-9-_], at most 253 characters) or an IPv4
+ * literal; all-digit labels must make a valid IPv4 address. */
+int	 valid_hostname(const char *);
+
 int64_t	 now_sec(void);
 uint64_t now_msec_mono(void);
 

@@ -103,32 +103,11 @@ is_ip_literal(const char *s)
 	return inet_pton(AF_INET, s, buf) == 1 || inet_pton(AF_INET6, s, buf) == 1;
 }
 
-/* A DNS name or an IP literal: labels of [A-Za-z0-9-_], dots between. */
+/* A DNS name or an IP literal (IPv6 too: a backend host is no URL). */
 static int
 valid_host(const char *s)
 {
-	size_t i, len = strlen(s), label = 0;
-
-	if (len == 0 || len > BACKEND_HOST_MAX)
-		return 0;
-	if (is_ip_literal(s))
-		return 1;
-	for (i = 0; i < len; i++) {
-		char c = s[i];
-
-		if (c == '.') {
-			if (label == 0)
-				return 0;
-			label = 0;
-			continue;
-		}
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-		    (c >= '0' && c <= '9') || c == '-' || c == '_'))
-			return 0;
-		if (++label > 63)
-			return 0;
-	}
-	return 1;
+	return is_ip_literal(s) || valid_hostname(s);
 }
 
 static int

@@ -233,39 +233,6 @@ check_separator(const char *v, char *why, size_t whylen)
 	return 0;
 }
 
-/* A host name or an IPv4 literal (IPv6 comes in brackets). */
-static int
-valid_host(const char *h)
-{
-	struct in_addr a4;
-	size_t i, label = 0;
-	int alldigits = 1;
-
-	for (i = 0; h[i] != '\0'; i++) {
-		char c = h[i];
-
-		if (c == '.') {
-			if (label == 0)
-				return 0;
-			label = 0;
-			continue;
-		}
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-		    (c >= '0' && c <= '9') || c == '-' || c == '_'))
-			return 0;
-		if (!(c >= '0' && c <= '9'))
-			alldigits = 0;
-		if (++label > 63)
-			return 0;
-	}
-	if (i == 0 || label == 0)
-		return 0;
-	/* "10.0.0.300" is no host name: digits and dots must be an address. */
-	if (alldigits)
-		return inet_pton(AF_INET, h, &a4) == 1;
-	return 1;
-}
-
 static int
 check_listen(const char *v, char *why, size_t whylen)
 {
@@ -321,7 +288,7 @@ check_listen(const char *v, char *why, size_t whylen)
 		}
 		memcpy(host, v, hlen);
 		host[hlen] = '\0';
-		if (!valid_host(host)) {
+		if (!valid_hostname(host)) {
 			seterr(why, whylen, "'%.128s': invalid host", v);
 			return -1;
 		}
