@@ -338,8 +338,9 @@ h_backends_add(struct call *c)
 		    b->name);
 		goto done;
 	}
-	if (state_backend_find(rs, "") == -1 && rs->nslots >= ROOST_MAX_BACKENDS) {
-		http_reply_error(c->req, 409, "name", "too many backends");
+	if (state_backend_full(rs)) {
+		http_reply_error(c->req, 409, "name", "at most %d backends",
+		    ROOST_MAX_BACKENDS);
 		goto done;
 	}
 	b->created = b->updated = now_sec();

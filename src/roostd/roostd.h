@@ -47,6 +47,7 @@ struct roost {
 int		 state_load(struct roost *);
 void		 state_clear(struct roost *);
 long		 state_backend_find(const struct roost *, const char *name);
+int		 state_backend_full(const struct roost *);
 long		 state_backend_insert(struct roost *, struct backend *);
 void		 state_backend_remove(struct roost *, long slot);
 uint16_t	 state_tag_intern(struct roost *, const char *tag);

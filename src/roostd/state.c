@@ -23,6 +23,17 @@ state_backend_find(const struct roost *rs, const char *name)
 	return -1;
 }
 
+int
+state_backend_full(const struct roost *rs)
+{
+	size_t i;
+
+	for (i = 0; i < rs->nslots; i++)
+		if (rs->backends[i] == NULL)
+			return 0;
+	return rs->nslots >= ROOST_MAX_BACKENDS;
+}
+
 long
 state_backend_insert(struct roost *rs, struct backend *b)
 {
