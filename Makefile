@@ -34,7 +34,7 @@ endif
 DEPS_D	 = libevent jansson sqlite3
 DEPS_C	 = libcurl jansson
 CFLAGS_D := $(shell $(PKG_CONFIG) --cflags $(DEPS_D))
-LIBS_D	:= $(shell $(PKG_CONFIG) --libs $(DEPS_D)) -lm
+LIBS_D	:= $(shell $(PKG_CONFIG) --libs $(DEPS_D)) -lm -pthread
 CFLAGS_C := $(shell $(PKG_CONFIG) --cflags $(DEPS_C))
 LIBS_C	:= $(shell $(PKG_CONFIG) --libs $(DEPS_C))
 LIBS_T	:= $(shell $(PKG_CONFIG) --libs cmocka)

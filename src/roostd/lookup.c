@@ -27,8 +27,8 @@
 #include "xmalloc.h"
 
 #define TOUCH_GRANULARITY	60	/* s between stored lookup times */
-#define MAINT_TOUCH_MAX		500	/* rows written per pass */
-#define MAINT_EXPIRE_MAX	500
+#define MAINT_TOUCH_MAX		200	/* rows written per pass */
+#define MAINT_EXPIRE_MAX	200
 #define MAINT_SWEEP		30	/* passes to cover the whole table */
 
 struct pending {

@@ -15,7 +15,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <pthread.h>
 #include <sqlite3.h>
+#include <time.h>
 
 #include "backend.h"
 #include "log.h"
@@ -159,10 +161,30 @@ static const char *const stmt_sql[S_COUNT] = {
 	    " FROM audit WHERE id < ?1 ORDER BY id DESC LIMIT ?2",
 };
 
+/*
+ * The checkpointer: a thread with its own connection that copies the WAL
+ * into the database file every CKPT_INTERVAL.  A checkpoint fsyncs (the
+ * only fsync of WAL with synchronous=NORMAL), and roostd's one event loop
+ * must never wait on the disk: so automatic checkpoints are off on the
+ * main connection and this thread does them, PASSIVE, never blocking the
+ * loop's readers and writers.
+ */
+#define CKPT_INTERVAL_MS	1000
+
+struct ckpt {
+	pthread_t	 thread;
+	pthread_mutex_t	 mtx;
+	pthread_cond_t	 cond;
+	int		 stop;
+	int		 running;
+	sqlite3		*db;
+};
+
 struct sqlite_store {
 	sqlite3		*db;
 	sqlite3_stmt	*stmt[S_COUNT];
 	int		 in_tx;		/* inside the caller's begin() */
+	struct ckpt	 ckpt;
 };
 
 /* How a mutation groups its statements: its own transaction, or a savepoint
@@ -432,6 +454,77 @@ fail:
 	return -1;
 }
 
+static void *
+ckpt_main(void *arg)
+{
+	struct ckpt *c = arg;
+	struct timespec ts;
+	int nlog, nckpt;
+
+	pthread_mutex_lock(&c->mtx);
+	while (!c->stop) {
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += (CKPT_INTERVAL_MS % 1000) * 1000000L;
+		ts.tv_sec += CKPT_INTERVAL_MS / 1000 + ts.tv_nsec / 1000000000L;
+		ts.tv_nsec %= 1000000000L;
+		pthread_cond_timedwait(&c->cond, &c->mtx, &ts);
+		if (c->stop)
+			break;
+		pthread_mutex_unlock(&c->mtx);
+		/* BUSY only means another checkpoint runs; try next time. */
+		if (sqlite3_wal_checkpoint_v2(c->db, NULL,
+		    SQLITE_CHECKPOINT_PASSIVE, &nlog, &nckpt) != SQLITE_OK &&
+		    sqlite3_errcode(c->db) != SQLITE_BUSY)
+			log_warnx("sqlite store: checkpoint: %s",
+			    sqlite3_errmsg(c->db));
+		pthread_mutex_lock(&c->mtx);
+	}
+	pthread_mutex_unlock(&c->mtx);
+	return NULL;
+}
+
+static int
+ckpt_start(struct store *st, const char *path)
+{
+	struct ckpt *c = &impl(st)->ckpt;
+
+	if (sqlite3_open_v2(path, &c->db, SQLITE_OPEN_READWRITE |
+	    SQLITE_OPEN_FULLMUTEX, NULL) != SQLITE_OK) {
+		store_set_error(st, "checkpointer: %s", c->db ?
+		    sqlite3_errmsg(c->db) : "out of memory");
+		return -1;
+	}
+	sqlite3_busy_timeout(c->db, 100);
+	pthread_mutex_init(&c->mtx, NULL);
+	pthread_cond_init(&c->cond, NULL);
+	if (pthread_create(&c->thread, NULL, ckpt_main, c) != 0) {
+		store_set_error(st, "checkpointer: cannot start a thread");
+		pthread_mutex_destroy(&c->mtx);
+		pthread_cond_destroy(&c->cond);
+		return -1;
+	}
+	c->running = 1;
+	return 0;
+}
+
+static void
+ckpt_stop(struct ckpt *c)
+{
+	if (c->running) {
+		pthread_mutex_lock(&c->mtx);
+		c->stop = 1;
+		pthread_cond_signal(&c->cond);
+		pthread_mutex_unlock(&c->mtx);
+		pthread_join(c->thread, NULL);
+		pthread_mutex_destroy(&c->mtx);
+		pthread_cond_destroy(&c->cond);
+		c->running = 0;
+	}
+	if (c->db != NULL)
+		sqlite3_close(c->db);
+	c->db = NULL;
+}
+
 static void	sqlite_close(struct store *);
 
 static int
@@ -487,7 +580,8 @@ sqlite_open(struct store *st, const char *spec)
 		goto fail;
 	}
 	if (sqlite3_exec(ss->db, "PRAGMA synchronous = NORMAL;"
-	    "PRAGMA foreign_keys = ON", NULL, NULL, NULL) != SQLITE_OK) {
+	    "PRAGMA foreign_keys = ON;"
+	    "PRAGMA wal_autocheckpoint = 0", NULL, NULL, NULL) != SQLITE_OK) {
 		sq_fail(st, "pragma");
 		goto fail;
 	}
@@ -502,6 +596,8 @@ sqlite_open(struct store *st, const char *spec)
 			goto fail;
 		}
 	}
+	if (ckpt_start(st, path) == -1)
+		goto fail;
 	free(path);
 	return 0;
 fail:
@@ -525,6 +621,7 @@ sqlite_close(struct store *st)
 		if (ss->stmt[S_ROLLBACK] != NULL)
 			stmt_exec(st, S_ROLLBACK, "rollback");
 	}
+	ckpt_stop(&ss->ckpt);
 	for (i = 0; i < S_COUNT; i++)
 		sqlite3_finalize(ss->stmt[i]);
 	if (ss->db != NULL && sqlite3_close(ss->db) != SQLITE_OK)
