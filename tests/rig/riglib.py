@@ -10,11 +10,15 @@ Only the standard library, so the test runner needs nothing installed.
 """
 
 import base64
+import contextlib
 import json
 import os
 import re
+import secrets
 import socket
 import subprocess
+import tempfile
+import time
 import urllib.error
 import urllib.request
 
@@ -132,3 +136,264 @@ class Rig:
                 with open(os.path.join(d, n), "rb") as f:
                     out.append(f.read())
         return out
+
+
+# scenarios ------------------------------------------------------------
+# Helpers for tests/integration/test_dovecot_*.py: start a rig for the
+# version in $ROOST_DOVECOT and always take it down again, and speak the
+# protocols a user would, through a proxy.
+
+
+
+class RigError(Exception):
+    pass
+
+
+def dovecot_version():
+    """The Dovecot version a scenario runs against (tests/run.py sets
+    ROOST_DOVECOT to 2.3 or 2.4)."""
+    v = os.environ.get("ROOST_DOVECOT", "2.3")
+    if v not in ("2.3", "2.4"):
+        raise RigError("ROOST_DOVECOT=%r: want 2.3 or 2.4" % v)
+    return v
+
+
+@contextlib.contextmanager
+def running_rig(rigdir, roost_urls, base_port, version=None, backends=2,
+                proxies=1, users="20", lookup_token_file=None,
+                timeout=240):
+    """Start a rig in rigdir and yield its Rig; whatever happens, stop
+    what it started and remove what it made (the 2.4 root too).
+    roost_urls: a list of controller base URLs, tried in order."""
+    version = version or dovecot_version()
+    if os.geteuid() != 0:
+        raise RigError("the Dovecot rig needs root")
+    # 2.3 reads the rig's files as the dovecot user: every directory above
+    # rigdir must be searchable (mkdtemp makes 0700 ones).
+    p = os.path.abspath(rigdir)
+    while True:
+        p = os.path.dirname(p)
+        if p == "/":
+            break
+        if p.startswith(tempfile_root()):
+            os.chmod(p, os.stat(p).st_mode | 0o711)
+    argv = [RIG, "start", "--version", version, "--dir", rigdir,
+            "--backends", str(backends), "--proxies", str(proxies),
+            "--roost-url", ",".join(roost_urls), "--users", str(users),
+            "--base-port", str(base_port)]
+    if lookup_token_file:
+        argv += ["--lookup-token-file", lookup_token_file]
+    try:
+        r = subprocess.run(argv, stdin=subprocess.DEVNULL,
+                           capture_output=True, text=True, timeout=timeout)
+        if r.returncode != 0:
+            raise RigError("rig start (%s) failed:\n%s" %
+                           (version, r.stderr[-3000:]))
+        rig = Rig(rigdir)
+        try:
+            yield rig
+        except BaseException:
+            for inst in rig.info["instances"]:
+                print("--- %s log tail (%s) ---" % (inst["name"],
+                                                  inst["log"]))
+                print(_tail(inst["log"], 25))
+            raise
+    finally:
+        # also after a failed or timed-out start: whatever it began
+        if os.path.exists(os.path.join(rigdir, "rig.json")):
+            subprocess.run([RIG, "destroy", "--dir", rigdir],
+                           stdin=subprocess.DEVNULL, capture_output=True,
+                           timeout=120)
+
+
+def _tail(path, n):
+    try:
+        with open(path, errors="replace") as f:
+            return "".join(f.readlines()[-n:])
+    except OSError as e:
+        return "(%s)" % e
+
+
+def tempfile_root():
+    return os.path.abspath(tempfile.gettempdir()) + os.sep
+
+
+def unique_message(subject="roost test", sender="t@example.com",
+                   to="u@example.com"):
+    """(message-id, message bytes with CRLF line ends)."""
+    mid = "<%s@roost.test>" % secrets.token_hex(12)
+    msg = ("From: %s\r\nTo: %s\r\nSubject: %s\r\nMessage-ID: %s\r\n"
+           "Date: Sat, 28 Nov 2026 12:00:00 +0000\r\n\r\nhello %s\r\n"
+           % (sender, to, subject, mid, mid))
+    return mid, msg.encode()
+
+
+class Imap:
+    """A small IMAP client on one instance, for LOGIN/APPEND/NOOP."""
+
+    def __init__(self, rig, name, timeout=15, source=None):
+        """source: a loopback address to connect from.  Dovecot delays
+        every login from an address that just failed one (auth penalty,
+        up to 15 s), so a test that expects failures gives each failing
+        login an address of its own."""
+        inst = rig.inst(name)
+        self.rig = rig
+        self.sock = socket.create_connection(
+            (inst["address"], inst["ports"]["imap"]), timeout=timeout,
+            source_address=(source, 0) if source else None)
+        self.f = self.sock.makefile("rwb")
+        self.greeting = self.f.readline()
+        self.n = 0
+
+    def cmd(self, text, literal=None):
+        """Send one command; returns (status, tagged line, untagged lines).
+        status is "BYE" when the server closed the connection."""
+        self.n += 1
+        tag = b"c%d" % self.n
+        if literal is not None:
+            self.f.write(tag + b" " + text.encode() +
+                         b" {%d}\r\n" % len(literal))
+            self.f.flush()
+            line = self.f.readline()
+            if not line.startswith(b"+"):
+                return (line.split(b" ")[1].decode() if line else "BYE",
+                        line.decode(errors="replace").strip(), [])
+            self.f.write(literal + b"\r\n")
+        else:
+            self.f.write(tag + b" " + text.encode() + b"\r\n")
+        self.f.flush()
+        untagged = []
+        for _ in range(100000):
+            line = self.f.readline()
+            if not line:
+                return ("BYE", "", untagged)
+            s = line.decode(errors="replace").rstrip("\r\n")
+            if line.startswith(tag + b" "):
+                return (s.split(" ")[1], s, untagged)
+            untagged.append(s)
+        raise RigError("IMAP: no tagged answer")
+
+    def login(self, user, password=None):
+        password = self.rig.info["password"] if password is None \
+            else password
+        return self.cmd('LOGIN "%s" "%s"' % (user, password))
+
+    def append(self, message, mailbox="INBOX"):
+        return self.cmd("APPEND %s" % mailbox, literal=message)
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
+def imap_login_from(rig, name, user, password=None, source=None,
+                    timeout=15):
+    """LOGIN then LOGOUT on an instance, connecting from source;
+    returns (status, tagged line), ("BYE", "") if the server hung up."""
+    c = Imap(rig, name, timeout=timeout, source=source)
+    try:
+        st = c.login(user, password)
+        if st[0] == "OK":
+            c.cmd("LOGOUT")
+        return st[:2]
+    finally:
+        c.close()
+
+
+_next_source = [0]
+
+
+def fresh_source():
+    """A loopback source address no earlier call returned (127.0.100.x up,
+    then 127.0.101.x ...), for logins that are expected to fail."""
+    _next_source[0] += 1
+    n = _next_source[0]
+    return "127.0.%d.%d" % (100 + n // 250, 1 + n % 250)
+
+
+def imap_append(rig, proxy, user, message, password=None):
+    """LOGIN, APPEND to INBOX, LOGOUT through an instance. Returns the
+    (status, tagged line) of the first step that was not OK, else of the
+    APPEND."""
+    c = Imap(rig, proxy)
+    try:
+        st = c.login(user, password)
+        if st[0] != "OK":
+            return st[:2]
+        st = c.append(message)
+        c.cmd("LOGOUT")
+        return st[:2]
+    finally:
+        c.close()
+
+
+def messages_with_id(rig, backend, user, message_id, mailbox="INBOX"):
+    """How many messages in user's mailbox on one backend carry this
+    Message-ID, asked with doveadm search on that backend itself."""
+    r = rig.doveadm(backend, "search", "-u", user, "mailbox", mailbox,
+                    "header", "Message-ID", message_id)
+    if r.returncode != 0:
+        # A user that never got mail there may have no INBOX yet.
+        if "Mailbox doesn't exist" in r.stderr or \
+                "doesn't exist" in r.stderr:
+            return 0
+        raise RigError("doveadm search on %s for %s: exit %d: %s" %
+                       (backend, user, r.returncode, r.stderr.strip()))
+    return len([ln for ln in r.stdout.splitlines() if ln.strip()])
+
+
+def where_is_message(rig, user, message_id, mailbox="INBOX"):
+    """{backend: count} for every backend of the rig."""
+    return {b: messages_with_id(rig, b, user, message_id, mailbox)
+            for b in rig.backends}
+
+
+LOGIN_RE = re.compile(r"(?:Login|Logged in): user=<([^>]*)>")
+
+
+def logins_by_backend(rig):
+    """{user: {backend: number of login lines}} from every backend log."""
+    out = {}
+    for b in rig.backends:
+        try:
+            with open(rig.inst(b)["log"], errors="replace") as f:
+                text = f.read()
+        except OSError:
+            continue
+        for m in LOGIN_RE.finditer(text):
+            d = out.setdefault(m.group(1), {})
+            d[b] = d.get(b, 0) + 1
+    return out
+
+
+def wait_for(pred, seconds=10, step=0.05):
+    """Poll pred() until it is true or seconds pass; returns its last
+    value."""
+    end = time.monotonic() + seconds
+    while True:
+        v = pred()
+        if v or time.monotonic() >= end:
+            return v
+        time.sleep(step)
+
+
+def home_of(rig, backend, user):
+    """The user's home directory on a backend, as a host path."""
+    return os.path.join(rig.inst(backend)["mail_dir"], user)
+
+
+def files_named(top, name):
+    """Paths of files called name anywhere under top."""
+    found = []
+    for d, _, files in os.walk(top):
+        if name in files:
+            found.append(os.path.join(d, name))
+    return found
+
+
+def kick_argv(version, backend):
+    """doveadm arguments that kick the sessions a proxy sends to backend."""
+    f = ["-f", "user_roost_backend", backend]
+    return (["kick"] if version == "2.4" else ["proxy", "kick"]) + f
