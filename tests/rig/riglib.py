@@ -353,8 +353,24 @@ def where_is_message(rig, user, message_id, mailbox="INBOX"):
 LOGIN_RE = re.compile(r"(?:Login|Logged in): user=<([^>]*)>")
 
 
-def logins_by_backend(rig):
-    """{user: {backend: number of login lines}} from every backend log."""
+def logins_by_backend(rig, settle=0.3, limit=5.0):
+    """{user: {backend: number of login lines}} from every backend log.
+
+    Dovecot's log process writes a login line after the client already has
+    its OK, so the logs are read until two reads `settle` seconds apart
+    agree (at most `limit` seconds)."""
+    end = time.monotonic() + limit
+    last = _logins_now(rig)
+    while time.monotonic() < end:
+        time.sleep(settle)
+        now = _logins_now(rig)
+        if now == last:
+            break
+        last = now
+    return last
+
+
+def _logins_now(rig):
     out = {}
     for b in rig.backends:
         try:
