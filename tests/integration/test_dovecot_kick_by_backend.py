@@ -34,10 +34,7 @@ def closed_within(c, seconds):
 
 def main(t):
     r = t.roost()
-    with riglib.running_rig(os.path.join(t.base, "rig"), [r.url], BASE_PORT,
-                            users=",".join(USERS)) as rig:
-        eq(rig.register_backends(r.url, r.admin_token), [201, 201],
-           "backends registered")
+    with riglib.routed_rig(t, r, BASE_PORT, ",".join(USERS)) as rig:
         sessions = {}
         try:
             for u in USERS:

@@ -16,10 +16,7 @@ USERS = ["u1", "u2", "u3", "u4"]
 
 def main(t):
     r = t.roost()
-    with riglib.running_rig(os.path.join(t.base, "rig"), [r.url], BASE_PORT,
-                            users=",".join(USERS)) as rig:
-        eq(rig.register_backends(r.url, r.admin_token), [201, 201],
-           "backends registered")
+    with riglib.routed_rig(t, r, BASE_PORT, ",".join(USERS)) as rig:
         for u in USERS:
             mid, msg = riglib.unique_message(subject="before", to=u)
             st, line = riglib.imap_append(rig, "p1", u, msg)

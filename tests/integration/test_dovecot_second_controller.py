@@ -22,12 +22,9 @@ def main(t):
     eq(stopped.kill(signal.SIGTERM), 0, "first roostd stopped")
     r = t.roost(lookup_token=True)
     dead = "http://127.0.0.1:%d" % rt.free_port()
-    with riglib.running_rig(os.path.join(t.base, "rig"),
-                            [dead, stopped.url, r.url], BASE_PORT,
-                            users=",".join(USERS),
-                            lookup_token_file=r.lookup_token_file) as rig:
-        eq(rig.register_backends(r.url, r.admin_token), [201, 201],
-           "backends registered")
+    with riglib.routed_rig(t, r, BASE_PORT, ",".join(USERS),
+                           roost_urls=[dead, stopped.url, r.url],
+                           lookup_token_file=r.lookup_token_file) as rig:
         # the running roostd really wants the token
         eq(r.lookup("u1", token=None)[0], 401, "lookup without a token")
 

@@ -54,10 +54,7 @@ class Sieve:
 
 def main(t):
     r = t.roost()
-    with riglib.running_rig(os.path.join(t.base, "rig"), [r.url], BASE_PORT,
-                            users=",".join(USERS)) as rig:
-        eq(rig.register_backends(r.url, r.admin_token), [201, 201],
-           "backends registered")
+    with riglib.routed_rig(t, r, BASE_PORT, ",".join(USERS)) as rig:
         p1 = rig.inst("p1")
         pw = rig.info["password"]
         for prog in ("submission", "managesieve"):

@@ -16,10 +16,7 @@ N = 200
 
 def main(t):
     r = t.roost()
-    with riglib.running_rig(os.path.join(t.base, "rig"), [r.url], BASE_PORT,
-                            users=str(N)) as rig:
-        eq(rig.register_backends(r.url, r.admin_token), [201, 201],
-           "backends registered")
+    with riglib.routed_rig(t, r, BASE_PORT, str(N)) as rig:
         r.patch_backend("b1", weight=100)
         r.patch_backend("b2", weight=300)
         users = rig.info["users"]

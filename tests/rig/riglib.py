@@ -353,6 +353,20 @@ def where_is_message(rig, user, message_id, mailbox="INBOX"):
 LOGIN_RE = re.compile(r"(?:Login|Logged in): user=<([^>]*)>")
 
 
+@contextlib.contextmanager
+def routed_rig(t, roost, base_port, users, **rig_kw):
+    """A rig in t.base whose proxies ask `roost` (a roosttest roostd), with
+    the rig's backends registered in it; yields the Rig.  rig_kw go to
+    running_rig (roost_urls defaults to [roost.url])."""
+    urls = rig_kw.pop("roost_urls", [roost.url])
+    with running_rig(os.path.join(t.base, "rig"), urls, base_port,
+                     users=users, **rig_kw) as rig:
+        got = rig.register_backends(roost.url, roost.admin_token)
+        if got != [201] * len(rig.backends):
+            raise RigError("registering the backends: HTTP %r" % got)
+        yield rig
+
+
 def logins_by_backend(rig, settle=0.3, limit=5.0):
     """{user: {backend: number of login lines}} from every backend log.
 
