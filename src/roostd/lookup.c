@@ -27,9 +27,10 @@
 #include "xmalloc.h"
 
 #define TOUCH_GRANULARITY	60	/* s between stored lookup times */
-#define MAINT_TOUCH_MAX		200	/* rows written per pass */
-#define MAINT_EXPIRE_MAX	200
-#define MAINT_SWEEP		30	/* passes to cover the whole table */
+#define MAINT_TOUCH_MAX		20	/* rows written per pass */
+#define MAINT_EXPIRE_MAX	20
+#define MAINT_SWEEP		300	/* passes to cover the whole table */
+#define MAINT_SLOW_MS		5	/* a pass this long is worth a log line */
 
 struct pending {
 	char		 key[256];
@@ -374,9 +375,9 @@ done:
 
 /*
  * Maintenance writes lookup times to the store and forgets assignments
- * idle past user_expire.  It runs every second on a slice of the table with
- * a cap on rows written, so no pass holds the loop for more than a few
- * milliseconds however many users there are; lookup times in the store may
+ * idle past user_expire.  It runs ten times a second on a slice of the
+ * table with a cap on rows written, so no pass holds the loop for more
+ * than a fraction of a millisecond however many users there are; lookup times in the store may
  * lag, which costs nothing (they are not acknowledged state), and idle
  * assignments only ever expire late, never early.
  */
@@ -459,6 +460,7 @@ lookup_maintain(struct roost *rs, int all)
 	static size_t cursor;
 	struct maint m;
 	size_t slots, budget;
+	uint64_t t0, ms;
 
 	lookup_flush(rs);
 	memset(&m, 0, sizeof(m));
@@ -472,8 +474,12 @@ lookup_maintain(struct roost *rs, int all)
 	slots = umap_slots(rs->users);
 	/* The whole table once per MAINT_SWEEP passes. */
 	budget = all ? slots : slots / MAINT_SWEEP + 1;
+	t0 = now_msec_mono();
 	umap_scan(rs->users, &cursor, budget, maint_collect, &m);
 	maint_write(rs, &m);
+	if ((ms = now_msec_mono() - t0) >= MAINT_SLOW_MS)
+		log_info("maintenance pass took %llu ms (%zu lookup times, "
+		    "%zu expired)", (unsigned long long)ms, m.ntouch, m.nexpire);
 	free(m.touch);
 	free(m.expire);
 }
