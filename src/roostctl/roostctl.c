@@ -134,9 +134,19 @@ struct cmd_entry {
 };
 
 /* Column-aligned output; widths only grow so that map's pages line up. */
+/*
+ * What one column of a table (or one line of a key: value listing) shows:
+ * a field of each JSON object, through fmt (NULL: fmt_value).
+ */
+struct column {
+	const char	*title;
+	const char	*key;
+	char		*(*fmt)(json_t *);
+};
+
 struct table {
 	size_t		 ncols;
-	const char	**header;
+	const struct column *cols;
 	size_t		*width;
 	char		**cells;	/* nrows * ncols, owned */
 	size_t		 nrows, cap;
@@ -312,18 +322,26 @@ fmt_time(json_t *v)
 }
 
 static struct table *
-table_new(size_t ncols, const char **header)
+table_new(const struct column *cols, size_t ncols)
 {
 	struct table *t;
 	size_t i;
 
 	t = xcalloc(1, sizeof(*t));
 	t->ncols = ncols;
-	t->header = header;
+	t->cols = cols;
 	t->width = xcalloc(ncols, sizeof(*t->width));
 	for (i = 0; i < ncols; i++)
-		t->width[i] = strlen(header[i]);
+		t->width[i] = strlen(cols[i].title);
 	return t;
+}
+
+static char *
+column_value(const struct column *c, json_t *obj)
+{
+	json_t *v = json_object_get(obj, c->key);
+
+	return c->fmt != NULL ? c->fmt(v) : fmt_value(v);
 }
 
 static void
@@ -347,11 +365,12 @@ table_free(struct table *t)
 	free(t);
 }
 
-/* Add a row; takes ownership of the ncols allocated strings. */
+/* Add a row made of the columns' fields of obj. */
 static void
-table_add(struct table *t, char **row)
+table_add(struct table *t, json_t *obj)
 {
 	size_t i, len;
+	char *cell;
 
 	if (t->nrows == t->cap) {
 		t->cap = t->cap == 0 ? 64 : t->cap * 2;
@@ -359,23 +378,26 @@ table_add(struct table *t, char **row)
 		    sizeof(*t->cells));
 	}
 	for (i = 0; i < t->ncols; i++) {
-		t->cells[t->nrows * t->ncols + i] = row[i];
-		if ((len = strlen(row[i])) > t->width[i])
+		cell = column_value(&t->cols[i], obj);
+		t->cells[t->nrows * t->ncols + i] = cell;
+		if ((len = strlen(cell)) > t->width[i])
 			t->width[i] = len;
 	}
 	t->nrows++;
 }
 
 static void
-table_line(const struct table *t, const char *const *cells)
+table_line(const struct table *t, char *const *cells)
 {
 	size_t i;
+	const char *cell;
 
 	for (i = 0; i < t->ncols; i++) {
+		cell = cells != NULL ? cells[i] : t->cols[i].title;
 		if (i == t->ncols - 1)
-			printf("%s\n", cells[i]);
+			printf("%s\n", cell);
 		else
-			printf("%-*s  ", (int)t->width[i], cells[i]);
+			printf("%-*s  ", (int)t->width[i], cell);
 	}
 }
 
@@ -386,11 +408,11 @@ table_flush(struct table *t)
 	size_t r;
 
 	if (!t->header_done) {
-		table_line(t, t->header);
+		table_line(t, NULL);
 		t->header_done = 1;
 	}
 	for (r = 0; r < t->nrows; r++)
-		table_line(t, (const char *const *)&t->cells[r * t->ncols]);
+		table_line(t, &t->cells[r * t->ncols]);
 	table_clear(t);
 }
 
@@ -614,28 +636,23 @@ cmd_help(struct ctl *ctl, const struct cmd_entry *self, struct args *a)
 static int
 print_backends(json_t *list)
 {
-	static const char *hdr[] = { "NAME", "HOST", "HOSTIP", "TAG",
-	    "WEIGHT", "STATE", "USERS" };
+	static const struct column cols[] = {
+		{ "NAME", "name", NULL }, { "HOST", "host", NULL },
+		{ "HOSTIP", "hostip", NULL }, { "TAG", "tag", NULL },
+		{ "WEIGHT", "weight", NULL }, { "STATE", "state", NULL },
+		{ "USERS", "users", NULL },
+	};
 	struct table *t;
 	json_t *b;
-	char *row[7];
 	size_t i;
 
 	if (!json_is_array(list)) {
 		msg("the answer has no list of backends");
 		return EXIT_CONN;
 	}
-	t = table_new(7, hdr);
-	json_array_foreach(list, i, b) {
-		row[0] = fmt_value(json_object_get(b, "name"));
-		row[1] = fmt_value(json_object_get(b, "host"));
-		row[2] = fmt_value(json_object_get(b, "hostip"));
-		row[3] = fmt_value(json_object_get(b, "tag"));
-		row[4] = fmt_value(json_object_get(b, "weight"));
-		row[5] = fmt_value(json_object_get(b, "state"));
-		row[6] = fmt_value(json_object_get(b, "users"));
-		table_add(t, row);
-	}
+	t = table_new(cols, sizeof(cols) / sizeof(cols[0]));
+	json_array_foreach(list, i, b)
+		table_add(t, b);
 	table_flush(t);
 	table_free(t);
 	return EXIT_OK;
@@ -698,12 +715,32 @@ print_kv(const char *key, char *value)
 	free(value);
 }
 
+/* "Title: value" lines for the columns' fields of obj. */
+static void
+print_fields(json_t *obj, const struct column *cols, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		print_kv(cols[i].title, column_value(&cols[i], obj));
+}
+
 static int
 cmd_backend_show(struct ctl *ctl, const struct cmd_entry *self,
     struct args *a)
 {
 	static const char *ports[] = { "imap", "pop3", "lmtp", "submission",
 	    "sieve", "doveadm" };
+	static const struct column fields[] = {
+		{ "name:", "name", NULL }, { "host:", "host", NULL },
+		{ "hostip:", "hostip", NULL }, { "tag:", "tag", NULL },
+		{ "weight:", "weight", NULL }, { "state:", "state", NULL },
+		{ "users:", "users", NULL },
+	};
+	static const struct column times[] = {
+		{ "created:", "created", fmt_time },
+		{ "updated:", "updated", fmt_time },
+	};
 	static const char *known[] = { "name", "host", "hostip", "tag",
 	    "weight", "state", "users", "ports", "doveadm", "created",
 	    "updated" };
@@ -726,13 +763,7 @@ cmd_backend_show(struct ctl *ctl, const struct cmd_entry *self,
 		json_decref(root);
 		return EXIT_OK;
 	}
-	print_kv("name:", fmt_value(json_object_get(root, "name")));
-	print_kv("host:", fmt_value(json_object_get(root, "host")));
-	print_kv("hostip:", fmt_value(json_object_get(root, "hostip")));
-	print_kv("tag:", fmt_value(json_object_get(root, "tag")));
-	print_kv("weight:", fmt_value(json_object_get(root, "weight")));
-	print_kv("state:", fmt_value(json_object_get(root, "state")));
-	print_kv("users:", fmt_value(json_object_get(root, "users")));
+	print_fields(root, fields, sizeof(fields) / sizeof(fields[0]));
 	p = json_object_get(root, "ports");
 	for (i = 0; i < sizeof(ports) / sizeof(ports[0]); i++) {
 		snprintf(label, sizeof(label), "%s port:", ports[i]);
@@ -742,8 +773,7 @@ cmd_backend_show(struct ctl *ctl, const struct cmd_entry *self,
 	print_kv("doveadm url:", fmt_value(json_object_get(d, "url")));
 	print_kv("doveadm key:", xstrdup(json_is_true(json_object_get(d,
 	    "api_key_set")) ? "set" : "not set"));
-	print_kv("created:", fmt_time(json_object_get(root, "created")));
-	print_kv("updated:", fmt_time(json_object_get(root, "updated")));
+	print_fields(root, times, sizeof(times) / sizeof(times[0]));
 	/* Fields a newer roostd adds (health, say) still get shown. */
 	json_object_foreach(root, key, v) {
 		for (i = 0; i < sizeof(known) / sizeof(known[0]); i++)
@@ -994,10 +1024,23 @@ cmd_backend_remove(struct ctl *ctl, const struct cmd_entry *self,
 }
 
 /* Like `doveadm director status USER`. */
+static char *
+fmt_current(json_t *v)
+{
+	return json_is_string(v) ? fmt_value(v) : xstrdup("(not assigned)");
+}
+
 static int
 cmd_user_show(struct ctl *ctl, const struct cmd_entry *self, struct args *a)
 {
-	json_t *root, *b;
+	static const struct column fields[] = {
+		{ "User:", "user", NULL }, { "Current:", "backend", fmt_current },
+		{ "Hashed:", "hashed", NULL }, { "Replica:", "replica", NULL },
+		{ "Pinned:", "pinned", NULL }, { "Tag:", "tag", NULL },
+		{ "Since:", "since", fmt_time },
+		{ "Last lookup:", "last_lookup", fmt_time },
+	};
+	json_t *root;
 	char *user, *tag = NULL, *path;
 	int ret;
 
@@ -1018,17 +1061,7 @@ cmd_user_show(struct ctl *ctl, const struct cmd_entry *self, struct args *a)
 		json_decref(root);
 		return EXIT_OK;
 	}
-	b = json_object_get(root, "backend");
-	print_kv("User:", fmt_value(json_object_get(root, "user")));
-	print_kv("Current:", json_is_string(b) ? fmt_value(b) :
-	    xstrdup("(not assigned)"));
-	print_kv("Hashed:", fmt_value(json_object_get(root, "hashed")));
-	print_kv("Replica:", fmt_value(json_object_get(root, "replica")));
-	print_kv("Pinned:", fmt_value(json_object_get(root, "pinned")));
-	print_kv("Tag:", fmt_value(json_object_get(root, "tag")));
-	print_kv("Since:", fmt_time(json_object_get(root, "since")));
-	print_kv("Last lookup:", fmt_time(json_object_get(root,
-	    "last_lookup")));
+	print_fields(root, fields, sizeof(fields) / sizeof(fields[0]));
 	json_decref(root);
 	return EXIT_OK;
 }
@@ -1093,10 +1126,13 @@ cmd_user_forget(struct ctl *ctl, const struct cmd_entry *self,
 static int
 cmd_map(struct ctl *ctl, const struct cmd_entry *self, struct args *a)
 {
-	static const char *hdr[] = { "USER", "BACKEND", "PINNED", "SINCE" };
+	static const struct column cols[] = {
+		{ "USER", "user", NULL }, { "BACKEND", "backend", NULL },
+		{ "PINNED", "pinned", NULL }, { "SINCE", "since", fmt_time },
+	};
 	struct table *t = NULL;
 	json_t *root = NULL, *users, *u, *next;
-	char *backend = NULL, *cursor = NULL, *path, *s, *row[4];
+	char *backend = NULL, *cursor = NULL, *path, *s;
 	long long want = -1, got = 0, page;
 	size_t i, npages;
 	int ret = EXIT_OK, first = 1;
@@ -1109,7 +1145,7 @@ cmd_map(struct ctl *ctl, const struct cmd_entry *self, struct args *a)
 	if (ctl->json)
 		printf("{\n  \"users\": [");
 	else
-		t = table_new(4, hdr);
+		t = table_new(cols, sizeof(cols) / sizeof(cols[0]));
 	for (npages = 0; npages < MAP_PAGES_MAX; npages++) {
 		page = MAP_PAGE;
 		if (want != -1 && want - got < page)
@@ -1144,11 +1180,7 @@ cmd_map(struct ctl *ctl, const struct cmd_entry *self, struct args *a)
 				first = 0;
 				continue;
 			}
-			row[0] = fmt_value(json_object_get(u, "user"));
-			row[1] = fmt_value(json_object_get(u, "backend"));
-			row[2] = fmt_value(json_object_get(u, "pinned"));
-			row[3] = fmt_time(json_object_get(u, "since"));
-			table_add(t, row);
+			table_add(t, u);
 		}
 		if (t != NULL)
 			table_flush(t);
@@ -1235,11 +1267,14 @@ cmd_lookup(struct ctl *ctl, const struct cmd_entry *self, struct args *a)
 static int
 cmd_audit(struct ctl *ctl, const struct cmd_entry *self, struct args *a)
 {
-	static const char *hdr[] = { "ID", "AT", "ACTOR", "ACTION", "SUBJECT",
-	    "DETAIL" };
+	static const struct column cols[] = {
+		{ "ID", "id", NULL }, { "AT", "at", fmt_time },
+		{ "ACTOR", "actor", NULL }, { "ACTION", "action", NULL },
+		{ "SUBJECT", "subject", NULL }, { "DETAIL", "detail", NULL },
+	};
 	struct table *t;
 	json_t *root, *entries, *e;
-	char *path, *row[6];
+	char *path;
 	size_t i;
 	int ret;
 
@@ -1262,16 +1297,9 @@ cmd_audit(struct ctl *ctl, const struct cmd_entry *self, struct args *a)
 		json_decref(root);
 		return EXIT_CONN;
 	}
-	t = table_new(6, hdr);
-	json_array_foreach(entries, i, e) {
-		row[0] = fmt_value(json_object_get(e, "id"));
-		row[1] = fmt_time(json_object_get(e, "at"));
-		row[2] = fmt_value(json_object_get(e, "actor"));
-		row[3] = fmt_value(json_object_get(e, "action"));
-		row[4] = fmt_value(json_object_get(e, "subject"));
-		row[5] = fmt_value(json_object_get(e, "detail"));
-		table_add(t, row);
-	}
+	t = table_new(cols, sizeof(cols) / sizeof(cols[0]));
+	json_array_foreach(entries, i, e)
+		table_add(t, e);
 	table_flush(t);
 	table_free(t);
 	json_decref(root);
