@@ -424,6 +424,17 @@ print_json(json_t *v)
 	putchar('\n');
 }
 
+/* With --json the answer is printed as is, and consumed; returns 1 then. */
+static int
+json_shown(struct ctl *ctl, json_t *root)
+{
+	if (!ctl->json)
+		return 0;
+	print_json(root);
+	json_decref(root);
+	return 1;
+}
+
 /* Percent-encode one path segment or query value (user and backend names). */
 static char *
 url_escape(struct ctl *ctl, const char *s)
@@ -669,11 +680,8 @@ cmd_status(struct ctl *ctl, const struct cmd_entry *self, struct args *a)
 	(void)a;
 	if ((ret = api_call(ctl, "GET", "/v1/status", NULL, &root)) != 0)
 		return ret;
-	if (ctl->json) {
-		print_json(root);
-		json_decref(root);
+	if (json_shown(ctl, root))
 		return EXIT_OK;
-	}
 	ver = fmt_value(json_object_get(root, "version"));
 	store = fmt_value(json_object_get(root, "store"));
 	users = fmt_value(json_object_get(root, "users"));
@@ -758,11 +766,8 @@ cmd_backend_show(struct ctl *ctl, const struct cmd_entry *self,
 	free(name);
 	if (ret != EXIT_OK)
 		return ret;
-	if (ctl->json) {
-		print_json(root);
-		json_decref(root);
+	if (json_shown(ctl, root))
 		return EXIT_OK;
-	}
 	print_fields(root, fields, sizeof(fields) / sizeof(fields[0]));
 	p = json_object_get(root, "ports");
 	for (i = 0; i < sizeof(ports) / sizeof(ports[0]); i++) {
@@ -1056,11 +1061,8 @@ cmd_user_show(struct ctl *ctl, const struct cmd_entry *self, struct args *a)
 	free(user);
 	if (ret != EXIT_OK)
 		return ret;
-	if (ctl->json) {
-		print_json(root);
-		json_decref(root);
+	if (json_shown(ctl, root))
 		return EXIT_OK;
-	}
 	print_fields(root, fields, sizeof(fields) / sizeof(fields[0]));
 	json_decref(root);
 	return EXIT_OK;
@@ -1242,11 +1244,8 @@ cmd_lookup(struct ctl *ctl, const struct cmd_entry *self, struct args *a)
 	free(user);
 	if (ret != EXIT_OK)
 		return ret;
-	if (ctl->json) {
-		print_json(root);
-		json_decref(root);
+	if (json_shown(ctl, root))
 		return EXIT_OK;
-	}
 	hostip = json_object_get(root, "hostip");
 	f[0] = fmt_value(json_object_get(root, "user"));
 	f[1] = fmt_value(json_object_get(root, "backend"));
@@ -1287,11 +1286,8 @@ cmd_audit(struct ctl *ctl, const struct cmd_entry *self, struct args *a)
 	free(path);
 	if (ret != EXIT_OK)
 		return ret;
-	if (ctl->json) {
-		print_json(root);
-		json_decref(root);
+	if (json_shown(ctl, root))
 		return EXIT_OK;
-	}
 	if (!json_is_array(entries = json_object_get(root, "entries"))) {
 		msg("the answer has no list of entries");
 		json_decref(root);
