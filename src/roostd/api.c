@@ -85,41 +85,13 @@ static const struct {
 
 /* --- helpers ------------------------------------------------------------ */
 
-static json_t *
-backend_json_counted(struct roost *rs, long slot, const size_t *counts)
-{
-	json_t *o = backend_to_json(rs->backends[slot]);
-
-	json_object_set_new(o, "users", json_integer(
-	    counts ? (json_int_t)counts[slot] : 0));
-	return o;
-}
-
-static size_t *
-count_users(struct roost *rs)
-{
-	size_t *counts = xcalloc(rs->nslots + 1, sizeof(*counts));
-
-	umap_count_backends(rs->users, counts, rs->nslots);
-	return counts;
-}
-
-static size_t
-count_backend_users(struct roost *rs, long slot)
-{
-	size_t *counts = count_users(rs), n = counts[slot];
-
-	free(counts);
-	return n;
-}
-
 static void
 backend_reply(struct call *c, int status, long slot)
 {
 	json_t *o = backend_to_json(c->rs->backends[slot]);
 
 	json_object_set_new(o, "users",
-	    json_integer((json_int_t)count_backend_users(c->rs, slot)));
+	    json_integer((json_int_t)state_backend_users(c->rs, slot)));
 	http_reply_json(c->req, status, o);
 }
 
@@ -276,8 +248,8 @@ h_health(struct call *c)
 static json_t *
 backends_array(struct roost *rs)
 {
-	json_t *arr = json_array();
-	size_t *counts = count_users(rs), i, j, n = 0;
+	json_t *arr = json_array(), *o;
+	size_t i, j, n = 0;
 	long *order = xcalloc(rs->nslots + 1, sizeof(*order));
 
 	/* Name order, not slot order: stable output for people and scripts. */
@@ -290,11 +262,13 @@ backends_array(struct roost *rs)
 		order[j] = (long)i;
 		n++;
 	}
-	for (i = 0; i < n; i++)
-		json_array_append_new(arr, backend_json_counted(rs, order[i],
-		    counts));
+	for (i = 0; i < n; i++) {
+		o = backend_to_json(rs->backends[order[i]]);
+		json_object_set_new(o, "users", json_integer(
+		    (json_int_t)state_backend_users(rs, order[i])));
+		json_array_append_new(arr, o);
+	}
 	free(order);
-	free(counts);
 	return arr;
 }
 
@@ -412,12 +386,6 @@ done:
 	json_decref(body);
 }
 
-static int
-drop_slot_users(struct umap_entry *e, void *arg)
-{
-	return e->backend == *(uint16_t *)arg ? 1 : 0;
-}
-
 static void
 h_backend_delete(struct call *c)
 {
@@ -425,7 +393,6 @@ h_backend_delete(struct call *c)
 	const char *force = evhttp_find_header(&c->query, "force");
 	size_t users;
 	int64_t released = 0;
-	uint16_t s16;
 	long slot;
 
 	if ((slot = find_backend_or_404(c, c->arg, "name")) == -1)
@@ -435,7 +402,7 @@ h_backend_delete(struct call *c)
 		return;
 	}
 	lookup_flush(rs);
-	users = count_backend_users(rs, slot);
+	users = state_backend_users(rs, slot);
 	if (users > 0 && (force == NULL || strcmp(force, "1") != 0)) {
 		http_reply_error(c->req, 409, "force", "backend %s has %zu "
 		    "assigned users; move them or use force=1", c->arg, users);
@@ -450,8 +417,6 @@ h_backend_delete(struct call *c)
 	if (tx_commit(c, "backend.remove", c->arg, json_pack("{s:I}",
 	    "users_released", (json_int_t)released)) == -1)
 		return;
-	s16 = (uint16_t)slot;
-	umap_walk(rs->users, drop_slot_users, &s16);
 	state_backend_remove(rs, slot);
 	http_reply_json(c->req, 200, json_pack("{s:s, s:I}", "deleted", c->arg,
 	    "users_released", (json_int_t)released));
@@ -593,7 +558,7 @@ h_user_pin(struct call *c)
 	    json_string(rs->backends[e->backend]->name) : json_null())) == -1)
 		goto done;
 	e = umap_put(rs->users, key, (size_t)n, &created);
-	e->backend = (uint16_t)slot;
+	state_user_assign(rs, e, (uint16_t)slot);
 	e->tag = state_tag_intern(rs, su.tag);
 	e->pinned = 1;
 	e->since = (uint32_t)su.since;
@@ -626,7 +591,7 @@ h_user_forget(struct call *c)
 	}
 	if (tx_commit(c, "user.forget", key, NULL) == -1)
 		return;
-	umap_del(rs->users, key, (size_t)n);
+	state_user_forget(rs, umap_get(rs->users, key, (size_t)n));
 	http_reply_json(c->req, 200, json_pack("{s:s}", "forgotten", key));
 }
 

@@ -51,6 +51,7 @@ struct waiter {
 
 struct lookup_batch {
 	struct event	*ev;
+	size_t		 maint_cursor;	/* where the next maintenance slice starts */
 	struct pending	*pend;
 	size_t		 npend, cpend;
 	struct waiter	*wait;
@@ -222,9 +223,9 @@ lookup_flush(struct roost *rs)
 				e->flags &= ~UMAP_F_PENDING;
 				e->touched = e->last_lookup;
 			} else if (p->created)
-				umap_del(rs->users, p->key, p->len);
+				state_user_forget(rs, e);
 			else {
-				e->backend = p->prev_backend;
+				state_user_assign(rs, e, p->prev_backend);
 				e->tag = p->prev_tag;
 				e->since = p->prev_since;
 				e->pinned = p->prev_pinned;
@@ -362,7 +363,7 @@ lookup_handle(struct roost *rs, struct evhttp_request *req)
 		    e->backend < rs->nslots && rs->backends[e->backend] ?
 		    rs->backends[e->backend]->name : "(removed)",
 		    rs->backends[rank]->name);
-	e->backend = (uint16_t)rank;
+	state_user_assign(rs, e, (uint16_t)rank);
 	e->tag = state_tag_intern(rs, tag);
 	e->since = now;
 	e->last_lookup = now;
@@ -448,7 +449,7 @@ maint_write(struct roost *rs, struct maint *m)
 	log_info("forgot %zu assignments idle for more than %llds",
 	    m->nexpire, rs->conf->user_expire);
 	for (i = 0; i < m->nexpire; i++)
-		umap_del(rs->users, m->expire[i]->key, m->expire[i]->keylen);
+		state_user_forget(rs, m->expire[i]);
 	return;
 fail:
 	log_warnx("forgetting idle assignments: %s", store_error(st));
@@ -457,7 +458,6 @@ fail:
 void
 lookup_maintain(struct roost *rs, int all)
 {
-	static size_t cursor;
 	struct maint m;
 	size_t slots, budget;
 	uint64_t t0, ms;
@@ -475,7 +475,8 @@ lookup_maintain(struct roost *rs, int all)
 	/* The whole table once per MAINT_SWEEP passes. */
 	budget = all ? slots : slots / MAINT_SWEEP + 1;
 	t0 = now_msec_mono();
-	umap_scan(rs->users, &cursor, budget, maint_collect, &m);
+	umap_scan(rs->users, &rs->batch->maint_cursor, budget, maint_collect,
+	    &m);
 	maint_write(rs, &m);
 	if ((ms = now_msec_mono() - t0) >= MAINT_SLOW_MS)
 		log_info("maintenance pass took %llu ms (%zu lookup times, "

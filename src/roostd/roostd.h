@@ -32,6 +32,7 @@ struct roost {
 	struct store		*store;
 
 	struct backend		**backends;	/* slots; NULL = free */
+	size_t			 *slot_users;	/* users assigned, per slot */
 	size_t			  nslots;
 	char			**tags;		/* interned; tags[0] = "" */
 	size_t			  ntags;
@@ -52,6 +53,14 @@ long		 state_backend_insert(struct roost *, struct backend *);
 void		 state_backend_remove(struct roost *, long slot);
 uint16_t	 state_tag_intern(struct roost *, const char *tag);
 const char	*state_tag_name(const struct roost *, uint16_t id);
+/*
+ * Every change of a user's backend goes through these two, so that the
+ * per-backend user counts stay exact without walking the map.
+ */
+void		 state_user_assign(struct roost *, struct umap_entry *,
+		    uint16_t slot);
+void		 state_user_forget(struct roost *, struct umap_entry *);
+size_t		 state_backend_users(const struct roost *, long slot);
 /* Is an assignment to this slot still usable for a user of this tag? */
 int		 state_backend_usable(const struct roost *, long slot,
 		    const char *tag);

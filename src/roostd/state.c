@@ -47,17 +47,56 @@ state_backend_insert(struct roost *rs, struct backend *b)
 			return -1;
 		rs->backends = xreallocarray(rs->backends, rs->nslots + 1,
 		    sizeof(*rs->backends));
+		rs->slot_users = xreallocarray(rs->slot_users, rs->nslots + 1,
+		    sizeof(*rs->slot_users));
 		rs->nslots++;
 	}
 	rs->backends[i] = b;
+	rs->slot_users[i] = 0;
 	return (long)i;
 }
 
+static int
+drop_slot_users(struct umap_entry *e, void *arg)
+{
+	return e->backend == *(uint16_t *)arg ? 1 : 0;
+}
+
+/* The backend and every user assigned to it leave memory. */
 void
 state_backend_remove(struct roost *rs, long slot)
 {
+	uint16_t s16 = (uint16_t)slot;
+
+	if (rs->slot_users[slot] > 0)
+		umap_walk(rs->users, drop_slot_users, &s16);
+	rs->slot_users[slot] = 0;
 	backend_free(rs->backends[slot]);
 	rs->backends[slot] = NULL;
+}
+
+void
+state_user_assign(struct roost *rs, struct umap_entry *e, uint16_t slot)
+{
+	if (e->backend < rs->nslots)
+		rs->slot_users[e->backend]--;
+	e->backend = slot;
+	if (slot < rs->nslots)
+		rs->slot_users[slot]++;
+}
+
+void
+state_user_forget(struct roost *rs, struct umap_entry *e)
+{
+	if (e->backend < rs->nslots)
+		rs->slot_users[e->backend]--;
+	umap_del(rs->users, e->key, e->keylen);
+}
+
+size_t
+state_backend_users(const struct roost *rs, long slot)
+{
+	return rs->slot_users[slot];
 }
 
 uint16_t
@@ -124,7 +163,7 @@ load_user(const struct store_user *su, void *arg)
 		log_warnx("store: invalid user name of %zu bytes; ignored", len);
 		return 0;
 	}
-	e->backend = (uint16_t)slot;
+	state_user_assign(rs, e, (uint16_t)slot);
 	e->tag = state_tag_intern(rs, su->tag ? su->tag : "");
 	e->pinned = su->pinned != 0;
 	e->since = (uint32_t)su->since;
@@ -157,6 +196,8 @@ state_clear(struct roost *rs)
 		backend_free(rs->backends[i]);
 	free(rs->backends);
 	rs->backends = NULL;
+	free(rs->slot_users);
+	rs->slot_users = NULL;
 	rs->nslots = 0;
 	for (i = 0; i < rs->ntags; i++)
 		free(rs->tags[i]);

@@ -200,17 +200,6 @@ umap_walk(struct umap *m, int (*cb)(struct umap_entry *, void *), void *arg)
 	}
 }
 
-void
-umap_count_backends(const struct umap *m, size_t *counts, size_t nslots)
-{
-	size_t i;
-
-	memset(counts, 0, nslots * sizeof(*counts));
-	for (i = 0; i <= m->mask; i++)
-		if (m->slots[i] != NULL && m->slots[i]->backend < nslots)
-			counts[m->slots[i]->backend]++;
-}
-
 size_t
 umap_slots(const struct umap *m)
 {

@@ -50,8 +50,5 @@ void			 umap_walk(struct umap *, int (*)(struct umap_entry *, void *),
 size_t			 umap_scan(struct umap *, size_t *cursor, size_t budget,
 			    int (*)(struct umap_entry *, void *), void *);
 size_t			 umap_slots(const struct umap *);
-/* Entries per backend slot (for status); counts[] has nslots entries. */
-void			 umap_count_backends(const struct umap *, size_t *counts,
-			    size_t nslots);
 
 #endif
