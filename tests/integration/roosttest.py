@@ -339,12 +339,7 @@ class Roost:
     def api(self, method, path, body=None, token="admin", raw=None,
             headers=None):
         """(status, parsed JSON).  Every roostd answer must be JSON."""
-        st, hdrs, out = self.request(method, path, body, token, raw, headers)
-        try:
-            js = json.loads(out)
-        except ValueError:
-            raise Failure("%s %s: HTTP %d with a body that is not JSON: %r" %
-                          (method, path, st, out[:200]))
+        st, _, js = self.api_h(method, path, body, token, raw, headers)
         return st, js
 
     def api_h(self, method, path, body=None, token="admin", raw=None,
