@@ -170,6 +170,8 @@ static const char *const stmt_sql[S_COUNT] = {
  * loop's readers and writers.
  */
 #define CKPT_INTERVAL_MS	1000
+/* How long a write waits for another process's write lock. */
+#define BUSY_TIMEOUT_MS		5000
 
 struct ckpt {
 	pthread_t	 thread;
@@ -558,7 +560,7 @@ sqlite_open(struct store *st, const char *spec)
 		goto fail;
 	}
 	sqlite3_extended_result_codes(ss->db, 1);
-	sqlite3_busy_timeout(ss->db, 5000);
+	sqlite3_busy_timeout(ss->db, BUSY_TIMEOUT_MS);
 
 	/*
 	 * Durability: in WAL mode with synchronous=NORMAL a COMMIT has been
@@ -1033,24 +1035,35 @@ sqlite_user_touch(struct store *st, const struct store_user *us, size_t n)
 	sqlite3_stmt *s = ss->stmt[S_USER_TOUCH];
 	enum txmode mode = TX_NONE;
 	size_t i;
+	int rv = -1;
 
 	if (n == 0)
 		return 0;
+	/*
+	 * Lookup times are best effort: when another process holds the
+	 * write lock, give up at once rather than hold roostd's event loop
+	 * for the busy timeout; the caller tries again later.
+	 */
+	if (!ss->in_tx)
+		sqlite3_busy_timeout(ss->db, 0);
 	/* One transaction for the lot: one WAL write instead of n. */
 	if ((n > 1 || ss->in_tx) && tx_start(st, &mode) == -1)
-		return -1;
+		goto done;
 	for (i = 0; i < n; i++) {
 		if (us[i].user == NULL)
 			continue;
 		bind_text(s, 1, us[i].user);
 		sqlite3_bind_int64(s, 2, us[i].last_lookup);
-		if (stmt_exec(st, S_USER_TOUCH, "user touch") == -1)
-			goto fail;
+		if (stmt_exec(st, S_USER_TOUCH, "user touch") == -1) {
+			tx_end(st, mode, 0);
+			goto done;
+		}
 	}
-	return tx_end(st, mode, 1);
-fail:
-	tx_end(st, mode, 0);
-	return -1;
+	rv = tx_end(st, mode, 1);
+done:
+	if (!ss->in_tx)
+		sqlite3_busy_timeout(ss->db, BUSY_TIMEOUT_MS);
+	return rv;
 }
 
 static int
