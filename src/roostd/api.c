@@ -539,6 +539,17 @@ h_user_pin(struct call *c)
 		    bname);
 		goto done;
 	}
+	lookup_flush(rs);
+	e = umap_get(rs->users, key, (size_t)n);
+	/* A user keeps the pool it was placed in: the proxies of that pool
+	 * ask with its tag, and would never be answered with this backend. */
+	if (e != NULL && strcmp(state_tag_name(rs, e->tag),
+	    rs->backends[slot]->tag) != 0) {
+		http_reply_error(c->req, 409, "backend", "backend %s is in pool "
+		    "\"%s\"; user %s is in pool \"%s\"", bname,
+		    rs->backends[slot]->tag, key, state_tag_name(rs, e->tag));
+		goto done;
+	}
 	if (tx_begin(c) == -1)
 		goto done;
 	e = umap_get(rs->users, key, (size_t)n);

@@ -327,6 +327,19 @@ lookup_handle(struct roost *rs, struct evhttp_request *req)
 	}
 	now = (uint32_t)now_sec();
 	e = umap_get(rs->users, key, (size_t)klen);
+	/*
+	 * A lookup never moves a user (only the admin API and failover do):
+	 * a tag names the pool for a user that has no assignment yet, and
+	 * must match the stored pool of one that has.  Re-placing on a
+	 * mismatch would let any proxy (or anyone who may look up) undo a
+	 * pin, and the next plain lookup would move the user back.
+	 */
+	if (e != NULL && strcmp(state_tag_name(rs, e->tag), tag) != 0) {
+		http_reply_error(req, 409, "tag", "user %s belongs to pool "
+		    "\"%s\", not \"%s\"", e->key, state_tag_name(rs, e->tag),
+		    tag);
+		goto done;
+	}
 	if (e != NULL && state_backend_usable(rs, e->backend, tag) &&
 	    !lookup_expired(rs, e, now)) {
 		if (e->flags & UMAP_F_MOVING) {
