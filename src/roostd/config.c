@@ -90,6 +90,12 @@ static const struct enum_name username_formats[] = {
 	{ NULL, 0 }
 };
 
+static const struct enum_name yes_no[] = {
+	{ "no", 0 },
+	{ "yes", 1 },
+	{ NULL, 0 }
+};
+
 #define OFF(field)	offsetof(struct config, field)
 
 static const struct setting settings[] = {
@@ -108,6 +114,9 @@ static const struct setting settings[] = {
 	  .flags = SF_SECRET | SF_OPTIONAL,
 	  .off = OFF(lookup_token_file), .secret_off = OFF(lookup_token),
 	  .descr = "file holding the bearer token of /v1/lookup (unset: open)" },
+	{ .name = "lookup_open", .type = SET_ENUM, .names = yes_no,
+	  .def = "no", .off = OFF(lookup_open),
+	  .descr = "yes: /v1/lookup without a token on a non-loopback listen" },
 	{ .name = "user_expire", .type = SET_DURATION,
 	  .min = 60, .max = 30 * 86400,
 	  .def = "never", .off = OFF(user_expire),
@@ -569,6 +578,57 @@ config_secrets(struct config *conf, const char *name, char *err,
 	return 0;
 }
 
+/* Is the host part of a listen value a loopback address? */
+static int
+listen_is_loopback(const char *listen)
+{
+	struct in_addr a4;
+	struct in6_addr a6;
+	char host[CONFIG_HOST_MAX + 1];
+	const char *colon = strrchr(listen, ':');
+	size_t hlen;
+
+	if (colon == NULL)
+		return 0;
+	hlen = (size_t)(colon - listen);
+	if (listen[0] == '[' && hlen >= 2) {
+		listen++;
+		hlen -= 2;
+	}
+	if (hlen == 0 || hlen > CONFIG_HOST_MAX)
+		return 0;
+	memcpy(host, listen, hlen);
+	host[hlen] = '\0';
+	if (strcmp(host, "localhost") == 0)
+		return 1;
+	if (inet_pton(AF_INET, host, &a4) == 1)
+		return (ntohl(a4.s_addr) >> 24) == 127;
+	if (inet_pton(AF_INET6, host, &a6) == 1)
+		return IN6_IS_ADDR_LOOPBACK(&a6);
+	/* Any other name may resolve to an address others reach. */
+	return 0;
+}
+
+/*
+ * Rules between settings.  An open lookup endpoint tells anyone who can
+ * reach it where every user lives and lets them add assignments, so off
+ * loopback it needs a token, or an admin who says the network is trusted.
+ */
+static int
+config_check(const struct config *conf, const char *name, char *err,
+    size_t errlen)
+{
+	if (conf->lookup_token_file == NULL && !conf->lookup_open &&
+	    !listen_is_loopback(conf->listen)) {
+		seterr(err, errlen, "%s: listen %s is not a loopback address: "
+		    "set lookup_token_file (and the same token in roost.lua), "
+		    "or lookup_open = yes if every host that reaches it is "
+		    "trusted", name, conf->listen);
+		return -1;
+	}
+	return 0;
+}
+
 struct config *
 config_parse(const char *name, const char *text, int read_secrets,
     char *err, size_t errlen)
@@ -607,6 +667,8 @@ config_parse(const char *name, const char *text, int read_secrets,
 		if (parse_line(conf, &ps, line) == -1)
 			goto fail;
 	}
+	if (config_check(conf, name, err, errlen) == -1)
+		goto fail;
 	if (read_secrets && config_secrets(conf, name, err, errlen) == -1)
 		goto fail;
 	return conf;

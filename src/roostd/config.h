@@ -26,6 +26,7 @@ struct config {
 	char			*store;			/* "sqlite:/path" */
 	char			*admin_token_file;
 	char			*lookup_token_file;	/* NULL = lookups open */
+	int			 lookup_open;		/* open off loopback too */
 	long long		 user_expire;		/* seconds, 0 = never */
 	enum username_format	 username_format;
 	char			*master_user_separator;	/* NULL = none */

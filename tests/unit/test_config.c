@@ -299,7 +299,8 @@ test_listen(void **state)
 
 	(void)state;
 	for (i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
-		snprintf(text, sizeof(text), "listen = %s\n", ok[i]);
+		snprintf(text, sizeof(text), "listen = %s\nlookup_open = yes\n",
+		    ok[i]);
 		c = parse_ok(text);
 		assert_string_equal(c->listen, ok[i]);
 		config_free(c);
@@ -314,6 +315,46 @@ test_listen(void **state)
 	parse_fails("listen = ::1:8470\n",
 	    "test.conf:1: listen: '::1:8470': an IPv6 address goes in "
 	    "brackets");
+}
+
+/* Off loopback, lookups need a token unless the admin says otherwise. */
+static void
+test_secure_by_default(void **state)
+{
+	static const char *loopback[] = {
+		"127.0.0.1:8470", "127.1.2.3:1", "[::1]:8470", "localhost:80",
+	};
+	static const char *other[] = {
+		"0.0.0.0:8470", "10.0.0.1:8470", "[::]:8470", "[2001:db8::1]:1",
+		"roost-1.example.com:8470", "128.0.0.1:1", "[::ffff:127.0.0.1]:1",
+	};
+	struct config *c;
+	char text[256], prefix[128];
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(loopback) / sizeof(loopback[0]); i++) {
+		snprintf(text, sizeof(text), "listen = %s\n", loopback[i]);
+		c = parse_ok(text);
+		assert_int_equal(c->lookup_open, 0);
+		config_free(c);
+	}
+	for (i = 0; i < sizeof(other) / sizeof(other[0]); i++) {
+		snprintf(text, sizeof(text), "listen = %s\n", other[i]);
+		snprintf(prefix, sizeof(prefix), "test.conf: listen %s is not "
+		    "a loopback address: set lookup_token_file", other[i]);
+		parse_fails(text, prefix);
+		snprintf(text, sizeof(text), "listen = %s\nlookup_open = yes\n",
+		    other[i]);
+		c = parse_ok(text);
+		assert_int_equal(c->lookup_open, 1);
+		config_free(c);
+		snprintf(text, sizeof(text), "listen = %s\n"
+		    "lookup_token_file = /etc/roost/lookup.token\n", other[i]);
+		config_free(parse_ok(text));
+	}
+	value_fails("lookup_open", "maybe");
+	value_fails("lookup_open", "1");
 }
 
 static void
@@ -643,7 +684,7 @@ test_example_and_manual(void **state)
 {
 	static const char *names[] = {
 		"listen", "store", "admin_token_file", "lookup_token_file",
-		"user_expire", "username_format", "master_user_separator",
+		"lookup_open", "user_expire", "username_format", "master_user_separator",
 		"log_level",
 	};
 	struct config *c;
@@ -686,6 +727,7 @@ main(void)
 		cmocka_unit_test(test_duplicate),
 		cmocka_unit_test(test_duration),
 		cmocka_unit_test(test_listen),
+		cmocka_unit_test(test_secure_by_default),
 		cmocka_unit_test(test_store_and_paths),
 		cmocka_unit_test_setup_teardown(test_secrets, tmp_setup,
 		    tmp_teardown),
