@@ -150,6 +150,56 @@ valid_name(const char *s)
 	return 1;
 }
 
+size_t
+utf8_seq(const char *s, size_t left)
+{
+	const unsigned char *u = (const unsigned char *)s;
+	unsigned char lo = 0x80, hi = 0xbf;
+	size_t n, i;
+
+	if (left == 0)
+		return 0;
+	if (u[0] < 0x80)
+		return 1;
+	/* The second byte's range rules out overlong forms, surrogates and
+	 * code points above U+10FFFF (RFC 3629, table 3-7 of Unicode). */
+	if (u[0] >= 0xc2 && u[0] <= 0xdf)
+		n = 2;
+	else if (u[0] >= 0xe0 && u[0] <= 0xef) {
+		n = 3;
+		if (u[0] == 0xe0)
+			lo = 0xa0;
+		else if (u[0] == 0xed)
+			hi = 0x9f;
+	} else if (u[0] >= 0xf0 && u[0] <= 0xf4) {
+		n = 4;
+		if (u[0] == 0xf0)
+			lo = 0x90;
+		else if (u[0] == 0xf4)
+			hi = 0x8f;
+	} else
+		return 0;
+	if (left < n || u[1] < lo || u[1] > hi)
+		return 0;
+	for (i = 2; i < n; i++)
+		if (u[i] < 0x80 || u[i] > 0xbf)
+			return 0;
+	return n;
+}
+
+int
+valid_utf8(const char *s, size_t len)
+{
+	size_t i = 0, n;
+
+	while (i < len) {
+		if ((n = utf8_seq(s + i, len - i)) == 0)
+			return 0;
+		i += n;
+	}
+	return 1;
+}
+
 int
 valid_username(const char *s, size_t len)
 {
@@ -163,7 +213,8 @@ valid_username(const char *s, size_t len)
 		if (c < 0x20 || c == 0x7f)
 			return 0;
 	}
-	return 1;
+	/* Names go out in JSON answers and audit records: UTF-8 only. */
+	return valid_utf8(s, len);
 }
 
 int

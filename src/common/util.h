@@ -24,8 +24,12 @@ int	 ct_equal(const char *, size_t, const char *, size_t);
 
 /* A name of a backend or a tag: 1..64 of [A-Za-z0-9._-], not starting with '.'. */
 int	 valid_name(const char *);
-/* A user name: 1..255 bytes, no control characters (< 0x20, 0x7f). */
+/* A user name: 1..255 bytes of UTF-8, no control characters (< 0x20, 0x7f). */
 int	 valid_username(const char *, size_t);
+/* Length of the well-formed UTF-8 sequence at s (1-4), or 0 when the bytes
+ * there are not one (overlong, surrogate, above U+10FFFF, cut short). */
+size_t	 utf8_seq(const char *s, size_t left);
+int	 valid_utf8(const char *, size_t);
 
 /* A DNS name (labels of [A-Za-z0-9-_], at most 253 characters) or an IPv4
  * literal; all-digit labels must make a valid IPv4 address. */

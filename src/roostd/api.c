@@ -29,12 +29,9 @@
 
 enum auth { AUTH_NONE, AUTH_ADMIN, AUTH_LOOKUP };
 
-struct call {
-	struct roost		*rs;
-	struct evhttp_request	*req;
-	char			*arg;		/* decoded {name} of the path */
-	struct evkeyvalq	 query;
-};
+#define ROUTE_PARAMS	3
+
+struct call;
 
 struct route {
 	const char	*prefix;	/* exact path, or prefix ending in '/' */
@@ -42,6 +39,17 @@ struct route {
 	int		 method;	/* EVHTTP_REQ_* */
 	enum auth	 auth;
 	void		(*fn)(struct call *);
+	/* The query parameters the handler reads; http_query_parse decodes
+	 * them for every endpoint alike (lookup.c parses its own). */
+	const char	*params[ROUTE_PARAMS];
+};
+
+struct call {
+	struct roost		*rs;
+	struct evhttp_request	*req;
+	const struct route	*route;
+	char			*arg;		/* decoded {name} of the path */
+	char			*qv[ROUTE_PARAMS]; /* values of route->params */
 };
 
 static void	h_lookup(struct call *);
@@ -59,19 +67,32 @@ static void	h_user_forget(struct call *);
 static void	h_audit(struct call *);
 
 static const struct route routes[] = {
-	{ "/v1/lookup",		0, EVHTTP_REQ_GET,    AUTH_LOOKUP, h_lookup },
-	{ "/v1/health",		0, EVHTTP_REQ_GET,    AUTH_NONE,  h_health },
-	{ "/v1/status",		0, EVHTTP_REQ_GET,    AUTH_ADMIN, h_status },
-	{ "/v1/backends",	0, EVHTTP_REQ_GET,    AUTH_ADMIN, h_backends_list },
-	{ "/v1/backends",	0, EVHTTP_REQ_POST,   AUTH_ADMIN, h_backends_add },
-	{ "/v1/backends/",	1, EVHTTP_REQ_GET,    AUTH_ADMIN, h_backend_get },
-	{ "/v1/backends/",	1, EVHTTP_REQ_PATCH,  AUTH_ADMIN, h_backend_patch },
-	{ "/v1/backends/",	1, EVHTTP_REQ_DELETE, AUTH_ADMIN, h_backend_delete },
-	{ "/v1/users",		0, EVHTTP_REQ_GET,    AUTH_ADMIN, h_users_list },
-	{ "/v1/users/",		1, EVHTTP_REQ_GET,    AUTH_ADMIN, h_user_get },
-	{ "/v1/users/",		1, EVHTTP_REQ_PUT,    AUTH_ADMIN, h_user_pin },
-	{ "/v1/users/",		1, EVHTTP_REQ_DELETE, AUTH_ADMIN, h_user_forget },
-	{ "/v1/audit",		0, EVHTTP_REQ_GET,    AUTH_ADMIN, h_audit },
+	{ "/v1/lookup",		0, EVHTTP_REQ_GET,    AUTH_LOOKUP, h_lookup,
+	  { NULL } },
+	{ "/v1/health",		0, EVHTTP_REQ_GET,    AUTH_NONE,  h_health,
+	  { NULL } },
+	{ "/v1/status",		0, EVHTTP_REQ_GET,    AUTH_ADMIN, h_status,
+	  { NULL } },
+	{ "/v1/backends",	0, EVHTTP_REQ_GET,    AUTH_ADMIN, h_backends_list,
+	  { NULL } },
+	{ "/v1/backends",	0, EVHTTP_REQ_POST,   AUTH_ADMIN, h_backends_add,
+	  { NULL } },
+	{ "/v1/backends/",	1, EVHTTP_REQ_GET,    AUTH_ADMIN, h_backend_get,
+	  { NULL } },
+	{ "/v1/backends/",	1, EVHTTP_REQ_PATCH,  AUTH_ADMIN, h_backend_patch,
+	  { NULL } },
+	{ "/v1/backends/",	1, EVHTTP_REQ_DELETE, AUTH_ADMIN, h_backend_delete,
+	  { "force" } },
+	{ "/v1/users",		0, EVHTTP_REQ_GET,    AUTH_ADMIN, h_users_list,
+	  { "limit", "backend", "cursor" } },
+	{ "/v1/users/",		1, EVHTTP_REQ_GET,    AUTH_ADMIN, h_user_get,
+	  { "tag" } },
+	{ "/v1/users/",		1, EVHTTP_REQ_PUT,    AUTH_ADMIN, h_user_pin,
+	  { NULL } },
+	{ "/v1/users/",		1, EVHTTP_REQ_DELETE, AUTH_ADMIN, h_user_forget,
+	  { NULL } },
+	{ "/v1/audit",		0, EVHTTP_REQ_GET,    AUTH_ADMIN, h_audit,
+	  { "limit", "before" } },
 };
 
 static const struct {
@@ -84,6 +105,19 @@ static const struct {
 };
 
 /* --- helpers ------------------------------------------------------------ */
+
+/* The decoded value of a query parameter the route declares, or NULL. */
+static const char *
+query(const struct call *c, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < ROUTE_PARAMS && c->route->params[i] != NULL; i++)
+		if (strcmp(c->route->params[i], name) == 0)
+			return c->qv[i];
+	fatalx("route %s reads undeclared parameter %s", c->route->prefix,
+	    name);
+}
 
 static void
 backend_reply(struct call *c, int status, long slot)
@@ -150,7 +184,7 @@ tx_abort(struct call *c)
 static int
 query_limit(struct call *c, long long def, long long max, long long *out)
 {
-	const char *s = evhttp_find_header(&c->query, "limit");
+	const char *s = query(c, "limit");
 
 	*out = def;
 	if (s != NULL && parse_ll(s, 1, max, out) == -1) {
@@ -180,7 +214,7 @@ user_key(struct call *c, char *key, size_t keylen)
 
 	if (!valid_username(c->arg, strlen(c->arg))) {
 		http_reply_error(c->req, 400, "user", "must be 1-255 bytes "
-		    "without control characters");
+		    "of UTF-8 without control characters");
 		return -1;
 	}
 	n = config_user_key(c->rs->conf, c->arg, strlen(c->arg), key, keylen);
@@ -390,7 +424,7 @@ static void
 h_backend_delete(struct call *c)
 {
 	struct roost *rs = c->rs;
-	const char *force = evhttp_find_header(&c->query, "force");
+	const char *force = query(c, "force");
 	size_t users;
 	int64_t released = 0;
 	long slot;
@@ -425,7 +459,8 @@ h_backend_delete(struct call *c)
 struct list_ctx {
 	struct roost	*rs;
 	json_t		*arr;
-	char		 last[256];
+	size_t		 rows;		/* rows read, shown or not */
+	char		 last[256];	/* raw key of the last row */
 };
 
 static int
@@ -434,16 +469,29 @@ list_user(const struct store_user *su, void *arg)
 	struct list_ctx *lc = arg;
 	const struct umap_entry *e;
 	int64_t last = su->last_lookup;
+	size_t len = strlen(su->user);
+	char hex[2 * sizeof(lc->last) + 1];
+	json_t *o;
 
 	/* The store gets lookup times lazily; memory has the exact one. */
-	e = umap_get(lc->rs->users, su->user, strlen(su->user));
+	e = umap_get(lc->rs->users, su->user, len);
 	if (e != NULL && e->last_lookup > last)
 		last = e->last_lookup;
-	json_array_append_new(lc->arr, json_pack("{s:s, s:b, s:s, s:s, s:b, s:I, s:o}",
-	    "user", su->user, "assigned", 1, "backend", su->backend,
-	    "tag", su->tag ? su->tag : "",
+	o = json_pack("{s:o, s:b, s:s, s:s, s:b, s:I, s:o}",
+	    "user", http_json_text(su->user), "assigned", 1,
+	    "backend", su->backend, "tag", su->tag ? su->tag : "",
 	    "pinned", su->pinned != 0, "since", (json_int_t)su->since,
-	    "last_lookup", last ? json_integer(last) : json_null()));
+	    "last_lookup", last ? json_integer(last) : json_null());
+	if (o == NULL)
+		fatalx("rendering the user list");
+	/* A name an older roostd let in without UTF-8: shown with U+FFFD,
+	 * and exactly in hex, so that two such rows can be told apart. */
+	if (!valid_utf8(su->user, len) && len < sizeof(lc->last)) {
+		http_hex(su->user, len, hex);
+		json_object_set_new(o, "user_hex", json_string(hex));
+	}
+	json_array_append_new(lc->arr, o);
+	lc->rows++;
 	snprintf(lc->last, sizeof(lc->last), "%s", su->user);
 	return 0;
 }
@@ -453,39 +501,47 @@ h_users_list(struct call *c)
 {
 	struct roost *rs = c->rs;
 	struct store *st = rs->store;
-	const char *backend = evhttp_find_header(&c->query, "backend");
-	const char *cursor = evhttp_find_header(&c->query, "cursor");
+	const char *backend = query(c, "backend");
+	const char *cursor = query(c, "cursor");
 	struct list_ctx lc;
+	char after[256], hex[2 * sizeof(lc.last) + 1];
+	json_t *next;
 	long long limit;
 
 	if (query_limit(c, 1000, 10000, &limit) == -1)
 		return;
 	if (backend != NULL && find_backend_or_404(c, backend, "backend") == -1)
 		return;
-	if (cursor != NULL && !valid_username(cursor, strlen(cursor))) {
-		http_reply_error(c->req, 400, "cursor", "invalid cursor");
+	/* The cursor is the last key in hex: exact for any stored bytes. */
+	if (cursor != NULL && http_unhex(cursor, after, sizeof(after)) == -1) {
+		http_reply_error(c->req, 400, "cursor", "invalid cursor (pass "
+		    "next_cursor back as it came)");
 		return;
 	}
 	lookup_flush(rs);
 	memset(&lc, 0, sizeof(lc));
 	lc.rs = rs;
 	lc.arr = json_array();
-	if (st->ops->user_list(st, backend, cursor, (size_t)limit, list_user,
-	    &lc) == -1) {
+	if (st->ops->user_list(st, backend, cursor ? after : NULL,
+	    (size_t)limit, list_user, &lc) == -1) {
 		json_decref(lc.arr);
 		log_warnx("store: %s", store_error(st));
 		http_reply_error(c->req, 500, NULL, "store read failed");
 		return;
 	}
+	next = json_null();
+	if (lc.rows == (size_t)limit) {
+		http_hex(lc.last, strlen(lc.last), hex);
+		next = json_string(hex);
+	}
 	http_reply_json(c->req, 200, json_pack("{s:o, s:o}", "users", lc.arr,
-	    "next_cursor", json_array_size(lc.arr) == (size_t)limit ?
-	    json_string(lc.last) : json_null()));
+	    "next_cursor", next));
 }
 
 static void
 h_user_get(struct call *c)
 {
-	const char *tag = evhttp_find_header(&c->query, "tag");
+	const char *tag = query(c, "tag");
 	char key[256];
 	int n;
 
@@ -608,6 +664,7 @@ h_user_forget(struct call *c)
 
 struct audit_ctx {
 	json_t	*arr;
+	size_t	 rows;		/* rows read, shown or not */
 	int64_t	 last;
 };
 
@@ -615,10 +672,18 @@ static int
 audit_entry(const struct store_audit *a, void *arg)
 {
 	struct audit_ctx *ac = arg;
+	json_t *o;
 
-	json_array_append_new(ac->arr, json_pack("{s:I, s:I, s:s, s:s, s:s, s:s}",
-	    "id", (json_int_t)a->id, "at", (json_int_t)a->at, "actor", a->actor,
-	    "action", a->action, "subject", a->subject, "detail", a->detail));
+	/* Text an older roostd stored without UTF-8 shows with U+FFFD. */
+	o = json_pack("{s:I, s:I, s:o, s:o, s:o, s:o}",
+	    "id", (json_int_t)a->id, "at", (json_int_t)a->at,
+	    "actor", http_json_text(a->actor), "action",
+	    http_json_text(a->action), "subject", http_json_text(a->subject),
+	    "detail", http_json_text(a->detail));
+	if (o == NULL)
+		fatalx("rendering the audit list");
+	json_array_append_new(ac->arr, o);
+	ac->rows++;
 	ac->last = a->id;
 	return 0;
 }
@@ -627,7 +692,7 @@ static void
 h_audit(struct call *c)
 {
 	struct store *st = c->rs->store;
-	const char *before_s = evhttp_find_header(&c->query, "before");
+	const char *before_s = query(c, "before");
 	struct audit_ctx ac;
 	long long limit, before = 0;
 
@@ -639,6 +704,7 @@ h_audit(struct call *c)
 		return;
 	}
 	ac.arr = json_array();
+	ac.rows = 0;
 	ac.last = 0;
 	if (st->ops->audit_list(st, before, (size_t)limit, audit_entry,
 	    &ac) == -1) {
@@ -647,7 +713,7 @@ h_audit(struct call *c)
 		return;
 	}
 	http_reply_json(c->req, 200, json_pack("{s:o, s:o}", "entries", ac.arr,
-	    "next_before", json_array_size(ac.arr) == (size_t)limit && ac.last > 1 ?
+	    "next_before", ac.rows == (size_t)limit && ac.last > 1 ?
 	    json_integer(ac.last) : json_null()));
 }
 
@@ -658,14 +724,13 @@ api_dispatch(struct evhttp_request *req, void *arg)
 {
 	struct roost *rs = arg;
 	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
-	const char *path = evhttp_uri_get_path(uri), *q, *seg;
+	const char *path = evhttp_uri_get_path(uri), *q, *seg, *field;
 	int method = evhttp_request_get_command(req), path_known = 0;
 	char allow[64] = "";
 	struct call c;
-	size_t i, plen, j;
+	size_t i, plen, j, nparams;
 
 	memset(&c, 0, sizeof(c));
-	TAILQ_INIT(&c.query);
 	c.rs = rs;
 	c.req = req;
 	if (path == NULL)
@@ -708,9 +773,15 @@ api_dispatch(struct evhttp_request *req, void *arg)
 				return;
 			}
 		}
-		if (r->fn != h_lookup && (q = evhttp_uri_get_query(uri)) != NULL &&
-		    evhttp_parse_query_str(q, &c.query) == -1) {
-			http_reply_error(req, 400, "query", "malformed query string");
+		c.route = r;
+		for (nparams = 0; nparams < ROUTE_PARAMS &&
+		    r->params[nparams] != NULL; nparams++)
+			;
+		q = evhttp_uri_get_query(uri);
+		if (nparams > 0 && http_query_parse(q ? q : "", r->params, c.qv,
+		    nparams, &field) == -1) {
+			http_reply_error(req, 400, field, "repeated or badly "
+			    "percent-encoded parameter");
 			goto done;
 		}
 		r->fn(&c);
@@ -725,7 +796,7 @@ api_dispatch(struct evhttp_request *req, void *arg)
 		http_reply_error(req, 404, NULL, "no such endpoint");
 	return;
 done:
-	evhttp_clear_headers(&c.query);
+	http_query_free(c.qv, ROUTE_PARAMS);
 	free(c.arg);
 }
 

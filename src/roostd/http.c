@@ -14,8 +14,24 @@
 #include <string.h>
 
 #include "http.h"
+#include "log.h"
 #include "util.h"
 #include "xmalloc.h"
+
+static int	hexval(char);
+
+static const char *
+method_name(struct evhttp_request *req)
+{
+	switch (evhttp_request_get_command(req)) {
+	case EVHTTP_REQ_GET: return "GET";
+	case EVHTTP_REQ_POST: return "POST";
+	case EVHTTP_REQ_PUT: return "PUT";
+	case EVHTTP_REQ_PATCH: return "PATCH";
+	case EVHTTP_REQ_DELETE: return "DELETE";
+	default: return "request";
+	}
+}
 
 static const char *
 status_reason(int status)
@@ -57,16 +73,22 @@ free_text(const void *data, size_t len, void *arg)
 void
 http_reply_json(struct evhttp_request *req, int status, json_t *obj)
 {
+	static const char broken[] = "{\"error\":\"the answer could not be "
+	    "rendered\"}";
 	struct evbuffer *buf;
 	char *text;
 
-	buf = evbuffer_new();
-	if (buf == NULL || (text = json_dumps(obj, JSON_COMPACT)) == NULL) {
-		/* Out of memory rendering a reply: nothing sensible left. */
-		evhttp_send_error(req, 500, NULL);
+	if ((buf = evbuffer_new()) == NULL)
+		fatalx("evbuffer_new");
+	/* json_pack gives NULL for a string that is not UTF-8: a bug to log,
+	 * never an HTML page or a crash. */
+	if (obj == NULL || (text = json_dumps(obj, JSON_COMPACT)) == NULL) {
+		log_warnx("%s %s: answer %d could not be rendered as JSON",
+		    method_name(req), evhttp_request_get_uri(req), status);
+		evbuffer_add(buf, broken, sizeof(broken) - 1);
+		http_reply_buf(req, 500, buf);
+		evbuffer_free(buf);
 		json_decref(obj);
-		if (buf != NULL)
-			evbuffer_free(buf);
 		return;
 	}
 	evbuffer_add_reference(buf, text, strlen(text), free_text, NULL);
@@ -179,13 +201,29 @@ http_json_str(struct evbuffer *buf, const char *s)
 	static const char hex[] = "0123456789abcdef";
 	const char *run = s;
 	char esc[6] = { '\\', 'u', '0', '0', 0, 0 };
+	size_t n;
 
 	evbuffer_add(buf, "\"", 1);
-	for (; *s != '\0'; s++) {
+	while (*s != '\0') {
 		unsigned char c = (unsigned char)*s;
 
-		if (c >= 0x20 && c != '"' && c != '\\')
+		if (c >= 0x80) {
+			/* Bytes that are not UTF-8 would make the whole
+			 * answer invalid JSON: each becomes U+FFFD. */
+			/* 4 is enough: the NUL ends a sequence early. */
+			if ((n = utf8_seq(s, 4)) > 0) {
+				s += n;
+				continue;
+			}
+			evbuffer_add(buf, run, (size_t)(s - run));
+			evbuffer_add(buf, "\\ufffd", 6);
+			run = ++s;
 			continue;
+		}
+		if (c >= 0x20 && c != '"' && c != '\\') {
+			s++;
+			continue;
+		}
 		evbuffer_add(buf, run, (size_t)(s - run));
 		if (c == '"' || c == '\\') {
 			char two[2] = { '\\', (char)c };
@@ -195,10 +233,67 @@ http_json_str(struct evbuffer *buf, const char *s)
 			esc[5] = hex[c & 0xf];
 			evbuffer_add(buf, esc, 6);
 		}
-		run = s + 1;
+		run = ++s;
 	}
 	evbuffer_add(buf, run, (size_t)(s - run));
 	evbuffer_add(buf, "\"", 1);
+}
+
+json_t *
+http_json_text(const char *s)
+{
+	size_t len = strlen(s), i = 0, n;
+	char *out, *p;
+	json_t *j;
+
+	if (valid_utf8(s, len))
+		return json_stringn(s, len);
+	p = out = xreallocarray(NULL, len + 1, 3);
+	while (i < len) {
+		if ((n = utf8_seq(s + i, len - i)) == 0) {
+			memcpy(p, "\xef\xbf\xbd", 3);	/* U+FFFD */
+			p += 3;
+			i++;
+			continue;
+		}
+		memcpy(p, s + i, n);
+		p += n;
+		i += n;
+	}
+	j = json_stringn(out, (size_t)(p - out));
+	free(out);
+	return j;
+}
+
+void
+http_hex(const char *s, size_t len, char *out)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t i;
+
+	for (i = 0; i < len; i++) {
+		out[2 * i] = hex[(unsigned char)s[i] >> 4];
+		out[2 * i + 1] = hex[(unsigned char)s[i] & 0xf];
+	}
+	out[2 * len] = '\0';
+}
+
+int
+http_unhex(const char *s, char *out, size_t outlen)
+{
+	size_t len = strlen(s), i;
+	int hi, lo;
+
+	if (len == 0 || len % 2 != 0 || len / 2 >= outlen)
+		return -1;
+	for (i = 0; i < len; i += 2) {
+		if ((hi = hexval(s[i])) == -1 || (lo = hexval(s[i + 1])) == -1 ||
+		    (hi == 0 && lo == 0))
+			return -1;
+		out[i / 2] = (char)(hi << 4 | lo);
+	}
+	out[len / 2] = '\0';
+	return (int)(len / 2);
 }
 
 static int

@@ -42,8 +42,17 @@ int	http_check_bearer(struct evhttp_request *, const char *tok1,
  */
 json_t	*http_body_object(struct evhttp_request *);
 
-/* Append s as a JSON string literal (with quotes) to buf. */
+/* Append s as a JSON string literal (with quotes) to buf; bytes that are
+ * not UTF-8 become U+FFFD, so the answer stays valid JSON. */
 void	http_json_str(struct evbuffer *, const char *s);
+/* A JSON string of s, never NULL for want of UTF-8: bad bytes become
+ * U+FFFD (for showing stored text that an older roostd let in). */
+json_t	*http_json_text(const char *s);
+/* len bytes as 2 * len lower-case hex digits and a NUL into out. */
+void	http_hex(const char *s, size_t len, char *out);
+/* Hex digits back to bytes (no NUL byte) into out; returns the length, or
+ * -1 when s is not an even count of hex digits or does not fit. */
+int	http_unhex(const char *s, char *out, size_t outlen);
 
 /*
  * Percent-decode one path segment into a new string; NULL when it holds an

@@ -305,7 +305,7 @@ lookup_handle(struct roost *rs, struct evhttp_request *req)
 	}
 	if (a[ARG_USER] == NULL || !valid_username(a[ARG_USER], strlen(a[ARG_USER]))) {
 		http_reply_error(req, 400, "user", "must be 1-255 bytes "
-		    "without control characters");
+		    "of UTF-8 without control characters");
 		goto done;
 	}
 	if (a[ARG_PROTOCOL] == NULL || proto_parse(a[ARG_PROTOCOL], &proto) == -1) {
