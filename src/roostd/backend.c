@@ -233,10 +233,12 @@ backend_apply_json(struct backend *b, const json_t *obj, int creating,
 	nb = backend_dup(b);
 	json_object_foreach((json_t *)obj, key, v) {
 		if (strcmp(key, "name") == 0) {
-			if (!creating)
-				FAIL("name", "cannot be changed");
 			if (json_get_string(v, &s) == -1)
 				FAIL("name", "must be a string");
+			/* The same name is accepted, so that a GET body can
+			 * be edited and sent back. */
+			if (!creating && strcmp(s, b->name) != 0)
+				FAIL("name", "cannot be changed");
 			if (!valid_name(s))
 				FAIL("name", "must be 1-64 characters of "
 				    "A-Z a-z 0-9 . _ - not starting with '.'");
@@ -293,9 +295,23 @@ backend_apply_json(struct backend *b, const json_t *obj, int creating,
 		FAIL("name", "is required");
 	if (creating && nb->host[0] == '\0')
 		FAIL("host", "is required");
-	if (!hostip_given && creating && is_ip_literal(nb->host) &&
-	    strlen(nb->host) < sizeof(nb->hostip))
-		memcpy(nb->hostip, nb->host, strlen(nb->host) + 1);
+	/*
+	 * hostip follows host unless the request sets it: Dovecot connects to
+	 * hostip, so an old one kept after a host change sends every login
+	 * to the old machine.  An echo of a hostip that was following the
+	 * host (a GET body sent back with host edited) does not count as
+	 * setting it.
+	 */
+	if (hostip_given && !creating && strcmp(nb->host, b->host) != 0 &&
+	    strcmp(b->hostip, b->host) == 0 && strcmp(nb->hostip, b->hostip) == 0)
+		hostip_given = 0;
+	if (!hostip_given && (creating || strcmp(nb->host, b->host) != 0)) {
+		if (is_ip_literal(nb->host) &&
+		    strlen(nb->host) < sizeof(nb->hostip))
+			memcpy(nb->hostip, nb->host, strlen(nb->host) + 1);
+		else
+			nb->hostip[0] = '\0';
+	}
 
 	/* Commit: swap the checked copy into place. */
 	free(b->doveadm_url);

@@ -72,7 +72,7 @@ def main(t):
                         host="mail2.example.com")
     eq((p["weight"], p["state"], p["host"]), (50, "drain", "mail2.example.com"),
        "PATCH applied")
-    eq(p["hostip"], "127.0.0.12", "hostip kept when only host changes")
+    eq(p["hostip"], "", "a host name in place of the IP clears hostip")
     eq(p["ports"]["imap"], 1143, "ports not named in PATCH are kept")
     eq(p["ports"]["pop3"], 1110, "port changed by PATCH")
     eq(p["doveadm"], {"url": "http://127.0.0.12:8080/doveadm/v1",
