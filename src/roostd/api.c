@@ -129,16 +129,28 @@ backend_reply(struct call *c, int status, long slot)
 	http_reply_json(c->req, status, o);
 }
 
-/* Store transaction with an audit record; returns 0 or replies 500. */
+/* Store transaction with an audit record; returns 0 or replies 500 (503
+ * when another process holds the store). */
 static int
 tx_begin(struct call *c)
 {
 	struct store *st = c->rs->store;
 
-	lookup_flush(c->rs);
-	if (st->ops->begin(st) == -1) {
+	/* Another process's write lock: refuse now rather than hold the
+	 * loop (and every lookup) until it is gone. */
+	if (lookup_flush(c->rs) == -1) {
+		http_reply_error(c->req, 503, NULL, "store busy; nothing was "
+		    "changed");
+		return -1;
+	}
+	if (st->ops->begin(st, STORE_TX_ADMIN) == -1) {
 		log_warnx("store: %s", store_error(st));
-		http_reply_error(c->req, 500, NULL, "store unavailable");
+		if (st->busy)
+			http_reply_error(c->req, 503, NULL, "store busy; "
+			    "nothing was changed");
+		else
+			http_reply_error(c->req, 500, NULL,
+			    "store unavailable");
 		return -1;
 	}
 	return 0;

@@ -9,6 +9,11 @@
  * requests answered.  If the commit fails, the memory changes are undone and
  * the requests get 503, so no answer ever names a backend the store does not
  * hold.  Lookups for a pending user wait for the same commit.
+ *
+ * When another process holds the store's write lock, the commit gives up
+ * after a few milliseconds (the store's bound) and the batch stays pending:
+ * it is tried again every BATCH_RETRY_MS, the loop answering known users in
+ * between, and after BATCH_BUSY_MAX_MS of trying its waiters get 503.
  */
 #include <event2/buffer.h>
 #include <event2/event.h>
@@ -31,6 +36,8 @@
 #define MAINT_EXPIRE_MAX	20
 #define MAINT_SWEEP		300	/* passes to cover the whole table */
 #define MAINT_SLOW_MS		5	/* a pass this long is worth a log line */
+#define BATCH_RETRY_MS		10	/* between commits of a batch the store refused */
+#define BATCH_BUSY_MAX_MS	2000	/* then its lookups get 503 */
 
 struct pending {
 	char		 key[256];
@@ -52,6 +59,7 @@ struct waiter {
 struct lookup_batch {
 	struct event	*ev;
 	size_t		 maint_cursor;	/* where the next maintenance slice starts */
+	uint64_t	 busy_since;	/* ms (monotonic) the store first said busy */
 	struct pending	*pend;
 	size_t		 npend, cpend;
 	struct waiter	*wait;
@@ -170,7 +178,9 @@ batch_wait(struct roost *rs, struct evhttp_request *req,
 	memcpy(w->key, e->key, e->keylen + 1);
 	w->len = e->keylen;
 	w->proto = proto;
-	event_active(lb->ev, 0, 0);
+	/* While the store is busy the retry timer is set already. */
+	if (lb->busy_since == 0)
+		event_active(lb->ev, 0, 0);
 }
 
 static struct pending *
@@ -185,17 +195,21 @@ batch_pending(struct roost *rs)
 	return &lb->pend[lb->npend++];
 }
 
-void
-lookup_flush(struct roost *rs)
+/* Commit the batch; `final`: no retry later, a busy store fails it. */
+static int
+batch_commit(struct roost *rs, int final)
 {
 	struct lookup_batch *lb = rs->batch;
+	struct store *st = rs->store;
 	struct store_user *rec;
 	struct umap_entry *e;
+	struct timeval tv = { 0, BATCH_RETRY_MS * 1000 };
 	size_t i, n = lb->npend;
+	uint64_t now;
 	int ok = 1;
 
 	if (lb->npend == 0 && lb->nwait == 0)
-		return;
+		return 0;
 	if (n > 0) {
 		rec = xcalloc(n, sizeof(*rec));
 		for (i = 0; i < n; i++) {
@@ -207,11 +221,25 @@ lookup_flush(struct roost *rs)
 			rec[i].since = e->since;
 			rec[i].last_lookup = e->last_lookup;
 		}
-		if (rs->store->ops->user_put(rs->store, rec, n) == -1) {
+		if (st->ops->user_put(st, rec, n) == -1) {
+			now = now_msec_mono();
+			if (st->busy && !final && (lb->busy_since == 0 ||
+			    now - lb->busy_since < BATCH_BUSY_MAX_MS)) {
+				if (lb->busy_since == 0) {
+					lb->busy_since = now;
+					log_debug("store busy, %zu assignments "
+					    "wait: %s", n, store_error(st));
+				}
+				free(rec);
+				if (event_add(lb->ev, &tv) == -1)
+					fatalx("event_add");
+				return -1;
+			}
 			log_warnx("committing %zu assignments: %s", n,
-			    store_error(rs->store));
+			    store_error(st));
 			ok = 0;
 		}
+		lb->busy_since = 0;
 		free(rec);
 		/* Undo newest first: a key assigned twice in one batch ends
 		 * with its state from before the batch. */
@@ -247,6 +275,13 @@ lookup_flush(struct roost *rs)
 			reply_route(rs, w->req, e, w->proto);
 	}
 	lb->nwait = 0;
+	return 0;
+}
+
+int
+lookup_flush(struct roost *rs)
+{
+	return batch_commit(rs, 0);
 }
 
 static void
@@ -426,6 +461,17 @@ maint_collect(struct umap_entry *e, void *arg)
 	return 0;
 }
 
+/* Another process's lock (an admin's sqlite3 shell, a backup) is worth a
+ * debug line, not a warning on every pass: the work is retried later. */
+static void
+maint_error(struct store *st, const char *what)
+{
+	if (st->busy)
+		log_debug("%s: %s; trying again later", what, store_error(st));
+	else
+		log_warnx("%s: %s", what, store_error(st));
+}
+
 static void
 maint_write(struct roost *rs, struct maint *m)
 {
@@ -440,7 +486,7 @@ maint_write(struct roost *rs, struct maint *m)
 			rec[i].last_lookup = m->touch[i]->last_lookup;
 		}
 		if (st->ops->user_touch(st, rec, m->ntouch) == -1)
-			log_warnx("recording lookup times: %s", store_error(st));
+			maint_error(st, "recording lookup times");
 		else
 			for (i = 0; i < m->ntouch; i++)
 				m->touch[i]->touched = m->touch[i]->last_lookup;
@@ -448,24 +494,23 @@ maint_write(struct roost *rs, struct maint *m)
 	}
 	if (m->nexpire == 0)
 		return;
-	if (st->ops->begin(st) == -1)
+	if (st->ops->begin(st, 0) == -1)
 		goto fail;
 	for (i = 0; i < m->nexpire; i++)
 		if (st->ops->user_delete(st, m->expire[i]->key) == -1) {
 			st->ops->rollback(st);
 			goto fail;
 		}
-	if (st->ops->commit(st) == -1) {
-		st->ops->rollback(st);
+	/* A failed commit leaves nothing to roll back. */
+	if (st->ops->commit(st) == -1)
 		goto fail;
-	}
 	log_info("forgot %zu assignments idle for more than %llds",
 	    m->nexpire, rs->conf->user_expire);
 	for (i = 0; i < m->nexpire; i++)
 		state_user_forget(rs, m->expire[i]);
 	return;
 fail:
-	log_warnx("forgetting idle assignments: %s", store_error(st));
+	maint_error(st, "forgetting idle assignments");
 }
 
 void
@@ -475,7 +520,8 @@ lookup_maintain(struct roost *rs, int all)
 	size_t slots, budget;
 	uint64_t t0, ms;
 
-	lookup_flush(rs);
+	/* At shutdown (all) no later pass will retry: answer every lookup. */
+	batch_commit(rs, all);
 	memset(&m, 0, sizeof(m));
 	m.rs = rs;
 	m.now = (uint32_t)now_sec();

@@ -16,8 +16,10 @@ int	lookup_init(struct roost *);
 void	lookup_free(struct roost *);
 void	lookup_handle(struct roost *, struct evhttp_request *);
 /* Commit assignments still waiting and answer their lookups.  Admin
- * changes call it first, so they never interleave with a half-done batch. */
-void	lookup_flush(struct roost *);
+ * changes call it first, so they never interleave with a half-done batch.
+ * Returns -1 when the store was busy and the batch still waits (it is
+ * retried on a timer), 0 when nothing is left waiting. */
+int	lookup_flush(struct roost *);
 /* Write lookup times to the store and forget assignments idle past
  * user_expire: a bounded slice per call, or everything when `all`. */
 void	lookup_maintain(struct roost *, int all);

@@ -172,7 +172,8 @@ main(int argc, char *argv[])
 	umask(077);
 
 	/* Detach before the store is opened: SQLite's file locks belong to
-	 * the process that took them and do not survive a fork. */
+	 * the process that took them and do not survive a fork, and the
+	 * store's one-roostd lock must name the pid that stays. */
 	if (!debug) {
 		log_init("roostd", 0);
 		daemonize();

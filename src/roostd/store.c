@@ -61,6 +61,7 @@ store_set_error(struct store *st, const char *fmt, ...)
 {
 	va_list ap;
 
+	st->busy = 0;
 	va_start(ap, fmt);
 	vsnprintf(st->err, sizeof(st->err), fmt, ap);
 	va_end(ap);

@@ -8,6 +8,11 @@
  * why), unless documented otherwise.  Strings passed in are copied or used
  * only during the call; records passed to callbacks are valid only during the
  * callback.  A callback returning -1 stops the iteration, which then returns -1.
+ *
+ * roostd calls the store from its one event loop, so an implementation never
+ * waits long for a lock another process holds: it gives up after a few
+ * milliseconds, returns -1 and sets `busy`, and the caller tries again later
+ * or answers 503.
  */
 #ifndef ROOST_STORE_H
 #define ROOST_STORE_H
@@ -18,6 +23,10 @@
 #include "backend.h"
 
 #define STORE_SCHEMA_VERSION	1
+
+/* begin() flags */
+#define STORE_TX_ADMIN	0x01	/* an admin change: on stable storage, not
+				 * only written, when commit() returns */
 
 struct store;
 
@@ -50,10 +59,15 @@ struct store_ops {
 	void	(*close)(struct store *);
 	int	(*ping)(struct store *);
 
-	/* Group several mutations into one atomic unit. */
-	int	(*begin)(struct store *);
+	/* Group several mutations into one atomic unit.  A failed commit()
+	 * leaves no transaction open; a rollback() after it returns 0 and
+	 * keeps the commit's error. */
+	int	(*begin)(struct store *, int flags);
 	int	(*commit)(struct store *);
 	int	(*rollback)(struct store *);
+	/* 1 if a commit now would reach stable storage before it returns
+	 * (survives a power loss), 0 if only a crash of roostd, -1 on error. */
+	int	(*durable)(struct store *);
 
 	int	(*backend_load)(struct store *, store_backend_cb, void *);
 	int	(*backend_insert)(struct store *, const struct backend *);
@@ -90,6 +104,7 @@ struct store {
 	const struct store_ops	*ops;
 	void			*impl;		/* the implementation's state */
 	char			 err[512];	/* last error, never with secrets */
+	int			 busy;		/* it was another process's lock */
 };
 
 extern const struct store_ops	store_sqlite_ops;
@@ -98,7 +113,7 @@ extern const struct store_ops	store_sqlite_ops;
 struct store	*store_open(const char *url, char *err, size_t errlen);
 void		 store_free(struct store *);
 const char	*store_error(const struct store *);
-/* For implementations: record an error message. */
+/* For implementations: record an error message (and clear `busy`). */
 void		 store_set_error(struct store *, const char *, ...)
 		    __attribute__((format(printf, 2, 3)));
 

@@ -3,7 +3,28 @@
  * what a single roostd runs on; it keeps backends, user assignments and the
  * audit trail.  Every statement is prepared once at open and only ever gets
  * bound parameters, so no input is ever part of SQL text.
+ *
+ * One roostd per file: each roostd keeps the whole map in memory, so two on
+ * one file would drift apart.  Open takes an flock on FILE.lock (which then
+ * holds the pid) for as long as the store is open; several roostd need the
+ * shared PostgreSQL store.
+ *
+ * Durability: commits run with synchronous=NORMAL, which in WAL mode puts a
+ * commit in the -wal file before it returns, so it survives kill -9 of
+ * roostd; the WAL is fsynced only by the checkpointer, once a second.  Admin
+ * transactions (backends, pins, forgets, and moves and the queue later) run
+ * with synchronous=FULL: fsynced before the answer, so a power loss cannot
+ * lose them.  The lookup group commits stay NORMAL, on purpose: an fsync
+ * per pass would put the disk's latency on every new user's login.  What a
+ * power loss can take is the last second of new assignments, and each of
+ * them was computed by the hash from the backend set; every change of that
+ * set is an admin transaction whose fsync also makes every earlier commit
+ * durable.  So after the reboot the hash puts a lost user where it put him
+ * before, unless what the hash saw was not stored: backend health (probes)
+ * or an idle assignment expired in that same second.  That is the known
+ * cost of NORMAL here.
  */
+#include <sys/file.h>
 #include <sys/stat.h>
 
 #include <errno.h>
@@ -170,8 +191,10 @@ static const char *const stmt_sql[S_COUNT] = {
  * loop's readers and writers.
  */
 #define CKPT_INTERVAL_MS	1000
-/* How long a write waits for another process's write lock. */
-#define BUSY_TIMEOUT_MS		5000
+/* How long a write waits for another process's write lock: at open, before
+ * the loop runs, and then on the loop, where every lookup waits with it. */
+#define OPEN_BUSY_MS		5000
+#define LOOP_BUSY_MS		5
 
 struct ckpt {
 	pthread_t	 thread;
@@ -186,6 +209,9 @@ struct sqlite_store {
 	sqlite3		*db;
 	sqlite3_stmt	*stmt[S_COUNT];
 	int		 in_tx;		/* inside the caller's begin() */
+	int		 tx_full;	/* ... an admin one, synchronous=FULL */
+	int		 commit_failed;	/* commit() failed and closed it */
+	int		 lockfd;	/* FILE.lock, flocked while open */
 	struct ckpt	 ckpt;
 };
 
@@ -211,7 +237,10 @@ stmt_done(sqlite3_stmt *s)
 static int
 sq_fail(struct store *st, const char *what)
 {
-	store_set_error(st, "%s: %s", what, sqlite3_errmsg(impl(st)->db));
+	sqlite3 *db = impl(st)->db;
+
+	store_set_error(st, "%s: %s", what, sqlite3_errmsg(db));
+	st->busy = (sqlite3_extended_errcode(db) & 0xff) == SQLITE_BUSY;
 	return -1;
 }
 
@@ -273,6 +302,7 @@ tx_end(struct store *st, enum txmode mode, int ok)
 {
 	struct sqlite_store *ss = impl(st);
 	char saved[sizeof(st->err)];
+	int busy;
 
 	if (mode == TX_NONE)
 		return ok ? 0 : -1;
@@ -283,6 +313,7 @@ tx_end(struct store *st, enum txmode mode, int ok)
 		/* A failed COMMIT may leave the transaction open. */
 	}
 	memcpy(saved, st->err, sizeof(saved));
+	busy = st->busy;
 	if (mode == TX_OWN) {
 		if (!sqlite3_get_autocommit(ss->db) &&
 		    stmt_exec(st, S_ROLLBACK, "rollback") == -1)
@@ -297,6 +328,61 @@ tx_end(struct store *st, enum txmode mode, int ok)
 		 * back; the caller's commit() then reports it. */
 	}
 	memcpy(st->err, saved, sizeof(saved));
+	st->busy = busy;
+	return -1;
+}
+
+/*
+ * Take FILE.lock for as long as the store is open and write our pid into
+ * it.  flock, not fcntl: fcntl locks belong to the process and any close()
+ * of the file drops them, and SQLite uses fcntl locks of its own.  The
+ * kernel releases an flock when the process dies, so kill -9 leaves the
+ * file but not the lock; the pid in it only names a live holder.
+ */
+static int
+lock_take(struct store *st, const char *path)
+{
+	struct sqlite_store *ss = impl(st);
+	char *lockpath, buf[32];
+	long long pid;
+	ssize_t n;
+	int fd;
+
+	xasprintf(&lockpath, "%s.lock", path);
+	if ((fd = open(lockpath, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) == -1) {
+		store_set_error(st, "%s: %s", lockpath, strerror(errno));
+		goto fail;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB) == -1) {
+		if (errno != EWOULDBLOCK) {
+			store_set_error(st, "%s: flock: %s", lockpath,
+			    strerror(errno));
+			goto fail;
+		}
+		/* Empty while the holder is between flock and write. */
+		n = pread(fd, buf, sizeof(buf) - 1, 0);
+		buf[n > 0 ? n : 0] = '\0';
+		buf[strcspn(buf, "\n")] = '\0';
+		if (parse_ll(buf, 1, INT_MAX, &pid) == 0)
+			store_set_error(st, "%s: store in use by pid %lld; "
+			    "one roostd per SQLite store", path, pid);
+		else
+			store_set_error(st, "%s: store in use by another "
+			    "process; one roostd per SQLite store", path);
+		goto fail;
+	}
+	n = snprintf(buf, sizeof(buf), "%ld\n", (long)getpid());
+	if (ftruncate(fd, 0) == -1 || pwrite(fd, buf, (size_t)n, 0) != n) {
+		store_set_error(st, "%s: %s", lockpath, strerror(errno));
+		goto fail;
+	}
+	ss->lockfd = fd;
+	free(lockpath);
+	return 0;
+fail:
+	if (fd != -1)
+		close(fd);
+	free(lockpath);
 	return -1;
 }
 
@@ -549,7 +635,10 @@ sqlite_open(struct store *st, const char *spec)
 		goto fail_path;
 
 	ss = xcalloc(1, sizeof(*ss));
+	ss->lockfd = -1;
 	st->impl = ss;
+	if (lock_take(st, spec) == -1)
+		goto fail;
 	if (sqlite3_open_v2(path, &ss->db, SQLITE_OPEN_READWRITE, NULL) !=
 	    SQLITE_OK) {
 		if (ss->db == NULL)
@@ -560,16 +649,9 @@ sqlite_open(struct store *st, const char *spec)
 		goto fail;
 	}
 	sqlite3_extended_result_codes(ss->db, 1);
-	sqlite3_busy_timeout(ss->db, BUSY_TIMEOUT_MS);
+	sqlite3_busy_timeout(ss->db, OPEN_BUSY_MS);
 
-	/*
-	 * Durability: in WAL mode with synchronous=NORMAL a COMMIT has been
-	 * written into the -wal file (in the kernel's page cache) before it
-	 * returns, so it survives a kill -9 of roostd, which is our promise.
-	 * Only a power loss or kernel crash can lose the last few commits,
-	 * and even then the database stays consistent.  FULL would fsync on
-	 * every commit for no gain against a process crash.
-	 */
+	/* NORMAL by default, FULL for admin transactions: see the top. */
 	if (open_query(st, "PRAGMA journal_mode = WAL", 0, 0, mode,
 	    sizeof(mode)) == -1) {
 		/* The first read: where a file that is no database shows. */
@@ -589,6 +671,7 @@ sqlite_open(struct store *st, const char *spec)
 	}
 	if (migrate(st) == -1)
 		goto fail;
+	sqlite3_busy_timeout(ss->db, LOOP_BUSY_MS);
 
 	for (i = 0; i < S_COUNT; i++) {
 		if (sqlite3_prepare_v3(ss->db, stmt_sql[i], -1,
@@ -628,6 +711,9 @@ sqlite_close(struct store *st)
 		sqlite3_finalize(ss->stmt[i]);
 	if (ss->db != NULL && sqlite3_close(ss->db) != SQLITE_OK)
 		log_warnx("sqlite store: close: %s", sqlite3_errmsg(ss->db));
+	/* Last: the next roostd may open the file once this is gone. */
+	if (ss->lockfd != -1)
+		close(ss->lockfd);
 	free(ss);
 	st->impl = NULL;
 }
@@ -638,8 +724,30 @@ sqlite_ping(struct store *st)
 	return stmt_exec(st, S_PING, "ping");
 }
 
+/*
+ * Back to NORMAL after an admin transaction.  The pragma cannot change
+ * inside a transaction, so it is set around BEGIN and COMMIT, and never
+ * from a prepared statement: SQLite applies (and reads) it when the
+ * statement is compiled, not when it runs.  A failure here must not
+ * replace the error of the transaction itself.
+ */
+static void
+tx_closed(struct store *st)
+{
+	struct sqlite_store *ss = impl(st);
+
+	ss->in_tx = 0;
+	if (!ss->tx_full)
+		return;
+	ss->tx_full = 0;
+	if (sqlite3_exec(ss->db, "PRAGMA synchronous = NORMAL", NULL, NULL,
+	    NULL) != SQLITE_OK)
+		log_warnx("sqlite store: synchronous = NORMAL: %s",
+		    sqlite3_errmsg(ss->db));
+}
+
 static int
-sqlite_begin(struct store *st)
+sqlite_begin(struct store *st, int flags)
 {
 	struct sqlite_store *ss = impl(st);
 
@@ -647,8 +755,17 @@ sqlite_begin(struct store *st)
 		store_set_error(st, "begin: a transaction is already open");
 		return -1;
 	}
-	if (stmt_exec(st, S_BEGIN, "begin") == -1)
+	ss->commit_failed = 0;
+	if (flags & STORE_TX_ADMIN) {
+		if (sqlite3_exec(ss->db, "PRAGMA synchronous = FULL", NULL,
+		    NULL, NULL) != SQLITE_OK)
+			return sq_fail(st, "synchronous = FULL");
+		ss->tx_full = 1;
+	}
+	if (stmt_exec(st, S_BEGIN, "begin") == -1) {
+		tx_closed(st);
 		return -1;
+	}
 	ss->in_tx = 1;
 	return 0;
 }
@@ -664,7 +781,8 @@ sqlite_commit(struct store *st)
 	}
 	if (sqlite3_get_autocommit(ss->db)) {
 		/* SQLite already rolled it back after an I/O error. */
-		ss->in_tx = 0;
+		tx_closed(st);
+		ss->commit_failed = 1;
 		store_set_error(st, "commit: the transaction was rolled "
 		    "back after an earlier error");
 		return -1;
@@ -672,10 +790,11 @@ sqlite_commit(struct store *st)
 	if (stmt_exec(st, S_COMMIT, "commit") == -1) {
 		if (!sqlite3_get_autocommit(ss->db))
 			sqlite3_exec(ss->db, "ROLLBACK", NULL, NULL, NULL);
-		ss->in_tx = 0;
+		tx_closed(st);
+		ss->commit_failed = 1;
 		return -1;
 	}
-	ss->in_tx = 0;
+	tx_closed(st);
 	return 0;
 }
 
@@ -683,15 +802,36 @@ static int
 sqlite_rollback(struct store *st)
 {
 	struct sqlite_store *ss = impl(st);
+	int rv = 0;
 
 	if (!ss->in_tx) {
+		/* After a failed commit there is nothing left to undo, and
+		 * st->err must keep saying why the commit failed. */
+		if (ss->commit_failed) {
+			ss->commit_failed = 0;
+			return 0;
+		}
 		store_set_error(st, "rollback: no transaction is open");
 		return -1;
 	}
-	ss->in_tx = 0;
-	if (sqlite3_get_autocommit(ss->db))
-		return 0;	/* SQLite already did it */
-	return stmt_exec(st, S_ROLLBACK, "rollback");
+	/* Unless SQLite already did it. */
+	if (!sqlite3_get_autocommit(ss->db))
+		rv = stmt_exec(st, S_ROLLBACK, "rollback");
+	tx_closed(st);
+	return rv;
+}
+
+static int
+sqlite_durable(struct store *st)
+{
+	char level[8];
+
+	/* Compiled afresh: see tx_closed. */
+	if (open_query(st, "PRAGMA synchronous", 0, 0, level,
+	    sizeof(level)) == -1)
+		return -1;
+	/* 0 OFF, 1 NORMAL, 2 FULL, 3 EXTRA: FULL syncs the WAL at commit. */
+	return strcmp(level, "2") == 0 || strcmp(level, "3") == 0;
 }
 
 /* Copy a column into a fixed field; a value that does not fit is a
@@ -1062,7 +1202,7 @@ sqlite_user_touch(struct store *st, const struct store_user *us, size_t n)
 	rv = tx_end(st, mode, 1);
 done:
 	if (!ss->in_tx)
-		sqlite3_busy_timeout(ss->db, BUSY_TIMEOUT_MS);
+		sqlite3_busy_timeout(ss->db, LOOP_BUSY_MS);
 	return rv;
 }
 
@@ -1126,6 +1266,7 @@ const struct store_ops store_sqlite_ops = {
 	.begin = sqlite_begin,
 	.commit = sqlite_commit,
 	.rollback = sqlite_rollback,
+	.durable = sqlite_durable,
 	.backend_load = sqlite_backend_load,
 	.backend_insert = sqlite_backend_insert,
 	.backend_update = sqlite_backend_update,

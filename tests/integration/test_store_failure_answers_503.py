@@ -25,7 +25,7 @@ def main(t):
         took = time.monotonic() - t0
         eq(st, 503, "new user while the store is locked: %r" % js)
         eq(js.get("reason"), "store", "the reason names the store")
-        print("503 after %.1fs (the store's busy timeout)" % took)
+        print("503 after %.1fs (roostd's bounded retry)" % took)
         eq(r.user("fresh@example.com")["assigned"], False,
            "the refused assignment is not kept in memory")
         eq(r.lookup_ok("known@example.com"), known,

@@ -2,6 +2,7 @@
  * test_store_sqlite.c: the SQLite store against a real database file in a
  * fresh temporary directory per test.
  */
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
@@ -53,7 +54,7 @@ static int
 teardown(void **state)
 {
 	struct fixture *f = *state;
-	const char *suffix[] = { "", "-wal", "-shm", "-journal" };
+	const char *suffix[] = { "", "-wal", "-shm", "-journal", ".lock" };
 	char p[200];
 	size_t i;
 
@@ -257,7 +258,7 @@ test_survives_kill(void **state)
 		add_backend(st, "b1");
 		put_user(st, "alice", "b1");
 		/* Left open, uncommitted: this must vanish. */
-		st->ops->begin(st);
+		st->ops->begin(st, 0);
 		put_user(st, "bob", "b1");
 		kill(getpid(), SIGKILL);
 		_exit(2);
@@ -482,7 +483,7 @@ test_backend_delete_releases(void **state)
 	assert_int_equal(user_count(st), 1);
 
 	/* Inside the caller's transaction, undone by its rollback. */
-	assert_int_equal(st->ops->begin(st), 0);
+	assert_int_equal(st->ops->begin(st, 0), 0);
 	assert_int_equal(st->ops->backend_delete(st, "b2", &released), 0);
 	assert_int_equal(released, 1);
 	assert_int_equal(st->ops->rollback(st), 0);
@@ -533,7 +534,7 @@ test_user_put_batch_atomic(void **state)
 
 	/* Inside begin(): a failed batch leaves the earlier work of the
 	 * transaction alone and writes none of its own records. */
-	assert_int_equal(st->ops->begin(st), 0);
+	assert_int_equal(st->ops->begin(st, 0), 0);
 	put_user(st, "early", "b1");
 	bad[0].user = "u10";
 	bad[2].user = "u30";
@@ -770,7 +771,7 @@ test_transactions(void **state)
 	st = open_ok(f);
 	add_backend(st, "b1");
 
-	assert_int_equal(st->ops->begin(st), 0);
+	assert_int_equal(st->ops->begin(st, 0), 0);
 	add_backend(st, "b2");
 	put_user(st, "alice", "b2");
 	assert_int_equal(st->ops->audit_add(st, "admin", "backend.add", "b2",
@@ -783,8 +784,8 @@ test_transactions(void **state)
 	assert_int_equal(st->ops->audit_list(st, 0, 10, collect_audit, &ac), 0);
 	assert_int_equal(ac.n, 0);
 
-	assert_int_equal(st->ops->begin(st), 0);
-	assert_int_equal(st->ops->begin(st), -1);	/* no nesting */
+	assert_int_equal(st->ops->begin(st, 0), 0);
+	assert_int_equal(st->ops->begin(st, 0), -1);	/* no nesting */
 	put_user(st, "alice", "b1");
 	assert_int_equal(st->ops->commit(st), 0);
 	assert_int_equal(user_count(st), 1);
@@ -793,7 +794,7 @@ test_transactions(void **state)
 	assert_int_equal(st->ops->rollback(st), -1);
 
 	/* Left open at close: rolled back, not committed. */
-	assert_int_equal(st->ops->begin(st), 0);
+	assert_int_equal(st->ops->begin(st, 0), 0);
 	put_user(st, "bob", "b1");
 	store_free(st);
 	st = open_ok(f);
@@ -920,6 +921,182 @@ test_user_load_million(void **state)
 	store_free(st);
 }
 
+/* A second store on the same file (a second roostd) is refused and names
+ * the holder; once the first is closed the file is free again. */
+static void
+test_one_store_per_file(void **state)
+{
+	struct fixture *f = *state;
+	struct store *st, *st2;
+	char err[600], want[64];
+
+	st = open_ok(f);
+	add_backend(st, "b1");
+	st2 = store_open(f->url, err, sizeof(err));
+	assert_null(st2);
+	snprintf(want, sizeof(want), "store in use by pid %ld", (long)getpid());
+	if (strstr(err, want) == NULL)
+		fail_msg("second open: \"%s\", want \"%s\"", err, want);
+	/* The refused open changed nothing. */
+	assert_int_equal(user_count(st), 0);
+	add_backend(st, "b2");
+	store_free(st);
+
+	st = open_ok(f);
+	add_backend(st, "b3");
+	store_free(st);
+}
+
+/* Hold the write lock from another connection, as another process would. */
+static sqlite3 *
+lock_writer(const struct fixture *f)
+{
+	sqlite3 *db;
+
+	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL,
+	    NULL), SQLITE_OK);
+	return db;
+}
+
+static void
+unlock_writer(sqlite3 *db)
+{
+	assert_int_equal(sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL),
+	    SQLITE_OK);
+	sqlite3_close(db);
+}
+
+/* roostd's loop must not wait for another process's write lock: a write
+ * gives up within a few milliseconds and says the store was busy. */
+static void
+test_busy_gives_up_fast(void **state)
+{
+	struct fixture *f = *state;
+	struct store_user us[2] = {
+		{ "alice", "b1", "", 0, 1700000100, 0 },
+		{ "bob", "b1", "", 0, 1700000100, 0 },
+	};
+	struct store *st;
+	sqlite3 *other;
+	uint64_t t0, ms;
+
+	st = open_ok(f);
+	add_backend(st, "b1");
+	other = lock_writer(f);
+
+	t0 = now_msec_mono();
+	assert_int_equal(st->ops->user_put(st, us, 2), -1);
+	ms = now_msec_mono() - t0;
+	if (ms > 50)
+		fail_msg("user_put waited %llu ms for the lock",
+		    (unsigned long long)ms);
+	if (strstr(store_error(st), "locked") == NULL)
+		fail_msg("error: %s", store_error(st));
+	assert_true(st->busy);
+
+	t0 = now_msec_mono();
+	assert_int_equal(st->ops->begin(st, 0), -1);
+	ms = now_msec_mono() - t0;
+	if (ms > 50)
+		fail_msg("begin waited %llu ms for the lock",
+		    (unsigned long long)ms);
+	if (strstr(store_error(st), "locked") == NULL)
+		fail_msg("error: %s", store_error(st));
+	assert_true(st->busy);
+	t0 = now_msec_mono();
+	assert_int_equal(st->ops->begin(st, STORE_TX_ADMIN), -1);
+	ms = now_msec_mono() - t0;
+	if (ms > 50)
+		fail_msg("begin waited %llu ms for the lock",
+		    (unsigned long long)ms);
+	if (strstr(store_error(st), "locked") == NULL)
+		fail_msg("error: %s", store_error(st));
+	assert_true(st->busy);
+	/* A refused admin begin leaves the connection as it was. */
+	assert_int_equal(st->ops->durable(st), 0);
+
+	/* Once the lock is gone the same write goes through. */
+	unlock_writer(other);
+	assert_int_equal(st->ops->user_put(st, us, 2), 0);
+	assert_int_equal(user_count(st), 2);
+	store_free(st);
+}
+
+/* A commit that fails (here: the WAL cannot grow past the file size
+ * limit) keeps its own error, also after the rollback that callers do
+ * next; "no transaction is open" would hide the real cause. */
+static void
+test_failed_commit_keeps_error(void **state)
+{
+	struct fixture *f = *state;
+	struct store_user u = { NULL, "b1", "", 0, 1700000100, 0 };
+	struct store *st;
+	struct rlimit old, small;
+	char name[32];
+	int i, rc;
+
+	st = open_ok(f);
+	add_backend(st, "b1");
+	assert_int_equal(st->ops->begin(st, 0), 0);
+	/* Enough rows that the commit writes far past the limit below, few
+	 * enough that they stay in the page cache until the commit. */
+	for (i = 0; i < 3000; i++) {
+		snprintf(name, sizeof(name), "user%05d@example.com", i);
+		u.user = name;
+		if (st->ops->user_put(st, &u, 1) == -1)
+			fail_msg("user_put: %s", store_error(st));
+	}
+	assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+	small = old;
+	small.rlim_cur = 64 * 1024;
+	signal(SIGXFSZ, SIG_IGN);
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &small), 0);
+	rc = st->ops->commit(st);
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+	signal(SIGXFSZ, SIG_DFL);
+	assert_int_equal(rc, -1);
+	st->ops->rollback(st);
+	print_message("commit failed: %s\n", store_error(st));
+	if (strstr(store_error(st), "commit") == NULL ||
+	    strstr(store_error(st), "no transaction") != NULL)
+		fail_msg("after the rollback the error is \"%s\"",
+		    store_error(st));
+	/* Nothing of it was kept, and the store works on. */
+	assert_int_equal(user_count(st), 0);
+	put_user(st, "alice", "b1");
+	assert_int_equal(user_count(st), 1);
+	store_free(st);
+}
+
+/* Admin transactions are on stable storage when commit returns (FULL);
+ * the others, lookup group commits among them, stay NORMAL. */
+static void
+test_admin_tx_durable(void **state)
+{
+	struct fixture *f = *state;
+	struct store *st;
+
+	st = open_ok(f);
+	assert_int_equal(st->ops->durable(st), 0);
+	assert_int_equal(st->ops->begin(st, STORE_TX_ADMIN), 0);
+	assert_int_equal(st->ops->durable(st), 1);
+	add_backend(st, "b1");
+	assert_int_equal(st->ops->commit(st), 0);
+	assert_int_equal(st->ops->durable(st), 0);
+
+	assert_int_equal(st->ops->begin(st, 0), 0);
+	assert_int_equal(st->ops->durable(st), 0);
+	put_user(st, "alice", "b1");
+	assert_int_equal(st->ops->commit(st), 0);
+
+	assert_int_equal(st->ops->begin(st, STORE_TX_ADMIN), 0);
+	assert_int_equal(st->ops->durable(st), 1);
+	assert_int_equal(st->ops->rollback(st), 0);
+	assert_int_equal(st->ops->durable(st), 0);
+	store_free(st);
+}
+
 int
 main(void)
 {
@@ -956,6 +1133,14 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_file_mode,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_user_load_million,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_one_store_per_file,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_busy_gives_up_fast,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_failed_commit_keeps_error,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_admin_tx_durable,
 		    setup, teardown),
 	};
 
