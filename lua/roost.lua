@@ -3,7 +3,8 @@
 -- Loaded by Dovecot proxies (2.3.19+ and 2.4) as a Lua passdb. For every login it
 -- calls GET /v1/lookup on the first roostd that answers and returns the proxy
 -- fields (proxy, host, hostip, port). It never guesses: when no controller gives a
--- usable answer the login gets a temporary failure.
+-- usable answer the login gets a temporary failure, and an answer that did not
+-- come from roostd (a wrong URL, a reverse proxy) never makes a user unknown.
 --
 -- Settings (key = value; see docs/dovecot.md):
 --   urls                 comma-separated controller base URLs, tried in order
@@ -18,8 +19,8 @@
 --                        the backend does; no: for use after a real passdb
 --   connect_timeout      per controller, default 1s (units ms or s)
 --   request_timeout      per controller, default 3s
---   down_retry           seconds a controller that failed to answer is tried
---                        only after the others, default 5
+--   down_retry           seconds a controller that gave no roostd answer is
+--                        tried only after the others, default 5
 --
 -- Dovecot 2.4 passes the settings as lua_settings { } to script_init(). Dovecot
 -- 2.3 rejects unknown passdb args, so there every setting is read from the
@@ -325,24 +326,34 @@ local function load_token()
 	return changed
 end
 
--- 2.3 and 2.4 spell the client options differently. 2.4 raises on a key it
--- does not know, so trying the 2.3 spelling first tells the two apart.
-local function new_http_client(s)
-	local ok, client = pcall(dovecot.http.client, {
+-- 2.3 and 2.4 spell the client options differently, and 2.3 silently
+-- ignores names it does not know: the version is told apart by what only 2.4
+-- does (script_init gets the lua_settings table; dovecot.doveadm_client
+-- exists), never by trying one spelling and swallowing its error, so a
+-- refused option stops script_init with Dovecot's own message.
+local function is_dovecot24(args)
+	return type(args) == "table" or dovecot.doveadm_client ~= nil
+end
+
+local function new_http_client(s, v24)
+	if v24 then
+		return dovecot.http.client({
+			connect_timeout = string.format("%dms", s.connect_ms),
+			request_timeout = string.format("%dms", s.request_ms),
+			request_absolute_timeout = string.format("%dms",
+			    s.connect_ms + s.request_ms),
+			request_max_attempts = 1,
+			user_agent = "roost.lua",
+		})
+	end
+	-- connect_timeout_msecs bounds the connect; soft_connect_timeout_msecs
+	-- would only start a parallel attempt to another address
+	return dovecot.http.client({
+		connect_timeout_msecs = s.connect_ms,
 		request_timeout_msecs = s.request_ms,
 		request_absolute_timeout_msecs = s.connect_ms + s.request_ms,
-		soft_connect_timeout_msecs = s.connect_ms,
 		max_attempts = 1,
 		max_connect_attempts = 1,
-		user_agent = "roost.lua",
-	})
-	if ok then
-		return client
-	end
-	return dovecot.http.client({
-		connect_timeout = string.format("%dms", s.connect_ms),
-		request_timeout = string.format("%dms", s.request_ms),
-		request_max_attempts = 1,
 		user_agent = "roost.lua",
 	})
 end
@@ -361,7 +372,7 @@ function script_init(args)
 		end
 	end
 	load_token()
-	http_client = new_http_client(settings)
+	http_client = new_http_client(settings, is_dovecot24(args))
 	return 0
 end
 
@@ -395,8 +406,9 @@ local function request_tag(req)
 	return v
 end
 
--- Controllers that just failed go to the back of the line for down_retry
--- seconds, so a dead first URL does not cost every login a timeout.
+-- Controllers that just gave no roostd answer go to the back of the line for
+-- down_retry seconds, so a dead or wrong first URL does not cost every login
+-- a timeout.
 local function controller_order()
 	local now = os.time()
 	local up, down = {}, {}
@@ -420,7 +432,7 @@ local function ask(c, path)
 		r:add_header("Authorization", "Bearer " .. token)
 	end
 	local resp = r:submit()
-	return resp:status(), resp:payload()
+	return resp:status(), resp:payload(), resp:header("Content-Type")
 end
 
 local function valid_port(p)
@@ -437,23 +449,48 @@ local function valid_port(p)
 	return string.format("%d", n)
 end
 
--- One controller's answer: returns "ok", fields | "final", result, reason |
--- "next", reason (try the next controller).
-local function interpret(status, body)
+-- What roostd itself sends on /v1/lookup: JSON (application/json) with
+-- status 200 (a route), 400 (a bad parameter, naming the field), 401/403
+-- (the token) or 503 (with one of these reasons).  Every lookup either
+-- routes or 503s: roostd has no "unknown user".  Any other answer is not
+-- roostd speaking (a wrong URL, a reverse proxy, an older API) and says
+-- nothing about the user.
+local ROOSTD_503 = { no_backend = true, no_port = true, moving = true,
+    store = true }
+
+local function is_json(ctype)
+	return type(ctype) == "string" and
+	    ctype:lower():match('^%s*application/json%s*[;]?') ~= nil
+end
+
+-- One controller's answer: returns
+--   "ok", fields           a route
+--   "final", result, why   the login's result, no other controller asked
+--   "auth", why            token refused (roostd spoke; try the next)
+--   "busy", why            roostd cannot route now (try the next)
+--   "foreign", why         not a roostd answer (try the next, mark it down)
+local function interpret(status, body, ctype)
 	local PASSDB = dovecot.auth
 	if status >= 9000 then
-		return "next", "no answer (http client status " .. status .. ")"
+		return "foreign", "no answer (http client status " .. status .. ")"
+	end
+	if status ~= 200 and status ~= 400 and status ~= 401 and
+	    status ~= 403 and status ~= 503 then
+		return "foreign", "status " .. status .. " is not a roostd answer"
+	end
+	if not is_json(ctype) then
+		return "foreign", "status " .. status .. " without a JSON body"
 	end
 	local obj, jerr = roost.json_decode(body)
+	if obj == nil then
+		return "foreign", "status " .. status .. ", bad JSON: " .. jerr
+	end
 	if status == 200 then
-		if obj == nil then
-			return "next", "bad answer: " .. jerr
-		end
 		local host, backend = obj.host, obj.backend
 		local port = valid_port(obj.port)
 		if type(host) ~= "string" or host == "" or
 		    type(backend) ~= "string" or backend == "" or port == nil then
-			return "next", "answer lacks host, backend or port"
+			return "foreign", "answer lacks host, backend or port"
 		end
 		local fields = {
 			proxy = "y",
@@ -468,21 +505,38 @@ local function interpret(status, body)
 			fields.nopassword = "y"
 		end
 		return "ok", fields
-	elseif status == 400 or status == 404 then
-		local what = obj and type(obj.error) == "string" and obj.error or
-		    ("status " .. status)
-		return "final", PASSDB.PASSDB_RESULT_USER_UNKNOWN, "roost: " .. what
+	end
+	if type(obj.error) ~= "string" then
+		return "foreign", "status " .. status .. " without roostd's error"
+	end
+	if status == 400 then
+		if type(obj.field) ~= "string" then
+			return "foreign", "status 400 without roostd's field"
+		end
+		-- our request is wrong (a protocol roostd does not route, a user
+		-- name it refuses): every controller would say so, and it is a
+		-- setup problem to fix, not a verdict on the user
+		return "final", PASSDB.PASSDB_RESULT_INTERNAL_FAILURE,
+		    "roost: lookup refused: " .. obj.field .. ": " .. obj.error
 	elseif status == 401 or status == 403 then
 		return "auth", "lookup token refused (status " .. status .. ")"
-	elseif status == 503 and obj and obj.reason == "moving" then
+	end
+	if type(obj.reason) ~= "string" or not ROOSTD_503[obj.reason] then
+		return "foreign", "status 503 without roostd's reason"
+	end
+	if obj.reason == "moving" then
 		return "final", PASSDB.PASSDB_RESULT_INTERNAL_FAILURE,
 		    "user is being moved"
 	end
-	local why = "status " .. status
-	if obj and type(obj.reason) == "string" then
-		why = why .. " " .. obj.reason
-	end
-	return "next", why
+	return "busy", "status 503 " .. obj.reason
+end
+
+local function log_error(msg)
+	dovecot.i_error(msg)
+end
+
+local function log_warning(msg)
+	(dovecot.i_warning or dovecot.i_error)(msg)
 end
 
 function roost.lookup(req)
@@ -505,21 +559,31 @@ function roost.lookup(req)
 
 	local errors = {}
 	for _, c in ipairs(controller_order()) do
-		local status, body = ask(c, path)
-		local verdict, a, b = interpret(status, body)
+		local verdict, a, b = interpret(ask(c, path))
 		if verdict == "auth" and load_token() then
 			-- the token file changed under us: one more try
-			status, body = ask(c, path)
-			verdict, a, b = interpret(status, body)
+			verdict, a, b = interpret(ask(c, path))
 		end
 		if verdict == "ok" then
 			c.down_until = 0
 			return PASSDB.PASSDB_RESULT_OK, a
 		elseif verdict == "final" then
 			c.down_until = 0
+			if b ~= "user is being moved" then
+				log_error(b .. " (" .. c.url .. ")")
+			end
 			return a, b
-		end
-		if status >= 9000 then
+		elseif verdict == "auth" or verdict == "busy" then
+			-- roostd spoke: it is up, just of no use to this login
+			c.down_until = 0
+			if verdict == "auth" then
+				log_error("roost: " .. c.url .. ": " .. a)
+			end
+		elseif verdict == "foreign" then
+			if c.down_until <= os.time() then
+				log_warning("roost: " .. c.url .. ": " .. a ..
+				    "; asked last for " .. settings.down_retry .. " s")
+			end
 			c.down_until = os.time() + settings.down_retry
 		end
 		errors[#errors + 1] = c.url .. ": " .. a

@@ -161,10 +161,12 @@ def dovecot_version():
 @contextlib.contextmanager
 def running_rig(rigdir, roost_urls, base_port, version=None, backends=2,
                 proxies=1, users="20", lookup_token_file=None,
-                timeout=240):
+                lua_settings=None, timeout=240):
     """Start a rig in rigdir and yield its Rig; whatever happens, stop
     what it started and remove what it made (the 2.4 root too).
-    roost_urls: a list of controller base URLs, tried in order."""
+    roost_urls: a list of controller base URLs, tried in order.
+    lua_settings: more roost.lua settings for the proxies, e.g.
+    {"request_timeout": "1s"} (written to their extra.conf)."""
     version = version or dovecot_version()
     if os.geteuid() != 0:
         raise RigError("the Dovecot rig needs root")
@@ -183,6 +185,8 @@ def running_rig(rigdir, roost_urls, base_port, version=None, backends=2,
             "--base-port", str(base_port)]
     if lookup_token_file:
         argv += ["--lookup-token-file", lookup_token_file]
+    for k, v in sorted((lua_settings or {}).items()):
+        argv += ["--lua-setting", "%s=%s" % (k, v)]
     try:
         r = subprocess.run(argv, stdin=subprocess.DEVNULL,
                            capture_output=True, text=True, timeout=timeout)

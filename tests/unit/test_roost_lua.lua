@@ -18,9 +18,23 @@ end
 
 -- fake Dovecot ----------------------------------------------------------------
 
-local answers = {}	-- url prefix -> { status, body }
+local answers = {}	-- url prefix -> { status, body [, content type] }
 local requests = {}	-- every request made: { url, headers }
+local logged = {}	-- every dovecot.i_error/i_warning line
 local client_opts
+local client_calls = 0
+-- "2.4": options by 2.4's names, an unknown one raises (as 2.4 does);
+-- "2.3": any table is taken, unknown keys are silently ignored (as 2.3 does)
+local fake_version = "2.4"
+local OPTS_24 = {
+	connect_timeout = true, request_timeout = true,
+	request_absolute_timeout = true, request_max_attempts = true,
+	user_agent = true,
+}
+
+local function log_line(line)
+	logged[#logged + 1] = line
+end
 
 dovecot = {
 	auth = {
@@ -28,12 +42,18 @@ dovecot = {
 		PASSDB_RESULT_USER_UNKNOWN = -3,
 		PASSDB_RESULT_OK = 1,
 	},
-	i_error = function() end,
+	i_error = log_line,
+	i_warning = log_line,
 	http = {
 		client = function(opts)
-			-- behave like 2.4: refuse the 2.3 spelling
-			if opts.request_timeout_msecs then
-				error("Unknown setting: request_timeout_msecs")
+			client_calls = client_calls + 1
+			if fake_version == "2.4" then
+				for k in pairs(opts) do
+					if not OPTS_24[k] then
+						error("Invalid HTTP client setting: " .. k ..
+						    " is unknown setting")
+					end
+				end
 			end
 			client_opts = opts
 			return {
@@ -51,12 +71,19 @@ dovecot = {
 									return {
 										status = function() return a[1] end,
 										payload = function() return a[2] end,
+										header = function(_, name)
+											if name:lower() == "content-type" then
+												return a[3] or "application/json"
+											end
+											return ""
+										end,
 									}
 								end
 							end
 							return {
 								status = function() return 9003 end,
 								payload = function() return "" end,
+								header = function() return "" end,
 							}
 						end,
 					}
@@ -65,6 +92,8 @@ dovecot = {
 		end,
 	},
 }
+-- 2.4 has it, 2.3 has not
+dovecot.doveadm_client = {}
 
 local function new_req(user, protocol)
 	return {
@@ -169,12 +198,67 @@ r, f = auth_passdb_lookup(new_req("a", "imap"))
 check(r == P.PASSDB_RESULT_INTERNAL_FAILURE and f == "user is being moved" and #requests == 1,
     "503 moving: internal failure, no other controller asked")
 
-answers = { ["http://c"] = { 404, '{"error":"no such user"}' } }
-r = auth_passdb_lookup(new_req("a", "imap"))
-check(r == P.PASSDB_RESULT_USER_UNKNOWN, "404: user unknown")
-answers = { ["http://c"] = { 400, '{"error":"bad user","field":"user"}' } }
-r = auth_passdb_lookup(new_req("a", "imap"))
-check(r == P.PASSDB_RESULT_USER_UNKNOWN, "400: user unknown")
+-- What the first of two controllers answers, and what comes of it: the
+-- login's result, how many requests it took, whether something was logged,
+-- and whether the first URL is still asked first by the next lookup.
+-- roostd sends 200, 400, 401, 403 and 503 (JSON with its own fields) on
+-- /v1/lookup; anything else is not roostd speaking (a wrong URL, a reverse
+-- proxy, an older API) and must never end a login as "user unknown".
+local HTML = "text/html"
+for _, c in ipairs({
+	{ "404 HTML from a reverse proxy", { 404, "<html>Not Found</html>", HTML },
+	    "ok", 2, true, false },
+	{ "404 JSON without roostd's shape", { 404, '{"message":"Not Found"}' },
+	    "ok", 2, true, false },
+	{ "404 from roostd's router (wrong path)", { 404, '{"error":"no such endpoint"}' },
+	    "ok", 2, true, false },
+	{ "500", { 500, '{"error":"boom"}' }, "ok", 2, true, false },
+	{ "502 HTML from a reverse proxy", { 502, "<html>Bad Gateway</html>", HTML },
+	    "ok", 2, true, false },
+	{ "non-JSON 200", { 200, "<html>hello</html>", HTML }, "ok", 2, true, false },
+	{ "200 route as text/html", { 200, ok_body, HTML }, "ok", 2, true, false },
+	{ "200 JSON without a route", { 200, '{"status":"ok"}' }, "ok", 2, true, false },
+	{ "400 not from roostd", { 400, "<html>Bad Request</html>", HTML },
+	    "ok", 2, true, false },
+	{ "400 from roostd (setup mistake)",
+	    { 400, '{"error":"must be one of imap","field":"protocol"}' },
+	    "tempfail", 1, true, true },
+	{ "503 no_backend from roostd",
+	    { 503, '{"error":"no backend","reason":"no_backend"}' }, "ok", 2, false, true },
+	{ "503 not from roostd", { 503, "<html>Service Unavailable</html>", HTML },
+	    "ok", 2, true, false },
+	{ "401 from roostd", { 401, '{"error":"bearer token required"}' },
+	    "ok", 2, true, true },
+	{ "403 from roostd", { 403, '{"error":"invalid token"}' }, "ok", 2, true, true },
+}) do
+	local what, answer, want, nreq, want_log, first_stays = table.unpack(c)
+	script_init({ urls = "http://c1:1,http://c2:2" })
+	answers = { ["http://c1:1/"] = answer, ["http://c2:2/"] = { 200, ok_body } }
+	requests, logged = {}, {}
+	r, f = auth_passdb_lookup(new_req("a", "imap"))
+	if want == "ok" then
+		check(r == P.PASSDB_RESULT_OK and type(f) == "table" and f.host == "h1",
+		    what .. ": the second URL routes the login")
+	else
+		check(r == P.PASSDB_RESULT_INTERNAL_FAILURE, what .. ": temporary failure")
+	end
+	check(r ~= P.PASSDB_RESULT_USER_UNKNOWN, what .. ": never user unknown")
+	check(#requests == nreq, what .. ": " .. #requests .. " requests, want " .. nreq)
+	check((#logged > 0) == want_log, what .. ": logged " .. #logged .. " lines")
+	answers["http://c1:1/"] = { 200, ok_body }
+	requests = {}
+	auth_passdb_lookup(new_req("a", "imap"))
+	check((requests[1].url:match("^http://c1") ~= nil) == first_stays,
+	    what .. ": next lookup asks " .. requests[1].url:match("^http://c%d"))
+end
+
+-- every controller answers like a reverse proxy: a temporary failure
+script_init({ urls = "http://c1:1,http://c2:2" })
+answers = { ["http://c"] = { 404, "<html>Not Found</html>", HTML } }
+requests = {}
+r, f = auth_passdb_lookup(new_req("a", "imap"))
+check(r == P.PASSDB_RESULT_INTERNAL_FAILURE and #requests == 2 and
+    f:match("no controller answered"), "404 everywhere: temporary failure")
 
 answers = { ["http://c"] = { 200, '{"user":"a","backend":"b1","host":"h1","port":"0"}' } }
 r = auth_passdb_lookup(new_req("a", "imap"))
@@ -189,8 +273,10 @@ auth_passdb_lookup(new_req("a", "sieve"))
 auth_passdb_lookup(new_req("a", "managesieve"))
 auth_passdb_lookup({ user = "a", service = "doveadm", passdb = {},
     log_warning = function() end })
-check(requests[1].url:match("protocol=sieve&") and requests[2].url:match("protocol=sieve&")
-    and requests[3].url:match("protocol=doveadm&"), "protocol names mapped (2.3 req.service too)")
+check(requests[1].url:match("protocol=sieve%f[^%w]") and
+    requests[2].url:match("protocol=sieve%f[^%w]") and
+    requests[3].url:match("protocol=doveadm%f[^%w]"),
+    "protocol names mapped (2.3 req.service too)")
 r = auth_passdb_lookup(new_req("a", "smtp"))
 check(r == P.PASSDB_RESULT_INTERNAL_FAILURE, "unknown protocol refused")
 
@@ -228,6 +314,34 @@ r = auth_passdb_lookup(new_req("a", "imap"))
 check(r == P.PASSDB_RESULT_OK and #requests == 2 and
     requests[2].headers.Authorization == "Bearer new", "rotated token file re-read")
 os.remove(tokfile)
+
+-- the HTTP client ---------------------------------------------------------
+
+-- 2.4: one client, by 2.4's names; an option 2.4 refuses is an error at
+-- script_init, never retried with other names
+client_calls = 0
+script_init({ urls = "http://c1:1", connect_timeout = "250ms", request_timeout = "2s" })
+check(client_calls == 1 and client_opts.connect_timeout == "250ms" and
+    client_opts.request_timeout == "2000ms",
+    "2.4: one client made, by 2.4's names (" .. client_calls .. " calls)")
+OPTS_24.request_max_attempts = nil
+check(not pcall(script_init, { urls = "http://c1:1" }),
+    "2.4: an option the client refuses fails script_init")
+OPTS_24.request_max_attempts = true
+
+-- 2.3 calls script_init without arguments and ignores unknown options, so
+-- the 2.3 names must be the right ones: connect_timeout_msecs is the connect
+-- timeout (soft_connect_timeout_msecs only starts a parallel attempt)
+fake_version = "2.3"
+dovecot.doveadm_client = nil
+client_calls = 0
+check(script_init() == 0, "2.3: script_init without arguments")
+check(client_calls == 1, "2.3: one client made (" .. client_calls .. " calls)")
+check(client_opts.connect_timeout_msecs == 1000 and
+    client_opts.request_timeout_msecs == 3000 and
+    client_opts.soft_connect_timeout_msecs == nil and
+    client_opts.max_attempts == 1 and client_opts.connect_timeout == nil,
+    "2.3: connect_timeout_msecs, request_timeout_msecs, no 2.4 names")
 
 io.write(string.format("%d checks, %d failed\n", checks, failures))
 os.exit(failures == 0 and 0 or 1)
