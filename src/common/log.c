@@ -1,7 +1,9 @@
 /*
  * log.c: one place where messages leave the program.  With -d (or in the
  * command-line tools) they go to stderr; a daemon sends them to syslog.
- * log_warn appends strerror(errno); the "x" variants do not.
+ * log_warn appends strerror(errno); the "x" variants do not.  log_limited
+ * keeps a message that may repeat thousands of times a second from filling
+ * the disk.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -86,10 +88,51 @@ fn(const char *fmt, ...)			\
 	va_end(ap);				\
 }
 
+static void	log_at(enum log_level, const char *, ...)
+		    __attribute__((format(printf, 2, 3)));
+
+static void
+log_at(enum log_level level, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vlog(level, 0, fmt, ap);
+	va_end(ap);
+}
+
 LOG_FN(log_warn, LOG_LEVEL_WARN, 1)
 LOG_FN(log_warnx, LOG_LEVEL_WARN, 0)
 LOG_FN(log_info, LOG_LEVEL_INFO, 0)
 LOG_FN(log_debug, LOG_LEVEL_DEBUG, 0)
+
+void
+log_limited(struct log_limit *lim, enum log_level level, const char *fmt, ...)
+{
+	struct timespec ts;
+	va_list ap;
+	char msg[1024];
+	uint64_t now;
+
+	if (level > log_max)
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	/* +1: a clock that reads 0 must not look like "never written". */
+	now = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000 + 1;
+	if (lim->last_ms != 0 && now - lim->last_ms < lim->interval_ms) {
+		lim->suppressed++;
+		return;
+	}
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	lim->last_ms = now;
+	if (lim->suppressed > 0) {
+		log_at(level, "%s (%lu like it suppressed)", msg, lim->suppressed);
+		lim->suppressed = 0;
+	} else
+		log_at(level, "%s", msg);
+}
 
 void
 fatal(const char *fmt, ...)

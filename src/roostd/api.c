@@ -21,6 +21,7 @@
 
 #include "api.h"
 #include "http.h"
+#include "listener.h"
 #include "log.h"
 #include "lookup.h"
 #include "roostd.h"
@@ -841,10 +842,9 @@ api_start(struct roost *rs)
 	    EVHTTP_REQ_HEAD);
 	evhttp_set_max_body_size(rs->http, HTTP_TRANSPORT_MAX);
 	evhttp_set_max_headers_size(rs->http, HTTP_HEADERS_MAX);
-	evhttp_set_timeout(rs->http, 60);
 	evhttp_set_default_content_type(rs->http, "application/json");
-	evhttp_set_gencb(rs->http, api_dispatch, rs);
-	if (evhttp_bind_socket(rs->http, host, (uint16_t)port) == -1) {
+	if (listener_start(rs->http, host, (uint16_t)port, rs->conf,
+	    api_dispatch, rs) == -1) {
 		log_warn("listen on %s", rs->conf->listen);
 		evhttp_free(rs->http);
 		rs->http = NULL;
@@ -860,6 +860,7 @@ bad:
 void
 api_stop(struct roost *rs)
 {
+	listener_stop();
 	if (rs->http != NULL)
 		evhttp_free(rs->http);
 	rs->http = NULL;

@@ -38,6 +38,7 @@ enum set_type {
 	SET_DURATION,	/* long long seconds; 0/never or within [min, max] */
 	SET_ENUM,	/* int, one of names[] */
 	SET_LOGLEVEL,	/* enum log_level, through log_level_parse */
+	SET_NUMBER,	/* long long within [min, max] */
 	SET_LISTEN	/* char *, host:port or [v6]:port */
 };
 
@@ -131,6 +132,14 @@ static const struct setting settings[] = {
 	{ .name = "log_level", .type = SET_LOGLEVEL,
 	  .def = "info", .off = OFF(log_level),
 	  .descr = "error, warn, info or debug" },
+	{ .name = "max_connections", .type = SET_NUMBER,
+	  .min = 0, .max = 1000000,
+	  .def = "0", .off = OFF(max_connections),
+	  .descr = "open API connections at most (0: from RLIMIT_NOFILE)" },
+	{ .name = "request_timeout", .type = SET_DURATION,
+	  .min = 1, .max = 60,
+	  .def = "10s", .off = OFF(request_timeout),
+	  .descr = "time a new connection has for its first request" },
 };
 
 #define NSETTINGS	(sizeof(settings) / sizeof(settings[0]))
@@ -405,6 +414,14 @@ setting_set(struct config *conf, const struct setting *s, const char *v,
 			return -1;
 		}
 		field_set_int(conf, s, (int)level);
+		return 0;
+	case SET_NUMBER:
+		if (parse_ll(v, s->min, s->max, &n) == -1) {
+			seterr(why, whylen, "'%.64s': want a number from %lld "
+			    "to %lld", v, s->min, s->max);
+			return -1;
+		}
+		memcpy((char *)conf + s->off, &n, sizeof(n));
 		return 0;
 	default:
 		break;

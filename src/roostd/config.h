@@ -31,6 +31,8 @@ struct config {
 	enum username_format	 username_format;
 	char			*master_user_separator;	/* NULL = none */
 	enum log_level		 log_level;
+	long long		 max_connections;	/* 0 = from RLIMIT_NOFILE */
+	long long		 request_timeout;	/* seconds, 0 = idle timeout */
 
 	/* Not settings: loaded from the files named above by config_load. */
 	char			*admin_token;

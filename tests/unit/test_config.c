@@ -116,6 +116,37 @@ test_every_setting(void **state)
 }
 
 static void
+test_connection_settings(void **state)
+{
+	static const char *bad_max[] = {
+		"-1", "1000001", "12x", "+5", "1e3", "0x10", "5s", "",
+	};
+	static const char *bad_timeout[] = {
+		"61", "2m", "-1", "10q", "",
+	};
+	struct config *c;
+	size_t i;
+
+	(void)state;
+	c = parse_ok("");
+	assert_int_equal(c->max_connections, 0);
+	assert_int_equal(c->request_timeout, 10);
+	config_free(c);
+	c = parse_ok("max_connections = 1000000\nrequest_timeout = 1m\n");
+	assert_int_equal(c->max_connections, 1000000);
+	assert_int_equal(c->request_timeout, 60);
+	config_free(c);
+	c = parse_ok("max_connections = 50\nrequest_timeout = never\n");
+	assert_int_equal(c->max_connections, 50);
+	assert_int_equal(c->request_timeout, 0);
+	config_free(c);
+	for (i = 0; i < sizeof(bad_max) / sizeof(bad_max[0]); i++)
+		value_fails("max_connections", bad_max[i]);
+	for (i = 0; i < sizeof(bad_timeout) / sizeof(bad_timeout[0]); i++)
+		value_fails("request_timeout", bad_timeout[i]);
+}
+
+static void
 test_enums(void **state)
 {
 	static const struct {
@@ -684,8 +715,9 @@ test_example_and_manual(void **state)
 {
 	static const char *names[] = {
 		"listen", "store", "admin_token_file", "lookup_token_file",
-		"lookup_open", "user_expire", "username_format", "master_user_separator",
-		"log_level",
+		"lookup_open", "user_expire", "username_format",
+		"master_user_separator", "log_level", "max_connections",
+		"request_timeout",
 	};
 	struct config *c;
 	char *example, *manual, err[512];
@@ -721,6 +753,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_every_setting),
+		cmocka_unit_test(test_connection_settings),
 		cmocka_unit_test(test_enums),
 		cmocka_unit_test(test_comments_and_quotes),
 		cmocka_unit_test(test_error_lines),
