@@ -17,7 +17,7 @@
 
 #include "backend.h"
 
-#define STORE_SCHEMA_VERSION	1
+#define STORE_SCHEMA_VERSION	2
 
 struct store;
 
