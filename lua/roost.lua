@@ -2,9 +2,10 @@
 --
 -- Loaded by Dovecot proxies (2.3.19+ and 2.4) as a Lua passdb. For every login it
 -- calls GET /v1/lookup on the first roostd that answers and returns the proxy
--- fields (proxy, host, hostip, port). It never guesses: when no controller gives a
--- usable answer the login gets a temporary failure, and an answer that did not
--- come from roostd (a wrong URL, a reverse proxy) never makes a user unknown.
+-- fields (proxy, host, hostip, port, and ssl or starttls for a backend reached
+-- over TLS). It never guesses: when no controller gives a usable answer the
+-- login gets a temporary failure, and an answer that did not come from roostd
+-- (a wrong URL, a reverse proxy) never makes a user unknown.
 --
 -- Settings (key = value; see docs/dovecot.md):
 --   urls                 comma-separated controller base URLs, tried in order
@@ -500,6 +501,17 @@ local function interpret(status, body, ctype)
 		}
 		if type(obj.hostip) == "string" and obj.hostip ~= "" then
 			fields.hostip = obj.hostip
+		end
+		-- "yes" (not "any-cert") makes the proxy verify the backend's
+		-- certificate against ssl_client_ca_*. An unknown mode is no
+		-- route: a backend that wants TLS never gets a plain connection.
+		local tls = obj.tls
+		if tls == "yes" then
+			fields.ssl = "yes"
+		elseif tls == "starttls" then
+			fields.starttls = "yes"
+		elseif tls ~= nil and tls ~= "no" then
+			return "next", "answer has an unknown tls mode"
 		end
 		if settings.nopassword then
 			fields.nopassword = "y"

@@ -58,6 +58,7 @@ enum opt_id {
 	OPT_DOVEADM_PORT,
 	OPT_DOVEADM_URL,
 	OPT_DOVEADM_KEY_FILE,
+	OPT_TLS,
 	OPT_FORCE,
 	OPT_BACKEND,
 	OPT_LIMIT,
@@ -71,7 +72,8 @@ enum opt_id {
 	(O(OPT_HOST) | O(OPT_HOSTIP) | O(OPT_TAG) | O(OPT_WEIGHT) |	\
 	O(OPT_STATE) | O(OPT_IMAP_PORT) | O(OPT_POP3_PORT) |		\
 	O(OPT_LMTP_PORT) | O(OPT_SUBMISSION_PORT) | O(OPT_SIEVE_PORT) |	\
-	O(OPT_DOVEADM_PORT) | O(OPT_DOVEADM_URL) | O(OPT_DOVEADM_KEY_FILE))
+	O(OPT_DOVEADM_PORT) | O(OPT_DOVEADM_URL) | O(OPT_DOVEADM_KEY_FILE) | \
+	O(OPT_TLS))
 
 /*
  * How each option is spelled and checked.  A numeric option (min <= max) is
@@ -97,6 +99,7 @@ static const struct opt_entry {
 	[OPT_DOVEADM_PORT] =	{ "doveadm-port", 1, 0, 65535, "doveadm" },
 	[OPT_DOVEADM_URL] =	{ "doveadm-url", 1, 1, 0, NULL },
 	[OPT_DOVEADM_KEY_FILE] = { "doveadm-key-file", 1, 1, 0, NULL },
+	[OPT_TLS] =		{ "tls", 1, 1, 0, NULL },
 	[OPT_FORCE] =		{ "force", 0, 1, 0, NULL },
 	[OPT_BACKEND] =		{ "backend", 1, 1, 0, NULL },
 	/* The server takes 1..10000 per page; map walks pages up to N total. */
@@ -195,14 +198,14 @@ static const struct cmd_entry cmd_table[] = {
 	  "\t[--state up|drain|down] [--imap-port P] [--pop3-port P]"
 	  " [--lmtp-port P]\n"
 	  "\t[--submission-port P] [--sieve-port P] [--doveadm-port P]\n"
-	  "\t[--doveadm-url URL] [--doveadm-key-file F]",
+	  "\t[--doveadm-url URL] [--doveadm-key-file F] [--tls no|yes|starttls]",
 	  1, 1, O_BACKEND_FIELDS, cmd_backend_add, NULL },
 	{ "backend set",
 	  "NAME [--host H] [--hostip IP] [--tag T] [--weight W]\n"
 	  "\t[--state up|drain|down] [--imap-port P] [--pop3-port P]"
 	  " [--lmtp-port P]\n"
 	  "\t[--submission-port P] [--sieve-port P] [--doveadm-port P]\n"
-	  "\t[--doveadm-url URL] [--doveadm-key-file F]",
+	  "\t[--doveadm-url URL] [--doveadm-key-file F] [--tls no|yes|starttls]",
 	  1, 1, O_BACKEND_FIELDS, cmd_backend_set, NULL },
 	{ "backend up", "NAME", 1, 1, 0, cmd_backend_state, "up" },
 	{ "backend down", "NAME", 1, 1, 0, cmd_backend_state, "down" },
@@ -743,14 +746,14 @@ cmd_backend_show(struct ctl *ctl, const struct cmd_entry *self,
 		{ "name:", "name", NULL }, { "host:", "host", NULL },
 		{ "hostip:", "hostip", NULL }, { "tag:", "tag", NULL },
 		{ "weight:", "weight", NULL }, { "state:", "state", NULL },
-		{ "users:", "users", NULL },
+		{ "tls:", "tls", NULL }, { "users:", "users", NULL },
 	};
 	static const struct column times[] = {
 		{ "created:", "created", fmt_time },
 		{ "updated:", "updated", fmt_time },
 	};
 	static const char *known[] = { "name", "host", "hostip", "tag",
-	    "weight", "state", "users", "ports", "doveadm", "created",
+	    "weight", "state", "tls", "users", "ports", "doveadm", "created",
 	    "updated" };
 	json_t *root, *p, *d, *v;
 	const char *key;
@@ -827,6 +830,7 @@ backend_body(const struct args *a, json_t *body)
 		{ OPT_HOSTIP, "hostip" },
 		{ OPT_TAG, "tag" },
 		{ OPT_STATE, "state" },
+		{ OPT_TLS, "tls" },
 	};
 	json_t *ports = NULL, *doveadm = NULL, *v;
 	char err[512], what[64], *key = NULL;

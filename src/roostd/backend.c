@@ -22,6 +22,7 @@ const uint16_t proto_default_ports[PROTO_COUNT] = {
 };
 
 static const char *state_names[] = { "up", "drain", "down" };
+static const char *tls_names[] = { "no", "yes", "starttls" };
 
 int
 proto_parse(const char *s, enum proto *out)
@@ -51,6 +52,26 @@ backend_state_parse(const char *s, enum backend_state *out)
 	for (i = 0; i < sizeof(state_names) / sizeof(state_names[0]); i++) {
 		if (strcmp(s, state_names[i]) == 0) {
 			*out = (enum backend_state)i;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+const char *
+backend_tls_name(enum backend_tls t)
+{
+	return tls_names[t];
+}
+
+int
+backend_tls_parse(const char *s, enum backend_tls *out)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(tls_names) / sizeof(tls_names[0]); i++) {
+		if (strcmp(s, tls_names[i]) == 0) {
+			*out = (enum backend_tls)i;
 			return 0;
 		}
 	}
@@ -275,6 +296,10 @@ backend_apply_json(struct backend *b, const json_t *obj, int creating,
 			if (json_get_string(v, &s) == -1 ||
 			    backend_state_parse(s, &nb->state) == -1)
 				FAIL("state", "must be one of up, drain, down");
+		} else if (strcmp(key, "tls") == 0) {
+			if (json_get_string(v, &s) == -1 ||
+			    backend_tls_parse(s, &nb->tls) == -1)
+				FAIL("tls", "must be one of no, yes, starttls");
 		} else if (strcmp(key, "ports") == 0) {
 			if (apply_ports(nb, v, field, err, errlen) == -1)
 				goto fail;
@@ -337,7 +362,7 @@ backend_to_json(const struct backend *b)
 	for (i = 0; i < PROTO_COUNT; i++)
 		json_object_set_new(ports, proto_names[i],
 		    json_integer(b->ports[i]));
-	return json_pack("{s:s, s:s, s:s, s:s, s:i, s:s, s:o, "
+	return json_pack("{s:s, s:s, s:s, s:s, s:i, s:s, s:s, s:o, "
 	    "s:{s:s, s:b}, s:I, s:I}",
 	    "name", b->name,
 	    "host", b->host,
@@ -345,6 +370,7 @@ backend_to_json(const struct backend *b)
 	    "tag", b->tag,
 	    "weight", (int)b->weight,
 	    "state", backend_state_name(b->state),
+	    "tls", backend_tls_name(b->tls),
 	    "ports", ports,
 	    "doveadm", "url", b->doveadm_url ? b->doveadm_url : "",
 	    "api_key_set", b->doveadm_key != NULL,

@@ -31,6 +31,13 @@ enum backend_state {
 	BACKEND_DOWN		/* serves nobody */
 };
 
+/* How proxies reach the backend: roost.lua turns it into ssl= / starttls=. */
+enum backend_tls {
+	BACKEND_TLS_NO = 0,
+	BACKEND_TLS_YES,	/* TLS from the first byte (imaps, pop3s) */
+	BACKEND_TLS_STARTTLS	/* plain port, then STARTTLS */
+};
+
 struct backend {
 	char		 name[BACKEND_NAME_MAX + 1];
 	char		 host[BACKEND_HOST_MAX + 1];
@@ -38,6 +45,7 @@ struct backend {
 	char		 tag[BACKEND_NAME_MAX + 1];		/* "" = default pool */
 	unsigned	 weight;				/* 0..1000 */
 	enum backend_state state;
+	enum backend_tls tls;
 	uint16_t	 ports[PROTO_COUNT];			/* 0 = not served */
 	char		*doveadm_url;				/* NULL = none */
 	char		*doveadm_key;				/* NULL = none; never echoed */
@@ -51,6 +59,8 @@ extern const uint16_t	 proto_default_ports[PROTO_COUNT];
 int		 proto_parse(const char *, enum proto *);
 const char	*backend_state_name(enum backend_state);
 int		 backend_state_parse(const char *, enum backend_state *);
+const char	*backend_tls_name(enum backend_tls);
+int		 backend_tls_parse(const char *, enum backend_tls *);
 
 /* A backend with defaults (weight 100, up, standard ports). */
 struct backend	*backend_new(const char *name);

@@ -151,6 +151,9 @@ reply_route(struct roost *rs, struct evhttp_request *req,
 	 * answer together (callgrind), for five digits. */
 	ADD_LIT(buf, ",\"port\":\"");
 	evbuffer_add(buf, port, fmt_port(port, b->ports[proto]));
+	ADD_LIT(buf, "\",\"tls\":\"");
+	evbuffer_add(buf, backend_tls_name(b->tls),
+	    strlen(backend_tls_name(b->tls)));
 	ADD_LIT(buf, "\",\"replica\":");
 	if (lookup_rank(rs, e->key, e->keylen, state_tag_name(rs, e->tag),
 	    (long)e->backend, &replica, 1) == 1)

@@ -94,6 +94,8 @@ static const char *const migrations[] = {
 	"  subject		TEXT NOT NULL DEFAULT '',"
 	"  detail		TEXT NOT NULL DEFAULT '{}'"
 	");",
+	/* 1 -> 2: how proxies reach the backend (backend_tls_name) */
+	"ALTER TABLE backends ADD COLUMN tls TEXT NOT NULL DEFAULT 'no';",
 };
 
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) ==
@@ -106,7 +108,7 @@ _Static_assert(PROTO_IMAP == 0 && PROTO_POP3 == 1 && PROTO_LMTP == 2 &&
 #define BACKEND_COLS							\
 	"name, host, hostip, tag, weight, state, port_imap, port_pop3, "\
 	"port_lmtp, port_submission, port_sieve, port_doveadm, "	\
-	"doveadm_url, doveadm_key, created, updated"
+	"doveadm_url, doveadm_key, created, updated, tls"
 #define USER_COLS	"user, backend, tag, pinned, since, last_lookup"
 
 enum stmt {
@@ -148,12 +150,12 @@ static const char *const stmt_sql[S_COUNT] = {
 	    " FROM backends ORDER BY name",
 	[S_BACKEND_INSERT] = "INSERT INTO backends (" BACKEND_COLS ")"
 	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12,"
-	    " ?13, ?14, ?15, ?16)",
+	    " ?13, ?14, ?15, ?16, ?17)",
 	[S_BACKEND_UPDATE] = "UPDATE backends SET host = ?2, hostip = ?3,"
 	    " tag = ?4, weight = ?5, state = ?6, port_imap = ?7,"
 	    " port_pop3 = ?8, port_lmtp = ?9, port_submission = ?10,"
 	    " port_sieve = ?11, port_doveadm = ?12, doveadm_url = ?13,"
-	    " doveadm_key = ?14, created = ?15, updated = ?16"
+	    " doveadm_key = ?14, created = ?15, updated = ?16, tls = ?17"
 	    " WHERE name = ?1",
 	[S_BACKEND_DELETE_USERS] = "DELETE FROM users WHERE backend = ?1",
 	[S_BACKEND_DELETE] = "DELETE FROM backends WHERE name = ?1",
@@ -900,6 +902,12 @@ sqlite_backend_load(struct store *st, store_backend_cb cb, void *arg)
 		b.doveadm_key = (char *)sqlite3_column_text(s, 13);
 		b.created = sqlite3_column_int64(s, 14);
 		b.updated = sqlite3_column_int64(s, 15);
+		state = col_text(s, 16);
+		if (backend_tls_parse(state, &b.tls) == -1) {
+			store_set_error(st, "backend %s: unknown stored "
+			    "tls \"%s\"", b.name, state);
+			goto fail;
+		}
 		if (cb(&b, arg) == -1) {
 			store_set_error(st, "backend load: stopped by caller");
 			goto fail;
@@ -926,6 +934,10 @@ bind_backend(struct store *st, sqlite3_stmt *s, const struct backend *b)
 		store_set_error(st, "backend %s: invalid state", b->name);
 		return -1;
 	}
+	if ((unsigned)b->tls > BACKEND_TLS_STARTTLS) {
+		store_set_error(st, "backend %s: invalid tls", b->name);
+		return -1;
+	}
 	rc |= bind_text(s, 1, b->name);
 	rc |= bind_text(s, 2, b->host);
 	rc |= bind_text(s, 3, b->hostip);
@@ -938,6 +950,7 @@ bind_backend(struct store *st, sqlite3_stmt *s, const struct backend *b)
 	rc |= bind_text(s, 14, b->doveadm_key);
 	rc |= sqlite3_bind_int64(s, 15, b->created);
 	rc |= sqlite3_bind_int64(s, 16, b->updated);
+	rc |= bind_text(s, 17, backend_tls_name(b->tls));
 	if (rc != SQLITE_OK) {
 		sq_fail(st, "bind");
 		stmt_done(s);

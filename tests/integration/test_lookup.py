@@ -33,7 +33,7 @@ def main(t):
     js = r.lookup_ok("Alice@Example.COM")
     eq(js, {"user": "alice@example.com", "backend": "b1",
             "host": "b1.example.com", "hostip": "127.0.0.11", "port": "1143",
-            "replica": None}, "lookup answer with a single backend")
+            "tls": "no", "replica": None}, "lookup answer with a single backend")
     eq(r.lookup_ok("alice@example.com"), js, "same answer twice")
     for proto, port in PROTO_PORTS.items():
         a = r.lookup_ok("alice@example.com", protocol=proto)

@@ -1,6 +1,7 @@
 /* test_backend_json.c: admin input for backends: every field checked,
  * errors name the field, a rejected change leaves the backend untouched,
- * and the doveadm key never appears in the JSON output. */
+ * the doveadm key never appears in the JSON output, and the proxy-to-backend
+ * TLS mode round-trips. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -183,6 +184,51 @@ test_json_hides_key(void **state)
 	backend_free(b);
 }
 
+/* The "tls" of a backend's JSON form, "(none)" when it has none. */
+static const char *
+json_tls(json_t *o)
+{
+	const char *s = json_string_value(json_object_get(o, "tls"));
+
+	return s != NULL ? s : "(none)";
+}
+
+static void
+test_tls_field(void **state)
+{
+	struct backend *b = backend_new("");
+	const char *field;
+	json_t *o;
+
+	(void)state;
+	assert_int_equal(apply(b, "{\"name\":\"b1\",\"host\":\"h\"}", 1,
+	    &field), 0);
+	o = backend_to_json(b);
+	assert_string_equal(json_tls(o), "no");
+	json_decref(o);
+	assert_int_equal(apply(b, "{\"tls\":\"starttls\"}", 0, &field), 0);
+	o = backend_to_json(b);
+	assert_string_equal(json_tls(o), "starttls");
+	json_decref(o);
+	assert_int_equal(apply(b, "{\"tls\":\"yes\"}", 0, &field), 0);
+	/* A bad value names the field and keeps what was there. */
+	assert_int_equal(apply(b, "{\"tls\":\"maybe\"}", 0, &field), -1);
+	assert_string_equal(field, "tls");
+	assert_int_equal(apply(b, "{\"tls\":true}", 0, &field), -1);
+	assert_string_equal(field, "tls");
+	o = backend_to_json(b);
+	assert_string_equal(json_tls(o), "yes");
+	/* GET output goes back as a PATCH body with tls in it. */
+	json_object_del(o, "name");
+	assert_int_equal(backend_apply_json(b, o, 0, &field, (char [8]){ 0 }, 8),
+	    0);
+	json_decref(o);
+	o = backend_to_json(b);
+	assert_string_equal(json_tls(o), "yes");
+	json_decref(o);
+	backend_free(b);
+}
+
 int
 main(void)
 {
@@ -193,6 +239,7 @@ main(void)
 		cmocka_unit_test(test_name_length),
 		cmocka_unit_test(test_rejected_patch_changes_nothing),
 		cmocka_unit_test(test_json_hides_key),
+		cmocka_unit_test(test_tls_field),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

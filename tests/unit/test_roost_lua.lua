@@ -172,6 +172,26 @@ check(r == P.PASSDB_RESULT_OK and f.hostip == nil, "empty hostip left out")
 answers = { ["http://c1:1/"] = { 200, '{"user":"a","backend":"b1","host":"h1","port":143}' } }
 r, f = auth_passdb_lookup(new_req("a", "imap"))
 check(r == P.PASSDB_RESULT_OK and f.port == "143", "numeric port formatted as integer")
+check(f.ssl == nil and f.starttls == nil, "no tls in the answer: plain connection")
+
+-- tls: yes is ssl=yes, starttls is starttls=yes; both verify the certificate
+-- (a value of any-cert would not), and a value we do not know is no route
+local function tls_answer(tls)
+	answers = { ["http://c1:1/"] = { 200, body({ user = "a", backend = "b1",
+	    host = "h1", port = "993", tls = tls }) } }
+	return auth_passdb_lookup(new_req("a", "imap"))
+end
+r, f = tls_answer("yes")
+check(r == P.PASSDB_RESULT_OK and f.ssl == "yes" and f.starttls == nil,
+    "tls yes gives ssl=yes")
+r, f = tls_answer("starttls")
+check(r == P.PASSDB_RESULT_OK and f.starttls == "yes" and f.ssl == nil,
+    "tls starttls gives starttls=yes")
+r, f = tls_answer("no")
+check(r == P.PASSDB_RESULT_OK and f.ssl == nil and f.starttls == nil,
+    "tls no gives neither")
+r, f = tls_answer("any-cert")
+check(r == P.PASSDB_RESULT_INTERNAL_FAILURE, "unknown tls value is refused")
 
 -- first controller down: the second answers, and the first is skipped for a while
 answers = { ["http://c2:2/"] = { 200, ok_body } }

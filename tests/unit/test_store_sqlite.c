@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <jansson.h>
 #include <sqlite3.h>
 
 #include "backend.h"
@@ -399,6 +400,68 @@ test_backend_roundtrip(void **state)
 	assert_string_equal(bc.b[0]->name, "a0");
 	assert_string_equal(bc.b[1]->name, "b1");
 	assert_string_equal(bc.b[2]->name, "c9");
+	bcoll_free(&bc);
+	store_free(st);
+}
+
+/*
+ * The TLS mode is stored, and a database from before the tls column (schema
+ * version 1) is migrated on open with every backend at tls "no".
+ */
+static void
+test_backend_tls_and_migration(void **state)
+{
+	struct fixture *f = *state;
+	struct store *st;
+	struct backend *b;
+	struct bcoll bc = { 0 };
+	json_t *o;
+	const char *field;
+	char err[64];
+
+	st = open_ok(f);
+	b = mkbackend("b1", "");
+	o = json_pack("{s:s}", "tls", "starttls");
+	assert_int_equal(backend_apply_json(b, o, 0, &field, err, sizeof(err)),
+	    0);
+	json_decref(o);
+	assert_int_equal(st->ops->backend_insert(st, b), 0);
+	backend_free(b);
+	add_backend(st, "b2");
+	store_free(st);
+
+	st = open_ok(f);
+	assert_int_equal(st->ops->backend_load(st, collect_backend, &bc), 0);
+	assert_int_equal(bc.n, 2);
+	o = backend_to_json(bc.b[0]);
+	assert_string_equal(json_string_value(json_object_get(o, "tls")),
+	    "starttls");
+	json_decref(o);
+	o = backend_to_json(bc.b[1]);
+	assert_string_equal(json_string_value(json_object_get(o, "tls")), "no");
+	json_decref(o);
+	bcoll_free(&bc);
+	store_free(st);
+
+	/* Make it a version 1 database again, as an older roostd left it. */
+	raw_sql(f, "ALTER TABLE backends DROP COLUMN tls;"
+	    "UPDATE meta SET value = '1' WHERE key = 'schema_version'");
+	st = open_ok(f);
+	assert_int_equal(st->ops->backend_load(st, collect_backend, &bc), 0);
+	assert_int_equal(bc.n, 2);
+	o = backend_to_json(bc.b[0]);
+	assert_string_equal(json_string_value(json_object_get(o, "tls")), "no");
+	assert_string_equal(json_string_value(json_object_get(o, "host")),
+	    "b1.example.com");
+	json_decref(o);
+	bcoll_free(&bc);
+	store_free(st);
+
+	/* A value no roostd writes is refused, not taken for "no". */
+	raw_sql(f, "UPDATE backends SET tls = 'maybe' WHERE name = 'b2'");
+	st = open_ok(f);
+	assert_int_equal(st->ops->backend_load(st, collect_backend, &bc), -1);
+	assert_non_null(strstr(store_error(st), "tls"));
 	bcoll_free(&bc);
 	store_free(st);
 }
@@ -1112,6 +1175,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_foreign_database_refused,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_backend_roundtrip,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_backend_tls_and_migration,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_callback_stops,
 		    setup, teardown),
