@@ -105,6 +105,23 @@ class Rig:
                 pass
         return seen
 
+    def restart(self, *names, kill=False, start=True):
+        """Stop instances (SIGTERM; kill=True: SIGKILL of every process,
+        as a crash) and, with start, start them again."""
+        argv = [RIG, "restart", "--dir", self.dir]
+        if kill:
+            argv.append("--kill")
+        if not start:
+            argv.append("--no-start")
+        r = subprocess.run(argv + list(names), stdin=subprocess.DEVNULL,
+                           capture_output=True, text=True, timeout=120)
+        if r.returncode != 0:
+            raise RigError("rig restart %s failed:\n%s" %
+                           (" ".join(names), r.stderr[-2000:]))
+        with open(os.path.join(self.dir, "rig.json")) as f:
+            self.info = json.load(f)
+        self.by_name = {i["name"]: i for i in self.info["instances"]}
+
     # doveadm ------------------------------------------------------------
 
     def doveadm(self, name, *args, check=False):
