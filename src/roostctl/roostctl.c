@@ -646,7 +646,31 @@ cmd_help(struct ctl *ctl, const struct cmd_entry *self, struct args *a)
 	return EXIT_OK;
 }
 
-/* Backends as NAME HOST HOSTIP TAG WEIGHT STATE USERS (status, backend list). */
+/* A backend's health object as one word, and whether it is handed out
+ * when that is not what the word implies (the everything-failed guard). */
+static char *
+fmt_health(json_t *h)
+{
+	const char *state = json_string_value(json_object_get(h, "state"));
+	int routed = json_is_true(json_object_get(h, "routed"));
+	char *out;
+
+	if (state == NULL)
+		return xstrdup("-");
+	if (strcmp(state, "failed") == 0 && routed)
+		xasprintf(&out, "%s (still routed)", state);
+	else
+		out = xstrdup(state);
+	return out;
+}
+
+static char *
+fmt_health_field(json_t *h, const char *key)
+{
+	return fmt_value(json_object_get(h, key));
+}
+
+/* Backends as NAME HOST HOSTIP TAG WEIGHT STATE HEALTH USERS. */
 static int
 print_backends(json_t *list)
 {
@@ -654,7 +678,7 @@ print_backends(json_t *list)
 		{ "NAME", "name", NULL }, { "HOST", "host", NULL },
 		{ "HOSTIP", "hostip", NULL }, { "TAG", "tag", NULL },
 		{ "WEIGHT", "weight", NULL }, { "STATE", "state", NULL },
-		{ "USERS", "users", NULL },
+		{ "HEALTH", "health", fmt_health }, { "USERS", "users", NULL },
 	};
 	struct table *t;
 	json_t *b;
@@ -754,8 +778,8 @@ cmd_backend_show(struct ctl *ctl, const struct cmd_entry *self,
 	};
 	static const char *known[] = { "name", "host", "hostip", "tag",
 	    "weight", "state", "tls", "users", "ports", "doveadm", "created",
-	    "updated" };
-	json_t *root, *p, *d, *v;
+	    "updated", "health" };
+	json_t *root, *p, *d, *h, *v;
 	const char *key;
 	char *name, *path, label[64];
 	size_t i;
@@ -781,8 +805,14 @@ cmd_backend_show(struct ctl *ctl, const struct cmd_entry *self,
 	print_kv("doveadm url:", fmt_value(json_object_get(d, "url")));
 	print_kv("doveadm key:", xstrdup(json_is_true(json_object_get(d,
 	    "api_key_set")) ? "set" : "not set"));
+	h = json_object_get(root, "health");
+	print_kv("health:", fmt_health(h));
+	print_kv("health since:", fmt_time(json_object_get(h, "since")));
+	print_kv("last probed:", fmt_time(json_object_get(h, "checked")));
+	print_kv("probe latency ms:", fmt_health_field(h, "latency_ms"));
+	print_kv("last probe error:", fmt_health_field(h, "error"));
 	print_fields(root, times, sizeof(times) / sizeof(times[0]));
-	/* Fields a newer roostd adds (health, say) still get shown. */
+	/* Fields a newer roostd adds still get shown. */
 	json_object_foreach(root, key, v) {
 		for (i = 0; i < sizeof(known) / sizeof(known[0]); i++)
 			if (strcmp(key, known[i]) == 0)

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "backend.h"
+#include "log.h"
 #include "util.h"
 #include "xmalloc.h"
 
@@ -307,7 +308,8 @@ backend_apply_json(struct backend *b, const json_t *obj, int creating,
 			if (apply_doveadm(nb, v, field, err, errlen) == -1)
 				goto fail;
 		} else if (strcmp(key, "users") == 0 ||
-		    strcmp(key, "created") == 0 || strcmp(key, "updated") == 0) {
+		    strcmp(key, "created") == 0 || strcmp(key, "updated") == 0 ||
+		    strcmp(key, "health") == 0) {
 			/* Read-only fields of GET: ignored, so GET output
 			 * can be edited and sent back. */
 			continue;
@@ -352,17 +354,38 @@ fail:
 	return -1;
 }
 
+static const char *const health_names[] = { "ok", "failing", "failed" };
+
+const char *
+health_state_name(enum health_state h)
+{
+	return (unsigned)h < 3 ? health_names[h] : "ok";
+}
+
+int
+health_state_parse(const char *s, enum health_state *out)
+{
+	unsigned i;
+
+	for (i = 0; i < 3; i++)
+		if (strcmp(s, health_names[i]) == 0) {
+			*out = (enum health_state)i;
+			return 0;
+		}
+	return -1;
+}
+
 json_t *
 backend_to_json(const struct backend *b)
 {
-	json_t *ports;
+	json_t *ports, *o;
 	int i;
 
 	ports = json_object();
 	for (i = 0; i < PROTO_COUNT; i++)
 		json_object_set_new(ports, proto_names[i],
 		    json_integer(b->ports[i]));
-	return json_pack("{s:s, s:s, s:s, s:s, s:i, s:s, s:s, s:o, "
+	o = json_pack("{s:s, s:s, s:s, s:s, s:i, s:s, s:s, s:o, "
 	    "s:{s:s, s:b}, s:I, s:I}",
 	    "name", b->name,
 	    "host", b->host,
@@ -376,4 +399,17 @@ backend_to_json(const struct backend *b)
 	    "api_key_set", b->doveadm_key != NULL,
 	    "created", (json_int_t)b->created,
 	    "updated", (json_int_t)b->updated);
+	if (o == NULL)
+		fatalx("rendering backend %s", b->name);
+	json_object_set_new(o, "health", json_pack("{s:s, s:b, s:o, s:o, "
+	    "s:o, s:s}", "state", health_state_name(b->health),
+	    "routed", !b->failed,
+	    "since", b->health_since ? json_integer(b->health_since) :
+	    json_null(),
+	    "checked", b->health_checked ? json_integer(b->health_checked) :
+	    json_null(),
+	    "latency_ms", b->health_checked ?
+	    json_integer(b->health_latency_ms) : json_null(),
+	    "error", b->health_error));
+	return o;
 }

@@ -38,6 +38,15 @@ enum backend_tls {
 	BACKEND_TLS_STARTTLS	/* plain port, then STARTTLS */
 };
 
+/* What the probes say (health.c); admin state is separate. */
+enum health_state {
+	HEALTH_OK = 0,		/* passing, or never probed */
+	HEALTH_FAILING,		/* failed recently, fewer than probe_fall times */
+	HEALTH_FAILED		/* failed probe_fall rounds in a row */
+};
+
+#define BACKEND_ERROR_MAX	159
+
 struct backend {
 	char		 name[BACKEND_NAME_MAX + 1];
 	char		 host[BACKEND_HOST_MAX + 1];
@@ -51,6 +60,15 @@ struct backend {
 	char		*doveadm_key;				/* NULL = none; never echoed */
 	int64_t		 created;
 	int64_t		 updated;
+
+	/* Health: kept by health.c, never set through the API. */
+	enum health_state health;
+	int64_t		 health_since;
+	int64_t		 health_checked;
+	unsigned	 health_latency_ms;
+	char		 health_error[BACKEND_ERROR_MAX + 1];
+	int		 failed;	/* not handed out (health, and the
+					 * everything-failed guard) */
 };
 
 extern const char	*proto_names[PROTO_COUNT];
@@ -58,6 +76,8 @@ extern const uint16_t	 proto_default_ports[PROTO_COUNT];
 
 int		 proto_parse(const char *, enum proto *);
 const char	*backend_state_name(enum backend_state);
+const char	*health_state_name(enum health_state);
+int		 health_state_parse(const char *, enum health_state *);
 int		 backend_state_parse(const char *, enum backend_state *);
 const char	*backend_tls_name(enum backend_tls);
 int		 backend_tls_parse(const char *, enum backend_tls *);

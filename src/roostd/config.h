@@ -28,6 +28,10 @@ struct config {
 	char			*lookup_token_file;	/* NULL = lookups open */
 	int			 lookup_open;		/* open off loopback too */
 	long long		 user_expire;		/* seconds, 0 = never */
+	long long		 probe_interval;	/* seconds, 0 = no probes */
+	long long		 probe_timeout;		/* seconds */
+	long long		 probe_rise;
+	long long		 probe_fall;
 	enum username_format	 username_format;
 	char			*master_user_separator;	/* NULL = none */
 	enum log_level		 log_level;

@@ -20,6 +20,7 @@
 
 #include "api.h"
 #include "config.h"
+#include "health.h"
 #include "log.h"
 #include "lookup.h"
 #include "roostd.h"
@@ -92,6 +93,7 @@ on_reload(evutil_socket_t sig, short what, void *arg)
 	rs->conf = nc;
 	config_free(old);
 	log_set_level(nc->log_level);
+	health_reconfigure(rs);
 	log_info("reload: configuration %s loaded", rs->conf_path);
 }
 
@@ -190,6 +192,8 @@ main(int argc, char *argv[])
 		fatalx("event_base_new");
 	if (lookup_init(&rs) == -1)
 		fatalx("lookup_init");
+	if (health_init(&rs) == -1 || health_load(&rs) == -1)
+		fatalx("cannot start the health engine");
 	if (api_start(&rs) == -1)
 		fatalx("cannot start the API listener");
 	rs.started = now_sec();
@@ -215,6 +219,7 @@ main(int argc, char *argv[])
 	event_free(ev_hup);
 	event_free(rs.touch_ev);
 	lookup_free(&rs);
+	health_free(&rs);
 	event_base_free(rs.base);
 	state_clear(&rs);
 	store_free(rs.store);

@@ -23,7 +23,7 @@
 int
 placement_eligible(const struct backend *b, const char *tag)
 {
-	return b->state == BACKEND_UP && b->weight > 0 &&
+	return b->state == BACKEND_UP && b->weight > 0 && !b->failed &&
 	    strcmp(b->tag, tag) == 0;
 }
 

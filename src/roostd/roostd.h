@@ -24,6 +24,7 @@ struct event_base;
 struct event;
 struct evhttp;
 struct lookup_batch;
+struct health;
 
 struct roost {
 	struct event_base	*base;
@@ -40,6 +41,7 @@ struct roost {
 
 	struct evhttp		 *http;
 	struct lookup_batch	 *batch;	/* assignments awaiting commit */
+	struct health		 *health;	/* probes and verdicts */
 	struct event		 *touch_ev;
 	int64_t			  started;
 };

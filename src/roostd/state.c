@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "health.h"
 #include "log.h"
 #include "roostd.h"
 #include "xmalloc.h"
@@ -53,6 +54,7 @@ state_backend_insert(struct roost *rs, struct backend *b)
 	}
 	rs->backends[i] = b;
 	rs->slot_users[i] = 0;
+	health_slot_reset(rs, (long)i);
 	return (long)i;
 }
 
@@ -71,6 +73,7 @@ state_backend_remove(struct roost *rs, long slot)
 	if (rs->slot_users[slot] > 0)
 		umap_walk(rs->users, drop_slot_users, &s16);
 	rs->slot_users[slot] = 0;
+	health_slot_reset(rs, slot);
 	backend_free(rs->backends[slot]);
 	rs->backends[slot] = NULL;
 }
@@ -128,7 +131,8 @@ state_backend_usable(const struct roost *rs, long slot, const char *tag)
 	if (slot < 0 || (size_t)slot >= rs->nslots ||
 	    (b = rs->backends[slot]) == NULL)
 		return 0;
-	return b->state != BACKEND_DOWN && strcmp(b->tag, tag) == 0;
+	return b->state != BACKEND_DOWN && !b->failed &&
+	    strcmp(b->tag, tag) == 0;
 }
 
 static int

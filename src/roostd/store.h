@@ -22,7 +22,7 @@
 
 #include "backend.h"
 
-#define STORE_SCHEMA_VERSION	2
+#define STORE_SCHEMA_VERSION	3
 
 /* begin() flags */
 #define STORE_TX_ADMIN	0x01	/* an admin change: on stable storage, not
@@ -48,7 +48,18 @@ struct store_audit {
 	const char	*detail;	/* JSON text, never a secret */
 };
 
+/* A backend's health verdict as the probes last saw it (health.c). */
+struct store_health {
+	const char	*backend;
+	const char	*state;		/* "ok", "failing", "failed" */
+	int64_t		 since;		/* unix s the state began */
+	const char	*error;		/* last failure, "" when none */
+	int64_t		 latency_ms;	/* of the last passed round */
+	int64_t		 checked;	/* unix s of the last round */
+};
+
 typedef int (*store_backend_cb)(const struct backend *, void *);
+typedef int (*store_health_cb)(const struct store_health *, void *);
 typedef int (*store_user_cb)(const struct store_user *, void *);
 typedef int (*store_audit_cb)(const struct store_audit *, void *);
 
@@ -76,6 +87,11 @@ struct store_ops {
 	 * the number of those users. */
 	int	(*backend_delete)(struct store *, const char *name,
 		    int64_t *released);
+
+	/* Health verdicts: insert or replace one; load all.  A backend's
+	 * verdict goes when the backend does. */
+	int	(*health_put)(struct store *, const struct store_health *);
+	int	(*health_load)(struct store *, store_health_cb, void *);
 
 	int	(*user_load)(struct store *, store_user_cb, void *);
 	/* Insert or replace (keyed on user) each record. */

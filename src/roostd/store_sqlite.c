@@ -96,6 +96,17 @@ static const char *const migrations[] = {
 	");",
 	/* 1 -> 2: how proxies reach the backend (backend_tls_name) */
 	"ALTER TABLE backends ADD COLUMN tls TEXT NOT NULL DEFAULT 'no';",
+	/* 2 -> 3: health verdicts, kept so that a restart does not hand
+	 * out a failed backend before the probes have seen it again. */
+	"CREATE TABLE backend_health ("
+	"  backend		TEXT PRIMARY KEY"
+	"    REFERENCES backends(name) ON DELETE CASCADE,"
+	"  state		TEXT NOT NULL,"
+	"  since		INTEGER NOT NULL,"
+	"  error		TEXT NOT NULL DEFAULT '',"
+	"  latency_ms	INTEGER NOT NULL DEFAULT 0,"
+	"  checked		INTEGER NOT NULL DEFAULT 0"
+	");",
 };
 
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) ==
@@ -135,6 +146,8 @@ enum stmt {
 	S_USER_TOUCH,
 	S_AUDIT_ADD,
 	S_AUDIT_LIST,
+	S_HEALTH_PUT,
+	S_HEALTH_LOAD,
 	S_COUNT
 };
 
@@ -182,6 +195,11 @@ static const char *const stmt_sql[S_COUNT] = {
 	    " VALUES (?1, ?2, ?3, ?4, ?5)",
 	[S_AUDIT_LIST] = "SELECT id, at, actor, action, subject, detail"
 	    " FROM audit WHERE id < ?1 ORDER BY id DESC LIMIT ?2",
+	[S_HEALTH_PUT] = "INSERT OR REPLACE INTO backend_health (backend,"
+	    " state, since, error, latency_ms, checked)"
+	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+	[S_HEALTH_LOAD] = "SELECT backend, state, since, error, latency_ms,"
+	    " checked FROM backend_health ORDER BY backend",
 };
 
 /*
@@ -1220,6 +1238,49 @@ done:
 }
 
 static int
+sqlite_health_put(struct store *st, const struct store_health *h)
+{
+	sqlite3_stmt *s = impl(st)->stmt[S_HEALTH_PUT];
+
+	bind_text(s, 1, h->backend);
+	bind_text(s, 2, h->state);
+	sqlite3_bind_int64(s, 3, h->since);
+	bind_text(s, 4, h->error != NULL ? h->error : "");
+	sqlite3_bind_int64(s, 5, h->latency_ms);
+	sqlite3_bind_int64(s, 6, h->checked);
+	return stmt_exec(st, S_HEALTH_PUT, "health put");
+}
+
+static int
+sqlite_health_load(struct store *st, store_health_cb cb, void *arg)
+{
+	sqlite3_stmt *s = impl(st)->stmt[S_HEALTH_LOAD];
+	struct store_health h;
+	int rc;
+
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		h.backend = col_text(s, 0);
+		h.state = col_text(s, 1);
+		h.since = sqlite3_column_int64(s, 2);
+		h.error = col_text(s, 3);
+		h.latency_ms = sqlite3_column_int64(s, 4);
+		h.checked = sqlite3_column_int64(s, 5);
+		if (cb(&h, arg) == -1) {
+			store_set_error(st, "health load: stopped by caller");
+			stmt_done(s);
+			return -1;
+		}
+	}
+	if (rc != SQLITE_DONE) {
+		sq_fail(st, "health load");
+		stmt_done(s);
+		return -1;
+	}
+	stmt_done(s);
+	return 0;
+}
+
+static int
 sqlite_audit_add(struct store *st, const char *actor, const char *action,
     const char *subject, const char *detail)
 {
@@ -1292,4 +1353,6 @@ const struct store_ops store_sqlite_ops = {
 	.user_touch = sqlite_user_touch,
 	.audit_add = sqlite_audit_add,
 	.audit_list = sqlite_audit_list,
+	.health_put = sqlite_health_put,
+	.health_load = sqlite_health_load,
 };

@@ -192,6 +192,9 @@ class Roost:
             "store": "sqlite:" + self.db_path,
             "admin_token_file": self.admin_token_file,
             "log_level": "info",
+            # Most scenarios register backends where nothing listens:
+            # probes are for the scenarios that ask for them.
+            "probe_interval": "0",
         }
         if lookup_token:
             s["lookup_token_file"] = self.lookup_token_file

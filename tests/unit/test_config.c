@@ -715,7 +715,8 @@ test_example_and_manual(void **state)
 {
 	static const char *names[] = {
 		"listen", "store", "admin_token_file", "lookup_token_file",
-		"lookup_open", "user_expire", "username_format",
+		"lookup_open", "user_expire", "probe_interval", "probe_timeout",
+		"probe_rise", "probe_fall", "username_format",
 		"master_user_separator", "log_level", "max_connections",
 		"request_timeout",
 	};

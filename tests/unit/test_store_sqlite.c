@@ -445,6 +445,7 @@ test_backend_tls_and_migration(void **state)
 
 	/* Make it a version 1 database again, as an older roostd left it. */
 	raw_sql(f, "ALTER TABLE backends DROP COLUMN tls;"
+	    "DROP TABLE backend_health;"
 	    "UPDATE meta SET value = '1' WHERE key = 'schema_version'");
 	st = open_ok(f);
 	assert_int_equal(st->ops->backend_load(st, collect_backend, &bc), 0);

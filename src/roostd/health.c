@@ -1,0 +1,393 @@
+/*
+ * health.c: the health engine.  A round probes every service a backend
+ * serves (each port that is not 0) at once; the round passes when every
+ * probe does.  Rounds become verdicts through rise/fall counts
+ * (health_apply), and a verdict that changes is logged once, written to
+ * the store and applied to routing: a failed backend is handed out like a
+ * down one, not at all, and its users fail over at their next login.
+ *
+ * When every backend that is not down has failed, the likelier story is
+ * that roostd lost its own network, not that every mail server died at
+ * once: routing then stays with the last healthy set and an alarm is
+ * logged, since sending every user elsewhere would be a mass move to
+ * nowhere.
+ */
+#include <event2/dns.h>
+#include <event2/event.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "health.h"
+#include "log.h"
+#include "probe.h"
+#include "roostd.h"
+#include "util.h"
+#include "xmalloc.h"
+
+struct health_slot;
+
+/* The callback argument of one probe: which slot, which service. */
+struct health_check {
+	struct health_slot	*hs;
+	enum proto		 proto;
+};
+
+struct health_slot {
+	struct roost		*rs;
+	long			 slot;
+	struct health_count	 count;
+	struct probe		*probes[PROTO_COUNT];
+	struct health_check	 checks[PROTO_COUNT];
+	unsigned		 pending;	/* probes of this round still out */
+	int			 round_ok;
+	unsigned		 round_ms;
+	char			 round_err[BACKEND_ERROR_MAX + 1];
+	int			 dirty;		/* verdict not yet in the store */
+};
+
+struct health {
+	struct event		*tick;
+	struct evdns_base	*dns;
+	struct health_slot	**slots;
+	size_t			 nslots;
+	int			 suspect;	/* everything failed: alarm raised */
+	long long		 interval;	/* as the tick is armed now */
+};
+
+int
+health_apply(struct health_count *hc, int ok, unsigned rise, unsigned fall)
+{
+	enum health_state old = hc->state;
+
+	if (ok) {
+		hc->fail_run = 0;
+		hc->ok_run++;
+		if (hc->state == HEALTH_FAILING ||
+		    (hc->state == HEALTH_FAILED && hc->ok_run >= rise))
+			hc->state = HEALTH_OK;
+	} else {
+		hc->ok_run = 0;
+		hc->fail_run++;
+		if (hc->state != HEALTH_FAILED)
+			hc->state = hc->fail_run >= fall ? HEALTH_FAILED :
+			    HEALTH_FAILING;
+	}
+	return hc->state != old;
+}
+
+static struct health_slot *
+slot_get(struct roost *rs, long slot)
+{
+	struct health *h = rs->health;
+	struct health_slot *hs;
+
+	if ((size_t)slot >= h->nslots) {
+		h->slots = xreallocarray(h->slots, (size_t)slot + 1,
+		    sizeof(*h->slots));
+		memset(h->slots + h->nslots, 0,
+		    ((size_t)slot + 1 - h->nslots) * sizeof(*h->slots));
+		h->nslots = (size_t)slot + 1;
+	}
+	if ((hs = h->slots[slot]) == NULL) {
+		hs = h->slots[slot] = xcalloc(1, sizeof(*hs));
+		hs->rs = rs;
+		hs->slot = slot;
+	}
+	return hs;
+}
+
+static void
+slot_cancel(struct health_slot *hs)
+{
+	int i;
+
+	for (i = 0; i < PROTO_COUNT; i++) {
+		probe_cancel(hs->probes[i]);
+		hs->probes[i] = NULL;
+	}
+	hs->pending = 0;
+}
+
+void
+health_slot_reset(struct roost *rs, long slot)
+{
+	struct health *h = rs->health;
+
+	if (h == NULL || (size_t)slot >= h->nslots || h->slots[slot] == NULL)
+		return;
+	slot_cancel(h->slots[slot]);
+	free(h->slots[slot]);
+	h->slots[slot] = NULL;
+}
+
+/*
+ * Which backends are handed out.  Normally every one whose verdict is not
+ * failed; when that leaves none of the backends that are not down, keep
+ * the set as it was (or, with no set at all, all of them) and say why.
+ */
+static void
+health_route(struct roost *rs)
+{
+	struct health *h = rs->health;
+	struct backend *b;
+	size_t i, live = 0, healthy = 0, routed = 0;
+
+	for (i = 0; i < rs->nslots; i++) {
+		if ((b = rs->backends[i]) == NULL || b->state == BACKEND_DOWN)
+			continue;
+		live++;
+		if (b->health != HEALTH_FAILED)
+			healthy++;
+		if (!b->failed)
+			routed++;
+	}
+	if (live > 0 && healthy == 0) {
+		if (!h->suspect)
+			log_warnx("ALARM: every backend failed its probes at "
+			    "once; suspecting roostd's own network, so routing "
+			    "stays with the last healthy set");
+		h->suspect = 1;
+		if (routed > 0)
+			return;
+		for (i = 0; i < rs->nslots; i++)
+			if ((b = rs->backends[i]) != NULL)
+				b->failed = 0;
+		return;
+	}
+	if (h->suspect)
+		log_info("backends pass their probes again: alarm cleared");
+	h->suspect = 0;
+	for (i = 0; i < rs->nslots; i++)
+		if ((b = rs->backends[i]) != NULL)
+			b->failed = b->health == HEALTH_FAILED;
+}
+
+/* Write a changed verdict; a busy store is tried again next round. */
+static void
+health_store(struct health_slot *hs, const struct backend *b)
+{
+	struct store *st = hs->rs->store;
+	struct store_health sh;
+
+	memset(&sh, 0, sizeof(sh));
+	sh.backend = b->name;
+	sh.state = health_state_name(b->health);
+	sh.since = b->health_since;
+	sh.error = b->health_error;
+	sh.latency_ms = b->health_latency_ms;
+	sh.checked = b->health_checked;
+	if (st->ops->health_put(st, &sh) == -1) {
+		log_debug("backend %s: keeping the health verdict: %s",
+		    b->name, store_error(st));
+		hs->dirty = 1;
+		return;
+	}
+	hs->dirty = 0;
+}
+
+static void
+round_done(struct health_slot *hs)
+{
+	struct roost *rs = hs->rs;
+	struct backend *b = rs->backends[hs->slot];
+	enum health_state old;
+
+	if (b == NULL)
+		return;
+	old = b->health;
+	b->health_checked = now_sec();
+	if (hs->round_ok)
+		b->health_latency_ms = hs->round_ms;
+	else
+		snprintf(b->health_error, sizeof(b->health_error), "%s",
+		    hs->round_err);
+	if (!health_apply(&hs->count, hs->round_ok,
+	    (unsigned)rs->conf->probe_rise, (unsigned)rs->conf->probe_fall)) {
+		if (hs->dirty)
+			health_store(hs, b);
+		return;
+	}
+	b->health = hs->count.state;
+	b->health_since = b->health_checked;
+	if (b->health == HEALTH_OK)
+		log_info("backend %s: health %s -> ok (%u ms)", b->name,
+		    health_state_name(old), hs->round_ms);
+	else
+		log_warnx("backend %s: health %s -> %s (%s)", b->name,
+		    health_state_name(old), health_state_name(b->health),
+		    b->health_error);
+	health_store(hs, b);
+	health_route(rs);
+}
+
+static void
+check_done(void *arg, int ok, const char *err, unsigned ms)
+{
+	struct health_check *hc = arg;
+	struct health_slot *hs = hc->hs;
+
+	hs->probes[hc->proto] = NULL;
+	if (!ok && hs->round_ok) {
+		hs->round_ok = 0;
+		snprintf(hs->round_err, sizeof(hs->round_err), "%s: %s",
+		    proto_names[hc->proto], err);
+	}
+	if (ms > hs->round_ms)
+		hs->round_ms = ms;
+	if (--hs->pending == 0)
+		round_done(hs);
+}
+
+static void
+round_start(struct roost *rs, long slot)
+{
+	const struct backend *b = rs->backends[slot];
+	struct health_slot *hs = slot_get(rs, slot);
+	struct probe_spec spec;
+	int i;
+
+	if (hs->pending > 0)	/* the last round is still out */
+		return;
+	hs->round_ok = 1;
+	hs->round_ms = 0;
+	hs->round_err[0] = '\0';
+	memset(&spec, 0, sizeof(spec));
+	spec.host = b->hostip[0] != '\0' ? b->hostip : b->host;
+	spec.timeout_ms = (unsigned)rs->conf->probe_timeout * 1000;
+	/* Count first: a probe never calls back from inside its start. */
+	for (i = 0; i < PROTO_COUNT; i++)
+		if (i != PROTO_DOVEADM && b->ports[i] != 0)
+			hs->pending++;
+	for (i = 0; i < PROTO_COUNT; i++) {
+		if (i == PROTO_DOVEADM || b->ports[i] == 0)
+			continue;
+		spec.port = b->ports[i];
+		spec.proto = (enum proto)i;
+		hs->checks[i].hs = hs;
+		hs->checks[i].proto = (enum proto)i;
+		hs->probes[i] = probe_banner_start(rs->base, rs->health->dns,
+		    &spec, check_done, &hs->checks[i]);
+	}
+}
+
+static void
+health_tick(evutil_socket_t fd, short what, void *arg)
+{
+	struct roost *rs = arg;
+	size_t i;
+
+	(void)fd;
+	(void)what;
+	for (i = 0; i < rs->nslots; i++)
+		if (rs->backends[i] != NULL)
+			round_start(rs, (long)i);
+}
+
+static void
+health_arm(struct roost *rs)
+{
+	struct health *h = rs->health;
+	struct timeval tv;
+
+	evtimer_del(h->tick);
+	h->interval = rs->conf->probe_interval;
+	if (h->interval <= 0) {
+		log_info("probes off (probe_interval = 0)");
+		return;
+	}
+	tv.tv_sec = (time_t)h->interval;
+	tv.tv_usec = 0;
+	event_add(h->tick, &tv);
+}
+
+int
+health_init(struct roost *rs)
+{
+	struct health *h;
+
+	h = xcalloc(1, sizeof(*h));
+	rs->health = h;
+	/* Resolve backends named by host only; no search domains to guess. */
+	if ((h->dns = evdns_base_new(rs->base,
+	    EVDNS_BASE_INITIALIZE_NAMESERVERS)) == NULL)
+		log_warnx("health: no DNS resolver; backends without hostip "
+		    "cannot be probed");
+	if ((h->tick = event_new(rs->base, -1, EV_PERSIST, health_tick,
+	    rs)) == NULL)
+		goto fail;
+	health_arm(rs);
+	return 0;
+fail:
+	health_free(rs);
+	return -1;
+}
+
+void
+health_reconfigure(struct roost *rs)
+{
+	if (rs->health != NULL && rs->health->interval != rs->conf->probe_interval)
+		health_arm(rs);
+}
+
+void
+health_free(struct roost *rs)
+{
+	struct health *h = rs->health;
+	size_t i;
+
+	if (h == NULL)
+		return;
+	for (i = 0; i < h->nslots; i++)
+		if (h->slots[i] != NULL) {
+			slot_cancel(h->slots[i]);
+			free(h->slots[i]);
+		}
+	free(h->slots);
+	if (h->tick != NULL)
+		event_free(h->tick);
+	if (h->dns != NULL)
+		evdns_base_free(h->dns, 0);
+	free(h);
+	rs->health = NULL;
+}
+
+static int
+load_verdict(const struct store_health *sh, void *arg)
+{
+	struct roost *rs = arg;
+	struct health_slot *hs;
+	struct backend *b;
+	enum health_state state;
+	long slot;
+
+	if ((slot = state_backend_find(rs, sh->backend)) == -1)
+		return 0;
+	if (health_state_parse(sh->state, &state) == -1) {
+		log_warnx("store: backend %s: unknown health '%s'; ignored",
+		    sh->backend, sh->state);
+		return 0;
+	}
+	b = rs->backends[slot];
+	b->health = state;
+	b->health_since = sh->since;
+	b->health_checked = sh->checked;
+	b->health_latency_ms = sh->latency_ms < 0 ? 0 :
+	    (unsigned)sh->latency_ms;
+	snprintf(b->health_error, sizeof(b->health_error), "%s", sh->error);
+	hs = slot_get(rs, slot);
+	hs->count.state = state;
+	return 0;
+}
+
+int
+health_load(struct roost *rs)
+{
+	if (rs->store->ops->health_load(rs->store, load_verdict, rs) == -1) {
+		log_warnx("loading health verdicts: %s", store_error(rs->store));
+		return -1;
+	}
+	health_route(rs);
+	return 0;
+}
