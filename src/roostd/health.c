@@ -6,6 +6,9 @@
  * the store and applied to routing: a failed backend is handed out like a
  * down one, not at all, and its users fail over at their next login.
  *
+ * A backend with tls = yes is probed over TLS (the certificate is the
+ * proxy's to check).
+ *
  * When every backend that is not down has failed, the likelier story is
  * that roostd lost its own network, not that every mail server died at
  * once: routing then stays with the last healthy set and an alarm is
@@ -18,6 +21,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <openssl/ssl.h>
 
 #include "health.h"
 #include "log.h"
@@ -50,6 +55,7 @@ struct health_slot {
 struct health {
 	struct event		*tick;
 	struct evdns_base	*dns;
+	SSL_CTX			*tls;		/* for backends with tls = yes */
 	struct health_slot	**slots;
 	size_t			 nslots;
 	int			 suspect;	/* everything failed: alarm raised */
@@ -256,6 +262,7 @@ round_start(struct roost *rs, long slot)
 	memset(&spec, 0, sizeof(spec));
 	spec.host = b->hostip[0] != '\0' ? b->hostip : b->host;
 	spec.timeout_ms = (unsigned)rs->conf->probe_timeout * 1000;
+	spec.tls = b->tls == BACKEND_TLS_YES ? rs->health->tls : NULL;
 	/* Count first: a probe never calls back from inside its start. */
 	for (i = 0; i < PROTO_COUNT; i++)
 		if (i != PROTO_DOVEADM && b->ports[i] != 0)
@@ -317,6 +324,9 @@ health_init(struct roost *rs)
 	if ((h->tick = event_new(rs->base, -1, EV_PERSIST, health_tick,
 	    rs)) == NULL)
 		goto fail;
+	if ((h->tls = SSL_CTX_new(TLS_client_method())) == NULL)
+		goto fail;
+	SSL_CTX_set_verify(h->tls, SSL_VERIFY_NONE, NULL);
 	health_arm(rs);
 	return 0;
 fail:
@@ -349,6 +359,8 @@ health_free(struct roost *rs)
 		event_free(h->tick);
 	if (h->dns != NULL)
 		evdns_base_free(h->dns, 0);
+	if (h->tls != NULL)
+		SSL_CTX_free(h->tls);
 	free(h);
 	rs->health = NULL;
 }

@@ -26,6 +26,8 @@ struct probe_spec {
 	const char	*login_user;	/* IMAP only: LOGIN, then LOGOUT */
 	const char	*login_pass;
 	unsigned	 timeout_ms;	/* the whole dialogue */
+	void		*tls;		/* an SSL_CTX: TLS from the first byte
+					 * (imaps, pop3s); NULL: plain */
 };
 
 /*

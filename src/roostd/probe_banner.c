@@ -8,6 +8,7 @@
  */
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/dns.h>
 #include <event2/event.h>
 #include <event2/util.h>
@@ -18,7 +19,11 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
 #include "log.h"
+#include "backend.h"
 #include "probe.h"
 #include "util.h"
 #include "xmalloc.h"
@@ -29,7 +34,8 @@
 enum step {
 	STEP_GREETING,		/* waiting for the greeting */
 	STEP_REPLY,		/* waiting for the answer to LHLO/EHLO/LOGIN */
-	STEP_CLOSING		/* goodbye sent; done once it is written */
+	STEP_CLOSING		/* goodbye sent; done when the server closes
+				 * (so that TLS, too, delivers the goodbye) */
 };
 
 struct probe {
@@ -39,6 +45,8 @@ struct probe {
 	enum step		 step;
 	char			*user;
 	char			*pass;
+	SSL_CTX			*tls;		/* TLS once connected; NULL: plain */
+	char			*sni;		/* server name for TLS, if a name */
 	char			 err[160];	/* set before an early failure */
 	uint64_t		 t0;
 	probe_done_cb		 cb;
@@ -53,6 +61,7 @@ probe_destroy(struct probe *p)
 	if (p->deadline != NULL)
 		event_free(p->deadline);
 	free(p->user);
+	free(p->sni);
 	if (p->pass != NULL) {
 		explicit_bzero(p->pass, strlen(p->pass));
 		free(p->pass);
@@ -225,32 +234,64 @@ probe_read_cb(struct bufferevent *bev, void *arg)
 		probe_finish(p, 0, "a line longer than 8 KiB");
 }
 
-static void
-probe_write_cb(struct bufferevent *bev, void *arg)
-{
-	struct probe *p = arg;
 
-	(void)bev;
-	/* The goodbye is on the wire: the service answered all we asked. */
-	if (p->step == STEP_CLOSING)
-		probe_finish(p, 1, NULL);
+static void	probe_event_cb(struct bufferevent *, short, void *);
+
+/*
+ * TCP is up: run TLS over it.  The certificate is not checked here: the
+ * proxy checks it on every login; the probe asks whether the service
+ * answers behind its TLS.
+ */
+static void
+probe_start_tls(struct probe *p)
+{
+	struct bufferevent *tls;
+	SSL *ssl;
+
+	if ((ssl = SSL_new(p->tls)) == NULL)
+		fatalx("probe: SSL_new failed");
+	if (p->sni != NULL)
+		SSL_set_tlsext_host_name(ssl, p->sni);
+	tls = bufferevent_openssl_filter_new(bufferevent_get_base(p->bev),
+	    p->bev, ssl, BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE);
+	if (tls == NULL)
+		fatalx("probe: no TLS bufferevent");
+	/* Servers often close without a TLS close_notify after a goodbye. */
+	bufferevent_openssl_set_allow_dirty_shutdown(tls, 1);
+	p->bev = tls;
+	bufferevent_setcb(tls, probe_read_cb, NULL, probe_event_cb,
+	    p);
+	bufferevent_enable(tls, EV_READ | EV_WRITE);
 }
 
 static void
 probe_event_cb(struct bufferevent *bev, short what, void *arg)
 {
 	struct probe *p = arg;
-	char msg[160];
+	char msg[160], ebuf[120];
+	unsigned long ossl;
 	int dnserr, err;
 
-	if (what & BEV_EVENT_CONNECTED)
-		return;
-	if (what & BEV_EVENT_EOF) {
-		probe_finish(p, p->step == STEP_CLOSING,
-		    "connection closed before the dialogue ended");
+	if (what & BEV_EVENT_CONNECTED) {
+		if (p->tls != NULL && bufferevent_get_underlying(bev) == NULL)
+			probe_start_tls(p);
 		return;
 	}
-	if ((dnserr = bufferevent_socket_get_dns_error(bev)) != 0)
+	/* After our goodbye, any close is the server's answer to it. */
+	if (p->step == STEP_CLOSING) {
+		probe_finish(p, 1, NULL);
+		return;
+	}
+	if (what & BEV_EVENT_EOF) {
+		probe_finish(p, 0, "connection closed before the dialogue ended");
+		return;
+	}
+	if (bufferevent_get_underlying(bev) != NULL &&
+	    (ossl = bufferevent_get_openssl_error(bev)) != 0) {
+		ERR_error_string_n(ossl, ebuf, sizeof(ebuf));
+		snprintf(msg, sizeof(msg), "TLS: %s", ebuf);
+	} else if (bufferevent_get_underlying(bev) == NULL &&
+	    (dnserr = bufferevent_socket_get_dns_error(bev)) != 0)
 		snprintf(msg, sizeof(msg), "resolving: %s",
 		    evutil_gai_strerror(dnserr));
 	else if ((err = EVUTIL_SOCKET_ERROR()) != 0)
@@ -267,7 +308,12 @@ probe_deadline_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	probe_finish(p, 0, p->err[0] != '\0' ? p->err : "timed out");
+	/* A service that answered everything but then lingers on our
+	 * goodbye has still passed. */
+	if (p->step == STEP_CLOSING)
+		probe_finish(p, 1, NULL);
+	else
+		probe_finish(p, 0, p->err[0] != '\0' ? p->err : "timed out");
 }
 
 struct probe *
@@ -287,11 +333,14 @@ probe_banner_start(struct event_base *base, struct evdns_base *dns,
 		p->user = xstrdup(spec->login_user);
 		p->pass = xstrdup(spec->login_pass);
 	}
+	p->tls = spec->tls;
+	if (p->tls != NULL && !is_ip_literal(spec->host))
+		p->sni = xstrdup(spec->host);
 	if ((p->deadline = evtimer_new(base, probe_deadline_cb, p)) == NULL ||
 	    (p->bev = bufferevent_socket_new(base, -1,
 	    BEV_OPT_CLOSE_ON_FREE)) == NULL)
 		fatalx("probe: out of event resources");
-	bufferevent_setcb(p->bev, probe_read_cb, probe_write_cb,
+	bufferevent_setcb(p->bev, probe_read_cb, NULL,
 	    probe_event_cb, p);
 	tv.tv_sec = spec->timeout_ms / 1000;
 	tv.tv_usec = (spec->timeout_ms % 1000) * 1000;

@@ -2,7 +2,10 @@
 LMTP, Submission or ManageSieve greeting dialogue whose behaviour a test
 switches at run time ("ok", "bye", "silent", "refuse")."""
 
+import os
 import socket
+import ssl
+import subprocess
 import threading
 import time
 
@@ -23,9 +26,11 @@ BYE = {
 
 
 class FakeService:
-    def __init__(self, addr, proto, port=0, mode="ok"):
+    def __init__(self, addr, proto, port=0, mode="ok", tls=None):
+        """tls: an ssl.SSLContext for TLS from the first byte (imaps)."""
         self.addr, self.port, self.proto = addr, port, proto
         self.mode = mode
+        self.tls = tls
         self.sessions = 0
         self.lines = []		# what clients sent
         self._lsock = None
@@ -36,7 +41,16 @@ class FakeService:
     def _open(self):
         s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        s.bind((self.addr, self.port))
+        # A listener just closed stays bound while a thread still sits in
+        # its accept (at most 0.1 s): try again for a moment.
+        for _ in range(40):
+            try:
+                s.bind((self.addr, self.port))
+                break
+            except OSError:
+                time.sleep(0.05)
+        else:
+            s.bind((self.addr, self.port))
         self.port = s.getsockname()[1]
         s.listen(64)
         s.settimeout(0.1)
@@ -73,6 +87,8 @@ class FakeService:
         self.sessions += 1
         c.settimeout(5)
         try:
+            if self.tls is not None:
+                c = self.tls.wrap_socket(c, server_side=True)
             if self.mode == "silent":
                 time.sleep(5)
                 return
@@ -115,3 +131,16 @@ class FakeService:
             return False
         c.sendall(b"+OK bye\r\n" if self.proto == "pop3" else b'OK "bye"\r\n')
         return False
+
+
+def server_tls(tmpdir):
+    """A server SSLContext with a throw-away self-signed certificate."""
+    key = os.path.join(tmpdir, "fake.key")
+    crt = os.path.join(tmpdir, "fake.crt")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048",
+                    "-nodes", "-keyout", key, "-out", crt, "-days", "1",
+                    "-subj", "/CN=fake.roost.test"], check=True,
+                   capture_output=True)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(crt, key)
+    return ctx

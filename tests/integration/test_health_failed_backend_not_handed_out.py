@@ -4,14 +4,14 @@ failing, then failed after probe_fall rounds, and logged once per change;
 its users get another backend of their pool at their next lookup and stay
 there when it recovers (after probe_rise rounds); when every backend fails
 at once roostd raises an alarm and keeps routing to the last healthy set;
-verdicts survive kill -9."""
+a backend with tls = yes is probed over TLS; verdicts survive kill -9."""
 
 import re
 import time
 
 import roosttest as rt
 from roosttest import check, eq
-from fakemail import FakeService
+from fakemail import FakeService, server_tls
 
 
 def wait_health(r, name, state, seconds):
@@ -97,6 +97,25 @@ def main(t):
     eq(r.backend("b2")["health"]["state"], "failed", "b2 failed after restart")
     check("b2" not in {r.lookup_ok("restart%d" % i)["backend"]
                        for i in range(20)}, "no new user on b2 after restart")
+
+    # tls = yes: probed over TLS; a plain service behind it fails.
+    imaps = FakeService("127.0.0.13", "imap", tls=server_tls(t.base))
+    r.add_backend("b3", "127.0.0.13", tls="yes", ports={
+        "imap": imaps.port, "pop3": 0, "lmtp": 0, "submission": 0,
+        "sieve": 0})
+    for _ in range(50):
+        if r.backend("b3")["health"]["checked"] is not None:
+            break
+        time.sleep(0.1)
+    eq(r.backend("b3")["health"]["state"], "ok", "b3 answers over TLS")
+    check(any("LOGOUT" in l for l in imaps.lines),
+          "the probe spoke IMAP inside TLS: %r" % imaps.lines)
+    imaps.close()
+    plain = FakeService("127.0.0.13", "imap", port=imaps.port)
+    h, _ = wait_health(r, "b3", "failed", 8)
+    check("imap" in h["error"], "plain service behind tls = yes: %r" %
+          h["error"])
+    plain.close()
 
     # One log line per change, not per round.
     changes = re.findall(r"backend b1: health (\w+) -> (\w+)", r.log())
