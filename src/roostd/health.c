@@ -4,7 +4,9 @@
  * probe does.  Rounds become verdicts through rise/fall counts
  * (health_apply), and a verdict that changes is logged once, written to
  * the store and applied to routing: a failed backend is handed out like a
- * down one, not at all, and its users fail over at their next login.
+ * down one, not at all, and its users fail over at their next login.  A
+ * backend that has begun to fail is asked again at a quarter of the
+ * interval, so a dead one is failed about one interval after it died.
  *
  * A backend with tls = yes is probed over TLS (the certificate is the
  * proxy's to check).
@@ -31,6 +33,9 @@
 #include "util.h"
 #include "xmalloc.h"
 
+#define HEALTH_TICK_MS		100	/* granularity of the due times */
+#define HEALTH_FAST_DIV		4	/* a failing backend: interval / 4 */
+
 struct health_slot;
 
 /* The callback argument of one probe: which slot, which service. */
@@ -46,6 +51,7 @@ struct health_slot {
 	struct probe		*probes[PROTO_COUNT];
 	struct health_check	 checks[PROTO_COUNT];
 	unsigned		 pending;	/* probes of this round still out */
+	uint64_t		 due;		/* monotonic ms of the next round */
 	int			 round_ok;
 	unsigned		 round_ms;
 	char			 round_err[BACKEND_ERROR_MAX + 1];
@@ -254,8 +260,13 @@ round_start(struct roost *rs, long slot)
 	struct probe_spec spec;
 	int i;
 
-	if (hs->pending > 0)	/* the last round is still out */
+	if (hs->pending > 0 || now_msec_mono() < hs->due)
 		return;
+	/* A backend that just failed a round is asked again sooner, so that
+	 * probe_fall rounds take about one interval, not probe_fall. */
+	hs->due = now_msec_mono() + (uint64_t)rs->conf->probe_interval *
+	    (hs->count.fail_run > 0 && hs->count.state != HEALTH_FAILED ?
+	    1000 / HEALTH_FAST_DIV : 1000);
 	hs->round_ok = 1;
 	hs->round_ms = 0;
 	hs->round_err[0] = '\0';
@@ -304,8 +315,10 @@ health_arm(struct roost *rs)
 		log_info("probes off (probe_interval = 0)");
 		return;
 	}
-	tv.tv_sec = (time_t)h->interval;
-	tv.tv_usec = 0;
+	/* The tick is finer than the interval: each slot keeps its own due
+	 * time, and a failing one is due sooner. */
+	tv.tv_sec = 0;
+	tv.tv_usec = HEALTH_TICK_MS * 1000;
 	event_add(h->tick, &tv);
 }
 
