@@ -1,7 +1,8 @@
 /*
  * health.c: the health engine.  A round probes every service a backend
- * serves (each port that is not 0) at once; the round passes when every
- * probe does.  Rounds become verdicts through rise/fall counts
+ * serves (each port that is not 0, and the doveadm HTTP API when the
+ * backend has a doveadm URL) at once; the round passes when every probe
+ * does.  Rounds become verdicts through rise/fall counts
  * (health_apply), and a verdict that changes is logged once, written to
  * the store and applied to routing: a failed backend is handed out like a
  * down one, not at all, and its users fail over at their next login.  A
@@ -49,6 +50,7 @@ struct health_slot {
 	long			 slot;
 	struct health_count	 count;
 	struct probe		*probes[PROTO_COUNT];
+	struct probe_doveadm	*dprobe;	/* the doveadm API, if a URL */
 	struct health_check	 checks[PROTO_COUNT];
 	unsigned		 pending;	/* probes of this round still out */
 	uint64_t		 due;		/* monotonic ms of the next round */
@@ -119,6 +121,8 @@ slot_cancel(struct health_slot *hs)
 		probe_cancel(hs->probes[i]);
 		hs->probes[i] = NULL;
 	}
+	probe_doveadm_cancel(hs->dprobe);
+	hs->dprobe = NULL;
 	hs->pending = 0;
 }
 
@@ -253,6 +257,15 @@ check_done(void *arg, int ok, const char *err, unsigned ms)
 }
 
 static void
+dcheck_done(void *arg, int ok, const char *err, unsigned ms)
+{
+	struct health_check *hc = arg;
+
+	hc->hs->dprobe = NULL;
+	check_done(arg, ok, err, ms);
+}
+
+static void
 round_start(struct roost *rs, long slot)
 {
 	const struct backend *b = rs->backends[slot];
@@ -278,6 +291,10 @@ round_start(struct roost *rs, long slot)
 	for (i = 0; i < PROTO_COUNT; i++)
 		if (i != PROTO_DOVEADM && b->ports[i] != 0)
 			hs->pending++;
+	/* The doveadm service is asked through its HTTP API, with the key
+	 * that moves and syncs will use. */
+	if (b->doveadm_url != NULL && rs->doveadm != NULL)
+		hs->pending++;
 	for (i = 0; i < PROTO_COUNT; i++) {
 		if (i == PROTO_DOVEADM || b->ports[i] == 0)
 			continue;
@@ -287,6 +304,13 @@ round_start(struct roost *rs, long slot)
 		hs->checks[i].proto = (enum proto)i;
 		hs->probes[i] = probe_banner_start(rs->base, rs->health->dns,
 		    &spec, check_done, &hs->checks[i]);
+	}
+	if (b->doveadm_url != NULL && rs->doveadm != NULL) {
+		hs->checks[PROTO_DOVEADM].hs = hs;
+		hs->checks[PROTO_DOVEADM].proto = PROTO_DOVEADM;
+		hs->dprobe = probe_doveadm_start(rs->doveadm, b->doveadm_url,
+		    b->doveadm_key, spec.timeout_ms, dcheck_done,
+		    &hs->checks[PROTO_DOVEADM]);
 	}
 }
 

@@ -9,6 +9,8 @@
  */
 #include <event2/event.h>
 
+#include <curl/curl.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -20,6 +22,7 @@
 
 #include "api.h"
 #include "config.h"
+#include "doveadm.h"
 #include "health.h"
 #include "log.h"
 #include "lookup.h"
@@ -172,6 +175,10 @@ main(int argc, char *argv[])
 	}
 	log_set_level(rs.conf->log_level);
 	umask(077);
+	/* libcurl's global state is not thread-safe to set up: do it while
+	 * roostd is one thread (curl's resolver starts threads later). */
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+		fatalx("curl_global_init");
 
 	/* Detach before the store is opened: SQLite's file locks belong to
 	 * the process that took them and do not survive a fork, and the
@@ -192,6 +199,7 @@ main(int argc, char *argv[])
 		fatalx("event_base_new");
 	if (lookup_init(&rs) == -1)
 		fatalx("lookup_init");
+	rs.doveadm = doveadm_new(rs.base);
 	if (health_init(&rs) == -1 || health_load(&rs) == -1)
 		fatalx("cannot start the health engine");
 	if (api_start(&rs) == -1)
@@ -220,10 +228,12 @@ main(int argc, char *argv[])
 	event_free(rs.touch_ev);
 	lookup_free(&rs);
 	health_free(&rs);
+	doveadm_free(rs.doveadm);	/* after the probes that use it */
 	event_base_free(rs.base);
 	state_clear(&rs);
 	store_free(rs.store);
 	config_free(rs.conf);
+	curl_global_cleanup();
 	log_info("stopped");
 	return 0;
 }

@@ -13,7 +13,9 @@
 
 struct event_base;
 struct evdns_base;
+struct doveadm;
 struct probe;
+struct probe_doveadm;
 
 /* ok: 1 passed, 0 failed with err (never a secret); ms: time taken. */
 typedef void	(*probe_done_cb)(void *arg, int ok, const char *err,
@@ -39,5 +41,14 @@ struct probe	*probe_banner_start(struct event_base *, struct evdns_base *,
 		    const struct probe_spec *, probe_done_cb, void *arg);
 /* Stop a probe without calling its callback. */
 void		 probe_cancel(struct probe *);
+
+/*
+ * Start a doveadm HTTP API probe: the URL answers and takes the key (a 401
+ * fails it, as does no answer within timeout_ms).  done as above.
+ */
+struct probe_doveadm *probe_doveadm_start(struct doveadm *, const char *url,
+		    const char *api_key, unsigned timeout_ms, probe_done_cb,
+		    void *arg);
+void		 probe_doveadm_cancel(struct probe_doveadm *);
 
 #endif

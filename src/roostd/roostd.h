@@ -25,6 +25,7 @@ struct event;
 struct evhttp;
 struct lookup_batch;
 struct health;
+struct doveadm;
 
 struct roost {
 	struct event_base	*base;
@@ -42,6 +43,7 @@ struct roost {
 	struct evhttp		 *http;
 	struct lookup_batch	 *batch;	/* assignments awaiting commit */
 	struct health		 *health;	/* probes and verdicts */
+	struct doveadm		 *doveadm;	/* every HTTP call to Dovecot */
 	struct event		 *touch_ev;
 	int64_t			  started;
 };
