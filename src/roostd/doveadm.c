@@ -35,6 +35,8 @@
 #define DOVEADM_HOST_CONNS	16
 #define DOVEADM_ERR_MAX		256
 #define DOVEADM_EXIT_NOT_FOUND	68
+/* curl reads a timeout of 0 as none: every call gets a bound. */
+#define DOVEADM_TIMEOUT_DEFAULT	30000
 
 struct doveadm {
 	struct event_base	*base;
@@ -525,7 +527,8 @@ call_start(struct doveadm *dc, const char *url, const char *api_key,
 	curl_easy_setopt(c->easy, CURLOPT_WRITEDATA, c);
 	curl_easy_setopt(c->easy, CURLOPT_ERRORBUFFER, c->curl_err);
 	curl_easy_setopt(c->easy, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(c->easy, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
+	curl_easy_setopt(c->easy, CURLOPT_TIMEOUT_MS, (long)(timeout_ms > 0 ?
+	    timeout_ms : DOVEADM_TIMEOUT_DEFAULT));
 	curl_easy_setopt(c->easy, CURLOPT_FOLLOWLOCATION, 0L);
 	curl_easy_setopt(c->easy, CURLOPT_PROXY, "");
 	curl_easy_setopt(c->easy, CURLOPT_PROTOCOLS_STR, "http,https");

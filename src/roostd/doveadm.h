@@ -66,7 +66,9 @@ void		 doveadm_free(struct doveadm *);
  * params is stolen (NULL: {}).  The callback runs exactly once and always
  * later, from the event loop, never inside this call, unless the call is
  * cancelled first; a URL that is not http(s) or carries user:password@
- * fails that way too.  The handle is valid until the callback returns.
+ * fails that way too.  The handle is valid until the callback starts
+ * (not to be cancelled from its own callback).  timeout_ms bounds the
+ * whole call; 0 means 30 s, never unbounded.
  */
 struct doveadm_call *doveadm_run(struct doveadm *, const char *url,
 		    const char *api_key, const char *command, json_t *params,
