@@ -218,6 +218,23 @@ valid_username(const char *s, size_t len)
 }
 
 int
+valid_http_url(const char *s, size_t max)
+{
+	size_t i, len = strlen(s);
+
+	if (len > max)
+		return 0;
+	if (strncmp(s, "http://", 7) != 0 && strncmp(s, "https://", 8) != 0)
+		return 0;
+	/* No space or control character: the URL goes into request lines
+	 * as it is. */
+	for (i = 0; i < len; i++)
+		if ((unsigned char)s[i] <= 0x20 || s[i] == 0x7f)
+			return 0;
+	return len > 8;
+}
+
+int
 valid_hostname(const char *h)
 {
 	struct in_addr a4;

@@ -34,6 +34,9 @@ int	 valid_utf8(const char *, size_t);
 /* A DNS name (labels of [A-Za-z0-9-_], at most 253 characters) or an IPv4
  * literal; all-digit labels must make a valid IPv4 address. */
 int	 valid_hostname(const char *);
+/* An http:// or https:// URL of at most max bytes, no spaces or control
+ * characters (a doveadm HTTP API address). */
+int	 valid_http_url(const char *, size_t max);
 
 int64_t	 now_sec(void);
 uint64_t now_msec_mono(void);

@@ -74,6 +74,7 @@ enum opt_id {
 	O(OPT_LMTP_PORT) | O(OPT_SUBMISSION_PORT) | O(OPT_SIEVE_PORT) |	\
 	O(OPT_DOVEADM_PORT) | O(OPT_DOVEADM_URL) | O(OPT_DOVEADM_KEY_FILE) | \
 	O(OPT_TLS))
+#define O_PROXY_FIELDS	(O(OPT_DOVEADM_URL) | O(OPT_DOVEADM_KEY_FILE))
 
 /*
  * How each option is spelled and checked.  A numeric option (min <= max) is
@@ -188,6 +189,16 @@ static int	cmd_lookup(struct ctl *, const struct cmd_entry *,
 		    struct args *);
 static int	cmd_audit(struct ctl *, const struct cmd_entry *,
 		    struct args *);
+static int	cmd_proxy_list(struct ctl *, const struct cmd_entry *,
+		    struct args *);
+static int	cmd_proxy_show(struct ctl *, const struct cmd_entry *,
+		    struct args *);
+static int	cmd_proxy_add(struct ctl *, const struct cmd_entry *,
+		    struct args *);
+static int	cmd_proxy_set(struct ctl *, const struct cmd_entry *,
+		    struct args *);
+static int	cmd_proxy_remove(struct ctl *, const struct cmd_entry *,
+		    struct args *);
 
 static const struct cmd_entry cmd_table[] = {
 	{ "status", "", 0, 0, 0, cmd_status, NULL },
@@ -212,6 +223,13 @@ static const struct cmd_entry cmd_table[] = {
 	{ "backend drain", "NAME", 1, 1, 0, cmd_backend_state, "drain" },
 	{ "backend remove", "[--force] NAME", 1, 1, O(OPT_FORCE),
 	  cmd_backend_remove, NULL },
+	{ "proxy list", "", 0, 0, 0, cmd_proxy_list, NULL },
+	{ "proxy show", "NAME", 1, 1, 0, cmd_proxy_show, NULL },
+	{ "proxy add", "NAME --doveadm-url URL --doveadm-key-file F", 1, 1,
+	  O_PROXY_FIELDS, cmd_proxy_add, NULL },
+	{ "proxy set", "NAME [--doveadm-url URL] [--doveadm-key-file F]", 1, 1,
+	  O_PROXY_FIELDS, cmd_proxy_set, NULL },
+	{ "proxy remove", "NAME", 1, 1, 0, cmd_proxy_remove, NULL },
 	{ "user show", "USER [--tag T]", 1, 1, O(OPT_TAG), cmd_user_show,
 	  NULL },
 	{ "user pin", "USER BACKEND", 2, 2, 0, cmd_user_pin, NULL },
@@ -700,7 +718,7 @@ static int
 cmd_status(struct ctl *ctl, const struct cmd_entry *self, struct args *a)
 {
 	json_t *root;
-	char *ver, *store, *users, *started;
+	char *ver, *store, *users, *proxies, *started;
 	int ret;
 
 	(void)self;
@@ -712,12 +730,14 @@ cmd_status(struct ctl *ctl, const struct cmd_entry *self, struct args *a)
 	ver = fmt_value(json_object_get(root, "version"));
 	store = fmt_value(json_object_get(root, "store"));
 	users = fmt_value(json_object_get(root, "users"));
+	proxies = fmt_value(json_object_get(root, "proxies"));
 	started = fmt_time(json_object_get(root, "started"));
-	printf("roostd %s, store %s, %s users, started %s\n\n", ver, store,
-	    users, started);
+	printf("roostd %s, store %s, %s users, %s proxies, started %s\n\n",
+	    ver, store, users, proxies, started);
 	free(ver);
 	free(store);
 	free(users);
+	free(proxies);
 	free(started);
 	ret = print_backends(json_object_get(root, "backends"));
 	json_decref(root);
@@ -846,6 +866,47 @@ body_str(json_t *obj, const char *key, const char *val, const char *what)
 }
 
 /*
+ * The "doveadm" object of a backend or proxy body from --doveadm-url and
+ * --doveadm-key-file, if either is given.  Returns an exit code: an unusable
+ * key file is a local error (2), found before any request.
+ */
+static int
+doveadm_body(const struct args *a, json_t *body)
+{
+	json_t *doveadm, *v;
+	char err[512], *key;
+
+	if (!(a->seen & (O(OPT_DOVEADM_URL) | O(OPT_DOVEADM_KEY_FILE))))
+		return EXIT_OK;
+	doveadm = json_object();
+	if ((a->seen & O(OPT_DOVEADM_URL)) && body_str(doveadm, "url",
+	    a->val[OPT_DOVEADM_URL], "--doveadm-url") == -1)
+		goto fail;
+	if (a->seen & O(OPT_DOVEADM_KEY_FILE)) {
+		if ((key = secret_read(a->val[OPT_DOVEADM_KEY_FILE], err,
+		    sizeof(err))) == NULL) {
+			msg("doveadm key: %s", err);
+			goto fail;
+		}
+		v = json_string(key);
+		explicit_bzero(key, strlen(key));
+		free(key);
+		/* Say which file is wrong, never what is in it. */
+		if (v == NULL) {
+			msg("doveadm key: %s: not valid UTF-8",
+			    a->val[OPT_DOVEADM_KEY_FILE]);
+			goto fail;
+		}
+		json_object_set_new(doveadm, "api_key", v);
+	}
+	json_object_set_new(body, "doveadm", doveadm);
+	return EXIT_OK;
+fail:
+	json_decref(doveadm);
+	return EXIT_USAGE;
+}
+
+/*
  * The body of backend add/set from the options.  Returns an exit code: a bad
  * value or doveadm key file is a local error (2), found before any request.
  */
@@ -862,8 +923,8 @@ backend_body(const struct args *a, json_t *body)
 		{ OPT_STATE, "state" },
 		{ OPT_TLS, "tls" },
 	};
-	json_t *ports = NULL, *doveadm = NULL, *v;
-	char err[512], what[64], *key = NULL;
+	json_t *ports = NULL;
+	char what[64];
 	size_t j;
 	int i;
 
@@ -891,38 +952,11 @@ backend_body(const struct args *a, json_t *body)
 		json_object_set_new(body, "ports", ports);
 		ports = NULL;
 	}
-	if (a->seen & (O(OPT_DOVEADM_URL) | O(OPT_DOVEADM_KEY_FILE)))
-		doveadm = json_object();
-	if ((a->seen & O(OPT_DOVEADM_URL)) && body_str(doveadm, "url",
-	    a->val[OPT_DOVEADM_URL], "--doveadm-url") == -1)
+	if (doveadm_body(a, body) != EXIT_OK)
 		goto fail;
-	if (a->seen & O(OPT_DOVEADM_KEY_FILE)) {
-		if ((key = secret_read(a->val[OPT_DOVEADM_KEY_FILE], err,
-		    sizeof(err))) == NULL) {
-			msg("doveadm key: %s", err);
-			goto fail;
-		}
-		/* Say which file is wrong, never what is in it. */
-		if ((v = json_string(key)) == NULL) {
-			msg("doveadm key: %s: not valid UTF-8",
-			    a->val[OPT_DOVEADM_KEY_FILE]);
-			goto fail;
-		}
-		json_object_set_new(doveadm, "api_key", v);
-		explicit_bzero(key, strlen(key));
-		free(key);
-		key = NULL;
-	}
-	if (doveadm != NULL)
-		json_object_set_new(body, "doveadm", doveadm);
 	return EXIT_OK;
 fail:
-	if (key != NULL) {
-		explicit_bzero(key, strlen(key));
-		free(key);
-	}
 	json_decref(ports);
-	json_decref(doveadm);
 	return EXIT_USAGE;
 }
 
@@ -1058,6 +1092,184 @@ cmd_backend_remove(struct ctl *ctl, const struct cmd_entry *self,
 	ret = changed(ctl, root, "backend %s removed (%" JSON_INTEGER_FORMAT
 	    " users released)", name, json_is_integer(n) ?
 	    json_integer_value(n) : 0);
+	free(name);
+	return ret;
+}
+
+/* Whether a doveadm object has its key, as a word (the key never comes). */
+static char *
+fmt_key_set(json_t *d)
+{
+	return xstrdup(json_is_true(json_object_get(d, "api_key_set")) ?
+	    "set" : "not set");
+}
+
+static char *
+fmt_doveadm_url(json_t *d)
+{
+	return fmt_value(json_object_get(d, "url"));
+}
+
+/* Proxies as NAME URL KEY. */
+static int
+print_proxies(json_t *list)
+{
+	static const struct column cols[] = {
+		{ "NAME", "name", NULL }, { "URL", "doveadm", fmt_doveadm_url },
+		{ "KEY", "doveadm", fmt_key_set },
+	};
+	struct table *t;
+	json_t *p;
+	size_t i;
+
+	if (!json_is_array(list)) {
+		msg("the answer has no list of proxies");
+		return EXIT_CONN;
+	}
+	t = table_new(cols, sizeof(cols) / sizeof(cols[0]));
+	json_array_foreach(list, i, p)
+		table_add(t, p);
+	table_flush(t);
+	table_free(t);
+	return EXIT_OK;
+}
+
+static int
+cmd_proxy_list(struct ctl *ctl, const struct cmd_entry *self, struct args *a)
+{
+	json_t *root;
+	int ret;
+
+	(void)self;
+	(void)a;
+	if ((ret = api_call(ctl, "GET", "/v1/proxies", NULL, &root)) != 0)
+		return ret;
+	if (ctl->json)
+		print_json(root);
+	else
+		ret = print_proxies(json_object_get(root, "proxies"));
+	json_decref(root);
+	return ret;
+}
+
+static int
+cmd_proxy_show(struct ctl *ctl, const struct cmd_entry *self, struct args *a)
+{
+	static const struct column fields[] = {
+		{ "name:", "name", NULL },
+		{ "doveadm url:", "doveadm", fmt_doveadm_url },
+		{ "doveadm key:", "doveadm", fmt_key_set },
+		{ "created:", "created", fmt_time },
+		{ "updated:", "updated", fmt_time },
+	};
+	static const char *known[] = { "name", "doveadm", "created",
+	    "updated" };
+	json_t *root, *v;
+	const char *key;
+	char *name, *path, label[64];
+	size_t i;
+	int ret;
+
+	(void)self;
+	name = url_escape(ctl, a->argv[0]);
+	xasprintf(&path, "/v1/proxies/%s", name);
+	ret = api_call(ctl, "GET", path, NULL, &root);
+	free(path);
+	free(name);
+	if (ret != EXIT_OK)
+		return ret;
+	if (json_shown(ctl, root))
+		return EXIT_OK;
+	print_fields(root, fields, sizeof(fields) / sizeof(fields[0]));
+	/* Fields a newer roostd adds still get shown. */
+	json_object_foreach(root, key, v) {
+		for (i = 0; i < sizeof(known) / sizeof(known[0]); i++)
+			if (strcmp(key, known[i]) == 0)
+				break;
+		if (i < sizeof(known) / sizeof(known[0]))
+			continue;
+		name = safe_str(key);
+		snprintf(label, sizeof(label), "%s:", name);
+		free(name);
+		print_kv(label, fmt_value(v));
+	}
+	json_decref(root);
+	return EXIT_OK;
+}
+
+static int
+cmd_proxy_add(struct ctl *ctl, const struct cmd_entry *self, struct args *a)
+{
+	json_t *body, *root;
+	char *name;
+	int ret;
+
+	if ((a->seen & O_PROXY_FIELDS) != O_PROXY_FIELDS) {
+		msg("proxy add needs --doveadm-url and --doveadm-key-file");
+		cmd_usage(self, stderr);
+		return EXIT_USAGE;
+	}
+	body = json_object();
+	if (body_str(body, "name", a->argv[0], "NAME") == -1)
+		ret = EXIT_USAGE;
+	else if ((ret = doveadm_body(a, body)) == EXIT_OK)
+		ret = api_call(ctl, "POST", "/v1/proxies", body, &root);
+	json_decref(body);
+	if (ret != EXIT_OK)
+		return ret;
+	name = answer_name(root, "name", a->argv[0]);
+	ret = changed(ctl, root, "proxy %s added", name);
+	free(name);
+	return ret;
+}
+
+static int
+cmd_proxy_set(struct ctl *ctl, const struct cmd_entry *self, struct args *a)
+{
+	json_t *body, *root;
+	char *name, *path;
+	int ret;
+
+	if ((a->seen & O_PROXY_FIELDS) == 0) {
+		msg("proxy set: nothing to change");
+		cmd_usage(self, stderr);
+		return EXIT_USAGE;
+	}
+	body = json_object();
+	if ((ret = doveadm_body(a, body)) == EXIT_OK) {
+		name = url_escape(ctl, a->argv[0]);
+		xasprintf(&path, "/v1/proxies/%s", name);
+		ret = api_call(ctl, "PATCH", path, body, &root);
+		free(path);
+		free(name);
+	}
+	json_decref(body);
+	if (ret != EXIT_OK)
+		return ret;
+	name = answer_name(root, "name", a->argv[0]);
+	ret = changed(ctl, root, "proxy %s updated", name);
+	free(name);
+	return ret;
+}
+
+static int
+cmd_proxy_remove(struct ctl *ctl, const struct cmd_entry *self,
+    struct args *a)
+{
+	json_t *root;
+	char *name, *path;
+	int ret;
+
+	(void)self;
+	name = url_escape(ctl, a->argv[0]);
+	xasprintf(&path, "/v1/proxies/%s", name);
+	ret = api_call(ctl, "DELETE", path, NULL, &root);
+	free(path);
+	free(name);
+	if (ret != EXIT_OK)
+		return ret;
+	name = answer_name(root, "deleted", a->argv[0]);
+	ret = changed(ctl, root, "proxy %s removed", name);
 	free(name);
 	return ret;
 }

@@ -66,6 +66,11 @@ static void	h_user_get(struct call *);
 static void	h_user_pin(struct call *);
 static void	h_user_forget(struct call *);
 static void	h_audit(struct call *);
+static void	h_proxies_list(struct call *);
+static void	h_proxies_add(struct call *);
+static void	h_proxy_get(struct call *);
+static void	h_proxy_patch(struct call *);
+static void	h_proxy_delete(struct call *);
 
 static const struct route routes[] = {
 	{ "/v1/lookup",		0, EVHTTP_REQ_GET,    AUTH_LOOKUP, h_lookup,
@@ -94,6 +99,16 @@ static const struct route routes[] = {
 	  { NULL } },
 	{ "/v1/audit",		0, EVHTTP_REQ_GET,    AUTH_ADMIN, h_audit,
 	  { "limit", "before" } },
+	{ "/v1/proxies",	0, EVHTTP_REQ_GET,    AUTH_ADMIN, h_proxies_list,
+	  { NULL } },
+	{ "/v1/proxies",	0, EVHTTP_REQ_POST,   AUTH_ADMIN, h_proxies_add,
+	  { NULL } },
+	{ "/v1/proxies/",	1, EVHTTP_REQ_GET,    AUTH_ADMIN, h_proxy_get,
+	  { NULL } },
+	{ "/v1/proxies/",	1, EVHTTP_REQ_PATCH,  AUTH_ADMIN, h_proxy_patch,
+	  { NULL } },
+	{ "/v1/proxies/",	1, EVHTTP_REQ_DELETE, AUTH_ADMIN, h_proxy_delete,
+	  { NULL } },
 };
 
 static const struct {
@@ -324,11 +339,12 @@ h_status(struct call *c)
 {
 	struct roost *rs = c->rs;
 
-	http_reply_json(c->req, 200, json_pack("{s:s, s:s, s:I, s:I, s:o}",
+	http_reply_json(c->req, 200, json_pack("{s:s, s:s, s:I, s:I, s:o, s:I}",
 	    "version", ROOST_VERSION, "store", rs->store->ops->name,
 	    "users", (json_int_t)umap_count(rs->users),
 	    "started", (json_int_t)rs->started,
-	    "backends", backends_array(rs)));
+	    "backends", backends_array(rs),
+	    "proxies", (json_int_t)rs->nproxies));
 }
 
 static void
@@ -728,6 +744,138 @@ h_audit(struct call *c)
 	http_reply_json(c->req, 200, json_pack("{s:o, s:o}", "entries", ac.arr,
 	    "next_before", ac.rows == (size_t)limit && ac.last > 1 ?
 	    json_integer(ac.last) : json_null()));
+}
+
+static long
+find_proxy_or_404(struct call *c)
+{
+	long idx = state_proxy_find(c->rs, c->arg);
+
+	if (idx == -1)
+		http_reply_error(c->req, 404, "name", "no proxy named %s",
+		    valid_name(c->arg) ? c->arg : "(invalid name)");
+	return idx;
+}
+
+static void
+h_proxies_list(struct call *c)
+{
+	struct roost *rs = c->rs;
+	json_t *arr = json_array();
+	size_t i;
+
+	for (i = 0; i < rs->nproxies; i++)
+		json_array_append_new(arr, proxy_to_json(rs->proxies[i]));
+	http_reply_json(c->req, 200, json_pack("{s:o}", "proxies", arr));
+}
+
+static void
+h_proxies_add(struct call *c)
+{
+	struct roost *rs = c->rs;
+	struct proxy *p = proxy_new("");
+	const char *field;
+	char err[256];
+	json_t *body;
+
+	if ((body = http_body_object(c->req)) == NULL)
+		goto done;
+	if (proxy_apply_json(p, body, 1, &field, err, sizeof(err)) == -1) {
+		http_reply_error(c->req, 400, field, "%s", err);
+		goto done;
+	}
+	if (state_proxy_find(rs, p->name) != -1) {
+		http_reply_error(c->req, 409, "name", "proxy %s exists",
+		    p->name);
+		goto done;
+	}
+	if (rs->nproxies >= ROOST_MAX_PROXIES) {
+		http_reply_error(c->req, 409, "name", "at most %d proxies",
+		    ROOST_MAX_PROXIES);
+		goto done;
+	}
+	p->created = p->updated = now_sec();
+	if (tx_begin(c) == -1)
+		goto done;
+	if (rs->store->ops->proxy_insert(rs->store, p) == -1) {
+		tx_abort(c);
+		goto done;
+	}
+	if (tx_commit(c, "proxy.add", p->name, proxy_to_json(p)) == -1)
+		goto done;
+	http_reply_json(c->req, 201, proxy_to_json(p));
+	state_proxy_insert(rs, p);
+	p = NULL;
+done:
+	proxy_free(p);
+	json_decref(body);
+}
+
+static void
+h_proxy_get(struct call *c)
+{
+	long idx;
+
+	if ((idx = find_proxy_or_404(c)) == -1)
+		return;
+	http_reply_json(c->req, 200, proxy_to_json(c->rs->proxies[idx]));
+}
+
+static void
+h_proxy_patch(struct call *c)
+{
+	struct roost *rs = c->rs;
+	struct proxy *np = NULL;
+	const char *field;
+	char err[256];
+	json_t *body = NULL;
+	long idx;
+
+	if ((idx = find_proxy_or_404(c)) == -1)
+		return;
+	if ((body = http_body_object(c->req)) == NULL)
+		return;
+	np = proxy_dup(rs->proxies[idx]);
+	if (proxy_apply_json(np, body, 0, &field, err, sizeof(err)) == -1) {
+		http_reply_error(c->req, 400, field, "%s", err);
+		goto done;
+	}
+	np->updated = now_sec();
+	if (tx_begin(c) == -1)
+		goto done;
+	if (rs->store->ops->proxy_update(rs->store, np) == -1) {
+		tx_abort(c);
+		goto done;
+	}
+	if (tx_commit(c, "proxy.set", np->name, proxy_to_json(np)) == -1)
+		goto done;
+	proxy_free(rs->proxies[idx]);
+	rs->proxies[idx] = np;
+	np = NULL;
+	http_reply_json(c->req, 200, proxy_to_json(rs->proxies[idx]));
+done:
+	proxy_free(np);
+	json_decref(body);
+}
+
+static void
+h_proxy_delete(struct call *c)
+{
+	struct roost *rs = c->rs;
+	long idx;
+
+	if ((idx = find_proxy_or_404(c)) == -1)
+		return;
+	if (tx_begin(c) == -1)
+		return;
+	if (rs->store->ops->proxy_delete(rs->store, c->arg) == -1) {
+		tx_abort(c);
+		return;
+	}
+	if (tx_commit(c, "proxy.remove", c->arg, NULL) == -1)
+		return;
+	state_proxy_remove(rs, idx);
+	http_reply_json(c->req, 200, json_pack("{s:s}", "deleted", c->arg));
 }
 
 /* --- dispatch ------------------------------------------------------------ */

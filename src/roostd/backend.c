@@ -132,21 +132,6 @@ valid_host(const char *s)
 	return is_ip_literal(s) || valid_hostname(s);
 }
 
-static int
-valid_url(const char *s)
-{
-	size_t i, len = strlen(s);
-
-	if (len > BACKEND_URL_MAX)
-		return 0;
-	if (strncmp(s, "http://", 7) != 0 && strncmp(s, "https://", 8) != 0)
-		return 0;
-	for (i = 0; i < len; i++)
-		if ((unsigned char)s[i] <= 0x20 || s[i] == 0x7f)
-			return 0;
-	return len > 8;
-}
-
 #define FAIL(f, ...) do {					\
 	*field = (f);						\
 	snprintf(err, errlen, __VA_ARGS__);			\
@@ -205,7 +190,7 @@ apply_doveadm(struct backend *nb, const json_t *obj, const char **field,
 		if (strcmp(key, "url") == 0) {
 			if (json_get_string(v, &s) == -1)
 				FAIL("doveadm.url", "must be a string");
-			if (*s != '\0' && !valid_url(s))
+			if (*s != '\0' && !valid_http_url(s, BACKEND_URL_MAX))
 				FAIL("doveadm.url", "must be an http:// or "
 				    "https:// URL of at most %d characters",
 				    BACKEND_URL_MAX);

@@ -1,7 +1,7 @@
 /*
  * roostd.h: the daemon's one context.  Everything the event loop serves
- * hangs off struct roost: the config, the store, the backends and the user
- * map (the in-memory mirror of the store that lookups read).
+ * hangs off struct roost: the config, the store, the backends, the proxies
+ * and the user map (the in-memory mirror of the store that lookups read).
  */
 #ifndef ROOST_ROOSTD_H
 #define ROOST_ROOSTD_H
@@ -11,6 +11,7 @@
 
 #include "backend.h"
 #include "config.h"
+#include "proxy.h"
 #include "store.h"
 #include "umap.h"
 
@@ -19,6 +20,7 @@
 #endif
 
 #define ROOST_MAX_BACKENDS	4096	/* slots are uint16_t in umap entries */
+#define ROOST_MAX_PROXIES	1024	/* far above any site; bounds a kick */
 
 struct event_base;
 struct event;
@@ -39,6 +41,8 @@ struct roost {
 	char			**tags;		/* interned; tags[0] = "" */
 	size_t			  ntags;
 	struct umap		 *users;
+	struct proxy		**proxies;	/* in name order */
+	size_t			  nproxies;
 
 	struct evhttp		 *http;
 	struct lookup_batch	 *batch;	/* assignments awaiting commit */
@@ -65,6 +69,10 @@ void		 state_user_assign(struct roost *, struct umap_entry *,
 		    uint16_t slot);
 void		 state_user_forget(struct roost *, struct umap_entry *);
 size_t		 state_backend_users(const struct roost *, long slot);
+/* Proxies, kept in name order; index or -1. */
+long		 state_proxy_find(const struct roost *, const char *name);
+void		 state_proxy_insert(struct roost *, struct proxy *);
+void		 state_proxy_remove(struct roost *, long idx);
 /* Is an assignment to this slot still usable for a user of this tag? */
 int		 state_backend_usable(const struct roost *, long slot,
 		    const char *tag);

@@ -1,6 +1,6 @@
 /*
- * state.c: the daemon's model of backends and users, and how it is rebuilt
- * from the store at start.  Backends sit in numbered slots so a user entry
+ * state.c: the daemon's model of backends, proxies and users, and how it is
+ * rebuilt from the store at start.  Backends sit in numbered slots so a user entry
  * can name its backend in two bytes; a slot is reused only after every user
  * of the backend that held it is gone.
  */
@@ -135,6 +135,41 @@ state_backend_usable(const struct roost *rs, long slot, const char *tag)
 	    strcmp(b->tag, tag) == 0;
 }
 
+long
+state_proxy_find(const struct roost *rs, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < rs->nproxies; i++)
+		if (strcmp(rs->proxies[i]->name, name) == 0)
+			return (long)i;
+	return -1;
+}
+
+/* Name order here, so every list is sorted without sorting it. */
+void
+state_proxy_insert(struct roost *rs, struct proxy *p)
+{
+	size_t i;
+
+	rs->proxies = xreallocarray(rs->proxies, rs->nproxies + 1,
+	    sizeof(*rs->proxies));
+	for (i = rs->nproxies; i > 0 &&
+	    strcmp(rs->proxies[i - 1]->name, p->name) > 0; i--)
+		rs->proxies[i] = rs->proxies[i - 1];
+	rs->proxies[i] = p;
+	rs->nproxies++;
+}
+
+void
+state_proxy_remove(struct roost *rs, long idx)
+{
+	proxy_free(rs->proxies[idx]);
+	memmove(&rs->proxies[idx], &rs->proxies[idx + 1],
+	    (rs->nproxies - (size_t)idx - 1) * sizeof(*rs->proxies));
+	rs->nproxies--;
+}
+
 static int
 load_backend(const struct backend *b, void *arg)
 {
@@ -145,6 +180,20 @@ load_backend(const struct backend *b, void *arg)
 		    ROOST_MAX_BACKENDS);
 		return -1;
 	}
+	return 0;
+}
+
+static int
+load_proxy(const struct proxy *p, void *arg)
+{
+	struct roost *rs = arg;
+
+	if (rs->nproxies >= ROOST_MAX_PROXIES) {
+		log_warnx("store holds more than %d proxies",
+		    ROOST_MAX_PROXIES);
+		return -1;
+	}
+	state_proxy_insert(rs, proxy_dup(p));
 	return 0;
 }
 
@@ -184,6 +233,10 @@ state_load(struct roost *rs)
 		log_warnx("loading backends: %s", store_error(rs->store));
 		return -1;
 	}
+	if (rs->store->ops->proxy_load(rs->store, load_proxy, rs) == -1) {
+		log_warnx("loading proxies: %s", store_error(rs->store));
+		return -1;
+	}
 	if (rs->store->ops->user_load(rs->store, load_user, rs) == -1) {
 		log_warnx("loading users: %s", store_error(rs->store));
 		return -1;
@@ -203,6 +256,11 @@ state_clear(struct roost *rs)
 	free(rs->slot_users);
 	rs->slot_users = NULL;
 	rs->nslots = 0;
+	for (i = 0; i < rs->nproxies; i++)
+		proxy_free(rs->proxies[i]);
+	free(rs->proxies);
+	rs->proxies = NULL;
+	rs->nproxies = 0;
 	for (i = 0; i < rs->ntags; i++)
 		free(rs->tags[i]);
 	free(rs->tags);

@@ -21,8 +21,9 @@
 #include <stdint.h>
 
 #include "backend.h"
+#include "proxy.h"
 
-#define STORE_SCHEMA_VERSION	3
+#define STORE_SCHEMA_VERSION	4
 
 /* begin() flags */
 #define STORE_TX_ADMIN	0x01	/* an admin change: on stable storage, not
@@ -59,6 +60,7 @@ struct store_health {
 };
 
 typedef int (*store_backend_cb)(const struct backend *, void *);
+typedef int (*store_proxy_cb)(const struct proxy *, void *);
 typedef int (*store_health_cb)(const struct store_health *, void *);
 typedef int (*store_user_cb)(const struct store_user *, void *);
 typedef int (*store_audit_cb)(const struct store_audit *, void *);
@@ -87,6 +89,13 @@ struct store_ops {
 	 * the number of those users. */
 	int	(*backend_delete)(struct store *, const char *name,
 		    int64_t *released);
+
+	/* The registered proxies, in name order.  update and delete fail
+	 * (naming the proxy) when there is none of that name. */
+	int	(*proxy_load)(struct store *, store_proxy_cb, void *);
+	int	(*proxy_insert)(struct store *, const struct proxy *);
+	int	(*proxy_update)(struct store *, const struct proxy *);
+	int	(*proxy_delete)(struct store *, const char *name);
 
 	/* Health verdicts: insert or replace one; load all.  A backend's
 	 * verdict goes when the backend does. */

@@ -1,7 +1,7 @@
 /*
  * store_sqlite.c: the embedded store, one SQLite file in WAL mode.  This is
- * what a single roostd runs on; it keeps backends, user assignments and the
- * audit trail.  Every statement is prepared once at open and only ever gets
+ * what a single roostd runs on; it keeps backends, proxies, user assignments
+ * and the audit trail.  Every statement is prepared once at open and only ever gets
  * bound parameters, so no input is ever part of SQL text.
  *
  * One roostd per file: each roostd keeps the whole map in memory, so two on
@@ -107,6 +107,14 @@ static const char *const migrations[] = {
 	"  latency_ms	INTEGER NOT NULL DEFAULT 0,"
 	"  checked		INTEGER NOT NULL DEFAULT 0"
 	");",
+	/* 3 -> 4: the Dovecot proxies, whose doveadm API kicks go to */
+	"CREATE TABLE proxies ("
+	"  name		TEXT PRIMARY KEY,"
+	"  doveadm_url	TEXT NOT NULL,"
+	"  doveadm_key	TEXT NOT NULL,"
+	"  created		INTEGER NOT NULL,"
+	"  updated		INTEGER NOT NULL"
+	");",
 };
 
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) ==
@@ -121,6 +129,7 @@ _Static_assert(PROTO_IMAP == 0 && PROTO_POP3 == 1 && PROTO_LMTP == 2 &&
 	"port_lmtp, port_submission, port_sieve, port_doveadm, "	\
 	"doveadm_url, doveadm_key, created, updated, tls"
 #define USER_COLS	"user, backend, tag, pinned, since, last_lookup"
+#define PROXY_COLS	"name, doveadm_url, doveadm_key, created, updated"
 
 enum stmt {
 	S_BEGIN,
@@ -148,6 +157,10 @@ enum stmt {
 	S_AUDIT_LIST,
 	S_HEALTH_PUT,
 	S_HEALTH_LOAD,
+	S_PROXY_LOAD,
+	S_PROXY_INSERT,
+	S_PROXY_UPDATE,
+	S_PROXY_DELETE,
 	S_COUNT
 };
 
@@ -200,6 +213,12 @@ static const char *const stmt_sql[S_COUNT] = {
 	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
 	[S_HEALTH_LOAD] = "SELECT backend, state, since, error, latency_ms,"
 	    " checked FROM backend_health ORDER BY backend",
+	[S_PROXY_LOAD] = "SELECT " PROXY_COLS " FROM proxies ORDER BY name",
+	[S_PROXY_INSERT] = "INSERT INTO proxies (" PROXY_COLS ")"
+	    " VALUES (?1, ?2, ?3, ?4, ?5)",
+	[S_PROXY_UPDATE] = "UPDATE proxies SET doveadm_url = ?2,"
+	    " doveadm_key = ?3, created = ?4, updated = ?5 WHERE name = ?1",
+	[S_PROXY_DELETE] = "DELETE FROM proxies WHERE name = ?1",
 };
 
 /*
@@ -1051,6 +1070,111 @@ fail:
 	return -1;
 }
 
+static int
+sqlite_proxy_load(struct store *st, store_proxy_cb cb, void *arg)
+{
+	sqlite3_stmt *s = impl(st)->stmt[S_PROXY_LOAD];
+	struct proxy p;
+	const char *name;
+	int rc;
+
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		memset(&p, 0, sizeof(p));
+		name = col_text(s, 0);
+		if (strlen(name) >= sizeof(p.name)) {
+			store_set_error(st, "proxy: stored name too long");
+			goto fail;
+		}
+		memcpy(p.name, name, strlen(name) + 1);
+		/* Pointers into the row: valid during the callback only. */
+		p.doveadm_url = (char *)col_text(s, 1);
+		p.doveadm_key = (char *)col_text(s, 2);
+		p.created = sqlite3_column_int64(s, 3);
+		p.updated = sqlite3_column_int64(s, 4);
+		if (cb(&p, arg) == -1) {
+			store_set_error(st, "proxy load: stopped by caller");
+			goto fail;
+		}
+	}
+	if (rc != SQLITE_DONE) {
+		sq_fail(st, "proxy load");
+		goto fail;
+	}
+	stmt_done(s);
+	return 0;
+fail:
+	stmt_done(s);
+	return -1;
+}
+
+/* Bind a proxy to the insert or update statement and run it. */
+static int
+proxy_write(struct store *st, enum stmt id, const struct proxy *p,
+    const char *what)
+{
+	sqlite3_stmt *s = impl(st)->stmt[id];
+	int rc = SQLITE_OK;
+
+	if (p->doveadm_url == NULL || p->doveadm_key == NULL) {
+		store_set_error(st, "proxy %s: no doveadm url or key", p->name);
+		return -1;
+	}
+	rc |= bind_text(s, 1, p->name);
+	rc |= bind_text(s, 2, p->doveadm_url);
+	rc |= bind_text(s, 3, p->doveadm_key);
+	rc |= sqlite3_bind_int64(s, 4, p->created);
+	rc |= sqlite3_bind_int64(s, 5, p->updated);
+	if (rc != SQLITE_OK) {
+		sq_fail(st, "bind");
+		stmt_done(s);
+		return -1;
+	}
+	rc = sqlite3_step(s);
+	if (rc != SQLITE_DONE) {
+		if (rc == SQLITE_CONSTRAINT_PRIMARYKEY)
+			store_set_error(st, "proxy %s already exists", p->name);
+		else
+			sq_fail(st, what);
+		stmt_done(s);
+		return -1;
+	}
+	stmt_done(s);
+	return 0;
+}
+
+static int
+sqlite_proxy_insert(struct store *st, const struct proxy *p)
+{
+	return proxy_write(st, S_PROXY_INSERT, p, "proxy insert");
+}
+
+static int
+sqlite_proxy_update(struct store *st, const struct proxy *p)
+{
+	if (proxy_write(st, S_PROXY_UPDATE, p, "proxy update") == -1)
+		return -1;
+	if (sqlite3_changes(impl(st)->db) == 0) {
+		store_set_error(st, "no proxy named %s", p->name);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+sqlite_proxy_delete(struct store *st, const char *name)
+{
+	struct sqlite_store *ss = impl(st);
+
+	bind_text(ss->stmt[S_PROXY_DELETE], 1, name);
+	if (stmt_exec(st, S_PROXY_DELETE, "proxy delete") == -1)
+		return -1;
+	if (sqlite3_changes(ss->db) == 0) {
+		store_set_error(st, "no proxy named %s", name);
+		return -1;
+	}
+	return 0;
+}
+
 static void
 row_user(sqlite3_stmt *s, struct store_user *u)
 {
@@ -1355,4 +1479,8 @@ const struct store_ops store_sqlite_ops = {
 	.audit_list = sqlite_audit_list,
 	.health_put = sqlite_health_put,
 	.health_load = sqlite_health_load,
+	.proxy_load = sqlite_proxy_load,
+	.proxy_insert = sqlite_proxy_insert,
+	.proxy_update = sqlite_proxy_update,
+	.proxy_delete = sqlite_proxy_delete,
 };

@@ -24,6 +24,7 @@
 #include <sqlite3.h>
 
 #include "backend.h"
+#include "proxy.h"
 #include "store.h"
 #include "util.h"
 #include "xmalloc.h"
@@ -446,6 +447,7 @@ test_backend_tls_and_migration(void **state)
 	/* Make it a version 1 database again, as an older roostd left it. */
 	raw_sql(f, "ALTER TABLE backends DROP COLUMN tls;"
 	    "DROP TABLE backend_health;"
+	    "DROP TABLE proxies;"
 	    "UPDATE meta SET value = '1' WHERE key = 'schema_version'");
 	st = open_ok(f);
 	assert_int_equal(st->ops->backend_load(st, collect_backend, &bc), 0);
@@ -464,6 +466,169 @@ test_backend_tls_and_migration(void **state)
 	assert_int_equal(st->ops->backend_load(st, collect_backend, &bc), -1);
 	assert_non_null(strstr(store_error(st), "tls"));
 	bcoll_free(&bc);
+	store_free(st);
+}
+
+/* Collected proxies. */
+struct pcoll {
+	size_t		 n;
+	struct proxy	*p[16];
+};
+
+static int
+collect_proxy(const struct proxy *p, void *arg)
+{
+	struct pcoll *c = arg;
+
+	if (c->n >= 16)
+		return -1;
+	c->p[c->n++] = proxy_dup(p);
+	return 0;
+}
+
+static void
+pcoll_free(struct pcoll *c)
+{
+	size_t i;
+
+	for (i = 0; i < c->n; i++)
+		proxy_free(c->p[i]);
+	c->n = 0;
+}
+
+static struct proxy *
+mkproxy(const char *name, const char *key)
+{
+	struct proxy *p = proxy_new(name);
+
+	xasprintf(&p->doveadm_url, "http://%s.example.com:8080/doveadm/v1",
+	    name);
+	p->doveadm_key = xstrdup(key);
+	p->created = 1700000001;
+	p->updated = 1700000002;
+	return p;
+}
+
+/*
+ * Proxies are stored, loaded in name order, updated and deleted; a
+ * duplicate, an update or delete of an unknown name fail with an error that
+ * names the proxy and never its key; a rolled back insert leaves nothing.
+ */
+static void
+test_proxy_roundtrip(void **state)
+{
+	struct fixture *f = *state;
+	struct store *st;
+	struct proxy *p;
+	struct pcoll pc = { 0 };
+
+	st = open_ok(f);
+	assert_int_equal(st->ops->proxy_load(st, collect_proxy, &pc), 0);
+	assert_int_equal(pc.n, 0);
+
+	p = mkproxy("p2", "proxy-key-2");
+	assert_int_equal(st->ops->proxy_insert(st, p), 0);
+	assert_int_equal(st->ops->proxy_insert(st, p), -1);
+	assert_non_null(strstr(store_error(st), "already exists"));
+	assert_null(strstr(store_error(st), "proxy-key-2"));
+	proxy_free(p);
+	p = mkproxy("p1", "proxy-key-1");
+	assert_int_equal(st->ops->proxy_insert(st, p), 0);
+	proxy_free(p);
+	store_free(st);
+
+	st = open_ok(f);
+	assert_int_equal(st->ops->proxy_load(st, collect_proxy, &pc), 0);
+	assert_int_equal(pc.n, 2);
+	assert_string_equal(pc.p[0]->name, "p1");
+	assert_string_equal(pc.p[1]->name, "p2");
+	assert_string_equal(pc.p[1]->doveadm_url,
+	    "http://p2.example.com:8080/doveadm/v1");
+	assert_string_equal(pc.p[1]->doveadm_key, "proxy-key-2");
+	assert_int_equal(pc.p[1]->created, 1700000001);
+	assert_int_equal(pc.p[1]->updated, 1700000002);
+
+	/* Update: new url and key, created kept as given. */
+	p = proxy_dup(pc.p[1]);
+	pcoll_free(&pc);
+	free(p->doveadm_url);
+	p->doveadm_url = xstrdup("https://other:8443/doveadm/v1");
+	free(p->doveadm_key);
+	p->doveadm_key = xstrdup("proxy-key-new");
+	p->updated = 1700000009;
+	assert_int_equal(st->ops->proxy_update(st, p), 0);
+	snprintf(p->name, sizeof(p->name), "nope");
+	assert_int_equal(st->ops->proxy_update(st, p), -1);
+	assert_non_null(strstr(store_error(st), "nope"));
+	assert_null(strstr(store_error(st), "proxy-key-new"));
+	proxy_free(p);
+	assert_int_equal(st->ops->proxy_load(st, collect_proxy, &pc), 0);
+	assert_int_equal(pc.n, 2);
+	assert_string_equal(pc.p[1]->doveadm_url,
+	    "https://other:8443/doveadm/v1");
+	assert_string_equal(pc.p[1]->doveadm_key, "proxy-key-new");
+	assert_int_equal(pc.p[1]->updated, 1700000009);
+	pcoll_free(&pc);
+
+	/* Delete one; a second delete finds nothing. */
+	assert_int_equal(st->ops->proxy_delete(st, "p1"), 0);
+	assert_int_equal(st->ops->proxy_delete(st, "p1"), -1);
+	assert_non_null(strstr(store_error(st), "p1"));
+
+	/* Inside a rolled back transaction: gone with it. */
+	assert_int_equal(st->ops->begin(st, STORE_TX_ADMIN), 0);
+	p = mkproxy("p3", "proxy-key-3");
+	assert_int_equal(st->ops->proxy_insert(st, p), 0);
+	proxy_free(p);
+	assert_int_equal(st->ops->rollback(st), 0);
+	store_free(st);
+
+	st = open_ok(f);
+	assert_int_equal(st->ops->proxy_load(st, collect_proxy, &pc), 0);
+	assert_int_equal(pc.n, 1);
+	assert_string_equal(pc.p[0]->name, "p2");
+	pcoll_free(&pc);
+	store_free(st);
+}
+
+/*
+ * A version 3 database (before proxies) is migrated on open: its backends
+ * stay, it has no proxies, and proxies can be added.  A stored row no roostd
+ * writes (a name too long) is refused on load, not cut short.
+ */
+static void
+test_proxy_migration(void **state)
+{
+	struct fixture *f = *state;
+	struct store *st;
+	struct proxy *p;
+	struct bcoll bc = { 0 };
+	struct pcoll pc = { 0 };
+
+	st = open_ok(f);
+	add_backend(st, "b1");
+	store_free(st);
+	raw_sql(f, "DROP TABLE proxies;"
+	    "UPDATE meta SET value = '3' WHERE key = 'schema_version'");
+
+	st = open_ok(f);
+	assert_int_equal(st->ops->backend_load(st, collect_backend, &bc), 0);
+	assert_int_equal(bc.n, 1);
+	bcoll_free(&bc);
+	assert_int_equal(st->ops->proxy_load(st, collect_proxy, &pc), 0);
+	assert_int_equal(pc.n, 0);
+	p = mkproxy("p1", "proxy-key-1");
+	assert_int_equal(st->ops->proxy_insert(st, p), 0);
+	proxy_free(p);
+	store_free(st);
+
+	raw_sql(f, "UPDATE proxies SET name = '"
+	    "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx'");
+	st = open_ok(f);
+	assert_int_equal(st->ops->proxy_load(st, collect_proxy, &pc), -1);
+	assert_non_null(strstr(store_error(st), "name"));
+	assert_null(strstr(store_error(st), "proxy-key-1"));
+	pcoll_free(&pc);
 	store_free(st);
 }
 
@@ -1178,6 +1343,10 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_backend_roundtrip,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_backend_tls_and_migration,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_proxy_roundtrip,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_proxy_migration,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_callback_stops,
 		    setup, teardown),
