@@ -64,6 +64,8 @@ enum opt_id {
 	OPT_LIMIT,
 	OPT_PROTOCOL,
 	OPT_JSON,
+	OPT_NO_WAIT,
+	OPT_ALL,
 	OPT_MAX
 };
 
@@ -107,6 +109,8 @@ static const struct opt_entry {
 	[OPT_LIMIT] =		{ "limit", 1, 1, 1000000000LL, NULL },
 	[OPT_PROTOCOL] =	{ "protocol", 1, 1, 0, NULL },
 	[OPT_JSON] =		{ "json", 0, 1, 0, NULL },
+	[OPT_NO_WAIT] =		{ "no-wait", 0, 1, 0, NULL },
+	[OPT_ALL] =		{ "all", 0, 1, 0, NULL },
 };
 
 struct ctl {
@@ -189,6 +193,10 @@ static int	cmd_lookup(struct ctl *, const struct cmd_entry *,
 		    struct args *);
 static int	cmd_audit(struct ctl *, const struct cmd_entry *,
 		    struct args *);
+static int	cmd_user_move(struct ctl *, const struct cmd_entry *,
+		    struct args *);
+static int	cmd_moves(struct ctl *, const struct cmd_entry *,
+		    struct args *);
 static int	cmd_proxy_list(struct ctl *, const struct cmd_entry *,
 		    struct args *);
 static int	cmd_proxy_show(struct ctl *, const struct cmd_entry *,
@@ -234,6 +242,10 @@ static const struct cmd_entry cmd_table[] = {
 	  NULL },
 	{ "user pin", "USER BACKEND", 2, 2, 0, cmd_user_pin, NULL },
 	{ "user forget", "USER", 1, 1, 0, cmd_user_forget, NULL },
+	{ "user move", "USER BACKEND [--no-wait]", 2, 2, O(OPT_NO_WAIT),
+	  cmd_user_move, NULL },
+	{ "moves", "[--all] [--limit N]", 0, 0, O(OPT_ALL) | O(OPT_LIMIT),
+	  cmd_moves, NULL },
 	{ "map", "[--backend B] [--limit N]", 0, 0,
 	  O(OPT_BACKEND) | O(OPT_LIMIT), cmd_map, NULL },
 	{ "lookup", "USER [--protocol P] [--tag T]", 1, 1,
@@ -1542,6 +1554,126 @@ cmd_audit(struct ctl *ctl, const struct cmd_entry *self, struct args *a)
 	t = table_new(cols, sizeof(cols) / sizeof(cols[0]));
 	json_array_foreach(entries, i, e)
 		table_add(t, e);
+	table_flush(t);
+	table_free(t);
+	json_decref(root);
+	return EXIT_OK;
+}
+
+/*
+ * Move a user: the kick on the old backend and the proxies, then the
+ * switch.  Waits (polling the move) until it is over unless --no-wait;
+ * a failed move is exit 1 with roostd's reason.
+ */
+static int
+cmd_user_move(struct ctl *ctl, const struct cmd_entry *self, struct args *a)
+{
+	json_t *body, *root, *mv;
+	const char *state;
+	char *path = NULL, *user;
+	json_int_t id;
+	int ret, i;
+
+	(void)self;
+	body = json_pack("{s:s}", "user", a->argv[0]);
+	if (body == NULL || body_str(body, "backend", a->argv[1],
+	    "BACKEND") == -1) {
+		json_decref(body);
+		msg("USER must be UTF-8");
+		return EXIT_USAGE;
+	}
+	ret = api_call(ctl, "POST", "/v1/moves", body, &root);
+	json_decref(body);
+	if (ret != EXIT_OK)
+		return ret;
+	mv = json_object_get(root, "move");
+	id = json_integer_value(json_object_get(mv, "id"));
+	if (id <= 0) {
+		msg("the answer has no move id");
+		json_decref(root);
+		return EXIT_CONN;
+	}
+	if (a->seen & O(OPT_NO_WAIT)) {
+		if (json_shown(ctl, root))
+			return EXIT_OK;
+		user = answer_name(mv, "user", a->argv[0]);
+		printf("move %lld of %s to %s queued\n", (long long)id, user,
+		    a->argv[1]);
+		free(user);
+		json_decref(root);
+		return EXIT_OK;
+	}
+	json_decref(root);
+	xasprintf(&path, "/v1/moves/%lld", (long long)id);
+	/* Bounded: roostd ends every move within its move_timeout. */
+	for (i = 0; i < 6000; i++) {
+		if ((ret = api_call(ctl, "GET", path, NULL, &root)) != EXIT_OK)
+			break;
+		state = json_string_value(json_object_get(root, "state"));
+		if (state != NULL && (strcmp(state, "done") == 0 ||
+		    strcmp(state, "failed") == 0)) {
+			ret = strcmp(state, "done") == 0 ? EXIT_OK : EXIT_REFUSED;
+			if (json_shown(ctl, root))
+				break;
+			user = answer_name(root, "user", a->argv[0]);
+			if (ret == EXIT_OK)
+				printf("user %s moved to %s\n", user, a->argv[1]);
+			else {
+				char *why = fmt_value(json_object_get(root,
+				    "error"));
+
+				msg("moving %s to %s failed: %s", user,
+				    a->argv[1], why);
+				free(why);
+			}
+			free(user);
+			json_decref(root);
+			break;
+		}
+		json_decref(root);
+		nanosleep(&(struct timespec){ 0, 100000000L }, NULL);
+	}
+	if (i == 6000) {
+		msg("move %lld is still open after 10 minutes", (long long)id);
+		ret = EXIT_REFUSED;
+	}
+	free(path);
+	return ret;
+}
+
+static int
+cmd_moves(struct ctl *ctl, const struct cmd_entry *self, struct args *a)
+{
+	static const struct column cols[] = {
+		{ "ID", "id", NULL }, { "USER", "user", NULL },
+		{ "FROM", "from", NULL }, { "TO", "to", NULL },
+		{ "REASON", "reason", NULL }, { "STATE", "state", NULL },
+		{ "UPDATED", "updated", fmt_time }, { "ERROR", "error", NULL },
+	};
+	struct table *t;
+	json_t *root, *moves, *m;
+	char *path;
+	size_t i;
+	int ret;
+
+	(void)self;
+	xasprintf(&path, "/v1/moves?state=%s&limit=%lld",
+	    (a->seen & O(OPT_ALL)) ? "all" : "open",
+	    (a->seen & O(OPT_LIMIT)) ? a->num[OPT_LIMIT] : 100LL);
+	ret = api_call(ctl, "GET", path, NULL, &root);
+	free(path);
+	if (ret != EXIT_OK)
+		return ret;
+	if (json_shown(ctl, root))
+		return EXIT_OK;
+	if (!json_is_array(moves = json_object_get(root, "moves"))) {
+		msg("the answer has no list of moves");
+		json_decref(root);
+		return EXIT_CONN;
+	}
+	t = table_new(cols, sizeof(cols) / sizeof(cols[0]));
+	json_array_foreach(moves, i, m)
+		table_add(t, m);
 	table_flush(t);
 	table_free(t);
 	json_decref(root);

@@ -24,6 +24,7 @@
 #include "listener.h"
 #include "log.h"
 #include "lookup.h"
+#include "move.h"
 #include "roostd.h"
 #include "util.h"
 #include "xmalloc.h"
@@ -71,6 +72,9 @@ static void	h_proxies_add(struct call *);
 static void	h_proxy_get(struct call *);
 static void	h_proxy_patch(struct call *);
 static void	h_proxy_delete(struct call *);
+static void	h_moves_list(struct call *);
+static void	h_moves_add(struct call *);
+static void	h_move_get(struct call *);
 
 static const struct route routes[] = {
 	{ "/v1/lookup",		0, EVHTTP_REQ_GET,    AUTH_LOOKUP, h_lookup,
@@ -108,6 +112,12 @@ static const struct route routes[] = {
 	{ "/v1/proxies/",	1, EVHTTP_REQ_PATCH,  AUTH_ADMIN, h_proxy_patch,
 	  { NULL } },
 	{ "/v1/proxies/",	1, EVHTTP_REQ_DELETE, AUTH_ADMIN, h_proxy_delete,
+	  { NULL } },
+	{ "/v1/moves",		0, EVHTTP_REQ_GET,    AUTH_ADMIN, h_moves_list,
+	  { "limit", "before", "state" } },
+	{ "/v1/moves",		0, EVHTTP_REQ_POST,   AUTH_ADMIN, h_moves_add,
+	  { NULL } },
+	{ "/v1/moves/",		1, EVHTTP_REQ_GET,    AUTH_ADMIN, h_move_get,
 	  { NULL } },
 };
 
@@ -284,6 +294,14 @@ user_json(struct roost *rs, const char *key, size_t len,
 	json_object_set_new(o, "last_lookup", e->last_lookup ?
 	    json_integer(e->last_lookup) : json_null());
 	return o;
+}
+
+void
+api_reply_user(struct roost *rs, struct evhttp_request *req, const char *key,
+    size_t len)
+{
+	http_reply_json(req, 200, user_json(rs, key, len,
+	    umap_get(rs->users, key, len), ""));
 }
 
 /* --- handlers ----------------------------------------------------------- */
@@ -635,6 +653,24 @@ h_user_pin(struct call *c)
 		    rs->backends[slot]->tag, key, state_tag_name(rs, e->tag));
 		goto done;
 	}
+	/* An assigned user changes backend only through a move: its sessions
+	 * are kicked before the new backend is handed out.  The answer comes
+	 * when the move is over. */
+	if (e != NULL && e->backend != slot) {
+		const char *field;
+		char err[256];
+		int st;
+
+		if (move_submit(rs, e, slot, "pin", 1, c->req, &st, &field, err,
+		    sizeof(err)) == NULL)
+			http_reply_error(c->req, st, field, "%s", err);
+		goto done;
+	}
+	if (e != NULL && (e->flags & UMAP_F_MOVING)) {
+		http_reply_error(c->req, 409, "user", "user %s is being moved",
+		    key);
+		goto done;
+	}
 	if (tx_begin(c) == -1)
 		goto done;
 	e = umap_get(rs->users, key, (size_t)n);
@@ -668,14 +704,20 @@ static void
 h_user_forget(struct call *c)
 {
 	struct roost *rs = c->rs;
+	struct umap_entry *e;
 	char key[256];
 	int n, r;
 
 	if ((n = user_key(c, key, sizeof(key))) == -1)
 		return;
 	lookup_flush(rs);
-	if (umap_get(rs->users, key, (size_t)n) == NULL) {
+	if ((e = umap_get(rs->users, key, (size_t)n)) == NULL) {
 		http_reply_error(c->req, 404, "user", "user %s has no assignment",
+		    key);
+		return;
+	}
+	if (e->flags & UMAP_F_MOVING) {
+		http_reply_error(c->req, 409, "user", "user %s is being moved",
 		    key);
 		return;
 	}
@@ -876,6 +918,168 @@ h_proxy_delete(struct call *c)
 		return;
 	state_proxy_remove(rs, idx);
 	http_reply_json(c->req, 200, json_pack("{s:s}", "deleted", c->arg));
+}
+
+struct moves_ctx {
+	json_t	*arr;
+	size_t	 rows;
+	int64_t	 last;
+};
+
+static int
+moves_entry(const struct store_move *m, void *arg)
+{
+	struct moves_ctx *mc = arg;
+	json_t *o;
+
+	o = json_pack("{s:I, s:o, s:s, s:s, s:s, s:s, s:b, s:o, s:I, s:I}",
+	    "id", (json_int_t)m->id, "user", http_json_text(m->user),
+	    "from", m->from, "to", m->to, "reason", m->reason,
+	    "state", m->state, "pin", m->pin != 0,
+	    "error", http_json_text(m->error),
+	    "created", (json_int_t)m->created,
+	    "updated", (json_int_t)m->updated);
+	if (o == NULL)
+		fatalx("rendering the move list");
+	json_array_append_new(mc->arr, o);
+	mc->rows++;
+	mc->last = m->id;
+	return 0;
+}
+
+/*
+ * GET /v1/moves: newest first; state=open lists the moves not over
+ * (oldest first, as they run).  The store has each move's last stored
+ * step; "waiting" lives in memory only.
+ */
+static void
+h_moves_list(struct call *c)
+{
+	struct store *st = c->rs->store;
+	const char *before_s = query(c, "before"), *state = query(c, "state");
+	struct moves_ctx mc;
+	long long limit, before = 0;
+	int open;
+
+	if (query_limit(c, 100, 10000, &limit) == -1)
+		return;
+	if (before_s != NULL && parse_ll(before_s, 1, INT64_MAX, &before) == -1) {
+		http_reply_error(c->req, 400, "before", "must be a positive "
+		    "integer");
+		return;
+	}
+	if (state != NULL && strcmp(state, "open") != 0 &&
+	    strcmp(state, "all") != 0) {
+		http_reply_error(c->req, 400, "state", "must be open or all");
+		return;
+	}
+	open = state != NULL && strcmp(state, "open") == 0;
+	memset(&mc, 0, sizeof(mc));
+	mc.arr = json_array();
+	if (st->ops->move_list(st, open, open ? 0 : before, (size_t)limit,
+	    moves_entry, &mc) == -1) {
+		json_decref(mc.arr);
+		log_warnx("store: %s", store_error(st));
+		http_reply_error(c->req, 500, NULL, "store read failed");
+		return;
+	}
+	http_reply_json(c->req, 200, json_pack("{s:o, s:I, s:o}", "moves",
+	    mc.arr, "open", (json_int_t)move_open_count(c->rs), "next_before",
+	    !open && mc.rows == (size_t)limit && mc.last > 1 ?
+	    json_integer(mc.last) : json_null()));
+}
+
+static void
+h_move_get(struct call *c)
+{
+	struct store *st = c->rs->store;
+	struct moves_ctx mc;
+	long long id;
+	json_t *m;
+
+	if (parse_ll(c->arg, 1, INT64_MAX - 1, &id) == -1) {
+		http_reply_error(c->req, 400, "id", "must be a move id");
+		return;
+	}
+	memset(&mc, 0, sizeof(mc));
+	mc.arr = json_array();
+	if (st->ops->move_list(st, 0, id + 1, 1, moves_entry, &mc) == -1) {
+		json_decref(mc.arr);
+		http_reply_error(c->req, 500, NULL, "store read failed");
+		return;
+	}
+	if (mc.rows == 0 || mc.last != id) {
+		json_decref(mc.arr);
+		http_reply_error(c->req, 404, "id", "no move %lld", id);
+		return;
+	}
+	m = json_incref(json_array_get(mc.arr, 0));
+	json_decref(mc.arr);
+	http_reply_json(c->req, 200, m);
+}
+
+/* POST /v1/moves {"user": U, "backend": B}: 202 and the queued move. */
+static void
+h_moves_add(struct call *c)
+{
+	struct roost *rs = c->rs;
+	struct umap_entry *e;
+	struct move *m;
+	const char *user = NULL, *bname = NULL, *key1, *field;
+	char key[256], err[256];
+	json_t *body, *v;
+	long slot;
+	int n, st;
+
+	if ((body = http_body_object(c->req)) == NULL)
+		return;
+	json_object_foreach(body, key1, v) {
+		if (strcmp(key1, "user") != 0 && strcmp(key1, "backend") != 0) {
+			http_reply_error(c->req, 400, key1, "unknown field");
+			goto done;
+		}
+		if (!json_is_string(v)) {
+			http_reply_error(c->req, 400, key1, "must be a string");
+			goto done;
+		}
+		if (strcmp(key1, "user") == 0)
+			user = json_string_value(v);
+		else
+			bname = json_string_value(v);
+	}
+	if (user == NULL || bname == NULL) {
+		http_reply_error(c->req, 400, user == NULL ? "user" : "backend",
+		    "is required");
+		goto done;
+	}
+	if (!valid_username(user, strlen(user)) || (n = config_user_key(rs->conf,
+	    user, strlen(user), key, sizeof(key))) == -1) {
+		http_reply_error(c->req, 400, "user", "must be 1-255 bytes of "
+		    "UTF-8 without control characters");
+		goto done;
+	}
+	if ((slot = find_backend_or_404(c, bname, "backend")) == -1)
+		goto done;
+	lookup_flush(rs);
+	if ((e = umap_get(rs->users, key, (size_t)n)) == NULL) {
+		http_reply_error(c->req, 404, "user", "user %s has no assignment "
+		    "(pin it instead)", key);
+		goto done;
+	}
+	if (strcmp(state_tag_name(rs, e->tag), rs->backends[slot]->tag) != 0) {
+		http_reply_error(c->req, 409, "backend", "backend %s is in pool "
+		    "\"%s\"; user %s is in pool \"%s\"", bname,
+		    rs->backends[slot]->tag, key, state_tag_name(rs, e->tag));
+		goto done;
+	}
+	if ((m = move_submit(rs, e, slot, "move", 1, NULL, &st, &field, err,
+	    sizeof(err))) == NULL) {
+		http_reply_error(c->req, st, field, "%s", err);
+		goto done;
+	}
+	http_reply_json(c->req, 202, json_pack("{s:o}", "move", move_json(m)));
+done:
+	json_decref(body);
 }
 
 /* --- dispatch ------------------------------------------------------------ */

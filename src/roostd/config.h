@@ -32,6 +32,9 @@ struct config {
 	long long		 probe_timeout;		/* seconds */
 	long long		 probe_rise;
 	long long		 probe_fall;
+	long long		 move_timeout;		/* seconds */
+	long long		 move_max_parallel;
+	long long		 move_login_wait;	/* seconds */
 	enum username_format	 username_format;
 	char			*master_user_separator;	/* NULL = none */
 	enum log_level		 log_level;

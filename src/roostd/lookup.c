@@ -26,6 +26,7 @@
 #include "http.h"
 #include "log.h"
 #include "lookup.h"
+#include "move.h"
 #include "placement.h"
 #include "roostd.h"
 #include "util.h"
@@ -163,6 +164,13 @@ reply_route(struct roost *rs, struct evhttp_request *req,
 	ADD_LIT(buf, "}");
 	http_reply_buf(req, 200, buf);
 	evbuffer_free(buf);
+}
+
+void
+lookup_reply(struct roost *rs, struct evhttp_request *req,
+    const struct umap_entry *e, int proto)
+{
+	reply_route(rs, req, e, (enum proto)proto);
 }
 
 static void
@@ -378,13 +386,15 @@ lookup_handle(struct roost *rs, struct evhttp_request *req)
 		    tag);
 		goto done;
 	}
+	/* A user being moved waits for the move's end (move.c), whatever
+	 * its old backend's state: the move decides where it goes. */
+	if (e != NULL && (e->flags & UMAP_F_MOVING)) {
+		e->last_lookup = now;
+		move_park(rs, e, req, (int)proto);
+		goto done;
+	}
 	if (e != NULL && state_backend_usable(rs, e->backend, tag) &&
 	    !lookup_expired(rs, e, now)) {
-		if (e->flags & UMAP_F_MOVING) {
-			http_reply_error_reason(req, 503, "moving",
-			    "user %s is being moved; try again shortly", e->key);
-			goto done;
-		}
 		e->last_lookup = now;
 		if (e->flags & UMAP_F_PENDING)
 			batch_wait(rs, req, e, proto);

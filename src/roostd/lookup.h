@@ -15,6 +15,10 @@ struct evhttp_request;
 int	lookup_init(struct roost *);
 void	lookup_free(struct roost *);
 void	lookup_handle(struct roost *, struct evhttp_request *);
+/* The 200 answer (or 503 no_port) for a committed entry. */
+struct umap_entry;
+void	lookup_reply(struct roost *, struct evhttp_request *,
+	    const struct umap_entry *, int proto);
 /* Commit assignments still waiting and answer their lookups.  Admin
  * changes call it first, so they never interleave with a half-done batch.
  * Returns -1 when the store was busy and the batch still waits (it is

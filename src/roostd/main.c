@@ -26,6 +26,7 @@
 #include "health.h"
 #include "log.h"
 #include "lookup.h"
+#include "move.h"
 #include "roostd.h"
 #include "util.h"
 #include "xmalloc.h"
@@ -202,6 +203,8 @@ main(int argc, char *argv[])
 	rs.doveadm = doveadm_new(rs.base);
 	if (health_init(&rs) == -1 || health_load(&rs) == -1)
 		fatalx("cannot start the health engine");
+	if (move_init(&rs) == -1)
+		fatalx("cannot take up the open moves");
 	if (api_start(&rs) == -1)
 		fatalx("cannot start the API listener");
 	rs.started = now_sec();
@@ -226,6 +229,7 @@ main(int argc, char *argv[])
 	event_free(ev_int);
 	event_free(ev_hup);
 	event_free(rs.touch_ev);
+	move_free(&rs);
 	lookup_free(&rs);
 	health_free(&rs);
 	doveadm_free(rs.doveadm);	/* after the probes that use it */

@@ -27,6 +27,7 @@ struct event;
 struct evhttp;
 struct lookup_batch;
 struct health;
+struct moves;
 struct doveadm;
 
 struct roost {
@@ -47,6 +48,7 @@ struct roost {
 	struct evhttp		 *http;
 	struct lookup_batch	 *batch;	/* assignments awaiting commit */
 	struct health		 *health;	/* probes and verdicts */
+	struct moves		 *moves;	/* moves queued and under way */
 	struct doveadm		 *doveadm;	/* every HTTP call to Dovecot */
 	struct event		 *touch_ev;
 	int64_t			  started;

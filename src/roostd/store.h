@@ -23,7 +23,7 @@
 #include "backend.h"
 #include "proxy.h"
 
-#define STORE_SCHEMA_VERSION	4
+#define STORE_SCHEMA_VERSION	5
 
 /* begin() flags */
 #define STORE_TX_ADMIN	0x01	/* an admin change: on stable storage, not
@@ -59,8 +59,28 @@ struct store_health {
 	int64_t		 checked;	/* unix s of the last round */
 };
 
+/*
+ * A move of one user from one backend to another (move.c): the persisted
+ * state machine that keeps a user on one backend at a time.  A user has at
+ * most one move that is not over (done or failed).
+ */
+struct store_move {
+	int64_t		 id;
+	const char	*user;
+	const char	*from;		/* backend the user leaves */
+	const char	*to;		/* backend the user goes to */
+	const char	*reason;	/* "move", "pin", "flush", ... */
+	const char	*state;		/* "queued", "kicking", "waiting", "done",
+					 * "failed" */
+	const char	*error;		/* why it failed, "" otherwise */
+	int		 pin;		/* the user ends pinned */
+	int64_t		 created;
+	int64_t		 updated;
+};
+
 typedef int (*store_backend_cb)(const struct backend *, void *);
 typedef int (*store_proxy_cb)(const struct proxy *, void *);
+typedef int (*store_move_cb)(const struct store_move *, void *);
 typedef int (*store_health_cb)(const struct store_health *, void *);
 typedef int (*store_user_cb)(const struct store_user *, void *);
 typedef int (*store_audit_cb)(const struct store_audit *, void *);
@@ -101,6 +121,24 @@ struct store_ops {
 	 * verdict goes when the backend does. */
 	int	(*health_put)(struct store *, const struct store_health *);
 	int	(*health_load)(struct store *, store_health_cb, void *);
+
+	/* A new move (its id is set); fails when the user has a move that
+	 * is not over. */
+	int	(*move_insert)(struct store *, struct store_move *);
+	int	(*move_state)(struct store *, int64_t id, const char *state,
+		    const char *error);
+	/*
+	 * The switch, in one transaction: the user's row goes from m->from to
+	 * m->to (with u's pin and since) only if it is still on m->from, and
+	 * the move is done.  Returns 1 when switched, 0 when the user was no
+	 * longer on m->from (nothing written), -1 on error.
+	 */
+	int	(*move_switch)(struct store *, const struct store_move *,
+		    const struct store_user *u);
+	/* Moves that are not over, oldest first (active != 0); else all,
+	 * newest first, ids below `before` (0: from the newest). */
+	int	(*move_list)(struct store *, int active, int64_t before,
+		    size_t limit, store_move_cb, void *);
 
 	int	(*user_load)(struct store *, store_user_cb, void *);
 	/* Insert or replace (keyed on user) each record. */

@@ -115,6 +115,22 @@ static const char *const migrations[] = {
 	"  created		INTEGER NOT NULL,"
 	"  updated		INTEGER NOT NULL"
 	");",
+	/* 4 -> 5: moves.  No foreign keys: a move outlives its backends as
+	 * history.  The partial index keeps one open move per user. */
+	"CREATE TABLE moves ("
+	"  id		INTEGER PRIMARY KEY AUTOINCREMENT,"
+	"  user		TEXT NOT NULL,"
+	"  from_backend	TEXT NOT NULL,"
+	"  to_backend	TEXT NOT NULL,"
+	"  reason		TEXT NOT NULL,"
+	"  state		TEXT NOT NULL,"
+	"  pin		INTEGER NOT NULL DEFAULT 0,"
+	"  error		TEXT NOT NULL DEFAULT '',"
+	"  created		INTEGER NOT NULL,"
+	"  updated		INTEGER NOT NULL"
+	");"
+	"CREATE UNIQUE INDEX moves_open ON moves(user)"
+	"  WHERE state NOT IN ('done', 'failed');",
 };
 
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) ==
@@ -161,8 +177,16 @@ enum stmt {
 	S_PROXY_INSERT,
 	S_PROXY_UPDATE,
 	S_PROXY_DELETE,
+	S_MOVE_INSERT,
+	S_MOVE_STATE,
+	S_MOVE_SWITCH_USER,
+	S_MOVE_LIST_OPEN,
+	S_MOVE_LIST,
 	S_COUNT
 };
+
+#define MOVE_COLS	"id, user, from_backend, to_backend, reason, state," \
+			" pin, error, created, updated"
 
 static const char *const stmt_sql[S_COUNT] = {
 	[S_BEGIN] = "BEGIN IMMEDIATE",
@@ -219,6 +243,17 @@ static const char *const stmt_sql[S_COUNT] = {
 	[S_PROXY_UPDATE] = "UPDATE proxies SET doveadm_url = ?2,"
 	    " doveadm_key = ?3, created = ?4, updated = ?5 WHERE name = ?1",
 	[S_PROXY_DELETE] = "DELETE FROM proxies WHERE name = ?1",
+	[S_MOVE_INSERT] = "INSERT INTO moves (user, from_backend, to_backend,"
+	    " reason, state, pin, error, created, updated)"
+	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, '', ?7, ?7)",
+	[S_MOVE_STATE] = "UPDATE moves SET state = ?2, error = ?3,"
+	    " updated = ?4 WHERE id = ?1",
+	[S_MOVE_SWITCH_USER] = "UPDATE users SET backend = ?3, pinned = ?4,"
+	    " since = ?5 WHERE user = ?1 AND backend = ?2",
+	[S_MOVE_LIST_OPEN] = "SELECT " MOVE_COLS " FROM moves"
+	    " WHERE state NOT IN ('done', 'failed') ORDER BY id LIMIT ?2",
+	[S_MOVE_LIST] = "SELECT " MOVE_COLS " FROM moves WHERE id < ?1"
+	    " ORDER BY id DESC LIMIT ?2",
 };
 
 /*
@@ -1405,6 +1440,116 @@ sqlite_health_load(struct store *st, store_health_cb cb, void *arg)
 }
 
 static int
+sqlite_move_insert(struct store *st, struct store_move *m)
+{
+	struct sqlite_store *ss = impl(st);
+	sqlite3_stmt *s = ss->stmt[S_MOVE_INSERT];
+	int rc;
+
+	bind_text(s, 1, m->user);
+	bind_text(s, 2, m->from);
+	bind_text(s, 3, m->to);
+	bind_text(s, 4, m->reason);
+	bind_text(s, 5, m->state);
+	sqlite3_bind_int(s, 6, m->pin != 0);
+	sqlite3_bind_int64(s, 7, m->created);
+	rc = sqlite3_step(s);
+	if (rc != SQLITE_DONE) {
+		if (rc == SQLITE_CONSTRAINT_UNIQUE)
+			store_set_error(st, "user %s is being moved already",
+			    m->user);
+		else
+			sq_fail(st, "move insert");
+		stmt_done(s);
+		return -1;
+	}
+	stmt_done(s);
+	m->id = sqlite3_last_insert_rowid(ss->db);
+	return 0;
+}
+
+static int
+sqlite_move_state(struct store *st, int64_t id, const char *state,
+    const char *error)
+{
+	sqlite3_stmt *s = impl(st)->stmt[S_MOVE_STATE];
+
+	sqlite3_bind_int64(s, 1, id);
+	bind_text(s, 2, state);
+	bind_text(s, 3, error != NULL ? error : "");
+	sqlite3_bind_int64(s, 4, now_sec());
+	return stmt_exec(st, S_MOVE_STATE, "move state");
+}
+
+static int
+sqlite_move_switch(struct store *st, const struct store_move *m,
+    const struct store_user *u)
+{
+	struct sqlite_store *ss = impl(st);
+	sqlite3_stmt *s = ss->stmt[S_MOVE_SWITCH_USER];
+	enum txmode mode;
+	int64_t n;
+
+	if (tx_start(st, &mode) == -1)
+		return -1;
+	bind_text(s, 1, m->user);
+	bind_text(s, 2, m->from);
+	bind_text(s, 3, m->to);
+	sqlite3_bind_int(s, 4, u->pinned != 0);
+	sqlite3_bind_int64(s, 5, u->since);
+	if (stmt_exec(st, S_MOVE_SWITCH_USER, "move switch") == -1)
+		goto fail;
+	n = sqlite3_changes64(ss->db);
+	if (sqlite_move_state(st, m->id, n == 1 ? "done" : "failed",
+	    n == 1 ? "" : "the user was no longer on the backend it left") == -1)
+		goto fail;
+	if (tx_end(st, mode, 1) == -1)
+		return -1;
+	return n == 1 ? 1 : 0;
+fail:
+	tx_end(st, mode, 0);
+	return -1;
+}
+
+static int
+sqlite_move_list(struct store *st, int active, int64_t before, size_t limit,
+    store_move_cb cb, void *arg)
+{
+	sqlite3_stmt *s = impl(st)->stmt[active ? S_MOVE_LIST_OPEN :
+	    S_MOVE_LIST];
+	struct store_move m;
+	int rc;
+
+	sqlite3_bind_int64(s, 1, before > 0 ? before : INT64_MAX);
+	sqlite3_bind_int64(s, 2, limit > INT64_MAX ? INT64_MAX :
+	    (int64_t)limit);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		m.id = sqlite3_column_int64(s, 0);
+		m.user = col_text(s, 1);
+		m.from = col_text(s, 2);
+		m.to = col_text(s, 3);
+		m.reason = col_text(s, 4);
+		m.state = col_text(s, 5);
+		m.pin = sqlite3_column_int(s, 6);
+		m.error = col_text(s, 7);
+		m.created = sqlite3_column_int64(s, 8);
+		m.updated = sqlite3_column_int64(s, 9);
+		if (cb(&m, arg) == -1) {
+			store_set_error(st, "move list: stopped by caller");
+			stmt_done(s);
+			return -1;
+		}
+	}
+	if (rc != SQLITE_DONE) {
+		sq_fail(st, "move list");
+		stmt_done(s);
+		return -1;
+	}
+	stmt_done(s);
+	return 0;
+}
+
+static int
 sqlite_audit_add(struct store *st, const char *actor, const char *action,
     const char *subject, const char *detail)
 {
@@ -1477,6 +1622,10 @@ const struct store_ops store_sqlite_ops = {
 	.user_touch = sqlite_user_touch,
 	.audit_add = sqlite_audit_add,
 	.audit_list = sqlite_audit_list,
+	.move_insert = sqlite_move_insert,
+	.move_state = sqlite_move_state,
+	.move_switch = sqlite_move_switch,
+	.move_list = sqlite_move_list,
 	.health_put = sqlite_health_put,
 	.health_load = sqlite_health_load,
 	.proxy_load = sqlite_proxy_load,

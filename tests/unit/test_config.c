@@ -716,7 +716,8 @@ test_example_and_manual(void **state)
 	static const char *names[] = {
 		"listen", "store", "admin_token_file", "lookup_token_file",
 		"lookup_open", "user_expire", "probe_interval", "probe_timeout",
-		"probe_rise", "probe_fall", "username_format",
+		"probe_rise", "probe_fall", "move_timeout", "move_max_parallel",
+		"move_login_wait", "username_format",
 		"master_user_separator", "log_level", "max_connections",
 		"request_timeout",
 	};

@@ -447,6 +447,7 @@ test_backend_tls_and_migration(void **state)
 	/* Make it a version 1 database again, as an older roostd left it. */
 	raw_sql(f, "ALTER TABLE backends DROP COLUMN tls;"
 	    "DROP TABLE backend_health;"
+	    "DROP TABLE moves;"
 	    "DROP TABLE proxies;"
 	    "UPDATE meta SET value = '1' WHERE key = 'schema_version'");
 	st = open_ok(f);
@@ -609,6 +610,7 @@ test_proxy_migration(void **state)
 	add_backend(st, "b1");
 	store_free(st);
 	raw_sql(f, "DROP TABLE proxies;"
+	    "DROP TABLE moves;"
 	    "UPDATE meta SET value = '3' WHERE key = 'schema_version'");
 
 	st = open_ok(f);

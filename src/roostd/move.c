@@ -1,0 +1,716 @@
+/*
+ * move.c: moves, the one way an assigned user changes backend.
+ *
+ *	queued -> kicking -> waiting -> (switch) done
+ *	              \          \---> failed (sessions outlived move_timeout)
+ *
+ * Kicking marks the user moving in memory (lookups wait) and asks the old
+ * backend, then every registered proxy, to kick the user's sessions
+ * through their doveadm HTTP API.  Waiting polls the old backend's `who` until the
+ * user has no session there.  The switch writes the user's new backend and
+ * the move's end in one transaction that only applies if the user is still
+ * on the old backend (compare and set: with several roostd on one store,
+ * the loser of a race changes nothing).  Only then do waiting lookups get
+ * the new backend: at no moment are two backends handed out for a user.
+ *
+ * Every state but "waiting" is written to the store.  A roostd killed
+ * mid-move takes the open moves up again at start and runs them from the
+ * kick (kicking twice is harmless); a switch is atomic, so a move is never
+ * half done.  At most move_max_parallel moves run at once; more wait in
+ * the queue, in the order they came.
+ */
+#include <sys/queue.h>
+
+#include <event2/event.h>
+#include <event2/http.h>
+
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api.h"
+#include "doveadm.h"
+#include "http.h"
+#include "log.h"
+#include "lookup.h"
+#include "move.h"
+#include "roostd.h"
+#include "util.h"
+#include "xmalloc.h"
+
+#define MOVE_TICK_MS		50	/* deadlines and who polls are checked */
+#define MOVE_WHO_EVERY_MS	200	/* between two who polls of one move */
+#define MOVE_CALL_MS		5000	/* one doveadm call at most */
+#define MOVE_ERR_MAX		160
+
+enum move_state {
+	MOVE_QUEUED,
+	MOVE_KICKING,
+	MOVE_WAITING,
+	MOVE_DONE,
+	MOVE_FAILED
+};
+
+static const char *const move_state_names[] = {
+	"queued", "kicking", "waiting", "done", "failed"
+};
+
+/* A request answered when its move is over: a lookup, or an admin call. */
+struct move_wait {
+	struct evhttp_request	*req;
+	int			 proto;		/* lookups */
+	int			 admin;
+	uint64_t		 deadline;	/* lookups: monotonic ms */
+};
+
+/* One doveadm call of a move; the callback gets this, not the handle. */
+struct move_call {
+	LIST_ENTRY(move_call)	 entry;
+	struct move		*m;
+	struct doveadm_call	*call;
+};
+
+struct move {
+	TAILQ_ENTRY(move)	 entry;
+	struct roost		*rs;
+	int64_t			 id;
+	char			 user[256];
+	size_t			 len;
+	long			 from, to;
+	char			 from_name[BACKEND_NAME_MAX + 1];
+	char			 to_name[BACKEND_NAME_MAX + 1];
+	char			 reason[16];
+	int			 pin;
+	enum move_state		 state;
+	int64_t			 created;
+	uint64_t		 deadline;	/* monotonic ms: move_timeout */
+	uint64_t		 next_who;
+	LIST_HEAD(, move_call)	 calls;		/* kicks and who out */
+	unsigned		 kicks_out;
+	int			 kicked_backend;	/* proxies' turn */
+	int			 who_out;
+	struct move_wait	*waits;
+	size_t			 nwaits, cwaits;
+	char			 error[MOVE_ERR_MAX];
+};
+
+TAILQ_HEAD(move_list, move);
+
+struct moves {
+	struct move_list	 queue;
+	struct move_list	 active;
+	size_t			 nqueued, nactive;
+	struct event		*tick;
+};
+
+static void	move_finish(struct move *, int ok, const char *fmt, ...)
+		    __attribute__((format(printf, 3, 4)));
+
+int64_t
+move_id(const struct move *m)
+{
+	return m->id;
+}
+
+size_t
+move_open_count(const struct roost *rs)
+{
+	return rs->moves != NULL ? rs->moves->nqueued + rs->moves->nactive : 0;
+}
+
+json_t *
+move_json(const struct move *m)
+{
+	return json_pack("{s:I, s:s, s:s, s:s, s:s, s:s, s:b, s:s, s:I}",
+	    "id", (json_int_t)m->id, "user", m->user, "from", m->from_name,
+	    "to", m->to_name, "reason", m->reason,
+	    "state", move_state_names[m->state], "pin", m->pin,
+	    "error", m->error, "created", (json_int_t)m->created);
+}
+
+static struct move *
+move_find(struct roost *rs, const char *key, size_t len)
+{
+	struct moves *mv = rs->moves;
+	struct move *m;
+
+	TAILQ_FOREACH(m, &mv->active, entry)
+		if (m->len == len && memcmp(m->user, key, len) == 0)
+			return m;
+	TAILQ_FOREACH(m, &mv->queue, entry)
+		if (m->len == len && memcmp(m->user, key, len) == 0)
+			return m;
+	return NULL;
+}
+
+static void
+move_wait_add(struct move *m, struct evhttp_request *req, int proto,
+    int admin)
+{
+	struct move_wait *w;
+
+	if (m->nwaits == m->cwaits) {
+		m->cwaits = m->cwaits ? m->cwaits * 2 : 4;
+		m->waits = xreallocarray(m->waits, m->cwaits, sizeof(*m->waits));
+	}
+	w = &m->waits[m->nwaits++];
+	w->req = req;
+	w->proto = proto;
+	w->admin = admin;
+	w->deadline = now_msec_mono() +
+	    (uint64_t)m->rs->conf->move_login_wait * 1000;
+}
+
+static void
+move_store_state(struct move *m)
+{
+	struct store *st = m->rs->store;
+
+	/* Best effort: at restart an open move runs again from the kick,
+	 * whatever step the store last saw. */
+	if (st->ops->move_state(st, m->id, move_state_names[m->state],
+	    m->error) == -1)
+		log_debug("move %lld: state not stored: %s",
+		    (long long)m->id, store_error(st));
+}
+
+static void
+move_cancel_calls(struct move *m)
+{
+	struct move_call *mc;
+
+	while ((mc = LIST_FIRST(&m->calls)) != NULL) {
+		LIST_REMOVE(mc, entry);
+		doveadm_cancel(mc->call);
+		free(mc);
+	}
+	m->kicks_out = 0;
+	m->who_out = 0;
+}
+
+static struct move_call *
+move_call_new(struct move *m)
+{
+	struct move_call *mc = xcalloc(1, sizeof(*mc));
+
+	mc->m = m;
+	LIST_INSERT_HEAD(&m->calls, mc, entry);
+	return mc;
+}
+
+/* In a callback: the call is over; returns its move. */
+static struct move *
+move_call_done(struct move_call *mc)
+{
+	struct move *m = mc->m;
+
+	LIST_REMOVE(mc, entry);
+	free(mc);
+	return m;
+}
+
+static void
+move_destroy(struct move *m)
+{
+	move_cancel_calls(m);
+	free(m->waits);
+	free(m);
+}
+
+/* Answer what waited for the move, as it ended. */
+static void
+move_answer(struct move *m, int ok)
+{
+	struct roost *rs = m->rs;
+	struct umap_entry *e = umap_get(rs->users, m->user, m->len);
+	size_t i;
+
+	for (i = 0; i < m->nwaits; i++) {
+		struct move_wait *w = &m->waits[i];
+
+		if (w->admin) {
+			if (ok)
+				api_reply_user(rs, w->req, m->user, m->len);
+			else
+				http_reply_error(w->req, 409, "backend", "moving "
+				    "%s to %s failed: %s", m->user, m->to_name,
+				    m->error);
+		} else if (e != NULL)
+			lookup_reply(rs, w->req, e, w->proto);
+		else
+			http_reply_error_reason(w->req, 503, "moving",
+			    "user %s was moved; try again", m->user);
+	}
+	m->nwaits = 0;
+}
+
+static void
+move_finish(struct move *m, int ok, const char *fmt, ...)
+{
+	struct roost *rs = m->rs;
+	struct moves *mv = rs->moves;
+	struct umap_entry *e;
+	char why[MOVE_ERR_MAX];
+	va_list ap;
+
+	if (fmt != NULL) {
+		/* The arguments may be m->error itself. */
+		va_start(ap, fmt);
+		vsnprintf(why, sizeof(why), fmt, ap);
+		va_end(ap);
+		memcpy(m->error, why, sizeof(m->error));
+	}
+	move_cancel_calls(m);
+	if ((e = umap_get(rs->users, m->user, m->len)) != NULL)
+		e->flags &= ~UMAP_F_MOVING;
+	if (!ok) {
+		m->state = MOVE_FAILED;
+		move_store_state(m);
+		log_warnx("move %lld: %s from %s to %s failed: %s",
+		    (long long)m->id, m->user, m->from_name, m->to_name,
+		    m->error);
+	} else
+		log_info("move %lld: %s from %s to %s done (%s)",
+		    (long long)m->id, m->user, m->from_name, m->to_name,
+		    m->reason);
+	move_answer(m, ok);
+	TAILQ_REMOVE(&mv->active, m, entry);
+	mv->nactive--;
+	move_destroy(m);
+}
+
+/* The switch: store first (compare and set), then memory, then answers. */
+static void
+move_switch(struct move *m)
+{
+	struct roost *rs = m->rs;
+	struct store *st = rs->store;
+	struct umap_entry *e = umap_get(rs->users, m->user, m->len);
+	struct store_move sm;
+	struct store_user su;
+	int64_t now = now_sec();
+	int r;
+
+	if (e == NULL || e->backend != m->from) {
+		move_finish(m, 0, "the user left %s meanwhile", m->from_name);
+		return;
+	}
+	if (rs->backends[m->to] == NULL ||
+	    strcmp(rs->backends[m->to]->name, m->to_name) != 0) {
+		move_finish(m, 0, "backend %s is gone", m->to_name);
+		return;
+	}
+	memset(&sm, 0, sizeof(sm));
+	sm.id = m->id;
+	sm.user = m->user;
+	sm.from = m->from_name;
+	sm.to = m->to_name;
+	memset(&su, 0, sizeof(su));
+	su.user = m->user;
+	su.pinned = m->pin;
+	su.since = now;
+	if (st->ops->begin(st, STORE_TX_ADMIN) == -1)
+		goto busy;
+	if ((r = st->ops->move_switch(st, &sm, &su)) == -1 ||
+	    st->ops->commit(st) == -1) {
+		st->ops->rollback(st);
+		goto busy;
+	}
+	if (r == 0) {
+		snprintf(m->error, sizeof(m->error), "the store no longer has "
+		    "the user on %s", m->from_name);
+		move_finish(m, 0, NULL);
+		return;
+	}
+	state_user_assign(rs, e, (uint16_t)m->to);
+	e->pinned = m->pin != 0;
+	e->since = (uint32_t)now;
+	m->state = MOVE_DONE;
+	move_finish(m, 1, NULL);
+	return;
+busy:
+	/* Tried again at the next tick, until the move's deadline. */
+	log_debug("move %lld: switch not written yet: %s", (long long)m->id,
+	    store_error(st));
+}
+
+/* Can the old backend still hold sessions that only its who can show? */
+static int
+move_must_ask(const struct move *m)
+{
+	const struct backend *b = m->rs->backends[m->from];
+
+	return b != NULL && strcmp(b->name, m->from_name) == 0 &&
+	    b->doveadm_url != NULL && b->state != BACKEND_DOWN && !b->failed;
+}
+
+static void
+who_done(void *arg, const struct doveadm_result *res)
+{
+	struct move *m = move_call_done(arg);
+
+	m->who_out = 0;
+	if (!res->ok) {
+		/* Asked again at the next poll, until the deadline. */
+		snprintf(m->error, sizeof(m->error), "who on %s: %s",
+		    m->from_name, res->error);
+		return;
+	}
+	if (json_is_array(res->response) && json_array_size(res->response) > 0) {
+		snprintf(m->error, sizeof(m->error), "%zu session(s) still on "
+		    "%s", json_array_size(res->response), m->from_name);
+		return;
+	}
+	m->error[0] = '\0';
+	move_switch(m);
+}
+
+static void
+move_poll_who(struct move *m)
+{
+	const struct backend *b = m->rs->backends[m->from];
+	struct move_call *mc = move_call_new(m);
+
+	m->next_who = now_msec_mono() + MOVE_WHO_EVERY_MS;
+	m->who_out = 1;
+	mc->call = doveadm_who_user(m->rs->doveadm, b->doveadm_url,
+	    b->doveadm_key, m->user, MOVE_CALL_MS, who_done, mc);
+}
+
+static void
+move_kicked(struct move *m)
+{
+	m->state = MOVE_WAITING;
+	if (!move_must_ask(m)) {
+		move_switch(m);
+		return;
+	}
+	move_poll_who(m);
+}
+
+static void	move_kick_at(struct move *, const char *, const char *);
+
+static void
+move_kick_proxies(struct move *m)
+{
+	struct roost *rs = m->rs;
+	size_t i;
+
+	m->kicked_backend = 1;
+	for (i = 0; i < rs->nproxies; i++)
+		move_kick_at(m, rs->proxies[i]->doveadm_url,
+		    rs->proxies[i]->doveadm_key);
+	if (m->kicks_out == 0)
+		move_kicked(m);
+}
+
+static void
+kick_done(void *arg, const struct doveadm_result *res)
+{
+	struct move *m = move_call_done(arg);
+
+	if (!res->ok)
+		log_info("move %lld: kick of %s: %s (the who poll decides)",
+		    (long long)m->id, m->user, res->error);
+	if (--m->kicks_out > 0)
+		return;
+	if (!m->kicked_backend)
+		move_kick_proxies(m);
+	else
+		move_kicked(m);
+}
+
+static void
+move_kick_at(struct move *m, const char *url, const char *key)
+{
+	struct move_call *mc = move_call_new(m);
+
+	m->kicks_out++;
+	mc->call = doveadm_kick_user(m->rs->doveadm, url, key, m->user,
+	    MOVE_CALL_MS, kick_done, mc);
+}
+
+static void
+move_start(struct move *m)
+{
+	struct roost *rs = m->rs;
+	struct umap_entry *e = umap_get(rs->users, m->user, m->len);
+	const struct backend *b;
+
+	if (e == NULL || e->backend != m->from) {
+		move_finish(m, 0, "the user left %s before the move began",
+		    m->from_name);
+		return;
+	}
+	e->flags |= UMAP_F_MOVING;
+	m->state = MOVE_KICKING;
+	m->deadline = now_msec_mono() + (uint64_t)rs->conf->move_timeout * 1000;
+	move_store_state(m);
+	b = rs->backends[m->from];
+	/* The backend first: its kick says BYE, which the proxies relay;
+	 * a proxy's own kick just cuts the connection, so it comes after,
+	 * for sessions the backend could not end. */
+	if (move_must_ask(m)) {
+		m->kicked_backend = 0;
+		move_kick_at(m, b->doveadm_url, b->doveadm_key);
+		return;
+	}
+	move_kick_proxies(m);
+}
+
+static void
+move_pump(struct roost *rs)
+{
+	struct moves *mv = rs->moves;
+	struct move *m;
+
+	while (mv->nactive < (size_t)rs->conf->move_max_parallel &&
+	    (m = TAILQ_FIRST(&mv->queue)) != NULL) {
+		TAILQ_REMOVE(&mv->queue, m, entry);
+		mv->nqueued--;
+		TAILQ_INSERT_TAIL(&mv->active, m, entry);
+		mv->nactive++;
+		move_start(m);
+	}
+}
+
+static void
+move_tick(evutil_socket_t fd, short what, void *arg)
+{
+	struct roost *rs = arg;
+	struct moves *mv = rs->moves;
+	struct move *m, *next;
+	uint64_t now = now_msec_mono();
+	size_t i, j;
+
+	(void)fd;
+	(void)what;
+	for (m = TAILQ_FIRST(&mv->active); m != NULL; m = next) {
+		next = TAILQ_NEXT(m, entry);
+		/* Lookups that waited long enough: a temporary failure. */
+		for (i = j = 0; i < m->nwaits; i++) {
+			if (!m->waits[i].admin && now >= m->waits[i].deadline)
+				http_reply_error_reason(m->waits[i].req, 503,
+				    "moving", "user %s is being moved; try "
+				    "again shortly", m->user);
+			else
+				m->waits[j++] = m->waits[i];
+		}
+		m->nwaits = j;
+		if (now >= m->deadline) {
+			move_finish(m, 0, "%s after %llds", m->error[0] ?
+			    m->error : "no answer from the kicks",
+			    rs->conf->move_timeout);
+			continue;
+		}
+		if (m->state != MOVE_WAITING)
+			continue;
+		/* Again: a who that found sessions or failed, or a switch
+		 * the store refused (busy). */
+		if (!move_must_ask(m))
+			move_switch(m);
+		else if (!m->who_out && now >= m->next_who)
+			move_poll_who(m);
+	}
+	move_pump(rs);
+}
+
+static struct move *
+move_new(struct roost *rs, const char *user, size_t len, long from, long to,
+    const char *reason, int pin)
+{
+	struct move *m = xcalloc(1, sizeof(*m));
+
+	LIST_INIT(&m->calls);
+	m->rs = rs;
+	memcpy(m->user, user, len);
+	m->user[len] = '\0';
+	m->len = len;
+	m->from = from;
+	m->to = to;
+	snprintf(m->from_name, sizeof(m->from_name), "%s",
+	    rs->backends[from]->name);
+	snprintf(m->to_name, sizeof(m->to_name), "%s", rs->backends[to]->name);
+	snprintf(m->reason, sizeof(m->reason), "%s", reason);
+	m->pin = pin;
+	m->state = MOVE_QUEUED;
+	m->created = now_sec();
+	return m;
+}
+
+struct move *
+move_submit(struct roost *rs, struct umap_entry *e, long to,
+    const char *reason, int pin, struct evhttp_request *req, int *status,
+    const char **field, char *err, size_t errlen)
+{
+	struct moves *mv = rs->moves;
+	struct store *st = rs->store;
+	struct store_move sm;
+	struct move *m;
+
+	*field = "user";
+	if (e->flags & (UMAP_F_MOVING | UMAP_F_PENDING) ||
+	    move_find(rs, e->key, e->keylen) != NULL) {
+		*status = 409;
+		snprintf(err, errlen, "user %s is being moved already", e->key);
+		return NULL;
+	}
+	*field = "backend";
+	if (!state_backend_usable(rs, to, state_tag_name(rs, e->tag)) ||
+	    rs->backends[to]->state != BACKEND_UP) {
+		*status = 409;
+		snprintf(err, errlen, "backend %s does not take users now",
+		    rs->backends[to]->name);
+		return NULL;
+	}
+	if ((long)e->backend == to) {
+		*status = 409;
+		snprintf(err, errlen, "user %s is on %s already", e->key,
+		    rs->backends[to]->name);
+		return NULL;
+	}
+	m = move_new(rs, e->key, e->keylen, (long)e->backend, to, reason, pin);
+	memset(&sm, 0, sizeof(sm));
+	sm.user = m->user;
+	sm.from = m->from_name;
+	sm.to = m->to_name;
+	sm.reason = m->reason;
+	sm.state = "queued";
+	sm.pin = pin;
+	sm.created = m->created;
+	if (st->ops->begin(st, STORE_TX_ADMIN) == -1 ||
+	    st->ops->move_insert(st, &sm) == -1 ||
+	    st->ops->audit_add(st, "admin", "user.move", m->user,
+	    "{}") == -1 || st->ops->commit(st) == -1) {
+		st->ops->rollback(st);
+		*status = st->busy ? 503 : 500;
+		*field = NULL;
+		snprintf(err, errlen, "the move could not be stored; nothing "
+		    "was changed");
+		log_warnx("move of %s: %s", m->user, store_error(st));
+		free(m);
+		return NULL;
+	}
+	m->id = sm.id;
+	if (req != NULL)
+		move_wait_add(m, req, 0, 1);
+	TAILQ_INSERT_TAIL(&mv->queue, m, entry);
+	mv->nqueued++;
+	log_info("move %lld: %s from %s to %s queued (%s)", (long long)m->id,
+	    m->user, m->from_name, m->to_name, m->reason);
+	/* Started from the loop, never inside the caller, which may still
+	 * use m; a pin is answered within a pass or two. */
+	event_active(mv->tick, EV_TIMEOUT, 0);
+	return m;
+}
+
+void
+move_park(struct roost *rs, struct umap_entry *e, struct evhttp_request *req,
+    int proto)
+{
+	struct move *m = move_find(rs, e->key, e->keylen);
+
+	if (m == NULL) {
+		/* A flag without a move: nothing holds the user any more. */
+		e->flags &= ~UMAP_F_MOVING;
+		lookup_reply(rs, req, e, proto);
+		return;
+	}
+	move_wait_add(m, req, proto, 0);
+}
+
+struct reload {
+	struct roost	*rs;
+	size_t		 taken, dropped;
+};
+
+static int
+move_reload_one(const struct store_move *sm, void *arg)
+{
+	struct reload *rl = arg;
+	struct roost *rs = rl->rs;
+	struct store *st = rs->store;
+	struct umap_entry *e;
+	struct move *m;
+	long from, to;
+
+	e = umap_get(rs->users, sm->user, strlen(sm->user));
+	from = state_backend_find(rs, sm->from);
+	to = state_backend_find(rs, sm->to);
+	if (e == NULL || from == -1 || to == -1 || e->backend != from) {
+		if (st->ops->move_state(st, sm->id, "failed", "overtaken "
+		    "while roostd was down") == -1)
+			return -1;
+		rl->dropped++;
+		return 0;
+	}
+	m = move_new(rs, sm->user, strlen(sm->user), from, to, sm->reason,
+	    sm->pin);
+	m->id = sm->id;
+	m->created = sm->created;
+	TAILQ_INSERT_TAIL(&rs->moves->queue, m, entry);
+	rs->moves->nqueued++;
+	rl->taken++;
+	return 0;
+}
+
+int
+move_init(struct roost *rs)
+{
+	struct moves *mv;
+	struct reload rl;
+	struct timeval tv = { 0, MOVE_TICK_MS * 1000 };
+
+	mv = xcalloc(1, sizeof(*mv));
+	TAILQ_INIT(&mv->queue);
+	TAILQ_INIT(&mv->active);
+	rs->moves = mv;
+	if ((mv->tick = event_new(rs->base, -1, EV_PERSIST, move_tick,
+	    rs)) == NULL || event_add(mv->tick, &tv) == -1)
+		return -1;
+	memset(&rl, 0, sizeof(rl));
+	rl.rs = rs;
+	if (rs->store->ops->move_list(rs->store, 1, 0, SIZE_MAX,
+	    move_reload_one, &rl) == -1) {
+		log_warnx("loading open moves: %s", store_error(rs->store));
+		return -1;
+	}
+	if (rl.taken > 0 || rl.dropped > 0)
+		log_info("moves: %zu taken up again, %zu overtaken", rl.taken,
+		    rl.dropped);
+	return 0;
+}
+
+void
+move_free(struct roost *rs)
+{
+	struct moves *mv = rs->moves;
+	struct move *m;
+	size_t i;
+
+	if (mv == NULL)
+		return;
+	/* Open moves stay in the store: the next start takes them up. */
+	while ((m = TAILQ_FIRST(&mv->active)) != NULL ||
+	    (m = TAILQ_FIRST(&mv->queue)) != NULL) {
+		for (i = 0; i < m->nwaits; i++)
+			http_reply_error_reason(m->waits[i].req, 503, "moving",
+			    "roostd is stopping; try again");
+		if (m->state != MOVE_QUEUED) {
+			struct umap_entry *e = umap_get(rs->users, m->user,
+			    m->len);
+
+			if (e != NULL)
+				e->flags &= ~UMAP_F_MOVING;
+			TAILQ_REMOVE(&mv->active, m, entry);
+		} else
+			TAILQ_REMOVE(&mv->queue, m, entry);
+		move_destroy(m);
+	}
+	if (mv->tick != NULL)
+		event_free(mv->tick);
+	free(mv);
+	rs->moves = NULL;
+}

@@ -1,0 +1,49 @@
+/*
+ * move.h: every change of an assigned user's backend is a move, one
+ * persisted state machine that keeps the user on one backend at a time:
+ * queued, kicking (the user is marked moving; its sessions are kicked on
+ * the old backend and on every proxy), waiting (until the old backend's
+ * `who` shows no session, bounded by move_timeout), then the switch, in
+ * one store transaction with the move's end.  Lookups of a moving user
+ * wait, bounded by move_login_wait, and land on the new backend.
+ */
+#ifndef ROOST_MOVE_H
+#define ROOST_MOVE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "backend.h"
+
+struct roost;
+struct umap_entry;
+struct evhttp_request;
+struct move;
+
+/* Start the engine and take up the moves a previous run left open. */
+int	 move_init(struct roost *);
+void	 move_free(struct roost *);
+
+/*
+ * Queue a move of the user of e to backend slot `to`.  reason names what
+ * asked for it ("move", "pin", ...); pin: the user ends pinned.  When req
+ * is not NULL it is answered when the move is over: 200 and the user
+ * object, or 409 with why it failed.  On refusal returns NULL with an HTTP
+ * status, the offending field and a message.
+ */
+struct move *move_submit(struct roost *, struct umap_entry *e, long to,
+	    const char *reason, int pin, struct evhttp_request *req,
+	    int *status, const char **field, char *err, size_t errlen);
+
+/* A lookup of a user that is moving: answered when the move is over. */
+void	 move_park(struct roost *, struct umap_entry *,
+	    struct evhttp_request *, int proto);
+
+json_t	*move_json(const struct move *);
+int64_t	 move_id(const struct move *);
+/* Moves queued or under way now. */
+size_t	 move_open_count(const struct roost *);
+
+#endif

@@ -1,0 +1,92 @@
+"""A fake doveadm HTTP API on loopback for scenarios without Dovecot: it
+checks the API key, records every command, answers `kick` and `who` from
+a table of sessions the test controls, and can be told to hang."""
+
+import base64
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+class FakeDoveadm:
+    def __init__(self, addr, key):
+        self.key = key
+        self.sessions = {}		# user -> number of sessions
+        self.sticky = set()		# users whose sessions survive a kick
+        self.calls = []			# (command, params)
+        self.hang = False
+        self.lock = threading.Lock()
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *a):
+                pass
+
+            def _auth_ok(self):
+                want = "X-Dovecot-API " + base64.b64encode(
+                    fake.key.encode()).decode()
+                return self.headers.get("Authorization") == want
+
+            def _send(self, code, obj):
+                data = json.dumps(obj).encode()
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self):
+                if not self._auth_ok():
+                    return self._send(401, {"error": "auth"})
+                self._send(200, [{"command": "kick"}, {"command": "who"}])
+
+            def do_POST(self):
+                n = int(self.headers.get("Content-Length", "0"))
+                body = json.loads(self.rfile.read(n) or b"[]")
+                if fake.hang:
+                    time.sleep(30)
+                    return
+                if not self._auth_ok():
+                    return self._send(401, {"error": "auth"})
+                out = []
+                for cmd, params, tag in body:
+                    with fake.lock:
+                        fake.calls.append((cmd, params))
+                        out.append(fake._answer(cmd, params, tag))
+                self._send(200, out)
+
+        self.httpd = ThreadingHTTPServer((addr, 0), Handler)
+        self.httpd.daemon_threads = True
+        self.url = "http://%s:%d/doveadm/v1" % (addr,
+                                                self.httpd.server_address[1])
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def _answer(self, cmd, params, tag):
+        users = params.get("mask") or params.get("user") or []
+        if isinstance(users, str):
+            users = [users]
+        if cmd == "kick":
+            hit = [u for u in users if self.sessions.get(u)]
+            for u in hit:
+                if u not in self.sticky:
+                    self.sessions.pop(u, None)
+            if not hit:
+                return ["error", {"type": "exitCode", "exitCode": 68}, tag]
+            return ["doveadmResponse", [{"result": u} for u in hit], tag]
+        if cmd == "who":
+            rows = [{"username": u, "connections": n, "service": "imap",
+                     "pids": [], "ips": []}
+                    for u, n in self.sessions.items()
+                    if n and (not users or u in users)]
+            return ["doveadmResponse", rows, tag]
+        return ["error", {"type": "exitCode", "exitCode": 64}, tag]
+
+    def commands(self, name, user=None):
+        with self.lock:
+            return [p for c, p in self.calls if c == name and (
+                user is None or user in json.dumps(p))]
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
