@@ -190,6 +190,7 @@ parse_answer(struct doveadm_call *c, struct doveadm_result *r, json_t **hold)
 		char clean[64];
 
 		clean_copy(clean, sizeof(clean), etype);
+		r->invalid_request = strcmp(etype, "invalidRequest") == 0;
 		snprintf(c->err, sizeof(c->err), "doveadm error %s%s", clean,
 		    strcmp(etype, "invalidRequest") == 0 ? " (a parameter "
 		    "this Dovecot does not know)" : "");

@@ -42,6 +42,9 @@ struct doveadm_result {
 					 * timed out, refused URL) */
 	int		 exit_code;	/* doveadm's exitCode from an error
 					 * answer, else 0 */
+	int		 invalid_request; /* an invalidRequest error: this
+					 * Dovecot does not know a parameter
+					 * (2.3 answering a 2.4 form) */
 	const char	*error;		/* for logs; NULL when ok; never holds
 					 * the key */
 	json_t		*response;	/* the doveadmResponse payload, valid

@@ -27,6 +27,7 @@
 
 #include <openssl/ssl.h>
 
+#include "failover.h"
 #include "health.h"
 #include "log.h"
 #include "probe.h"
@@ -136,6 +137,7 @@ health_slot_reset(struct roost *rs, long slot)
 	slot_cancel(h->slots[slot]);
 	free(h->slots[slot]);
 	h->slots[slot] = NULL;
+	failover_cancel(slot);
 }
 
 /*
@@ -143,8 +145,8 @@ health_slot_reset(struct roost *rs, long slot)
  * failed; when that leaves none of the backends that are not down, keep
  * the set as it was (or, with no set at all, all of them) and say why.
  */
-static void
-health_route(struct roost *rs)
+void
+health_reroute(struct roost *rs)
 {
 	struct health *h = rs->health;
 	struct backend *b;
@@ -175,9 +177,12 @@ health_route(struct roost *rs)
 	if (h->suspect)
 		log_info("backends pass their probes again: alarm cleared");
 	h->suspect = 0;
+	/* A failed backend whose proxies are still kicking its sessions is
+	 * handed out until they are done (failover.c). */
 	for (i = 0; i < rs->nslots; i++)
 		if ((b = rs->backends[i]) != NULL)
-			b->failed = b->health == HEALTH_FAILED;
+			b->failed = b->health == HEALTH_FAILED &&
+			    !failover_pending((long)i);
 }
 
 /* Write a changed verdict; a busy store is tried again next round. */
@@ -201,6 +206,20 @@ health_store(struct health_slot *hs, const struct backend *b)
 		return;
 	}
 	hs->dirty = 0;
+}
+
+/* Is any backend that is not down still passing its probes? */
+static int
+healthy_left(const struct roost *rs)
+{
+	const struct backend *b;
+	size_t i;
+
+	for (i = 0; i < rs->nslots; i++)
+		if ((b = rs->backends[i]) != NULL &&
+		    b->state != BACKEND_DOWN && b->health != HEALTH_FAILED)
+			return 1;
+	return 0;
 }
 
 static void
@@ -235,7 +254,14 @@ round_done(struct health_slot *hs)
 		    health_state_name(old), health_state_name(b->health),
 		    b->health_error);
 	health_store(hs, b);
-	health_route(rs);
+	/* No kicks when nothing healthy is left: that is the suspect case,
+	 * in which the users stay where they are. */
+	if (b->health == HEALTH_FAILED && healthy_left(rs) &&
+	    failover_begin(rs, hs->slot))
+		return;		/* rerouted when the proxies are done */
+	if (b->health == HEALTH_OK)
+		failover_cancel(hs->slot);
+	health_reroute(rs);
 }
 
 static void
@@ -386,6 +412,7 @@ health_free(struct roost *rs)
 
 	if (h == NULL)
 		return;
+	failover_free_all();
 	for (i = 0; i < h->nslots; i++)
 		if (h->slots[i] != NULL) {
 			slot_cancel(h->slots[i]);
@@ -437,6 +464,6 @@ health_load(struct roost *rs)
 		log_warnx("loading health verdicts: %s", store_error(rs->store));
 		return -1;
 	}
-	health_route(rs);
+	health_reroute(rs);
 	return 0;
 }

@@ -34,6 +34,9 @@ void	health_free(struct roost *);
 int	health_load(struct roost *);
 /* The config changed (SIGHUP): new interval, timeout, counts. */
 void	health_reconfigure(struct roost *);
+/* Decide again which backends are handed out (after a verdict, or when a
+ * failover's proxy kicks are over). */
+void	health_reroute(struct roost *);
 /* A backend slot was freed or refilled: forget its probes and counts. */
 void	health_slot_reset(struct roost *, long slot);
 

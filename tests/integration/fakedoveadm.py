@@ -10,8 +10,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
 class FakeDoveadm:
-    def __init__(self, addr, key):
+    def __init__(self, addr, key, version="2.4", kick_delay=0.0):
+        """version "2.3": kick refuses passdbField (as 2.3 does) and
+        proxyKick takes it; kick_delay: seconds before a kick answers."""
         self.key = key
+        self.version = version
+        self.kick_delay = kick_delay
         self.sessions = {}		# user -> number of sessions
         self.sticky = set()		# users whose sessions survive a kick
         self.calls = []			# (command, params)
@@ -50,6 +54,9 @@ class FakeDoveadm:
                 if not self._auth_ok():
                     return self._send(401, {"error": "auth"})
                 out = []
+                if fake.kick_delay and any(c[0] in ("kick", "proxyKick")
+                                           for c in body):
+                    time.sleep(fake.kick_delay)
                 for cmd, params, tag in body:
                     with fake.lock:
                         fake.calls.append((cmd, params))
@@ -66,6 +73,12 @@ class FakeDoveadm:
         users = params.get("mask") or params.get("user") or []
         if isinstance(users, str):
             users = [users]
+        if cmd == "kick" and "passdbField" in params and \
+                self.version == "2.3":
+            return ["error", {"type": "invalidRequest", "exitCode": 0}, tag]
+        if (cmd == "kick" and "passdbField" in params) or \
+                (cmd == "proxyKick" and self.version == "2.3"):
+            return ["doveadmResponse", [{"count": "0"}], tag]
         if cmd == "kick":
             hit = [u for u in users if self.sessions.get(u)]
             for u in hit:

@@ -1,0 +1,215 @@
+/*
+ * failover.c: what happens between "this backend failed" and "its users
+ * go elsewhere".  roostd's probes may fail while the proxies still reach
+ * the backend (a broken link between roostd and it, a firewall), and then
+ * users would have sessions there while they log in elsewhere: two
+ * backends at once.  So before a failed backend stops being handed out,
+ * every registered proxy kicks the sessions it proxies to it (doveadm
+ * kick -f user_roost_backend NAME, the field roost.lua returns with every
+ * answer).  The kicks are bounded by move_timeout; a proxy that does not
+ * answer is logged and does not hold the failover up past it.
+ *
+ * Where the users go is not decided here: a failed backend's users are
+ * placed again at their next lookup (lookup.c), one place for that choice.
+ */
+#include <sys/queue.h>
+
+#include <event2/event.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "doveadm.h"
+#include "failover.h"
+#include "health.h"
+#include "log.h"
+#include "proxy.h"
+#include "roostd.h"
+#include "util.h"
+#include "xmalloc.h"
+
+/* The field roost.lua puts in every answer, so proxies can kick by it. */
+#define FAILOVER_FIELD	"user_roost_backend"
+
+struct failover;
+
+struct failover_call {
+	LIST_ENTRY(failover_call) entry;
+	struct failover		*fo;
+	struct doveadm_call	*call;
+	char			*url;		/* for a 2.3 retry */
+	char			*key;
+	char			 proxy[BACKEND_NAME_MAX + 1];
+};
+
+struct failover {
+	LIST_ENTRY(failover)	 entry;
+	struct roost		*rs;
+	long			 slot;
+	char			 backend[BACKEND_NAME_MAX + 1];
+	LIST_HEAD(, failover_call) calls;
+	unsigned		 kicked, failed;
+	struct event		*deadline;
+};
+
+static LIST_HEAD(, failover) failovers = LIST_HEAD_INITIALIZER(failovers);
+
+static void
+call_free(struct failover_call *fc)
+{
+	LIST_REMOVE(fc, entry);
+	free(fc->url);
+	if (fc->key != NULL) {
+		explicit_bzero(fc->key, strlen(fc->key));
+		free(fc->key);
+	}
+	free(fc);
+}
+
+static void
+failover_free(struct failover *fo)
+{
+	struct failover_call *fc;
+
+	while ((fc = LIST_FIRST(&fo->calls)) != NULL) {
+		doveadm_cancel(fc->call);
+		call_free(fc);
+	}
+	LIST_REMOVE(fo, entry);
+	event_free(fo->deadline);
+	free(fo);
+}
+
+/* The kicks are over (or their time is): hand the users elsewhere. */
+static void
+failover_done(struct failover *fo, int timed_out)
+{
+	struct roost *rs = fo->rs;
+	struct failover_call *fc;
+	size_t left = 0;
+
+	LIST_FOREACH(fc, &fo->calls, entry)
+		left++;
+	if (timed_out)
+		log_warnx("backend %s: failover goes on after %llds with %zu "
+		    "proxy kick(s) unanswered", fo->backend,
+		    rs->conf->move_timeout, left);
+	log_info("backend %s: %u proxies kicked its sessions%s; its users "
+	    "go elsewhere at their next login", fo->backend, fo->kicked,
+	    fo->failed ? " (some kicks failed)" : "");
+	failover_free(fo);
+	health_reroute(rs);
+}
+
+static void	kick_done(void *, const struct doveadm_result *);
+
+static void
+kick_start(struct failover_call *fc, enum doveadm_version v)
+{
+	fc->call = doveadm_kick_field(fc->fo->rs->doveadm, fc->url, fc->key, v,
+	    FAILOVER_FIELD, fc->fo->backend, 5000, kick_done, fc);
+}
+
+static void
+kick_done(void *arg, const struct doveadm_result *res)
+{
+	struct failover_call *fc = arg;
+	struct failover *fo = fc->fo;
+
+	/* A 2.3 proxy does not know kick -f: it has proxy kick instead. */
+	if (!res->ok && res->invalid_request) {
+		kick_start(fc, DOVEADM_V23);
+		return;
+	}
+	if (res->ok)
+		fo->kicked++;
+	else {
+		fo->failed++;
+		log_warnx("backend %s: proxy %s did not kick its sessions: %s",
+		    fo->backend, fc->proxy, res->error);
+	}
+	call_free(fc);
+	if (LIST_EMPTY(&fo->calls))
+		failover_done(fo, 0);
+}
+
+static void
+deadline_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	failover_done(arg, 1);
+}
+
+static struct failover *
+failover_find(long slot)
+{
+	struct failover *fo;
+
+	LIST_FOREACH(fo, &failovers, entry)
+		if (fo->slot == slot)
+			return fo;
+	return NULL;
+}
+
+int
+failover_pending(long slot)
+{
+	return failover_find(slot) != NULL;
+}
+
+int
+failover_begin(struct roost *rs, long slot)
+{
+	struct failover *fo;
+	struct failover_call *fc;
+	struct timeval tv;
+	size_t i;
+
+	if (rs->nproxies == 0 || failover_find(slot) != NULL)
+		return 0;
+	fo = xcalloc(1, sizeof(*fo));
+	fo->rs = rs;
+	fo->slot = slot;
+	snprintf(fo->backend, sizeof(fo->backend), "%s",
+	    rs->backends[slot]->name);
+	LIST_INIT(&fo->calls);
+	if ((fo->deadline = evtimer_new(rs->base, deadline_cb, fo)) == NULL)
+		fatalx("failover: out of event resources");
+	LIST_INSERT_HEAD(&failovers, fo, entry);
+	for (i = 0; i < rs->nproxies; i++) {
+		fc = xcalloc(1, sizeof(*fc));
+		fc->fo = fo;
+		fc->url = xstrdup(rs->proxies[i]->doveadm_url);
+		fc->key = xstrdup(rs->proxies[i]->doveadm_key);
+		snprintf(fc->proxy, sizeof(fc->proxy), "%s",
+		    rs->proxies[i]->name);
+		LIST_INSERT_HEAD(&fo->calls, fc, entry);
+		kick_start(fc, DOVEADM_V24);
+	}
+	tv.tv_sec = (time_t)rs->conf->move_timeout;
+	tv.tv_usec = 0;
+	evtimer_add(fo->deadline, &tv);
+	log_info("backend %s failed: %zu proxies kick its sessions before "
+	    "its users go elsewhere", fo->backend, rs->nproxies);
+	return 1;
+}
+
+void
+failover_cancel(long slot)
+{
+	struct failover *fo = failover_find(slot);
+
+	if (fo != NULL)
+		failover_free(fo);
+}
+
+void
+failover_free_all(void)
+{
+	struct failover *fo;
+
+	while ((fo = LIST_FIRST(&failovers)) != NULL)
+		failover_free(fo);
+}
