@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 #include <jansson.h>
@@ -66,6 +67,8 @@ enum opt_id {
 	OPT_JSON,
 	OPT_NO_WAIT,
 	OPT_ALL,
+	OPT_MAXMOVES,
+	OPT_RATE,
 	OPT_MAX
 };
 
@@ -111,6 +114,8 @@ static const struct opt_entry {
 	[OPT_JSON] =		{ "json", 0, 1, 0, NULL },
 	[OPT_NO_WAIT] =		{ "no-wait", 0, 1, 0, NULL },
 	[OPT_ALL] =		{ "all", 0, 1, 0, NULL },
+	[OPT_MAXMOVES] =	{ "max", 1, 0, 100000000LL, NULL },
+	[OPT_RATE] =		{ "rate", 1, 0, 100000000LL, NULL },
 };
 
 struct ctl {
@@ -197,6 +202,10 @@ static int	cmd_user_move(struct ctl *, const struct cmd_entry *,
 		    struct args *);
 static int	cmd_moves(struct ctl *, const struct cmd_entry *,
 		    struct args *);
+static int	cmd_backend_flush(struct ctl *, const struct cmd_entry *,
+		    struct args *);
+static int	cmd_rebalance(struct ctl *, const struct cmd_entry *,
+		    struct args *);
 static int	cmd_proxy_list(struct ctl *, const struct cmd_entry *,
 		    struct args *);
 static int	cmd_proxy_show(struct ctl *, const struct cmd_entry *,
@@ -246,6 +255,11 @@ static const struct cmd_entry cmd_table[] = {
 	  cmd_user_move, NULL },
 	{ "moves", "[--all] [--limit N]", 0, 0, O(OPT_ALL) | O(OPT_LIMIT),
 	  cmd_moves, NULL },
+	{ "backend flush", "NAME [--no-wait]", 1, 1, O(OPT_NO_WAIT),
+	  cmd_backend_flush, NULL },
+	{ "rebalance", "[--max N] [--rate R] [--no-wait]", 0, 0,
+	  O(OPT_MAXMOVES) | O(OPT_RATE) | O(OPT_NO_WAIT), cmd_rebalance,
+	  NULL },
 	{ "map", "[--backend B] [--limit N]", 0, 0,
 	  O(OPT_BACKEND) | O(OPT_LIMIT), cmd_map, NULL },
 	{ "lookup", "USER [--protocol P] [--tag T]", 1, 1,
@@ -1639,6 +1653,101 @@ cmd_user_move(struct ctl *ctl, const struct cmd_entry *self, struct args *a)
 	}
 	free(path);
 	return ret;
+}
+
+/*
+ * Wait until job id is no longer among the running jobs and no move is
+ * open, printing progress once a second on a terminal.  Bounded.
+ */
+static int
+wait_job(struct ctl *ctl, json_int_t id, const char *what)
+{
+	json_t *root, *jobs, *j;
+	json_int_t made = 0, open;
+	size_t i;
+	int ret, k, running;
+
+	for (k = 0; k < 36000; k++) {
+		if ((ret = api_call(ctl, "GET", "/v1/moves?state=open&limit=1",
+		    NULL, &root)) != EXIT_OK)
+			return ret;
+		jobs = json_object_get(root, "jobs");
+		open = json_integer_value(json_object_get(root, "open"));
+		running = 0;
+		json_array_foreach(jobs, i, j)
+			if (json_integer_value(json_object_get(j, "id")) == id) {
+				running = 1;
+				made = json_integer_value(json_object_get(j,
+				    "made"));
+			}
+		json_decref(root);
+		if (!running && open == 0) {
+			printf("%s done\n", what);
+			return EXIT_OK;
+		}
+		if (k % 10 == 0 && isatty(STDERR_FILENO))
+			fprintf(stderr, "%s: %lld moves made, %lld open\n", what,
+			    (long long)made, (long long)open);
+		nanosleep(&(struct timespec){ 0, 100000000L }, NULL);
+	}
+	msg("%s still running after an hour", what);
+	return EXIT_REFUSED;
+}
+
+static int
+start_job(struct ctl *ctl, const char *path, json_t *body, struct args *a,
+    const char *what)
+{
+	json_t *root;
+	json_int_t id;
+	int ret;
+
+	ret = api_call(ctl, "POST", path, body, &root);
+	json_decref(body);
+	if (ret != EXIT_OK)
+		return ret;
+	id = json_integer_value(json_object_get(json_object_get(root, "job"),
+	    "id"));
+	if (ctl->json || (a->seen & O(OPT_NO_WAIT))) {
+		if (!json_shown(ctl, root)) {
+			printf("%s started (job %lld)\n", what, (long long)id);
+			json_decref(root);
+		}
+		return EXIT_OK;
+	}
+	json_decref(root);
+	return wait_job(ctl, id, what);
+}
+
+static int
+cmd_backend_flush(struct ctl *ctl, const struct cmd_entry *self,
+    struct args *a)
+{
+	char *name, *path, what[128];
+	int ret;
+
+	(void)self;
+	name = url_escape(ctl, a->argv[0]);
+	xasprintf(&path, "/v1/backends/%s/flush", name);
+	snprintf(what, sizeof(what), "flush of %s", a->argv[0]);
+	ret = start_job(ctl, path, json_object(), a, what);
+	free(path);
+	free(name);
+	return ret;
+}
+
+static int
+cmd_rebalance(struct ctl *ctl, const struct cmd_entry *self, struct args *a)
+{
+	json_t *body = json_object();
+
+	(void)self;
+	if (a->seen & O(OPT_MAXMOVES))
+		json_object_set_new(body, "max",
+		    json_integer(a->num[OPT_MAXMOVES]));
+	if (a->seen & O(OPT_RATE))
+		json_object_set_new(body, "rate", json_integer(a->num[OPT_RATE]));
+	return start_job(ctl, "/v1/rebalance", body, a, "rebalance");
 }
 
 static int

@@ -75,6 +75,8 @@ static void	h_proxy_delete(struct call *);
 static void	h_moves_list(struct call *);
 static void	h_moves_add(struct call *);
 static void	h_move_get(struct call *);
+static void	h_backend_flush(struct call *);
+static void	h_rebalance(struct call *);
 
 static const struct route routes[] = {
 	{ "/v1/lookup",		0, EVHTTP_REQ_GET,    AUTH_LOOKUP, h_lookup,
@@ -112,6 +114,10 @@ static const struct route routes[] = {
 	{ "/v1/proxies/",	1, EVHTTP_REQ_PATCH,  AUTH_ADMIN, h_proxy_patch,
 	  { NULL } },
 	{ "/v1/proxies/",	1, EVHTTP_REQ_DELETE, AUTH_ADMIN, h_proxy_delete,
+	  { NULL } },
+	{ "/v1/backends/*/flush", 1, EVHTTP_REQ_POST, AUTH_ADMIN, h_backend_flush,
+	  { NULL } },
+	{ "/v1/rebalance",	0, EVHTTP_REQ_POST,   AUTH_ADMIN, h_rebalance,
 	  { NULL } },
 	{ "/v1/moves",		0, EVHTTP_REQ_GET,    AUTH_ADMIN, h_moves_list,
 	  { "limit", "before", "state" } },
@@ -983,8 +989,9 @@ h_moves_list(struct call *c)
 		http_reply_error(c->req, 500, NULL, "store read failed");
 		return;
 	}
-	http_reply_json(c->req, 200, json_pack("{s:o, s:I, s:o}", "moves",
-	    mc.arr, "open", (json_int_t)move_open_count(c->rs), "next_before",
+	http_reply_json(c->req, 200, json_pack("{s:o, s:I, s:o, s:o}", "moves",
+	    mc.arr, "open", (json_int_t)move_open_count(c->rs),
+	    "jobs", move_jobs_json(c->rs), "next_before",
 	    !open && mc.rows == (size_t)limit && mc.last > 1 ?
 	    json_integer(mc.last) : json_null()));
 }
@@ -1016,6 +1023,73 @@ h_move_get(struct call *c)
 	m = json_incref(json_array_get(mc.arr, 0));
 	json_decref(mc.arr);
 	http_reply_json(c->req, 200, m);
+}
+
+/* POST /v1/backends/{name}/flush: 202 and the job; every user moves. */
+static void
+h_backend_flush(struct call *c)
+{
+	struct move_job *j;
+	char err[256];
+	long slot;
+	int st;
+
+	if ((slot = find_backend_or_404(c, c->arg, "name")) == -1)
+		return;
+	lookup_flush(c->rs);
+	if ((j = move_job_start(c->rs, slot, 0, 0, &st, err,
+	    sizeof(err))) == NULL) {
+		http_reply_error(c->req, st, st == 409 ? "name" : NULL, "%s",
+		    err);
+		return;
+	}
+	http_reply_json(c->req, 202, json_pack("{s:o, s:I}", "job",
+	    move_job_json(j), "users", (json_int_t)state_backend_users(c->rs,
+	    slot)));
+}
+
+/* POST /v1/rebalance {"max": N, "rate": R}: 202 and the job. */
+static void
+h_rebalance(struct call *c)
+{
+	struct move_job *j;
+	const char *key1;
+	long long max = 0, rate = 0;
+	char err[256];
+	json_t *body, *v;
+	int st;
+
+	if ((body = http_body_object(c->req)) == NULL)
+		return;
+	json_object_foreach(body, key1, v) {
+		long long *dst;
+
+		if (strcmp(key1, "max") == 0)
+			dst = &max;
+		else if (strcmp(key1, "rate") == 0)
+			dst = &rate;
+		else {
+			http_reply_error(c->req, 400, key1, "unknown field");
+			goto done;
+		}
+		if (!json_is_integer(v) || json_integer_value(v) < 0 ||
+		    json_integer_value(v) > 100000000) {
+			http_reply_error(c->req, 400, key1, "must be an integer "
+			    "from 0 (no bound) to 100000000");
+			goto done;
+		}
+		*dst = json_integer_value(v);
+	}
+	lookup_flush(c->rs);
+	if ((j = move_job_start(c->rs, -1, max, rate, &st, err,
+	    sizeof(err))) == NULL) {
+		http_reply_error(c->req, st, NULL, "%s", err);
+		goto done;
+	}
+	http_reply_json(c->req, 202, json_pack("{s:o}", "job",
+	    move_job_json(j)));
+done:
+	json_decref(body);
 }
 
 /* POST /v1/moves {"user": U, "backend": B}: 202 and the queued move. */
@@ -1089,11 +1163,12 @@ api_dispatch(struct evhttp_request *req, void *arg)
 {
 	struct roost *rs = arg;
 	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
-	const char *path = evhttp_uri_get_path(uri), *q, *seg, *field;
+	const char *path = evhttp_uri_get_path(uri), *q, *seg, *field, *star;
+	const char *end;
 	int method = evhttp_request_get_command(req), path_known = 0;
 	char allow[64] = "";
 	struct call c;
-	size_t i, plen, j, nparams;
+	size_t i, plen, slen, j, nparams;
 
 	memset(&c, 0, sizeof(c));
 	c.rs = rs;
@@ -1103,15 +1178,24 @@ api_dispatch(struct evhttp_request *req, void *arg)
 	for (i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
 		const struct route *r = &routes[i];
 
-		plen = strlen(r->prefix);
+		/* A prefix with a star ("/v1/backends/STAR/flush"): one segment at
+		 * the star, then the rest of the path as written. */
+		star = strchr(r->prefix, '*');
+		plen = star != NULL ? (size_t)(star - r->prefix) :
+		    strlen(r->prefix);
+		slen = 0;
 		if (!r->has_arg) {
 			if (strcmp(path, r->prefix) != 0)
 				continue;
 		} else {
 			seg = path + plen;
-			if (strncmp(path, r->prefix, plen) != 0 ||
-			    *seg == '\0' || strchr(seg, '/') != NULL)
+			if (strncmp(path, r->prefix, plen) != 0 || *seg == '\0')
 				continue;
+			end = strchr(seg, '/');
+			if (star == NULL ? end != NULL : (end == NULL || end ==
+			    seg || strcmp(end, star + 1) != 0))
+				continue;
+			slen = star != NULL ? strlen(star + 1) : 0;
 		}
 		path_known = 1;
 		if (r->method != method) {
@@ -1132,7 +1216,8 @@ api_dispatch(struct evhttp_request *req, void *arg)
 			return;
 		if (r->has_arg) {
 			seg = path + plen;
-			if ((c.arg = http_decode_segment(seg, strlen(seg))) == NULL) {
+			if ((c.arg = http_decode_segment(seg,
+			    strlen(seg) - slen)) == NULL) {
 				http_reply_error(req, 400, "path", "bad "
 				    "percent-encoding in the path");
 				return;

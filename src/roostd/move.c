@@ -90,6 +90,8 @@ struct move {
 	LIST_HEAD(, move_call)	 calls;		/* kicks and who out */
 	unsigned		 kicks_out;
 	int			 kicked_backend;	/* proxies' turn */
+	int			 ready;		/* to switch at the next pass */
+	struct move_job		*job;		/* the job that made it, if any */
 	int			 who_out;
 	struct move_wait	*waits;
 	size_t			 nwaits, cwaits;
@@ -98,12 +100,40 @@ struct move {
 
 TAILQ_HEAD(move_list, move);
 
+/*
+ * A flush or a rebalance: it walks the user map a slice at a time and
+ * makes moves only as room frees up under move_max_parallel, so a backend
+ * of a million users costs a million moves over time, never at once.
+ */
+struct move_job {
+	TAILQ_ENTRY(move_job)	 entry;
+	int64_t			 id;
+	int			 flush;		/* else a rebalance */
+	long			 slot;		/* flush: the backend */
+	char			 backend[BACKEND_NAME_MAX + 1];
+	long long		 max;		/* moves at most, 0: no bound */
+	long long		 rate;		/* moves a second, 0: no bound */
+	long long		 made;
+	size_t			 cursor;	/* in the user map */
+	size_t			 swept;		/* slots seen this sweep */
+	size_t			 sweep_made;	/* moves made this sweep */
+	size_t			 stuck;		/* users with nowhere to go */
+	uint64_t		 t0;
+	unsigned		 open;		/* its moves not over */
+	int			 done;
+};
+
+TAILQ_HEAD(job_list, move_job);
+
 struct moves {
 	struct move_list	 queue;
 	struct move_list	 active;
 	size_t			 nqueued, nactive;
+	struct job_list		 jobs;
 	struct event		*tick;
 };
+
+#define JOB_SCAN_SLOTS		65536	/* map slots a pass looks at */
 
 static void	move_finish(struct move *, int ok, const char *fmt, ...)
 		    __attribute__((format(printf, 3, 4)));
@@ -276,64 +306,106 @@ move_finish(struct move *m, int ok, const char *fmt, ...)
 		    (long long)m->id, m->user, m->from_name, m->to_name,
 		    m->reason);
 	move_answer(m, ok);
+	if (m->job != NULL)
+		m->job->open--;
 	TAILQ_REMOVE(&mv->active, m, entry);
 	mv->nactive--;
 	move_destroy(m);
 }
 
-/* The switch: store first (compare and set), then memory, then answers. */
+/*
+ * The switch is asked for here and done by move_commit_ready() at the next
+ * pass, together with every other move ready by then: one transaction for
+ * all, so a flush costs one store round trip (and one fsync) a pass, not a
+ * move.
+ */
 static void
 move_switch(struct move *m)
 {
-	struct roost *rs = m->rs;
+	m->ready = 1;
+	event_active(m->rs->moves->tick, EV_TIMEOUT, 0);
+}
+
+/* Store first (compare and set), then memory, then the answers. */
+static void
+move_commit_ready(struct roost *rs)
+{
+	struct moves *mv = rs->moves;
 	struct store *st = rs->store;
-	struct umap_entry *e = umap_get(rs->users, m->user, m->len);
+	struct move *m, *next, **batch = NULL;
+	struct umap_entry *e;
 	struct store_move sm;
 	struct store_user su;
 	int64_t now = now_sec();
-	int r;
+	size_t n = 0, i;
+	int *res = NULL;
 
-	if (e == NULL || e->backend != m->from) {
-		move_finish(m, 0, "the user left %s meanwhile", m->from_name);
-		return;
+	for (m = TAILQ_FIRST(&mv->active); m != NULL; m = next) {
+		next = TAILQ_NEXT(m, entry);
+		if (!m->ready)
+			continue;
+		e = umap_get(rs->users, m->user, m->len);
+		if (e == NULL || e->backend != m->from) {
+			move_finish(m, 0, "the user left %s meanwhile",
+			    m->from_name);
+			continue;
+		}
+		if (rs->backends[m->to] == NULL ||
+		    strcmp(rs->backends[m->to]->name, m->to_name) != 0) {
+			move_finish(m, 0, "backend %s is gone", m->to_name);
+			continue;
+		}
+		batch = xreallocarray(batch, n + 1, sizeof(*batch));
+		batch[n++] = m;
 	}
-	if (rs->backends[m->to] == NULL ||
-	    strcmp(rs->backends[m->to]->name, m->to_name) != 0) {
-		move_finish(m, 0, "backend %s is gone", m->to_name);
-		return;
-	}
-	memset(&sm, 0, sizeof(sm));
-	sm.id = m->id;
-	sm.user = m->user;
-	sm.from = m->from_name;
-	sm.to = m->to_name;
-	memset(&su, 0, sizeof(su));
-	su.user = m->user;
-	su.pinned = m->pin;
-	su.since = now;
+	if (n == 0)
+		goto done;
+	res = xcalloc(n, sizeof(*res));
 	if (st->ops->begin(st, STORE_TX_ADMIN) == -1)
 		goto busy;
-	if ((r = st->ops->move_switch(st, &sm, &su)) == -1 ||
-	    st->ops->commit(st) == -1) {
+	for (i = 0; i < n; i++) {
+		m = batch[i];
+		memset(&sm, 0, sizeof(sm));
+		sm.id = m->id;
+		sm.user = m->user;
+		sm.from = m->from_name;
+		sm.to = m->to_name;
+		memset(&su, 0, sizeof(su));
+		su.user = m->user;
+		su.pinned = m->pin;
+		su.since = now;
+		if ((res[i] = st->ops->move_switch(st, &sm, &su)) == -1) {
+			st->ops->rollback(st);
+			goto busy;
+		}
+	}
+	if (st->ops->commit(st) == -1) {
 		st->ops->rollback(st);
 		goto busy;
 	}
-	if (r == 0) {
-		snprintf(m->error, sizeof(m->error), "the store no longer has "
-		    "the user on %s", m->from_name);
-		move_finish(m, 0, NULL);
-		return;
+	for (i = 0; i < n; i++) {
+		m = batch[i];
+		if (res[i] == 0) {
+			snprintf(m->error, sizeof(m->error), "the store no "
+			    "longer has the user on %s", m->from_name);
+			move_finish(m, 0, NULL);
+			continue;
+		}
+		e = umap_get(rs->users, m->user, m->len);
+		state_user_assign(rs, e, (uint16_t)m->to);
+		e->pinned = m->pin != 0;
+		e->since = (uint32_t)now;
+		m->state = MOVE_DONE;
+		move_finish(m, 1, NULL);
 	}
-	state_user_assign(rs, e, (uint16_t)m->to);
-	e->pinned = m->pin != 0;
-	e->since = (uint32_t)now;
-	m->state = MOVE_DONE;
-	move_finish(m, 1, NULL);
-	return;
+	goto done;
 busy:
-	/* Tried again at the next tick, until the move's deadline. */
-	log_debug("move %lld: switch not written yet: %s", (long long)m->id,
+	/* Tried again at the next pass, until each move's deadline. */
+	log_debug("%zu move switches not written yet: %s", n,
 	    store_error(st));
+done:
+	free(batch);
+	free(res);
 }
 
 /* Can the old backend still hold sessions that only its who can show? */
@@ -460,19 +532,200 @@ move_start(struct move *m)
 	move_kick_proxies(m);
 }
 
+static struct move *move_new(struct roost *, const char *, size_t, long,
+		    long, const char *, int);
+
+/* Where a job would send this user, or -1 to leave it. */
+static long
+job_target(struct roost *rs, struct move_job *j, struct umap_entry *e)
+{
+	const char *tag = state_tag_name(rs, e->tag);
+	long to;
+
+	if (e->flags & (UMAP_F_MOVING | UMAP_F_PENDING))
+		return -1;
+	if (j->flush) {
+		if ((long)e->backend != j->slot)
+			return -1;
+		if (lookup_rank(rs, e->key, e->keylen, tag, j->slot, &to,
+		    1) == 0) {
+			j->stuck++;
+			return -1;
+		}
+		return to;
+	}
+	/* Rebalance: a pinned user stays where an admin put it. */
+	if (e->pinned || lookup_rank(rs, e->key, e->keylen, tag, -1, &to,
+	    1) == 0 || to == (long)e->backend)
+		return -1;
+	return to;
+}
+
+struct job_scan {
+	struct roost		*rs;
+	struct move_job		*job;
+	struct umap_entry	**found;
+	long			*to;
+	size_t			 n, room;
+};
+
+static int
+job_scan_one(struct umap_entry *e, void *arg)
+{
+	struct job_scan *js = arg;
+	long to;
+
+	if (js->n == js->room)
+		return -1;
+	if ((to = job_target(js->rs, js->job, e)) == -1 ||
+	    move_find(js->rs, e->key, e->keylen) != NULL)
+		return 0;
+	js->found[js->n] = e;
+	js->to[js->n++] = to;
+	return 0;
+}
+
+static void
+job_end(struct roost *rs, struct move_job *j)
+{
+	struct store *st = rs->store;
+
+	if (st->ops->job_state(st, j->id, "done", j->made) == -1)
+		log_warnx("job %lld: end not stored: %s", (long long)j->id,
+		    store_error(st));
+	if (j->flush)
+		log_info("flush of %s done: %lld moves in %.1f s%s", j->backend,
+		    j->made, (double)(now_msec_mono() - j->t0) / 1000,
+		    j->stuck ? ", some users have no other backend" : "");
+	else
+		log_info("rebalance done: %lld moves in %.1f s", j->made,
+		    (double)(now_msec_mono() - j->t0) / 1000);
+	TAILQ_REMOVE(&rs->moves->jobs, j, entry);
+	free(j);
+}
+
+/* Make up to room moves for a job, in one store transaction. */
+static size_t
+job_pull(struct roost *rs, struct move_job *j, size_t room)
+{
+	struct store *st = rs->store;
+	struct job_scan js;
+	struct store_move sm;
+	struct move **made;
+	size_t i, seen, slots = umap_slots(rs->users);
+	long long allowed;
+
+	if (j->max > 0 && j->made >= j->max) {
+		/* Its last moves are under way; over when they are. */
+		if (j->open == 0)
+			j->done = 1;
+		return 0;
+	}
+	if (j->max > 0 && j->made + (long long)room > j->max)
+		room = (size_t)(j->max - j->made);
+	if (j->rate > 0) {
+		allowed = j->rate * (long long)(now_msec_mono() - j->t0) /
+		    1000 + 1 - j->made;
+		if (allowed < (long long)room)
+			room = allowed > 0 ? (size_t)allowed : 0;
+	}
+	if (room == 0)
+		return 0;
+	memset(&js, 0, sizeof(js));
+	js.rs = rs;
+	js.job = j;
+	js.room = room;
+	js.found = xcalloc(room, sizeof(*js.found));
+	js.to = xcalloc(room, sizeof(*js.to));
+	seen = umap_scan(rs->users, &j->cursor, JOB_SCAN_SLOTS, job_scan_one,
+	    &js);
+	j->swept += seen;
+	made = xcalloc(js.n + 1, sizeof(*made));
+	if (js.n > 0 && st->ops->begin(st, STORE_TX_ADMIN) == -1)
+		goto busy;
+	for (i = 0; i < js.n; i++) {
+		made[i] = move_new(rs, js.found[i]->key, js.found[i]->keylen,
+		    (long)js.found[i]->backend, js.to[i],
+		    j->flush ? "flush" : "rebalance", 0);
+		memset(&sm, 0, sizeof(sm));
+		sm.user = made[i]->user;
+		sm.from = made[i]->from_name;
+		sm.to = made[i]->to_name;
+		sm.reason = made[i]->reason;
+		sm.state = "queued";
+		sm.created = made[i]->created;
+		if (st->ops->move_insert(st, &sm) == -1) {
+			st->ops->rollback(st);
+			goto busy;
+		}
+		made[i]->id = sm.id;
+	}
+	if (js.n > 0 && (st->ops->job_state(st, j->id, "running",
+	    j->made + (long long)js.n) == -1 || st->ops->commit(st) == -1)) {
+		st->ops->rollback(st);
+		goto busy;
+	}
+	for (i = 0; i < js.n; i++) {
+		made[i]->job = j;
+		j->open++;
+		TAILQ_INSERT_TAIL(&rs->moves->queue, made[i], entry);
+		rs->moves->nqueued++;
+	}
+	j->made += (long long)js.n;
+	j->sweep_made += js.n;
+	goto done;
+busy:
+	log_debug("job %lld: moves not stored yet: %s", (long long)j->id,
+	    store_error(st));
+	for (i = 0; i < js.n; i++)
+		free(made[i]);
+	js.n = 0;
+done:
+	/* A whole sweep that found nobody, and nothing of it still moving:
+	 * done (a sweep that made moves is followed by another, so users
+	 * the map's growth skipped past are found too). */
+	if (j->swept >= slots) {
+		if (j->sweep_made == 0 && j->open == 0 && js.n == 0)
+			j->done = 1;
+		j->swept = 0;
+		j->sweep_made = 0;
+	}
+	free(made);
+	free(js.found);
+	free(js.to);
+	return js.n;
+}
+
 static void
 move_pump(struct roost *rs)
 {
 	struct moves *mv = rs->moves;
+	struct move_job *j, *jnext;
 	struct move *m;
+	size_t room;
 
-	while (mv->nactive < (size_t)rs->conf->move_max_parallel &&
-	    (m = TAILQ_FIRST(&mv->queue)) != NULL) {
-		TAILQ_REMOVE(&mv->queue, m, entry);
-		mv->nqueued--;
-		TAILQ_INSERT_TAIL(&mv->active, m, entry);
-		mv->nactive++;
-		move_start(m);
+	for (;;) {
+		while (mv->nactive < (size_t)rs->conf->move_max_parallel &&
+		    (m = TAILQ_FIRST(&mv->queue)) != NULL) {
+			TAILQ_REMOVE(&mv->queue, m, entry);
+			mv->nqueued--;
+			TAILQ_INSERT_TAIL(&mv->active, m, entry);
+			mv->nactive++;
+			move_start(m);
+		}
+		room = (size_t)rs->conf->move_max_parallel - mv->nactive;
+		if (mv->nactive >= (size_t)rs->conf->move_max_parallel ||
+		    TAILQ_EMPTY(&mv->jobs))
+			break;
+		/* One pull per job and pass: other work gets the loop too. */
+		for (j = TAILQ_FIRST(&mv->jobs); j != NULL; j = jnext) {
+			jnext = TAILQ_NEXT(j, entry);
+			job_pull(rs, j, room);
+			if (j->done)
+				job_end(rs, j);
+		}
+		if (TAILQ_EMPTY(&mv->queue))
+			break;
 	}
 }
 
@@ -487,6 +740,7 @@ move_tick(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
+	move_commit_ready(rs);
 	for (m = TAILQ_FIRST(&mv->active); m != NULL; m = next) {
 		next = TAILQ_NEXT(m, entry);
 		/* Lookups that waited long enough: a temporary failure. */
@@ -505,7 +759,7 @@ move_tick(evutil_socket_t fd, short what, void *arg)
 			    rs->conf->move_timeout);
 			continue;
 		}
-		if (m->state != MOVE_WAITING)
+		if (m->state != MOVE_WAITING || m->ready)
 			continue;
 		/* Again: a who that found sessions or failed, or a switch
 		 * the store refused (busy). */
@@ -621,6 +875,107 @@ move_park(struct roost *rs, struct umap_entry *e, struct evhttp_request *req,
 	move_wait_add(m, req, proto, 0);
 }
 
+json_t *
+move_job_json(const struct move_job *j)
+{
+	return json_pack("{s:I, s:s, s:s, s:I, s:I, s:I, s:i, s:I}",
+	    "id", (json_int_t)j->id, "kind", j->flush ? "flush" : "rebalance",
+	    "backend", j->backend, "made", (json_int_t)j->made,
+	    "max", (json_int_t)j->max, "rate", (json_int_t)j->rate,
+	    "open", (int)j->open, "stuck", (json_int_t)j->stuck);
+}
+
+json_t *
+move_jobs_json(const struct roost *rs)
+{
+	json_t *arr = json_array();
+	struct move_job *j;
+
+	TAILQ_FOREACH(j, &rs->moves->jobs, entry)
+		json_array_append_new(arr, move_job_json(j));
+	return arr;
+}
+
+static struct move_job *
+job_new(struct roost *rs, long slot, long long max, long long rate)
+{
+	struct move_job *j = xcalloc(1, sizeof(*j));
+
+	j->flush = slot != -1;
+	j->slot = slot;
+	if (slot != -1)
+		snprintf(j->backend, sizeof(j->backend), "%s",
+		    rs->backends[slot]->name);
+	j->max = max;
+	j->rate = rate;
+	j->t0 = now_msec_mono();
+	TAILQ_INSERT_TAIL(&rs->moves->jobs, j, entry);
+	return j;
+}
+
+struct move_job *
+move_job_start(struct roost *rs, long slot, long long max, long long rate,
+    int *status, char *err, size_t errlen)
+{
+	struct store *st = rs->store;
+	struct store_job sj;
+	struct move_job *j;
+	char detail[160];
+
+	TAILQ_FOREACH(j, &rs->moves->jobs, entry)
+		if (j->slot == slot) {
+			*status = 409;
+			snprintf(err, errlen, "a %s is under way already",
+			    slot != -1 ? "flush of this backend" : "rebalance");
+			return NULL;
+		}
+	memset(&sj, 0, sizeof(sj));
+	sj.kind = slot != -1 ? "flush" : "rebalance";
+	sj.backend = slot != -1 ? rs->backends[slot]->name : "";
+	sj.max = max;
+	sj.rate = rate;
+	sj.created = now_sec();
+	snprintf(detail, sizeof(detail), "{\"max\":%lld,\"rate\":%lld}", max,
+	    rate);
+	if (st->ops->begin(st, STORE_TX_ADMIN) == -1 ||
+	    st->ops->job_insert(st, &sj) == -1 ||
+	    st->ops->audit_add(st, "admin", slot != -1 ? "backend.flush" :
+	    "rebalance", sj.backend, detail) == -1 ||
+	    st->ops->commit(st) == -1) {
+		st->ops->rollback(st);
+		*status = st->busy ? 503 : 500;
+		snprintf(err, errlen, "the job could not be stored; nothing was "
+		    "changed");
+		log_warnx("%s: %s", sj.kind, store_error(st));
+		return NULL;
+	}
+	j = job_new(rs, slot, max, rate);
+	j->id = sj.id;
+	log_info("%s%s%s started", sj.kind, slot != -1 ? " of " : "",
+	    sj.backend);
+	event_active(rs->moves->tick, EV_TIMEOUT, 0);
+	return j;
+}
+
+static int
+job_reload_one(const struct store_job *sj, void *arg)
+{
+	struct roost *rs = arg;
+	struct move_job *j;
+	long slot = -1;
+
+	if (strcmp(sj->kind, "flush") == 0 &&
+	    (slot = state_backend_find(rs, sj->backend)) == -1)
+		return rs->store->ops->job_state(rs->store, sj->id, "done",
+		    sj->made);
+	j = job_new(rs, slot, sj->max, sj->rate);
+	j->id = sj->id;
+	j->made = sj->made;
+	log_info("%s%s%s taken up again", sj->kind, slot != -1 ? " of " : "",
+	    sj->backend);
+	return 0;
+}
+
 struct reload {
 	struct roost	*rs;
 	size_t		 taken, dropped;
@@ -666,6 +1021,7 @@ move_init(struct roost *rs)
 	mv = xcalloc(1, sizeof(*mv));
 	TAILQ_INIT(&mv->queue);
 	TAILQ_INIT(&mv->active);
+	TAILQ_INIT(&mv->jobs);
 	rs->moves = mv;
 	if ((mv->tick = event_new(rs->base, -1, EV_PERSIST, move_tick,
 	    rs)) == NULL || event_add(mv->tick, &tv) == -1)
@@ -675,6 +1031,10 @@ move_init(struct roost *rs)
 	if (rs->store->ops->move_list(rs->store, 1, 0, SIZE_MAX,
 	    move_reload_one, &rl) == -1) {
 		log_warnx("loading open moves: %s", store_error(rs->store));
+		return -1;
+	}
+	if (rs->store->ops->job_list(rs->store, job_reload_one, rs) == -1) {
+		log_warnx("loading jobs: %s", store_error(rs->store));
 		return -1;
 	}
 	if (rl.taken > 0 || rl.dropped > 0)
@@ -687,6 +1047,7 @@ void
 move_free(struct roost *rs)
 {
 	struct moves *mv = rs->moves;
+	struct move_job *j;
 	struct move *m;
 	size_t i;
 
@@ -708,6 +1069,10 @@ move_free(struct roost *rs)
 		} else
 			TAILQ_REMOVE(&mv->queue, m, entry);
 		move_destroy(m);
+	}
+	while ((j = TAILQ_FIRST(&mv->jobs)) != NULL) {
+		TAILQ_REMOVE(&mv->jobs, j, entry);
+		free(j);
 	}
 	if (mv->tick != NULL)
 		event_free(mv->tick);

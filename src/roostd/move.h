@@ -41,6 +41,20 @@ struct move *move_submit(struct roost *, struct umap_entry *e, long to,
 void	 move_park(struct roost *, struct umap_entry *,
 	    struct evhttp_request *, int proto);
 
+/*
+ * Start a flush of backend slot (every user moved to its next choice in
+ * its pool) or, with slot -1, a rebalance (every user not pinned whose
+ * hashed choice is not its backend), at most max moves (0: all) and rate
+ * moves a second (0: as fast as move_max_parallel allows).  Persisted:
+ * taken up again at start.  NULL with an HTTP status and message when
+ * refused.
+ */
+struct move_job;
+struct move_job *move_job_start(struct roost *, long slot, long long max,
+	    long long rate, int *status, char *err, size_t errlen);
+json_t	*move_job_json(const struct move_job *);
+json_t	*move_jobs_json(const struct roost *);
+
 json_t	*move_json(const struct move *);
 int64_t	 move_id(const struct move *);
 /* Moves queued or under way now. */

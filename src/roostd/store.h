@@ -23,7 +23,7 @@
 #include "backend.h"
 #include "proxy.h"
 
-#define STORE_SCHEMA_VERSION	5
+#define STORE_SCHEMA_VERSION	6
 
 /* begin() flags */
 #define STORE_TX_ADMIN	0x01	/* an admin change: on stable storage, not
@@ -78,7 +78,20 @@ struct store_move {
 	int64_t		 updated;
 };
 
+/* A job that makes moves as room frees up: a flush or a rebalance. */
+struct store_job {
+	int64_t		 id;
+	const char	*kind;		/* "flush", "rebalance" */
+	const char	*backend;	/* flush: the backend; else "" */
+	int64_t		 max;		/* moves at most, 0: no bound */
+	int64_t		 rate;		/* moves a second at most, 0: none */
+	int64_t		 made;		/* moves made so far */
+	const char	*state;		/* "running", "done" */
+	int64_t		 created;
+};
+
 typedef int (*store_backend_cb)(const struct backend *, void *);
+typedef int (*store_job_cb)(const struct store_job *, void *);
 typedef int (*store_proxy_cb)(const struct proxy *, void *);
 typedef int (*store_move_cb)(const struct store_move *, void *);
 typedef int (*store_health_cb)(const struct store_health *, void *);
@@ -139,6 +152,12 @@ struct store_ops {
 	 * newest first, ids below `before` (0: from the newest). */
 	int	(*move_list)(struct store *, int active, int64_t before,
 		    size_t limit, store_move_cb, void *);
+
+	/* Jobs: insert (id set), record progress or the end, list running. */
+	int	(*job_insert)(struct store *, struct store_job *);
+	int	(*job_state)(struct store *, int64_t id, const char *state,
+		    int64_t made);
+	int	(*job_list)(struct store *, store_job_cb, void *);
 
 	int	(*user_load)(struct store *, store_user_cb, void *);
 	/* Insert or replace (keyed on user) each record. */

@@ -131,6 +131,18 @@ static const char *const migrations[] = {
 	");"
 	"CREATE UNIQUE INDEX moves_open ON moves(user)"
 	"  WHERE state NOT IN ('done', 'failed');",
+	/* 5 -> 6: flush and rebalance jobs, taken up again at start. */
+	"CREATE TABLE move_jobs ("
+	"  id		INTEGER PRIMARY KEY AUTOINCREMENT,"
+	"  kind		TEXT NOT NULL,"
+	"  backend		TEXT NOT NULL DEFAULT '',"
+	"  max		INTEGER NOT NULL DEFAULT 0,"
+	"  rate		INTEGER NOT NULL DEFAULT 0,"
+	"  made		INTEGER NOT NULL DEFAULT 0,"
+	"  state		TEXT NOT NULL,"
+	"  created		INTEGER NOT NULL,"
+	"  updated		INTEGER NOT NULL"
+	");",
 };
 
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) ==
@@ -182,6 +194,9 @@ enum stmt {
 	S_MOVE_SWITCH_USER,
 	S_MOVE_LIST_OPEN,
 	S_MOVE_LIST,
+	S_JOB_INSERT,
+	S_JOB_STATE,
+	S_JOB_LIST,
 	S_COUNT
 };
 
@@ -254,6 +269,13 @@ static const char *const stmt_sql[S_COUNT] = {
 	    " WHERE state NOT IN ('done', 'failed') ORDER BY id LIMIT ?2",
 	[S_MOVE_LIST] = "SELECT " MOVE_COLS " FROM moves WHERE id < ?1"
 	    " ORDER BY id DESC LIMIT ?2",
+	[S_JOB_INSERT] = "INSERT INTO move_jobs (kind, backend, max, rate,"
+	    " made, state, created, updated)"
+	    " VALUES (?1, ?2, ?3, ?4, 0, 'running', ?5, ?5)",
+	[S_JOB_STATE] = "UPDATE move_jobs SET state = ?2, made = ?3,"
+	    " updated = ?4 WHERE id = ?1",
+	[S_JOB_LIST] = "SELECT id, kind, backend, max, rate, made, state,"
+	    " created FROM move_jobs WHERE state = 'running' ORDER BY id",
 };
 
 /*
@@ -1550,6 +1572,67 @@ sqlite_move_list(struct store *st, int active, int64_t before, size_t limit,
 }
 
 static int
+sqlite_job_insert(struct store *st, struct store_job *j)
+{
+	struct sqlite_store *ss = impl(st);
+	sqlite3_stmt *s = ss->stmt[S_JOB_INSERT];
+
+	bind_text(s, 1, j->kind);
+	bind_text(s, 2, j->backend != NULL ? j->backend : "");
+	sqlite3_bind_int64(s, 3, j->max);
+	sqlite3_bind_int64(s, 4, j->rate);
+	sqlite3_bind_int64(s, 5, j->created);
+	if (stmt_exec(st, S_JOB_INSERT, "job insert") == -1)
+		return -1;
+	j->id = sqlite3_last_insert_rowid(ss->db);
+	return 0;
+}
+
+static int
+sqlite_job_state(struct store *st, int64_t id, const char *state,
+    int64_t made)
+{
+	sqlite3_stmt *s = impl(st)->stmt[S_JOB_STATE];
+
+	sqlite3_bind_int64(s, 1, id);
+	bind_text(s, 2, state);
+	sqlite3_bind_int64(s, 3, made);
+	sqlite3_bind_int64(s, 4, now_sec());
+	return stmt_exec(st, S_JOB_STATE, "job state");
+}
+
+static int
+sqlite_job_list(struct store *st, store_job_cb cb, void *arg)
+{
+	sqlite3_stmt *s = impl(st)->stmt[S_JOB_LIST];
+	struct store_job j;
+	int rc;
+
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		j.id = sqlite3_column_int64(s, 0);
+		j.kind = col_text(s, 1);
+		j.backend = col_text(s, 2);
+		j.max = sqlite3_column_int64(s, 3);
+		j.rate = sqlite3_column_int64(s, 4);
+		j.made = sqlite3_column_int64(s, 5);
+		j.state = col_text(s, 6);
+		j.created = sqlite3_column_int64(s, 7);
+		if (cb(&j, arg) == -1) {
+			store_set_error(st, "job list: stopped by caller");
+			stmt_done(s);
+			return -1;
+		}
+	}
+	if (rc != SQLITE_DONE) {
+		sq_fail(st, "job list");
+		stmt_done(s);
+		return -1;
+	}
+	stmt_done(s);
+	return 0;
+}
+
+static int
 sqlite_audit_add(struct store *st, const char *actor, const char *action,
     const char *subject, const char *detail)
 {
@@ -1626,6 +1709,9 @@ const struct store_ops store_sqlite_ops = {
 	.move_state = sqlite_move_state,
 	.move_switch = sqlite_move_switch,
 	.move_list = sqlite_move_list,
+	.job_insert = sqlite_job_insert,
+	.job_state = sqlite_job_state,
+	.job_list = sqlite_job_list,
 	.health_put = sqlite_health_put,
 	.health_load = sqlite_health_load,
 	.proxy_load = sqlite_proxy_load,

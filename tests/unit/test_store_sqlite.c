@@ -448,6 +448,7 @@ test_backend_tls_and_migration(void **state)
 	raw_sql(f, "ALTER TABLE backends DROP COLUMN tls;"
 	    "DROP TABLE backend_health;"
 	    "DROP TABLE moves;"
+	    "DROP TABLE move_jobs;"
 	    "DROP TABLE proxies;"
 	    "UPDATE meta SET value = '1' WHERE key = 'schema_version'");
 	st = open_ok(f);
@@ -611,6 +612,7 @@ test_proxy_migration(void **state)
 	store_free(st);
 	raw_sql(f, "DROP TABLE proxies;"
 	    "DROP TABLE moves;"
+	    "DROP TABLE move_jobs;"
 	    "UPDATE meta SET value = '3' WHERE key = 'schema_version'");
 
 	st = open_ok(f);
