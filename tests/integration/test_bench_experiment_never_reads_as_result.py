@@ -3,6 +3,12 @@ opens with an EXPERIMENT line, mode B is named for what it ran, C/B gets no
 PASS/FAIL, and its JSON (experiment.json, never latest.json) carries
 "experiment": "b_bare_get".  A plain run is labelled as none of that.
 
+A BENCH_ONLY run shows only its sections, says so, and writes partial.json.
+The failover rows give the median and the max over rounds against 3 s.  The
+flush row reads "n/a (no flush yet)" and the run still passes when roostd
+answers the flush POST with 404 or 405; once it answers 202 the row is the
+rate from the POST until no move is open and the backend holds nobody.
+
 bench/run's own main() runs here with the measuring steps (rig, loadgen,
 wrk) replaced by fixed numbers, so what is checked is the report and the
 file a real run would write, in a second instead of minutes."""
@@ -37,6 +43,36 @@ class FakeRig:
     dir = "/nonexistent"
 
 
+class FlushRoostd:
+    """roostd as the flush measurement sees it: the POST answers `status`;
+    after a 202 the open moves and the backend's users go down by `step`
+    per poll, from `users`."""
+
+    def __init__(self, status, users=1000, step=250):
+        self.status, self.left, self.step = status, users, step
+        self.calls = []
+
+    def api(self, method, path, body=None, auth=True):
+        self.calls.append((method, path))
+        if method == "POST":
+            if self.status == 202:
+                return 202, {"backend": "b1", "moves": self.left}
+            return self.status, {"error": "not found", "field": "path"}
+        if path.startswith("/v1/moves"):
+            self.left = max(self.left - self.step, 0)
+            return 200, {"moves": [{"id": 1}] if self.left else [],
+                         "open": self.left, "next_before": None}
+        if path.startswith("/v1/users"):
+            return 200, {"users": [{"user": "x"}] if self.left else [],
+                         "next_cursor": None}
+        return 404, {"error": "unexpected %s %s" % (method, path)}
+
+
+def failover_rounds():
+    return [{"round": i + 1, "killed": "b%d" % (i % 2 + 1),
+             "failover_s": s} for i, s in enumerate((2.5, 2.0, 2.9))]
+
+
 def medians():
     m = {"logins_per_s": 500.0, "p50_ms": 1.0, "p99_ms": 2.0, "errors": 0,
          "other_cpu_pct": 10.0,
@@ -44,12 +80,14 @@ def medians():
     return {k: dict(m) for k in ("A", "B", "C")}
 
 
-def run_bench(env, results):
-    """bench/run's main() under env, with fake measurements; returns
-    (exit status, printed text)."""
+def run_bench(env, results, flush_status=404):
+    """bench/run's main() under env, with fake measurements (the flush
+    endpoint answering flush_status); returns (exit status, printed
+    text)."""
     saved = dict(os.environ)
     os.environ.pop("BENCH_B_BARE_GET", None)
     os.environ.pop("BENCH_B_LUA", None)
+    os.environ.pop("BENCH_ONLY", None)
     os.environ.update(env)
     try:
         loader = importlib.machinery.SourceFileLoader("bench_run", BENCH)
@@ -68,6 +106,13 @@ def run_bench(env, results):
                         "nope": {"requests_per_s": 10000.0}},
             "rss_kb_after_start": 100000, "rss_kb_after_load": 100000,
             "cold_start_s": 1.0}
+        mod.setup_failover = lambda work: (FakeRig(), FakeRoostd(work))
+        mod.run_failover = lambda rig, roost: failover_rounds()
+        mod.setup_flush = lambda rig, roost: ("b1", 1000, [])
+        flush = FlushRoostd(flush_status)
+        real = getattr(mod, "run_flush", None)    # the measurement itself
+        mod.run_flush = lambda roost, backend, users: \
+            real(flush, backend, users)
         out = io.StringIO()
         with contextlib.redirect_stdout(out), \
                 contextlib.redirect_stderr(io.StringIO()):
@@ -122,6 +167,54 @@ def main(t):
     with open(os.path.join(results, "latest.json")) as f:
         js = json.load(f)
     eq(js.get("experiment"), None, "a plain run is no experiment")
+
+    # failover: median and max of the rounds, each against 3 s
+    eq(row(text, "failover time median"),
+       ["failover time median (3 rounds)", "2.50 s", "<= 3 s", "PASS"],
+       "failover median row")
+    eq(row(text, "failover time max"),
+       ["failover time max", "2.90 s", "<= 3 s", "PASS"], "failover max row")
+    eq([r["failover_s"] for r in js["failover"]["rounds"]], [2.5, 2.0, 2.9],
+       "failover rounds in the JSON")
+    # flush not built: 404 (and 405) read as n/a, the run passes
+    eq(row(text, "flush rate"),
+       ["flush rate (1000 users)", "n/a (no flush yet)", ">= 200/s", "n/a"],
+       "flush row while the endpoint answers 404")
+    eq(js["flush"]["built"], False, "flush not built in the JSON")
+    for st in (405, 202):
+        os.unlink(os.path.join(results, "latest.json"))
+        rc, text = run_bench({}, results, flush_status=st)
+        eq(rc, 0, "exit status with the flush POST answering %d" % st)
+        r = row(text, "flush rate")
+        if st == 405:
+            eq(r[1:], ["n/a (no flush yet)", ">= 200/s", "n/a"],
+               "flush row on 405")
+            continue
+        # four polls of a fake that empties by 250 a poll: the rate is
+        # measured, whatever this machine's speed, as users over seconds
+        check(r[1].endswith(" users/s") and r[2:] == [">= 200/s", "PASS"],
+              "flush row once flush exists: %r" % r)
+        with open(os.path.join(results, "latest.json")) as f:
+            fl = json.load(f)["flush"]
+        check(fl["built"] and fl["done"] and fl["users"] == 1000 and
+              abs(fl["users_per_s"] - 1000 / fl["seconds"]) < 1e-6,
+              "flush in the JSON: %r" % fl)
+
+    # BENCH_ONLY: those sections, said so, and never latest.json
+    os.unlink(os.path.join(results, "latest.json"))
+    rc, text = run_bench({"BENCH_ONLY": "failover,flush"}, results)
+    eq(rc, 0, "BENCH_ONLY run exit status")
+    check("only failover,flush (BENCH_ONLY)" in text,
+          "a partial run says so:\n" + text)
+    check(row(text, "failover time max") and row(text, "flush rate") and
+          not row(text, "logins/s") and not row(text, "lookup p99"),
+          "a partial run has the rows of its sections only:\n" + text)
+    eq(sorted(os.listdir(results)), ["partial.json"],
+       "files a BENCH_ONLY run writes")
+    rc, text = run_bench({"BENCH_ONLY": "failover,nope"}, results)
+    eq(rc, 1, "BENCH_ONLY naming no section")
+    eq(sorted(os.listdir(results)), ["partial.json"],
+       "a refused BENCH_ONLY writes nothing")
 
 
 rt.run(main)
