@@ -204,6 +204,8 @@ static int	cmd_moves(struct ctl *, const struct cmd_entry *,
 		    struct args *);
 static int	cmd_backend_flush(struct ctl *, const struct cmd_entry *,
 		    struct args *);
+static int	cmd_user_kick(struct ctl *, const struct cmd_entry *,
+		    struct args *);
 static int	cmd_rebalance(struct ctl *, const struct cmd_entry *,
 		    struct args *);
 static int	cmd_proxy_list(struct ctl *, const struct cmd_entry *,
@@ -253,6 +255,7 @@ static const struct cmd_entry cmd_table[] = {
 	{ "user forget", "USER", 1, 1, 0, cmd_user_forget, NULL },
 	{ "user move", "USER BACKEND [--no-wait]", 2, 2, O(OPT_NO_WAIT),
 	  cmd_user_move, NULL },
+	{ "user kick", "USER", 1, 1, 0, cmd_user_kick, NULL },
 	{ "moves", "[--all] [--limit N]", 0, 0, O(OPT_ALL) | O(OPT_LIMIT),
 	  cmd_moves, NULL },
 	{ "backend flush", "NAME [--no-wait]", 1, 1, O(OPT_NO_WAIT),
@@ -1717,6 +1720,32 @@ start_job(struct ctl *ctl, const char *path, json_t *body, struct args *a,
 	}
 	json_decref(root);
 	return wait_job(ctl, id, what);
+}
+
+static int
+cmd_user_kick(struct ctl *ctl, const struct cmd_entry *self, struct args *a)
+{
+	json_t *root, *body = json_object();
+	char *user, *path;
+	int ret;
+
+	(void)self;
+	user = url_escape(ctl, a->argv[0]);
+	xasprintf(&path, "/v1/users/%s/kick", user);
+	ret = api_call(ctl, "POST", path, body, &root);
+	json_decref(body);
+	free(path);
+	free(user);
+	if (ret != EXIT_OK)
+		return ret;
+	if (json_shown(ctl, root))
+		return EXIT_OK;
+	user = answer_name(root, "user", a->argv[0]);
+	printf("user %s kicked (%lld kicks)\n", user, (long long)
+	    json_integer_value(json_object_get(root, "kicked")));
+	free(user);
+	json_decref(root);
+	return EXIT_OK;
 }
 
 static int

@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "api.h"
+#include "failover.h"
 #include "http.h"
 #include "listener.h"
 #include "log.h"
@@ -77,6 +78,7 @@ static void	h_moves_add(struct call *);
 static void	h_move_get(struct call *);
 static void	h_backend_flush(struct call *);
 static void	h_rebalance(struct call *);
+static void	h_user_kick(struct call *);
 
 static const struct route routes[] = {
 	{ "/v1/lookup",		0, EVHTTP_REQ_GET,    AUTH_LOOKUP, h_lookup,
@@ -116,6 +118,8 @@ static const struct route routes[] = {
 	{ "/v1/proxies/",	1, EVHTTP_REQ_DELETE, AUTH_ADMIN, h_proxy_delete,
 	  { NULL } },
 	{ "/v1/backends/*/flush", 1, EVHTTP_REQ_POST, AUTH_ADMIN, h_backend_flush,
+	  { NULL } },
+	{ "/v1/users/*/kick",	1, EVHTTP_REQ_POST,   AUTH_ADMIN, h_user_kick,
 	  { NULL } },
 	{ "/v1/rebalance",	0, EVHTTP_REQ_POST,   AUTH_ADMIN, h_rebalance,
 	  { NULL } },
@@ -441,6 +445,7 @@ h_backend_patch(struct call *c)
 	char err[256];
 	json_t *body = NULL;
 	long slot;
+	int going_down;
 
 	if ((slot = find_backend_or_404(c, c->arg, "name")) == -1)
 		return;
@@ -464,13 +469,62 @@ h_backend_patch(struct call *c)
 		log_info("backend %s: state %s -> %s", nb->name,
 		    backend_state_name(rs->backends[slot]->state),
 		    backend_state_name(nb->state));
+	going_down = rs->backends[slot]->state != BACKEND_DOWN &&
+	    nb->state == BACKEND_DOWN;
 	backend_free(rs->backends[slot]);
 	rs->backends[slot] = nb;
 	nb = NULL;
+	/* Down: no new users at once; its users keep it until their
+	 * sessions are kicked, then go elsewhere (failover.c). */
+	if (going_down && state_backend_users(rs, slot) > 0)
+		failover_evacuate(rs, slot, NULL, NULL);
 	backend_reply(c, 200, slot);
 done:
 	backend_free(nb);
 	json_decref(body);
+}
+
+/* The removal itself: store, then memory, then the answer. */
+static void
+backend_remove_now(struct roost *rs, struct evhttp_request *req, long slot)
+{
+	struct store *st = rs->store;
+	char name[BACKEND_NAME_MAX + 1], *text;
+	int64_t released = 0;
+	json_t *detail;
+
+	snprintf(name, sizeof(name), "%s", rs->backends[slot]->name);
+	lookup_flush(rs);
+	if (st->ops->begin(st, STORE_TX_ADMIN) == -1)
+		goto fail;
+	if (st->ops->backend_delete(st, name, &released) == -1)
+		goto abort;
+	detail = json_pack("{s:I}", "users_released", (json_int_t)released);
+	text = json_dumps(detail, JSON_COMPACT);
+	json_decref(detail);
+	if (st->ops->audit_add(st, "admin", "backend.remove", name,
+	    text) == -1 || st->ops->commit(st) == -1) {
+		free(text);
+		goto abort;
+	}
+	free(text);
+	log_info("admin: backend.remove %s", name);
+	state_backend_remove(rs, slot);
+	http_reply_json(req, 200, json_pack("{s:s, s:I}", "deleted", name,
+	    "users_released", (json_int_t)released));
+	return;
+abort:
+	st->ops->rollback(st);
+fail:
+	log_warnx("store: %s", store_error(st));
+	http_reply_error(req, st->busy ? 503 : 500, NULL, "store write failed; "
+	    "nothing was changed");
+}
+
+static void
+backend_removed(struct roost *rs, long slot, void *arg)
+{
+	backend_remove_now(rs, arg, slot);
 }
 
 static void
@@ -479,7 +533,6 @@ h_backend_delete(struct call *c)
 	struct roost *rs = c->rs;
 	const char *force = query(c, "force");
 	size_t users;
-	int64_t released = 0;
 	long slot;
 
 	if ((slot = find_backend_or_404(c, c->arg, "name")) == -1)
@@ -495,18 +548,12 @@ h_backend_delete(struct call *c)
 		    "assigned users; move them or use force=1", c->arg, users);
 		return;
 	}
-	if (tx_begin(c) == -1)
+	/* Its users keep it until their sessions are kicked; the answer
+	 * comes when the backend is gone. */
+	if (users > 0 && !rs->backends[slot]->evacuating &&
+	    failover_evacuate(rs, slot, backend_removed, c->req))
 		return;
-	if (rs->store->ops->backend_delete(rs->store, c->arg, &released) == -1) {
-		tx_abort(c);
-		return;
-	}
-	if (tx_commit(c, "backend.remove", c->arg, json_pack("{s:I}",
-	    "users_released", (json_int_t)released)) == -1)
-		return;
-	state_backend_remove(rs, slot);
-	http_reply_json(c->req, 200, json_pack("{s:s, s:I}", "deleted", c->arg,
-	    "users_released", (json_int_t)released));
+	backend_remove_now(rs, c->req, slot);
 }
 
 struct list_ctx {
@@ -1046,6 +1093,24 @@ h_backend_flush(struct call *c)
 	http_reply_json(c->req, 202, json_pack("{s:o, s:I}", "job",
 	    move_job_json(j), "users", (json_int_t)state_backend_users(c->rs,
 	    slot)));
+}
+
+static void
+h_user_kick(struct call *c)
+{
+	struct umap_entry *e;
+	char key[256];
+	int n;
+
+	if ((n = user_key(c, key, sizeof(key))) == -1)
+		return;
+	lookup_flush(c->rs);
+	if ((e = umap_get(c->rs->users, key, (size_t)n)) == NULL) {
+		http_reply_error(c->req, 404, "user", "user %s has no assignment",
+		    key);
+		return;
+	}
+	move_kick_user(c->rs, e, c->req);
 }
 
 /* POST /v1/rebalance {"max": N, "rate": R}: 202 and the job. */

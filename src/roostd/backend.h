@@ -69,6 +69,9 @@ struct backend {
 	char		 health_error[BACKEND_ERROR_MAX + 1];
 	int		 failed;	/* not handed out (health, and the
 					 * everything-failed guard) */
+	int		 evacuating;	/* down or removed by an admin, its
+					 * sessions being kicked: its users
+					 * keep it until that is done */
 };
 
 extern const char	*proto_names[PROTO_COUNT];

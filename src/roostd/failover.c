@@ -41,12 +41,16 @@ struct failover_call {
 	char			*url;		/* for a 2.3 retry */
 	char			*key;
 	char			 proxy[BACKEND_NAME_MAX + 1];
+	int			 backend;	/* the backend's own kick */
 };
 
 struct failover {
 	LIST_ENTRY(failover)	 entry;
 	struct roost		*rs;
 	long			 slot;
+	int			 admin;		/* down or removal, not health */
+	failover_done_cb	 done;
+	void			*arg;
 	char			 backend[BACKEND_NAME_MAX + 1];
 	LIST_HEAD(, failover_call) calls;
 	unsigned		 kicked, failed;
@@ -95,9 +99,13 @@ failover_done(struct failover *fo, int timed_out)
 		log_warnx("backend %s: failover goes on after %llds with %zu "
 		    "proxy kick(s) unanswered", fo->backend,
 		    rs->conf->move_timeout, left);
-	log_info("backend %s: %u proxies kicked its sessions%s; its users "
+	log_info("backend %s: %u kicks of its sessions done%s; its users "
 	    "go elsewhere at their next login", fo->backend, fo->kicked,
-	    fo->failed ? " (some kicks failed)" : "");
+	    fo->failed ? " (some failed)" : "");
+	if (fo->admin && rs->backends[fo->slot] != NULL)
+		rs->backends[fo->slot]->evacuating = 0;
+	if (fo->done != NULL)
+		fo->done(rs, fo->slot, fo->arg);
 	failover_free(fo);
 	health_reroute(rs);
 }
@@ -118,7 +126,7 @@ kick_done(void *arg, const struct doveadm_result *res)
 	struct failover *fo = fc->fo;
 
 	/* A 2.3 proxy does not know kick -f: it has proxy kick instead. */
-	if (!res->ok && res->invalid_request) {
+	if (!res->ok && res->invalid_request && !fc->backend) {
 		kick_start(fc, DOVEADM_V23);
 		return;
 	}
@@ -126,8 +134,9 @@ kick_done(void *arg, const struct doveadm_result *res)
 		fo->kicked++;
 	else {
 		fo->failed++;
-		log_warnx("backend %s: proxy %s did not kick its sessions: %s",
-		    fo->backend, fc->proxy, res->error);
+		log_warnx("backend %s: %s %s did not kick its sessions: %s",
+		    fo->backend, fc->backend ? "backend" : "proxy", fc->proxy,
+		    res->error);
 	}
 	call_free(fc);
 	if (LIST_EMPTY(&fo->calls))
@@ -159,19 +168,25 @@ failover_pending(long slot)
 	return failover_find(slot) != NULL;
 }
 
-int
-failover_begin(struct roost *rs, long slot)
+static int
+failover_start(struct roost *rs, long slot, int admin, failover_done_cb done,
+    void *arg)
 {
+	const struct backend *b = rs->backends[slot];
 	struct failover *fo;
 	struct failover_call *fc;
 	struct timeval tv;
 	size_t i;
 
-	if (rs->nproxies == 0 || failover_find(slot) != NULL)
+	if (failover_find(slot) != NULL ||
+	    (rs->nproxies == 0 && (!admin || b->doveadm_url == NULL)))
 		return 0;
 	fo = xcalloc(1, sizeof(*fo));
 	fo->rs = rs;
 	fo->slot = slot;
+	fo->admin = admin;
+	fo->done = done;
+	fo->arg = arg;
 	snprintf(fo->backend, sizeof(fo->backend), "%s",
 	    rs->backends[slot]->name);
 	LIST_INIT(&fo->calls);
@@ -188,11 +203,44 @@ failover_begin(struct roost *rs, long slot)
 		LIST_INSERT_HEAD(&fo->calls, fc, entry);
 		kick_start(fc, DOVEADM_V24);
 	}
+	/* An admin's down or removal: the backend still answers, so its
+	 * own sessions are ended too (every user: the mask "*"). */
+	if (admin && b->doveadm_url != NULL) {
+		fc = xcalloc(1, sizeof(*fc));
+		fc->fo = fo;
+		fc->url = xstrdup(b->doveadm_url);
+		fc->key = xstrdup(b->doveadm_key != NULL ? b->doveadm_key : "");
+		snprintf(fc->proxy, sizeof(fc->proxy), "%s", b->name);
+		fc->backend = 1;
+		LIST_INSERT_HEAD(&fo->calls, fc, entry);
+		fc->call = doveadm_kick_user(rs->doveadm, fc->url, fc->key, "*",
+		    5000, kick_done, fc);
+	}
 	tv.tv_sec = (time_t)rs->conf->move_timeout;
 	tv.tv_usec = 0;
 	evtimer_add(fo->deadline, &tv);
-	log_info("backend %s failed: %zu proxies kick its sessions before "
-	    "its users go elsewhere", fo->backend, rs->nproxies);
+	log_info("backend %s %s: %zu proxies%s kick its sessions before its "
+	    "users go elsewhere", fo->backend, admin ? "leaves" : "failed",
+	    rs->nproxies, admin && b->doveadm_url != NULL ? " and the backend" :
+	    "");
+	return 1;
+}
+
+int
+failover_begin(struct roost *rs, long slot)
+{
+	if (rs->nproxies == 0)
+		return 0;
+	return failover_start(rs, slot, 0, NULL, NULL);
+}
+
+int
+failover_evacuate(struct roost *rs, long slot, failover_done_cb done,
+    void *arg)
+{
+	if (failover_start(rs, slot, 1, done, arg) == 0)
+		return 0;
+	rs->backends[slot]->evacuating = 1;
 	return 1;
 }
 

@@ -976,6 +976,67 @@ job_reload_one(const struct store_job *sj, void *arg)
 	return 0;
 }
 
+/* POST /v1/users/{user}/kick: the user's sessions everywhere, now. */
+struct kick_req {
+	struct roost		*rs;
+	struct evhttp_request	*req;
+	char			 user[256];
+	unsigned		 pending, ok, failed;
+	json_t			*errors;
+};
+
+static void
+kick_req_done(void *arg, const struct doveadm_result *res)
+{
+	struct kick_req *kr = arg;
+
+	if (res->ok)
+		kr->ok++;
+	else {
+		kr->failed++;
+		json_array_append_new(kr->errors, json_string(res->error));
+	}
+	if (--kr->pending > 0)
+		return;
+	http_reply_json(kr->req, kr->failed == 0 ? 200 : 502, json_pack(
+	    "{s:s, s:i, s:i, s:o}", "user", kr->user, "kicked", (int)kr->ok,
+	    "failed", (int)kr->failed, "errors", kr->errors));
+	free(kr);
+}
+
+void
+move_kick_user(struct roost *rs, struct umap_entry *e,
+    struct evhttp_request *req)
+{
+	const struct backend *b = rs->backends[e->backend];
+	struct kick_req *kr;
+	size_t i;
+
+	kr = xcalloc(1, sizeof(*kr));
+	kr->rs = rs;
+	kr->req = req;
+	snprintf(kr->user, sizeof(kr->user), "%s", e->key);
+	kr->errors = json_array();
+	/* Count first: no callback runs inside a start. */
+	kr->pending = (unsigned)rs->nproxies + (b->doveadm_url != NULL);
+	if (kr->pending == 0) {
+		json_decref(kr->errors);
+		free(kr);
+		http_reply_error(req, 409, "user", "neither %s nor any proxy "
+		    "has a doveadm URL: nothing can kick", b->name);
+		return;
+	}
+	if (b->doveadm_url != NULL)
+		doveadm_kick_user(rs->doveadm, b->doveadm_url, b->doveadm_key,
+		    e->key, MOVE_CALL_MS, kick_req_done, kr);
+	for (i = 0; i < rs->nproxies; i++)
+		doveadm_kick_user(rs->doveadm, rs->proxies[i]->doveadm_url,
+		    rs->proxies[i]->doveadm_key, e->key, MOVE_CALL_MS,
+		    kick_req_done, kr);
+	log_info("kicking %s on %s and %zu proxies", e->key, b->name,
+	    rs->nproxies);
+}
+
 struct reload {
 	struct roost	*rs;
 	size_t		 taken, dropped;

@@ -55,6 +55,11 @@ struct move_job *move_job_start(struct roost *, long slot, long long max,
 json_t	*move_job_json(const struct move_job *);
 json_t	*move_jobs_json(const struct roost *);
 
+/* End the user's sessions on its backend and every proxy; answers req
+ * when all have answered (200, or 502 naming what failed). */
+void	 move_kick_user(struct roost *, struct umap_entry *,
+	    struct evhttp_request *);
+
 json_t	*move_json(const struct move *);
 int64_t	 move_id(const struct move *);
 /* Moves queued or under way now. */

@@ -131,7 +131,7 @@ state_backend_usable(const struct roost *rs, long slot, const char *tag)
 	if (slot < 0 || (size_t)slot >= rs->nslots ||
 	    (b = rs->backends[slot]) == NULL)
 		return 0;
-	return b->state != BACKEND_DOWN && !b->failed &&
+	return (b->state != BACKEND_DOWN || b->evacuating) && !b->failed &&
 	    strcmp(b->tag, tag) == 0;
 }
 

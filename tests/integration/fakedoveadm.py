@@ -80,6 +80,8 @@ class FakeDoveadm:
                 (cmd == "proxyKick" and self.version == "2.3"):
             return ["doveadmResponse", [{"count": "0"}], tag]
         if cmd == "kick":
+            if "*" in users:		# a mask matching everybody
+                users = list(self.sessions)
             hit = [u for u in users if self.sessions.get(u)]
             for u in hit:
                 if u not in self.sticky:
