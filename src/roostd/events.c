@@ -67,6 +67,7 @@ struct events {
 	size_t		  mask;
 	size_t		  count;
 	char		**pnames;	/* interned proxy names, never shrinks */
+	uint32_t	 *plastgen;	/* per name: gen of its last poll */
 	size_t		  npnames;
 	uint32_t	  gen;
 	char		**confirm;	/* keys whose confirmation is not stored */
@@ -193,6 +194,9 @@ proxy_id(struct events *ev, const char *name)
 	ev->pnames = xreallocarray(ev->pnames, ev->npnames + 1,
 	    sizeof(*ev->pnames));
 	ev->pnames[ev->npnames] = xstrdup(name);
+	ev->plastgen = xreallocarray(ev->plastgen, ev->npnames + 1,
+	    sizeof(*ev->plastgen));
+	ev->plastgen[ev->npnames] = 0;
 	return (uint16_t)ev->npnames++;
 }
 
@@ -295,6 +299,7 @@ events_free(struct roost *rs)
 	for (i = 0; i < ev->npnames; i++)
 		free(ev->pnames[i]);
 	free(ev->pnames);
+	free(ev->plastgen);
 	for (i = 0; i < ev->nconfirm; i++)
 		free(ev->confirm[i]);
 	free(ev->confirm);
@@ -529,10 +534,13 @@ poll_apply(struct roost *rs, uint16_t pid, json_t *rows)
 	struct act *a, **ap;
 	const char *user, *conns;
 	long long n;
-	uint32_t now = clamp_now(), gen = ++ev->gen, was;
+	uint32_t now = clamp_now(), gen = ++ev->gen, prev, was;
 	size_t i, idx, added = 0, ended = 0;
 	json_t *row;
+	int again;
 
+	prev = ev->plastgen[pid];
+	ev->plastgen[pid] = gen;
 	json_array_foreach(rows, idx, row) {
 		if ((user = json_string_value(json_object_get(row,
 		    "username"))) == NULL)
@@ -546,6 +554,11 @@ poll_apply(struct roost *rs, uint16_t pid, json_t *rows)
 			n = 1;
 		a = act_get(ev, e);
 		p = act_proxy(a, pid);
+		/* A proxy lists a login still being authenticated at the
+		 * backend too (2.3): only a session seen by two polls in a
+		 * row proves the user exists. */
+		again = p->gen != gen && prev != 0 && p->gen == prev &&
+		    p->open > 0;
 		if (p->gen == gen)
 			n += p->open;
 		if (n > UINT16_MAX)
@@ -556,7 +569,8 @@ poll_apply(struct roost *rs, uint16_t pid, json_t *rows)
 		}
 		p->open = (uint16_t)n;
 		p->gen = gen;
-		confirm(ev, e);
+		if (again)
+			confirm(ev, e);
 	}
 	/* What the proxy no longer has has ended; rows of users that lost
 	 * their assignment go. */
