@@ -68,6 +68,7 @@ struct events {
 	size_t		  count;
 	char		**pnames;	/* interned proxy names, never shrinks */
 	uint32_t	 *plastgen;	/* per name: gen of its last poll */
+	uint8_t		 *pgone;	/* per name: unregistered, sessions ended */
 	size_t		  npnames;
 	uint32_t	  gen;
 	char		**confirm;	/* keys whose confirmation is not stored */
@@ -197,6 +198,9 @@ proxy_id(struct events *ev, const char *name)
 	ev->plastgen = xreallocarray(ev->plastgen, ev->npnames + 1,
 	    sizeof(*ev->plastgen));
 	ev->plastgen[ev->npnames] = 0;
+	ev->pgone = xreallocarray(ev->pgone, ev->npnames + 1,
+	    sizeof(*ev->pgone));
+	ev->pgone[ev->npnames] = 0;
 	return (uint16_t)ev->npnames++;
 }
 
@@ -300,6 +304,7 @@ events_free(struct roost *rs)
 		free(ev->pnames[i]);
 	free(ev->pnames);
 	free(ev->plastgen);
+	free(ev->pgone);
 	for (i = 0; i < ev->nconfirm; i++)
 		free(ev->confirm[i]);
 	free(ev->confirm);
@@ -630,11 +635,26 @@ poll_cb(evutil_socket_t fd, short what, void *arg)
 	struct timeval tv = { 0, 0 };
 	struct poll *pl;
 	struct proxy *p;
+	json_t *empty;
 	size_t i, j;
 	uint16_t pid;
 
 	(void)fd;
 	(void)what;
+	/* A proxy removed from the registry has no sessions any more: left
+	 * counted, they would keep its users from ever expiring. */
+	for (i = 0; i < ev->npnames; i++) {
+		if (state_proxy_find(rs, ev->pnames[i]) != -1) {
+			ev->pgone[i] = 0;
+			continue;
+		}
+		if (!ev->pgone[i]) {
+			empty = json_array();
+			poll_apply(rs, (uint16_t)i, empty);
+			json_decref(empty);
+			ev->pgone[i] = 1;
+		}
+	}
 	for (i = 0; i < rs->nproxies; i++) {
 		p = rs->proxies[i];
 		pid = proxy_id(ev, p->name);

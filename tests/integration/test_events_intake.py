@@ -5,7 +5,8 @@ backend's delivery confirms a user, and "confirmed" survives kill -9.
 Anything but the events token as the Basic auth password is 403, an
 unknown name 404, malformed JSON 400, a huge body 413, and none of them
 changes anything; events for users without an assignment create none, and
-unknown events are ignored.  The token never shows in the log."""
+unknown events are ignored.  A proxy removed from the registry takes its
+sessions along.  The token never shows in the log."""
 
 import time
 
@@ -22,7 +23,7 @@ def activity(r, user):
 
 
 def main(t):
-    r = t.roost(events_token=True)
+    r = t.roost(events_token=True, activity_poll_interval="1s")
     r.add_backend("b1", "127.0.0.11")
     # A proxy whose doveadm API does not answer: its sessions come from
     # the events alone (the poll fails and must change nothing).
@@ -114,6 +115,18 @@ def main(t):
     eq(activity(r, "u2")[0], True, "u2 still confirmed after kill -9")
     r.lookup_ok("u3")
     eq(activity(r, "u3")[0], False, "a new assignment is not")
+
+    # A proxy taken out of the registry takes its sessions along: left
+    # counted, they would keep the user from ever expiring.
+    eq(r.post_event("p1", EST, {"user": "u1"})[0], 204, "a session on p1")
+    eq(activity(r, "u1")[1]["sessions"], 1, "counted")
+    status(r.api("DELETE", "/v1/proxies/p1"), 200, "remove p1")
+    deadline = time.monotonic() + 5
+    while activity(r, "u1")[1]["sessions"] and time.monotonic() < deadline:
+        time.sleep(0.1)
+    eq(activity(r, "u1")[1]["sessions"], 0, "p1's sessions ended with it")
+    eq(r.post_event("p1", EST, {"user": "u1"})[0], 404,
+       "events for p1 are refused now")
 
     r.secrets_absent(r.events_token)
 
