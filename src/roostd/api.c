@@ -21,6 +21,7 @@
 
 #include "api.h"
 #include "failover.h"
+#include "events.h"
 #include "http.h"
 #include "listener.h"
 #include "log.h"
@@ -79,6 +80,7 @@ static void	h_move_get(struct call *);
 static void	h_backend_flush(struct call *);
 static void	h_rebalance(struct call *);
 static void	h_user_kick(struct call *);
+static void	h_events(struct call *);
 
 static const struct route routes[] = {
 	{ "/v1/lookup",		0, EVHTTP_REQ_GET,    AUTH_LOOKUP, h_lookup,
@@ -126,6 +128,10 @@ static const struct route routes[] = {
 	{ "/v1/moves",		0, EVHTTP_REQ_GET,    AUTH_ADMIN, h_moves_list,
 	  { "limit", "before", "state" } },
 	{ "/v1/moves",		0, EVHTTP_REQ_POST,   AUTH_ADMIN, h_moves_add,
+	  { NULL } },
+	/* The exporter sends no headers of its own: events.c checks the
+	 * token it puts in the URL (Basic auth). */
+	{ "/v1/events/dovecot/", 1, EVHTTP_REQ_POST,  AUTH_NONE,  h_events,
 	  { NULL } },
 	{ "/v1/moves/",		1, EVHTTP_REQ_GET,    AUTH_ADMIN, h_move_get,
 	  { NULL } },
@@ -293,6 +299,8 @@ user_json(struct roost *rs, const char *key, size_t len,
 		    json_string(rs->backends[best[1]]->name) : json_null());
 		json_object_set_new(o, "since", json_null());
 		json_object_set_new(o, "last_lookup", json_null());
+		json_object_set_new(o, "confirmed", json_false());
+		json_object_set_new(o, "activity", events_user_json(rs, NULL));
 		return o;
 	}
 	json_object_set_new(o, "backend",
@@ -303,6 +311,9 @@ user_json(struct roost *rs, const char *key, size_t len,
 	json_object_set_new(o, "since", json_integer(e->since));
 	json_object_set_new(o, "last_lookup", e->last_lookup ?
 	    json_integer(e->last_lookup) : json_null());
+	json_object_set_new(o, "confirmed",
+	    json_boolean(e->flags & UMAP_F_CONFIRMED));
+	json_object_set_new(o, "activity", events_user_json(rs, e));
 	return o;
 }
 
@@ -320,6 +331,12 @@ static void
 h_lookup(struct call *c)
 {
 	lookup_handle(c->rs, c->req);
+}
+
+static void
+h_events(struct call *c)
+{
+	events_handle(c->rs, c->req, c->arg);
 }
 
 static void

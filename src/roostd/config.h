@@ -26,8 +26,11 @@ struct config {
 	char			*store;			/* "sqlite:/path" */
 	char			*admin_token_file;
 	char			*lookup_token_file;	/* NULL = lookups open */
+	char			*events_token_file;	/* NULL = no event intake */
 	int			 lookup_open;		/* open off loopback too */
 	long long		 user_expire;		/* seconds, 0 = never */
+	long long		 unconfirmed_expire;	/* seconds, 0 = never */
+	long long		 activity_poll_interval; /* seconds, 0 = off */
 	long long		 probe_interval;	/* seconds, 0 = no probes */
 	long long		 probe_timeout;		/* seconds */
 	long long		 probe_rise;
@@ -44,6 +47,7 @@ struct config {
 	/* Not settings: loaded from the files named above by config_load. */
 	char			*admin_token;
 	char			*lookup_token;
+	char			*events_token;
 };
 
 /*

@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "events.h"
 #include "http.h"
 #include "log.h"
 #include "lookup.h"
@@ -231,6 +232,7 @@ batch_commit(struct roost *rs, int final)
 			rec[i].pinned = e->pinned;
 			rec[i].since = e->since;
 			rec[i].last_lookup = e->last_lookup;
+			rec[i].confirmed = (e->flags & UMAP_F_CONFIRMED) != 0;
 		}
 		if (st->ops->user_put(st, rec, n) == -1) {
 			now = now_msec_mono();
@@ -307,23 +309,45 @@ enum { ARG_USER, ARG_PROTOCOL, ARG_TAG, ARG_COUNT };
 static const char *const arg_names[ARG_COUNT] = { "user", "protocol", "tag" };
 
 /*
- * Has an assignment been idle past user_expire?  Lookup times reach the
- * store lazily, so after a restart a stored time may be older than the
- * truth: idle time counts from the start at the earliest, and an
- * assignment expires late rather than early (an early expiry would move a
- * user who still has sessions).
+ * Is an assignment to be forgotten?
+ *
+ * user_expire: idle time counts from the end of the user's last session
+ * (events.c), or from the last lookup when that is later (a login that
+ * the proxies' events have not reported yet); a user with a session open
+ * never expires.  Lookup times reach the store lazily and sessions are not
+ * stored at all, so after a restart idle time counts from the start at the
+ * earliest, and an assignment expires late rather than early (an early
+ * expiry would move a user who still has sessions).
+ *
+ * unconfirmed_expire: an assignment that never saw a session or a delivery
+ * (a name guessed at the proxy) goes that long after it was made.  Only
+ * with the event intake on: without it nothing could ever confirm a user.
  */
 static int
 lookup_expired(const struct roost *rs, const struct umap_entry *e,
     uint32_t now)
 {
+	const struct config *conf = rs->conf;
+	struct events_activity act;
 	long long last = e->last_lookup;
 
-	if (rs->conf->user_expire <= 0 || e->pinned || last == 0)
+	if (e->pinned)
+		return 0;
+	if (events_user_activity(rs, e, &act)) {
+		if (act.open > 0)
+			return 0;
+		if (act.last_end > last)
+			last = act.last_end;
+	}
+	if (!(e->flags & UMAP_F_CONFIRMED) && conf->events_token != NULL &&
+	    conf->unconfirmed_expire > 0 &&
+	    (long long)now - e->since > conf->unconfirmed_expire)
+		return 1;
+	if (conf->user_expire <= 0 || last == 0)
 		return 0;
 	if (last < rs->started)
 		last = rs->started;
-	return (long long)now - last > rs->conf->user_expire;
+	return (long long)now - last > conf->user_expire;
 }
 
 void
@@ -490,21 +514,36 @@ maint_write(struct roost *rs, struct maint *m)
 {
 	struct store *st = rs->store;
 	struct store_user *rec = NULL;
-	size_t i;
+	const char **ckeys;
+	size_t i, nconf, n;
 
-	if (m->ntouch > 0) {
-		rec = xcalloc(m->ntouch, sizeof(*rec));
+	/* Confirmations ride with the lookup times, in the same write:
+	 * from the events' queue, not the sweep, so that they are stored
+	 * within a pass or two, not after a whole sweep of the table. */
+	ckeys = xcalloc(m->maxtouch, sizeof(*ckeys));
+	nconf = events_confirm_peek(rs, ckeys, m->maxtouch);
+	if ((n = m->ntouch + nconf) > 0) {
+		rec = xcalloc(n, sizeof(*rec));
 		for (i = 0; i < m->ntouch; i++) {
 			rec[i].user = m->touch[i]->key;
 			rec[i].last_lookup = m->touch[i]->last_lookup;
+			rec[i].confirmed = (m->touch[i]->flags &
+			    UMAP_F_CONFIRMED) != 0;
 		}
-		if (st->ops->user_touch(st, rec, m->ntouch) == -1)
+		for (i = 0; i < nconf; i++) {
+			rec[m->ntouch + i].user = ckeys[i];
+			rec[m->ntouch + i].confirmed = 1;
+		}
+		if (st->ops->user_touch(st, rec, n) == -1)
 			maint_error(st, "recording lookup times");
-		else
+		else {
 			for (i = 0; i < m->ntouch; i++)
 				m->touch[i]->touched = m->touch[i]->last_lookup;
+			events_confirm_done(rs, nconf);
+		}
 		free(rec);
 	}
+	free(ckeys);
 	if (m->nexpire == 0)
 		return;
 	if (st->ops->begin(st, 0) == -1)
@@ -517,10 +556,13 @@ maint_write(struct roost *rs, struct maint *m)
 	/* A failed commit leaves nothing to roll back. */
 	if (st->ops->commit(st) == -1)
 		goto fail;
-	log_info("forgot %zu assignments idle for more than %llds",
-	    m->nexpire, rs->conf->user_expire);
-	for (i = 0; i < m->nexpire; i++)
+	log_info("forgot %zu assignments idle past user_expire or never "
+	    "confirmed", m->nexpire);
+	for (i = 0; i < m->nexpire; i++) {
+		events_user_forget(rs, m->expire[i]->key,
+		    m->expire[i]->keylen);
 		state_user_forget(rs, m->expire[i]);
+	}
 	return;
 fail:
 	maint_error(st, "forgetting idle assignments");

@@ -23,6 +23,7 @@
 #include "api.h"
 #include "config.h"
 #include "doveadm.h"
+#include "events.h"
 #include "health.h"
 #include "log.h"
 #include "lookup.h"
@@ -98,6 +99,7 @@ on_reload(evutil_socket_t sig, short what, void *arg)
 	config_free(old);
 	log_set_level(nc->log_level);
 	health_reconfigure(rs);
+	events_reconfigure(rs);
 	log_info("reload: configuration %s loaded", rs->conf_path);
 }
 
@@ -205,6 +207,8 @@ main(int argc, char *argv[])
 		fatalx("cannot start the health engine");
 	if (move_init(&rs) == -1)
 		fatalx("cannot take up the open moves");
+	if (events_init(&rs) == -1)
+		fatalx("cannot start the event intake");
 	if (api_start(&rs) == -1)
 		fatalx("cannot start the API listener");
 	rs.started = now_sec();
@@ -229,6 +233,7 @@ main(int argc, char *argv[])
 	event_free(ev_int);
 	event_free(ev_hup);
 	event_free(rs.touch_ev);
+	events_free(&rs);	/* before the doveadm client its polls use */
 	move_free(&rs);
 	lookup_free(&rs);
 	health_free(&rs);

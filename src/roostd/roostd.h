@@ -29,6 +29,7 @@ struct lookup_batch;
 struct health;
 struct moves;
 struct doveadm;
+struct events;
 
 struct roost {
 	struct event_base	*base;
@@ -50,6 +51,7 @@ struct roost {
 	struct health		 *health;	/* probes and verdicts */
 	struct moves		 *moves;	/* moves queued and under way */
 	struct doveadm		 *doveadm;	/* every HTTP call to Dovecot */
+	struct events		 *events;	/* who is active where */
 	struct event		 *touch_ev;
 	int64_t			  started;
 };

@@ -221,6 +221,8 @@ load_user(const struct store_user *su, void *arg)
 	e->pinned = su->pinned != 0;
 	e->since = (uint32_t)su->since;
 	e->last_lookup = e->touched = (uint32_t)su->last_lookup;
+	if (su->confirmed)
+		e->flags |= UMAP_F_CONFIRMED;
 	return 0;
 }
 

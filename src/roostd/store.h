@@ -23,7 +23,7 @@
 #include "backend.h"
 #include "proxy.h"
 
-#define STORE_SCHEMA_VERSION	6
+#define STORE_SCHEMA_VERSION	7
 
 /* begin() flags */
 #define STORE_TX_ADMIN	0x01	/* an admin change: on stable storage, not
@@ -38,6 +38,7 @@ struct store_user {
 	int		 pinned;	/* set by an admin, not by the hash */
 	int64_t		 since;		/* when assigned to this backend (unix s) */
 	int64_t		 last_lookup;	/* unix s, 0 = never */
+	int		 confirmed;	/* seen in a session or a delivery */
 };
 
 struct store_audit {
@@ -171,8 +172,9 @@ struct store_ops {
 	 * only of `backend` unless NULL, at most `limit`. */
 	int	(*user_list)(struct store *, const char *backend,
 		    const char *after, size_t limit, store_user_cb, void *);
-	/* Record lookup times only (user and last_lookup of each record);
-	 * rows that no longer exist are skipped. */
+	/* Record lookup times and confirmations only (user, last_lookup
+	 * and confirmed of each record; neither ever goes back); rows that
+	 * no longer exist are skipped. */
 	int	(*user_touch)(struct store *, const struct store_user *, size_t);
 
 	int	(*audit_add)(struct store *, const char *actor,

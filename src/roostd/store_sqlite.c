@@ -143,6 +143,11 @@ static const char *const migrations[] = {
 	"  created		INTEGER NOT NULL,"
 	"  updated		INTEGER NOT NULL"
 	");",
+	/* 6 -> 7: has the user been seen in a session or a delivery?
+	 * Assignments from before were never asked: count them as
+	 * confirmed, so that an upgrade forgets none of them. */
+	"ALTER TABLE users ADD COLUMN confirmed INTEGER NOT NULL DEFAULT 0;"
+	"UPDATE users SET confirmed = 1;",
 };
 
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) ==
@@ -156,7 +161,7 @@ _Static_assert(PROTO_IMAP == 0 && PROTO_POP3 == 1 && PROTO_LMTP == 2 &&
 	"name, host, hostip, tag, weight, state, port_imap, port_pop3, "\
 	"port_lmtp, port_submission, port_sieve, port_doveadm, "	\
 	"doveadm_url, doveadm_key, created, updated, tls"
-#define USER_COLS	"user, backend, tag, pinned, since, last_lookup"
+#define USER_COLS	"user, backend, tag, pinned, since, last_lookup, confirmed"
 #define PROXY_COLS	"name, doveadm_url, doveadm_key, created, updated"
 
 enum stmt {
@@ -226,10 +231,12 @@ static const char *const stmt_sql[S_COUNT] = {
 	[S_BACKEND_DELETE] = "DELETE FROM backends WHERE name = ?1",
 	[S_USER_LOAD] = "SELECT " USER_COLS " FROM users",
 	[S_USER_PUT] = "INSERT INTO users (" USER_COLS ")"
-	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
+	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
 	    " ON CONFLICT (user) DO UPDATE SET backend = excluded.backend,"
 	    " tag = excluded.tag, pinned = excluded.pinned,"
-	    " since = excluded.since, last_lookup = excluded.last_lookup",
+	    " since = excluded.since, last_lookup = excluded.last_lookup,"
+	    /* a user once seen stays confirmed whoever rewrites the row */
+	    " confirmed = max(confirmed, excluded.confirmed)",
 	[S_USER_DELETE] = "DELETE FROM users WHERE user = ?1",
 	[S_USER_GET] = "SELECT " USER_COLS " FROM users WHERE user = ?1",
 	[S_USER_LIST] = "SELECT " USER_COLS " FROM users"
@@ -241,8 +248,8 @@ static const char *const stmt_sql[S_COUNT] = {
 	[S_USER_LIST_BACKEND_AFTER] = "SELECT " USER_COLS " FROM users"
 	    " WHERE backend = ?1 AND user > ?2 ORDER BY user LIMIT ?3",
 	/* max(): a late flush of older lookup times never moves one back. */
-	[S_USER_TOUCH] = "UPDATE users SET last_lookup = max(last_lookup, ?2)"
-	    " WHERE user = ?1",
+	[S_USER_TOUCH] = "UPDATE users SET last_lookup = max(last_lookup, ?2),"
+	    " confirmed = max(confirmed, ?3) WHERE user = ?1",
 	[S_AUDIT_ADD] = "INSERT INTO audit (at, actor, action, subject, detail)"
 	    " VALUES (?1, ?2, ?3, ?4, ?5)",
 	[S_AUDIT_LIST] = "SELECT id, at, actor, action, subject, detail"
@@ -1241,6 +1248,7 @@ row_user(sqlite3_stmt *s, struct store_user *u)
 	u->pinned = sqlite3_column_int(s, 3);
 	u->since = sqlite3_column_int64(s, 4);
 	u->last_lookup = sqlite3_column_int64(s, 5);
+	u->confirmed = sqlite3_column_int(s, 6);
 }
 
 /* Step a user query and hand each row to cb; returns the row count.  The
@@ -1308,6 +1316,7 @@ sqlite_user_put(struct store *st, const struct store_user *us, size_t n)
 		rc |= sqlite3_bind_int(s, 4, us[i].pinned != 0);
 		rc |= sqlite3_bind_int64(s, 5, us[i].since);
 		rc |= sqlite3_bind_int64(s, 6, us[i].last_lookup);
+		rc |= sqlite3_bind_int(s, 7, us[i].confirmed != 0);
 		if (rc != SQLITE_OK) {
 			sq_fail(st, "user put");
 			stmt_done(s);
@@ -1406,6 +1415,7 @@ sqlite_user_touch(struct store *st, const struct store_user *us, size_t n)
 			continue;
 		bind_text(s, 1, us[i].user);
 		sqlite3_bind_int64(s, 2, us[i].last_lookup);
+		sqlite3_bind_int(s, 3, us[i].confirmed != 0);
 		if (stmt_exec(st, S_USER_TOUCH, "user touch") == -1) {
 			tx_end(st, mode, 0);
 			goto done;

@@ -26,6 +26,9 @@ struct umap_entry {
 
 #define UMAP_F_MOVING	0x01	/* a move is under way: lookups wait */
 #define UMAP_F_PENDING	0x02	/* assignment made, not yet committed */
+#define UMAP_F_CONFIRMED 0x04	/* a session or a delivery was seen */
+#define UMAP_F_CONFIRM_DIRTY 0x08 /* CONFIRMED not yet in the store */
+#define UMAP_F_ACTIVE	0x10	/* has sessions on record (events.c) */
 
 struct umap;
 

@@ -18,6 +18,7 @@ happens, and its log tail is printed when the scenario fails.
 Binaries come from $ROOST_BUILD (set by tests/run.py), else ./build.
 """
 
+import base64
 import atexit
 import http.client
 import json
@@ -154,7 +155,7 @@ class Roost:
     """One roostd instance in its own temporary directory."""
 
     def __init__(self, tmp, lookup_token=False, admin_token_mode=0o600,
-                 extra_lines=(), **conf):
+                 extra_lines=(), events_token=False, **conf):
         self.tmp = tmp
         self.port = free_port()
         self.url = "http://127.0.0.1:%d" % self.port
@@ -165,12 +166,16 @@ class Roost:
         self.lookup_token_file = os.path.join(tmp, "lookup.token")
         self.admin_token = "adm-" + secrets.token_hex(16)
         self.lookup_token = "lkp-" + secrets.token_hex(16)
+        self.events_token_file = os.path.join(tmp, "events.token")
+        self.events_token = "evt-" + secrets.token_hex(16)
+        self.events_on = events_token	# events_token_file set
         self.proc = None
         self.logf = None
         self.transcript = []	# every response body, to search for secrets
         self._write_secret(self.admin_token_file, self.admin_token,
                            admin_token_mode)
         self._write_secret(self.lookup_token_file, self.lookup_token, 0o600)
+        self._write_secret(self.events_token_file, self.events_token, 0o600)
         self.settings = {}
         self.write_config(lookup_token=lookup_token, extra_lines=extra_lines,
                           **conf)
@@ -198,6 +203,8 @@ class Roost:
         }
         if lookup_token:
             s["lookup_token_file"] = self.lookup_token_file
+        if self.events_on:
+            s["events_token_file"] = self.events_token_file
         s.update(conf)
         self.settings = {k: v for k, v in s.items() if v is not None}
         lines = ["# written by tests/integration/roosttest.py"]
@@ -355,6 +362,25 @@ class Roost:
             raise Failure("%s %s: HTTP %d with a body that is not JSON: %r" %
                           (method, path, st, out[:200]))
         return st, hdrs, js
+
+    def post_event(self, name, event, fields=None, password="events",
+                   raw=None):
+        """POST one event as Dovecot's exporter does (the token as the
+        Basic auth password, password=None: no Authorization).  Returns
+        (status, body bytes)."""
+        body = raw
+        if body is None:
+            body = json.dumps({"event": event, "hostname": "vm",
+                               "fields": fields or {}}).encode()
+        headers = {}
+        if password is not None:
+            if password == "events":
+                password = self.events_token
+            headers["Authorization"] = "Basic " + base64.b64encode(
+                ("roost:" + password).encode()).decode()
+        st, _, out = self.request("POST", "/v1/events/dovecot/" + q(name),
+                                  token=None, raw=body, headers=headers)
+        return st, out
 
     def lookup(self, user, protocol="imap", tag=None, token="admin"):
         path = "/v1/lookup?user=%s&protocol=%s" % (q(user), q(protocol))

@@ -178,6 +178,7 @@ def dovecot_version():
 @contextlib.contextmanager
 def running_rig(rigdir, roost_urls, base_port, version=None, backends=2,
                 proxies=1, users="20", lookup_token_file=None,
+                events_token_file=None,
                 lua_settings=None, timeout=240):
     """Start a rig in rigdir and yield its Rig; whatever happens, stop
     what it started and remove what it made (the 2.4 root too).
@@ -202,6 +203,8 @@ def running_rig(rigdir, roost_urls, base_port, version=None, backends=2,
             "--base-port", str(base_port)]
     if lookup_token_file:
         argv += ["--lookup-token-file", lookup_token_file]
+    if events_token_file:
+        argv += ["--events-token-file", events_token_file]
     for k, v in sorted((lua_settings or {}).items()):
         argv += ["--lua-setting", "%s=%s" % (k, v)]
     try:
@@ -380,6 +383,8 @@ def routed_rig(t, roost, base_port, users, **rig_kw):
     the rig's backends registered in it; yields the Rig.  rig_kw go to
     running_rig (roost_urls defaults to [roost.url])."""
     urls = rig_kw.pop("roost_urls", [roost.url])
+    # the proxies' session events reach roostd when it takes them
+    rig_kw.setdefault("events_token_file", roost.events_token_file)
     with running_rig(os.path.join(t.base, "rig"), urls, base_port,
                      users=users, **rig_kw) as rig:
         got = rig.register_backends(roost.url, roost.admin_token)

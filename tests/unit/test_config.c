@@ -76,6 +76,9 @@ test_defaults(void **state)
 	assert_string_equal(c->admin_token_file, "/etc/roost/admin.token");
 	assert_null(c->lookup_token_file);
 	assert_int_equal(c->user_expire, 0);
+	assert_null(c->events_token_file);
+	assert_int_equal(c->unconfirmed_expire, 3600);
+	assert_int_equal(c->activity_poll_interval, 60);
 	assert_int_equal(c->username_format, USERNAME_LOWER);
 	assert_null(c->master_user_separator);
 	assert_int_equal(c->log_level, LOG_LEVEL_INFO);
@@ -719,7 +722,8 @@ test_example_and_manual(void **state)
 		"probe_rise", "probe_fall", "move_timeout", "move_max_parallel",
 		"move_login_wait", "username_format",
 		"master_user_separator", "log_level", "max_connections",
-		"request_timeout",
+		"request_timeout", "events_token_file", "unconfirmed_expire",
+		"activity_poll_interval",
 	};
 	struct config *c;
 	char *example, *manual, err[512];

@@ -118,7 +118,7 @@ add_backend(struct store *st, const char *name)
 static void
 put_user(struct store *st, const char *user, const char *backend)
 {
-	struct store_user u = { user, backend, "", 0, 1700000100, 0 };
+	struct store_user u = { user, backend, "", 0, 1700000100, 0, 0 };
 
 	if (st->ops->user_put(st, &u, 1) == -1)
 		fail_msg("user_put %s: %s", user, store_error(st));
@@ -446,6 +446,7 @@ test_backend_tls_and_migration(void **state)
 
 	/* Make it a version 1 database again, as an older roostd left it. */
 	raw_sql(f, "ALTER TABLE backends DROP COLUMN tls;"
+	    "ALTER TABLE users DROP COLUMN confirmed;"
 	    "DROP TABLE backend_health;"
 	    "DROP TABLE moves;"
 	    "DROP TABLE move_jobs;"
@@ -613,6 +614,7 @@ test_proxy_migration(void **state)
 	raw_sql(f, "DROP TABLE proxies;"
 	    "DROP TABLE moves;"
 	    "DROP TABLE move_jobs;"
+	    "ALTER TABLE users DROP COLUMN confirmed;"
 	    "UPDATE meta SET value = '3' WHERE key = 'schema_version'");
 
 	st = open_ok(f);
@@ -668,7 +670,7 @@ test_user_unknown_backend(void **state)
 {
 	struct fixture *f = *state;
 	struct store *st;
-	struct store_user u = { "alice", "ghost", "", 0, 1, 0 };
+	struct store_user u = { "alice", "ghost", "", 0, 1, 0, 0 };
 
 	st = open_ok(f);
 	add_backend(st, "b1");
@@ -731,13 +733,13 @@ test_user_put_batch_atomic(void **state)
 	struct store *st;
 	struct ucoll uc = { 0 };
 	struct store_user bad[3] = {
-		{ "u1", "b1", "", 0, 1, 0 },
-		{ "u2", "ghost", "", 0, 1, 0 },
-		{ "u3", "b1", "", 0, 1, 0 },
+		{ "u1", "b1", "", 0, 1, 0, 0 },
+		{ "u2", "ghost", "", 0, 1, 0, 0 },
+		{ "u3", "b1", "", 0, 1, 0, 0 },
 	};
 	struct store_user good[2] = {
-		{ "u1", "b1", "", 0, 1, 0 },
-		{ "u2", "b2", "gold", 1, 2, 3 },
+		{ "u1", "b1", "", 0, 1, 0, 0 },
+		{ "u2", "b2", "gold", 1, 2, 3, 0 },
 	};
 
 	st = open_ok(f);
@@ -878,11 +880,11 @@ test_user_touch(void **state)
 	struct fixture *f = *state;
 	struct store *st;
 	struct ucoll uc = { 0 };
-	struct store_user u = { "alice", "b1", "gold", 1, 500, 0 };
+	struct store_user u = { "alice", "b1", "gold", 1, 500, 0, 0 };
 	struct store_user t[3] = {
-		{ "alice", NULL, NULL, 0, 0, 1000 },
-		{ "ghost", NULL, NULL, 0, 0, 1000 },
-		{ "bob", NULL, NULL, 0, 0, 2000 },
+		{ "alice", NULL, NULL, 0, 0, 1000, 0 },
+		{ "ghost", NULL, NULL, 0, 0, 1000, 0 },
+		{ "bob", NULL, NULL, 0, 0, 2000, 0 },
 	};
 
 	st = open_ok(f);
@@ -1207,8 +1209,8 @@ test_busy_gives_up_fast(void **state)
 {
 	struct fixture *f = *state;
 	struct store_user us[2] = {
-		{ "alice", "b1", "", 0, 1700000100, 0 },
-		{ "bob", "b1", "", 0, 1700000100, 0 },
+		{ "alice", "b1", "", 0, 1700000100, 0, 0 },
+		{ "bob", "b1", "", 0, 1700000100, 0, 0 },
 	};
 	struct store *st;
 	sqlite3 *other;
@@ -1263,7 +1265,7 @@ static void
 test_failed_commit_keeps_error(void **state)
 {
 	struct fixture *f = *state;
-	struct store_user u = { NULL, "b1", "", 0, 1700000100, 0 };
+	struct store_user u = { NULL, "b1", "", 0, 1700000100, 0, 0 };
 	struct store *st;
 	struct rlimit old, small;
 	char name[32];
