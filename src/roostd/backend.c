@@ -101,6 +101,8 @@ backend_dup(const struct backend *src)
 	*b = *src;
 	b->doveadm_url = src->doveadm_url ? xstrdup(src->doveadm_url) : NULL;
 	b->doveadm_key = src->doveadm_key ? xstrdup(src->doveadm_key) : NULL;
+	b->probe_user = src->probe_user ? xstrdup(src->probe_user) : NULL;
+	b->probe_pass = src->probe_pass ? xstrdup(src->probe_pass) : NULL;
 	return b;
 }
 
@@ -113,6 +115,11 @@ backend_free(struct backend *b)
 	if (b->doveadm_key != NULL) {
 		explicit_bzero(b->doveadm_key, strlen(b->doveadm_key));
 		free(b->doveadm_key);
+	}
+	free(b->probe_user);
+	if (b->probe_pass != NULL) {
+		explicit_bzero(b->probe_pass, strlen(b->probe_pass));
+		free(b->probe_pass);
 	}
 	free(b);
 }
@@ -221,6 +228,75 @@ fail:
 	return -1;
 }
 
+/* Would the string break the IMAP LOGIN line it goes into? */
+static int
+has_line_break(const char *s)
+{
+	return strpbrk(s, "\r\n") != NULL;
+}
+
+/*
+ * The IMAP probe's test account.  Either part may be changed alone (a GET
+ * body carries the user but only password_set), but the result has both or
+ * neither: a user without a password would be probed with no login at all.
+ */
+static int
+apply_probe(struct backend *nb, const json_t *obj, const char **field,
+    char *err, size_t errlen)
+{
+	const char *key, *s;
+	json_t *v;
+
+	if (!json_is_object(obj))
+		FAIL("probe", "must be an object");
+	json_object_foreach((json_t *)obj, key, v) {
+		if (strcmp(key, "user") == 0) {
+			/* json_get_string refuses an embedded NUL. */
+			if (json_get_string(v, &s) == -1)
+				FAIL("probe.user", "must be a string "
+				    "without NUL");
+			if (strlen(s) > BACKEND_PROBE_USER_MAX)
+				FAIL("probe.user", "longer than %d bytes",
+				    BACKEND_PROBE_USER_MAX);
+			if (has_line_break(s))
+				FAIL("probe.user", "must not contain CR or LF");
+			free(nb->probe_user);
+			nb->probe_user = *s ? xstrdup(s) : NULL;
+		} else if (strcmp(key, "password") == 0) {
+			/* Never quote the password back: it is a secret. */
+			if (json_get_string(v, &s) == -1)
+				FAIL("probe.password", "must be a string "
+				    "without NUL");
+			if (strlen(s) > BACKEND_PROBE_PASS_MAX)
+				FAIL("probe.password", "longer than %d bytes",
+				    BACKEND_PROBE_PASS_MAX);
+			if (has_line_break(s))
+				FAIL("probe.password", "must not contain CR "
+				    "or LF");
+			if (nb->probe_pass != NULL) {
+				explicit_bzero(nb->probe_pass,
+				    strlen(nb->probe_pass));
+				free(nb->probe_pass);
+			}
+			nb->probe_pass = *s ? xstrdup(s) : NULL;
+		} else if (strcmp(key, "password_set") == 0) {
+			/* Echoed by GET; accepted so a GET body can be PATCHed back. */
+			if (!json_is_boolean(v))
+				FAIL("probe.password_set", "must be a boolean");
+		} else
+			FAIL("probe", "unknown field '%.40s'", key);
+	}
+	if (nb->probe_user == NULL && nb->probe_pass != NULL)
+		FAIL("probe.user", "is required with probe.password (empty "
+		    "strings for both clear the test account)");
+	if (nb->probe_user != NULL && nb->probe_pass == NULL)
+		FAIL("probe.password", "is required with probe.user (empty "
+		    "strings for both clear the test account)");
+	return 0;
+fail:
+	return -1;
+}
+
 int
 backend_apply_json(struct backend *b, const json_t *obj, int creating,
     const char **field, char *err, size_t errlen)
@@ -292,6 +368,9 @@ backend_apply_json(struct backend *b, const json_t *obj, int creating,
 		} else if (strcmp(key, "doveadm") == 0) {
 			if (apply_doveadm(nb, v, field, err, errlen) == -1)
 				goto fail;
+		} else if (strcmp(key, "probe") == 0) {
+			if (apply_probe(nb, v, field, err, errlen) == -1)
+				goto fail;
 		} else if (strcmp(key, "users") == 0 ||
 		    strcmp(key, "created") == 0 || strcmp(key, "updated") == 0 ||
 		    strcmp(key, "health") == 0) {
@@ -330,6 +409,11 @@ backend_apply_json(struct backend *b, const json_t *obj, int creating,
 	if (b->doveadm_key != NULL) {
 		explicit_bzero(b->doveadm_key, strlen(b->doveadm_key));
 		free(b->doveadm_key);
+	}
+	free(b->probe_user);
+	if (b->probe_pass != NULL) {
+		explicit_bzero(b->probe_pass, strlen(b->probe_pass));
+		free(b->probe_pass);
 	}
 	*b = *nb;
 	free(nb);
@@ -371,7 +455,7 @@ backend_to_json(const struct backend *b)
 		json_object_set_new(ports, proto_names[i],
 		    json_integer(b->ports[i]));
 	o = json_pack("{s:s, s:s, s:s, s:s, s:i, s:s, s:s, s:o, "
-	    "s:{s:s, s:b}, s:I, s:I}",
+	    "s:{s:s, s:b}, s:{s:s, s:b}, s:I, s:I}",
 	    "name", b->name,
 	    "host", b->host,
 	    "hostip", b->hostip,
@@ -382,6 +466,8 @@ backend_to_json(const struct backend *b)
 	    "ports", ports,
 	    "doveadm", "url", b->doveadm_url ? b->doveadm_url : "",
 	    "api_key_set", b->doveadm_key != NULL,
+	    "probe", "user", b->probe_user ? b->probe_user : "",
+	    "password_set", b->probe_pass != NULL,
 	    "created", (json_int_t)b->created,
 	    "updated", (json_int_t)b->updated);
 	if (o == NULL)

@@ -12,6 +12,8 @@
 #define BACKEND_HOSTIP_MAX	45	/* INET6_ADDRSTRLEN - 1 */
 #define BACKEND_URL_MAX		1024
 #define BACKEND_KEY_MAX		1024
+#define BACKEND_PROBE_USER_MAX	255	/* the IMAP probe's test account */
+#define BACKEND_PROBE_PASS_MAX	1024
 #define BACKEND_WEIGHT_MAX	1000
 #define BACKEND_WEIGHT_DEFAULT	100
 
@@ -58,6 +60,8 @@ struct backend {
 	uint16_t	 ports[PROTO_COUNT];			/* 0 = not served */
 	char		*doveadm_url;				/* NULL = none */
 	char		*doveadm_key;				/* NULL = none; never echoed */
+	char		*probe_user;	/* IMAP probe's test login; NULL = none */
+	char		*probe_pass;	/* set with probe_user; never echoed */
 	int64_t		 created;
 	int64_t		 updated;
 
@@ -99,7 +103,8 @@ void		 backend_free(struct backend *);
 int		 backend_apply_json(struct backend *b, const json_t *obj,
 		    int creating, const char **field, char *err, size_t errlen);
 
-/* The public JSON form: the doveadm key is shown only as "api_key_set". */
+/* The public JSON form: the doveadm key is shown only as "api_key_set", the
+ * probe password only as "password_set". */
 json_t		*backend_to_json(const struct backend *);
 
 /* Is the string an IPv4 or IPv6 literal? */

@@ -148,6 +148,10 @@ static const char *const migrations[] = {
 	 * confirmed, so that an upgrade forgets none of them. */
 	"ALTER TABLE users ADD COLUMN confirmed INTEGER NOT NULL DEFAULT 0;"
 	"UPDATE users SET confirmed = 1;",
+	/* 7 -> 8: the IMAP probe's test account (NULL: none).  The password
+	 * is kept as given: roostd has to send it to the backend. */
+	"ALTER TABLE backends ADD COLUMN probe_user TEXT;"
+	"ALTER TABLE backends ADD COLUMN probe_password TEXT;",
 };
 
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) ==
@@ -160,7 +164,8 @@ _Static_assert(PROTO_IMAP == 0 && PROTO_POP3 == 1 && PROTO_LMTP == 2 &&
 #define BACKEND_COLS							\
 	"name, host, hostip, tag, weight, state, port_imap, port_pop3, "\
 	"port_lmtp, port_submission, port_sieve, port_doveadm, "	\
-	"doveadm_url, doveadm_key, created, updated, tls"
+	"doveadm_url, doveadm_key, created, updated, tls, probe_user, "\
+	"probe_password"
 #define USER_COLS	"user, backend, tag, pinned, since, last_lookup, confirmed"
 #define PROXY_COLS	"name, doveadm_url, doveadm_key, created, updated"
 
@@ -220,13 +225,13 @@ static const char *const stmt_sql[S_COUNT] = {
 	    " FROM backends ORDER BY name",
 	[S_BACKEND_INSERT] = "INSERT INTO backends (" BACKEND_COLS ")"
 	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12,"
-	    " ?13, ?14, ?15, ?16, ?17)",
+	    " ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
 	[S_BACKEND_UPDATE] = "UPDATE backends SET host = ?2, hostip = ?3,"
 	    " tag = ?4, weight = ?5, state = ?6, port_imap = ?7,"
 	    " port_pop3 = ?8, port_lmtp = ?9, port_submission = ?10,"
 	    " port_sieve = ?11, port_doveadm = ?12, doveadm_url = ?13,"
-	    " doveadm_key = ?14, created = ?15, updated = ?16, tls = ?17"
-	    " WHERE name = ?1",
+	    " doveadm_key = ?14, created = ?15, updated = ?16, tls = ?17,"
+	    " probe_user = ?18, probe_password = ?19 WHERE name = ?1",
 	[S_BACKEND_DELETE_USERS] = "DELETE FROM users WHERE backend = ?1",
 	[S_BACKEND_DELETE] = "DELETE FROM backends WHERE name = ?1",
 	[S_USER_LOAD] = "SELECT " USER_COLS " FROM users",
@@ -1009,6 +1014,20 @@ sqlite_backend_load(struct store *st, store_backend_cb cb, void *arg)
 			    "tls \"%s\"", b.name, state);
 			goto fail;
 		}
+		b.probe_user = (char *)sqlite3_column_text(s, 17);
+		b.probe_pass = (char *)sqlite3_column_text(s, 18);
+		/* The account goes into an IMAP LOGIN line: a row no roostd
+		 * writes is refused, never sent (nor quoted here). */
+		if ((b.probe_user == NULL) != (b.probe_pass == NULL) ||
+		    (b.probe_user != NULL &&
+		    (strlen(b.probe_user) > BACKEND_PROBE_USER_MAX ||
+		    strlen(b.probe_pass) > BACKEND_PROBE_PASS_MAX ||
+		    strpbrk(b.probe_user, "\r\n") != NULL ||
+		    strpbrk(b.probe_pass, "\r\n") != NULL))) {
+			store_set_error(st, "backend %s: stored probe "
+			    "account damaged", b.name);
+			goto fail;
+		}
 		if (cb(&b, arg) == -1) {
 			store_set_error(st, "backend load: stopped by caller");
 			goto fail;
@@ -1052,6 +1071,8 @@ bind_backend(struct store *st, sqlite3_stmt *s, const struct backend *b)
 	rc |= sqlite3_bind_int64(s, 15, b->created);
 	rc |= sqlite3_bind_int64(s, 16, b->updated);
 	rc |= bind_text(s, 17, backend_tls_name(b->tls));
+	rc |= bind_text(s, 18, b->probe_user);
+	rc |= bind_text(s, 19, b->probe_pass);
 	if (rc != SQLITE_OK) {
 		sq_fail(st, "bind");
 		stmt_done(s);

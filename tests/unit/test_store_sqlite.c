@@ -446,6 +446,8 @@ test_backend_tls_and_migration(void **state)
 
 	/* Make it a version 1 database again, as an older roostd left it. */
 	raw_sql(f, "ALTER TABLE backends DROP COLUMN tls;"
+	    "ALTER TABLE backends DROP COLUMN probe_user;"
+	    "ALTER TABLE backends DROP COLUMN probe_password;"
 	    "ALTER TABLE users DROP COLUMN confirmed;"
 	    "DROP TABLE backend_health;"
 	    "DROP TABLE moves;"
@@ -468,6 +470,98 @@ test_backend_tls_and_migration(void **state)
 	st = open_ok(f);
 	assert_int_equal(st->ops->backend_load(st, collect_backend, &bc), -1);
 	assert_non_null(strstr(store_error(st), "tls"));
+	bcoll_free(&bc);
+	store_free(st);
+}
+
+/*
+ * The IMAP probe's test account is stored (the password in clear: roostd
+ * sends it to the backend) and cleared; a database from before the probe
+ * columns (schema version 7) is migrated on open with no account.
+ */
+static void
+test_backend_probe_and_migration(void **state)
+{
+	struct fixture *f = *state;
+	struct store *st;
+	struct backend *b;
+	struct bcoll bc = { 0 };
+	json_t *o;
+	const char *field;
+	char err[64];
+
+	st = open_ok(f);
+	b = mkbackend("b1", "");
+	o = json_pack("{s:{s:s, s:s}}", "probe", "user", "probe@example.com",
+	    "password", "probe-pw-1");
+	assert_int_equal(backend_apply_json(b, o, 0, &field, err, sizeof(err)),
+	    0);
+	json_decref(o);
+	assert_int_equal(st->ops->backend_insert(st, b), 0);
+	add_backend(st, "b2");
+	store_free(st);
+
+	st = open_ok(f);
+	assert_int_equal(st->ops->backend_load(st, collect_backend, &bc), 0);
+	assert_int_equal(bc.n, 2);
+	assert_non_null(bc.b[0]->probe_user);
+	assert_string_equal(bc.b[0]->probe_user, "probe@example.com");
+	assert_non_null(bc.b[0]->probe_pass);
+	assert_string_equal(bc.b[0]->probe_pass, "probe-pw-1");
+	assert_null(bc.b[1]->probe_user);
+	assert_null(bc.b[1]->probe_pass);
+	bcoll_free(&bc);
+
+	/* Cleared through the API's empty strings: gone after a reopen. */
+	o = json_pack("{s:{s:s, s:s}}", "probe", "user", "", "password", "");
+	assert_int_equal(backend_apply_json(b, o, 0, &field, err, sizeof(err)),
+	    0);
+	json_decref(o);
+	assert_int_equal(st->ops->backend_update(st, b), 0);
+	store_free(st);
+	st = open_ok(f);
+	assert_int_equal(st->ops->backend_load(st, collect_backend, &bc), 0);
+	assert_int_equal(bc.n, 2);
+	assert_null(bc.b[0]->probe_user);
+	assert_null(bc.b[0]->probe_pass);
+	bcoll_free(&bc);
+
+	/* Set again, then make it a version 7 database, as an older roostd
+	 * left it: the backends load with no test account. */
+	o = json_pack("{s:{s:s, s:s}}", "probe", "user", "u2", "password",
+	    "probe-pw-2");
+	assert_int_equal(backend_apply_json(b, o, 0, &field, err, sizeof(err)),
+	    0);
+	json_decref(o);
+	assert_int_equal(st->ops->backend_update(st, b), 0);
+	store_free(st);
+	raw_sql(f, "ALTER TABLE backends DROP COLUMN probe_user;"
+	    "ALTER TABLE backends DROP COLUMN probe_password;"
+	    "UPDATE meta SET value = '7' WHERE key = 'schema_version'");
+	st = open_ok(f);
+	assert_int_equal(st->ops->backend_load(st, collect_backend, &bc), 0);
+	assert_int_equal(bc.n, 2);
+	assert_string_equal(bc.b[0]->host, "b1.example.com");
+	assert_null(bc.b[0]->probe_user);
+	assert_null(bc.b[0]->probe_pass);
+	bcoll_free(&bc);
+	/* ... and the migrated columns take an account again. */
+	assert_int_equal(st->ops->backend_update(st, b), 0);
+	assert_int_equal(st->ops->backend_load(st, collect_backend, &bc), 0);
+	assert_string_equal(bc.b[0]->probe_user, "u2");
+	assert_string_equal(bc.b[0]->probe_pass, "probe-pw-2");
+	bcoll_free(&bc);
+	backend_free(b);
+	store_free(st);
+
+	/* A row no roostd writes would break the LOGIN line: refused on
+	 * load, without quoting the password. */
+	raw_sql(f, "UPDATE backends SET probe_password = 'probe-pw-3' ||"
+	    " char(13, 10) || 'A1 LOGOUT' WHERE name = 'b1'");
+	st = open_ok(f);
+	assert_int_equal(st->ops->backend_load(st, collect_backend, &bc), -1);
+	assert_non_null(strstr(store_error(st), "probe"));
+	assert_null(strstr(store_error(st), "probe-pw"));
 	bcoll_free(&bc);
 	store_free(st);
 }
@@ -615,6 +709,8 @@ test_proxy_migration(void **state)
 	    "DROP TABLE moves;"
 	    "DROP TABLE move_jobs;"
 	    "ALTER TABLE users DROP COLUMN confirmed;"
+	    "ALTER TABLE backends DROP COLUMN probe_user;"
+	    "ALTER TABLE backends DROP COLUMN probe_password;"
 	    "UPDATE meta SET value = '3' WHERE key = 'schema_version'");
 
 	st = open_ok(f);
@@ -1349,6 +1445,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_backend_roundtrip,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_backend_tls_and_migration,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_backend_probe_and_migration,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_proxy_roundtrip,
 		    setup, teardown),
