@@ -60,6 +60,8 @@ enum opt_id {
 	OPT_DOVEADM_URL,
 	OPT_DOVEADM_KEY_FILE,
 	OPT_TLS,
+	OPT_PROBE_USER,
+	OPT_PROBE_PASSWORD_FILE,
 	OPT_FORCE,
 	OPT_BACKEND,
 	OPT_LIMIT,
@@ -78,7 +80,7 @@ enum opt_id {
 	O(OPT_STATE) | O(OPT_IMAP_PORT) | O(OPT_POP3_PORT) |		\
 	O(OPT_LMTP_PORT) | O(OPT_SUBMISSION_PORT) | O(OPT_SIEVE_PORT) |	\
 	O(OPT_DOVEADM_PORT) | O(OPT_DOVEADM_URL) | O(OPT_DOVEADM_KEY_FILE) | \
-	O(OPT_TLS))
+	O(OPT_TLS) | O(OPT_PROBE_USER) | O(OPT_PROBE_PASSWORD_FILE))
 #define O_PROXY_FIELDS	(O(OPT_DOVEADM_URL) | O(OPT_DOVEADM_KEY_FILE))
 
 /*
@@ -106,6 +108,8 @@ static const struct opt_entry {
 	[OPT_DOVEADM_URL] =	{ "doveadm-url", 1, 1, 0, NULL },
 	[OPT_DOVEADM_KEY_FILE] = { "doveadm-key-file", 1, 1, 0, NULL },
 	[OPT_TLS] =		{ "tls", 1, 1, 0, NULL },
+	[OPT_PROBE_USER] =	{ "probe-user", 1, 1, 0, NULL },
+	[OPT_PROBE_PASSWORD_FILE] = { "probe-password-file", 1, 1, 0, NULL },
 	[OPT_FORCE] =		{ "force", 0, 1, 0, NULL },
 	[OPT_BACKEND] =		{ "backend", 1, 1, 0, NULL },
 	/* The server takes 1..10000 per page; map walks pages up to N total. */
@@ -117,6 +121,9 @@ static const struct opt_entry {
 	[OPT_MAXMOVES] =	{ "max", 1, 0, 100000000LL, NULL },
 	[OPT_RATE] =		{ "rate", 1, 0, 100000000LL, NULL },
 };
+
+/* args.seen is a mask of O(opt). */
+_Static_assert(OPT_MAX <= 32, "too many options for the seen mask");
 
 struct ctl {
 	const char	*url;		/* base URL, no trailing '/' */
@@ -228,14 +235,16 @@ static const struct cmd_entry cmd_table[] = {
 	  "\t[--state up|drain|down] [--imap-port P] [--pop3-port P]"
 	  " [--lmtp-port P]\n"
 	  "\t[--submission-port P] [--sieve-port P] [--doveadm-port P]\n"
-	  "\t[--doveadm-url URL] [--doveadm-key-file F] [--tls no|yes|starttls]",
+	  "\t[--doveadm-url URL] [--doveadm-key-file F] [--tls no|yes|starttls]\n"
+	  "\t[--probe-user U] [--probe-password-file F]",
 	  1, 1, O_BACKEND_FIELDS, cmd_backend_add, NULL },
 	{ "backend set",
 	  "NAME [--host H] [--hostip IP] [--tag T] [--weight W]\n"
 	  "\t[--state up|drain|down] [--imap-port P] [--pop3-port P]"
 	  " [--lmtp-port P]\n"
 	  "\t[--submission-port P] [--sieve-port P] [--doveadm-port P]\n"
-	  "\t[--doveadm-url URL] [--doveadm-key-file F] [--tls no|yes|starttls]",
+	  "\t[--doveadm-url URL] [--doveadm-key-file F] [--tls no|yes|starttls]\n"
+	  "\t[--probe-user U] [--probe-password-file F]",
 	  1, 1, O_BACKEND_FIELDS, cmd_backend_set, NULL },
 	{ "backend up", "NAME", 1, 1, 0, cmd_backend_state, "up" },
 	{ "backend down", "NAME", 1, 1, 0, cmd_backend_state, "down" },
@@ -826,9 +835,9 @@ cmd_backend_show(struct ctl *ctl, const struct cmd_entry *self,
 		{ "updated:", "updated", fmt_time },
 	};
 	static const char *known[] = { "name", "host", "hostip", "tag",
-	    "weight", "state", "tls", "users", "ports", "doveadm", "created",
-	    "updated", "health" };
-	json_t *root, *p, *d, *h, *v;
+	    "weight", "state", "tls", "users", "ports", "doveadm", "probe",
+	    "created", "updated", "health" };
+	json_t *root, *p, *d, *h, *v, *pr;
 	const char *key;
 	char *name, *path, label[64];
 	size_t i;
@@ -854,6 +863,10 @@ cmd_backend_show(struct ctl *ctl, const struct cmd_entry *self,
 	print_kv("doveadm url:", fmt_value(json_object_get(d, "url")));
 	print_kv("doveadm key:", xstrdup(json_is_true(json_object_get(d,
 	    "api_key_set")) ? "set" : "not set"));
+	pr = json_object_get(root, "probe");
+	print_kv("probe user:", fmt_value(json_object_get(pr, "user")));
+	print_kv("probe password:", xstrdup(json_is_true(json_object_get(pr,
+	    "password_set")) ? "set" : "not set"));
 	h = json_object_get(root, "health");
 	print_kv("health:", fmt_health(h));
 	print_kv("health since:", fmt_time(json_object_get(h, "since")));
@@ -936,6 +949,60 @@ fail:
 }
 
 /*
+ * The "probe" object of a backend body from --probe-user and
+ * --probe-password-file, if either is given.  An empty --probe-user alone
+ * clears the test account.  Returns an exit code: an unusable password file
+ * is a local error (2), found before any request.
+ */
+static int
+probe_body(const struct args *a, json_t *body)
+{
+	json_t *probe, *v;
+	char err[512], *pw;
+
+	if (!(a->seen & (O(OPT_PROBE_USER) | O(OPT_PROBE_PASSWORD_FILE))))
+		return EXIT_OK;
+	probe = json_object();
+	if ((a->seen & O(OPT_PROBE_USER)) &&
+	    a->val[OPT_PROBE_USER][0] == '\0') {
+		if (a->seen & O(OPT_PROBE_PASSWORD_FILE)) {
+			msg("--probe-user \"\" clears the test account; "
+			    "give no --probe-password-file with it");
+			goto fail;
+		}
+		json_object_set_new(probe, "user", json_string(""));
+		json_object_set_new(probe, "password", json_string(""));
+		json_object_set_new(body, "probe", probe);
+		return EXIT_OK;
+	}
+	if ((a->seen & O(OPT_PROBE_USER)) && body_str(probe, "user",
+	    a->val[OPT_PROBE_USER], "--probe-user") == -1)
+		goto fail;
+	if (a->seen & O(OPT_PROBE_PASSWORD_FILE)) {
+		if ((pw = secret_read(a->val[OPT_PROBE_PASSWORD_FILE], err,
+		    sizeof(err))) == NULL) {
+			msg("probe password: %s", err);
+			goto fail;
+		}
+		v = json_string(pw);
+		explicit_bzero(pw, strlen(pw));
+		free(pw);
+		/* Say which file is wrong, never what is in it. */
+		if (v == NULL) {
+			msg("probe password: %s: not valid UTF-8",
+			    a->val[OPT_PROBE_PASSWORD_FILE]);
+			goto fail;
+		}
+		json_object_set_new(probe, "password", v);
+	}
+	json_object_set_new(body, "probe", probe);
+	return EXIT_OK;
+fail:
+	json_decref(probe);
+	return EXIT_USAGE;
+}
+
+/*
  * The body of backend add/set from the options.  Returns an exit code: a bad
  * value or doveadm key file is a local error (2), found before any request.
  */
@@ -982,6 +1049,8 @@ backend_body(const struct args *a, json_t *body)
 		ports = NULL;
 	}
 	if (doveadm_body(a, body) != EXIT_OK)
+		goto fail;
+	if (probe_body(a, body) != EXIT_OK)
 		goto fail;
 	return EXIT_OK;
 fail:
