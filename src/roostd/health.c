@@ -326,6 +326,10 @@ round_start(struct roost *rs, long slot)
 			continue;
 		spec.port = b->ports[i];
 		spec.proto = (enum proto)i;
+		/* The test account is an IMAP one: the other protocols are
+		 * asked for their greeting only. */
+		spec.login_user = i == PROTO_IMAP ? b->probe_user : NULL;
+		spec.login_pass = i == PROTO_IMAP ? b->probe_pass : NULL;
 		hs->checks[i].hs = hs;
 		hs->checks[i].proto = (enum proto)i;
 		hs->probes[i] = probe_banner_start(rs->base, rs->health->dns,

@@ -1,6 +1,7 @@
 """Tiny fake mail services on loopback for probe scenarios: an IMAP, POP3,
 LMTP, Submission or ManageSieve greeting dialogue whose behaviour a test
-switches at run time ("ok", "bye", "silent", "refuse")."""
+switches at run time ("ok", "bye", "silent", "refuse").  The IMAP one takes
+a LOGIN with any user and one password ("secret" unless given)."""
 
 import os
 import socket
@@ -26,10 +27,12 @@ BYE = {
 
 
 class FakeService:
-    def __init__(self, addr, proto, port=0, mode="ok", tls=None):
+    def __init__(self, addr, proto, port=0, mode="ok", tls=None,
+                 password="secret"):
         """tls: an ssl.SSLContext for TLS from the first byte (imaps)."""
         self.addr, self.port, self.proto = addr, port, proto
         self.mode = mode
+        self.password = password
         self.tls = tls
         self.sessions = 0
         self.lines = []		# what clients sent
@@ -117,7 +120,7 @@ class FakeService:
         if self.proto == "imap":
             tag = line.split(b" ", 1)[0]
             if b" LOGIN " in up:
-                ok = line.endswith(b'"secret"')
+                ok = line.endswith(b'"' + self.password.encode() + b'"')
                 c.sendall(tag + (b" OK logged in\r\n" if ok else
                                  b" NO [AUTHENTICATIONFAILED] no\r\n"))
                 return True
