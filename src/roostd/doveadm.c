@@ -149,12 +149,14 @@ parse_answer(struct doveadm_call *c, struct doveadm_result *r, json_t **hold)
 {
 	json_t *j, *one, *payload, *code;
 	const char *type, *tag, *etype;
+	size_t n, i;
 
 	if ((j = json_loadb(c->resp ? c->resp : "", c->resp_len, 0,
 	    NULL)) == NULL || !json_is_array(j) ||
 	    !json_is_array(one = json_array_get(j, 0)) ||
+	    (n = json_array_size(one)) < 3 ||
 	    (type = json_string_value(json_array_get(one, 0))) == NULL ||
-	    (tag = json_string_value(json_array_get(one, 2))) == NULL ||
+	    (tag = json_string_value(json_array_get(one, n - 1))) == NULL ||
 	    strcmp(tag, c->tag) != 0) {
 		snprintf(c->err, sizeof(c->err), "not a doveadm answer "
 		    "(HTTP 200, %zu bytes)", c->resp_len);
@@ -162,6 +164,17 @@ parse_answer(struct doveadm_call *c, struct doveadm_result *r, json_t **hold)
 		return;
 	}
 	payload = json_array_get(one, 1);
+	/*
+	 * 2.3 closes the row array after the first row of a table answer
+	 * (who of several users): [["doveadmResponse",[r1],r2,r3,"tag"]].
+	 * The rows that spill out belong to the payload.
+	 */
+	if (n > 3 && json_is_array(payload)) {
+		for (i = 2; i < n - 1; i++)
+			if (json_is_object(json_array_get(one, i)))
+				json_array_append(payload,
+				    json_array_get(one, i));
+	}
 	*hold = j;
 	if (strcmp(type, "doveadmResponse") == 0) {
 		r->ok = 1;

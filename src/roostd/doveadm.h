@@ -10,6 +10,9 @@
  *    {"type":"exitCode","exitCode":N}.  An unknown parameter is also HTTP
  *    200, {"type":"invalidRequest","exitCode":0} on 2.3.  A bad key is 401;
  *    parameters of the wrong type are 400.
+ *  - 2.3 writes a table answer of several rows wrongly, closing the row
+ *    array after the first: [["doveadmResponse",[r1],r2,r3,"tag"]];
+ *    the parser puts r2, r3 back into the payload.
  *  - who {"mask":["u"]}: rows {"username","connections","service","pids",
  *    "ips"} (2.3: every value a string, pids/ips as "(1 2)"); no session:
  *    an empty array.  "mask" is an array on both; 2.3 takes a bare string

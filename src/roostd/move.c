@@ -1,23 +1,29 @@
 /*
  * move.c: moves, the one way an assigned user changes backend.
  *
- *	queued -> kicking -> waiting -> (switch) done
- *	              \          \---> failed (sessions outlived move_timeout)
+ *	queued -> waiting -> (switch) done
+ *	            |   ^      \---> failed (sessions outlived move_timeout)
+ *	            v   |
+ *	           kicking    (only while who shows a session)
  *
- * Kicking marks the user moving in memory (lookups wait) and asks the old
- * backend, then every registered proxy, to kick the user's sessions
- * through their doveadm HTTP API.  Waiting polls the old backend's `who` until the
- * user has no session there.  The switch writes the user's new backend and
- * the move's end in one transaction that only applies if the user is still
- * on the old backend (compare and set: with several roostd on one store,
- * the loser of a race changes nothing).  Only then do waiting lookups get
- * the new backend: at no moment are two backends handed out for a user.
+ * A move marks the user moving in memory (lookups wait).  Waiting asks the
+ * old backend's `who` (one poll of all users serves every move off that
+ * backend) until the user has no session there; while it has one, the old
+ * backend, then every registered proxy, kick the user's sessions through
+ * their doveadm HTTP API.  A backend that cannot be asked (no doveadm URL,
+ * down, failed) is left to the proxies' kicks.
  *
- * Every state but "waiting" is written to the store.  A roostd killed
- * mid-move takes the open moves up again at start and runs them from the
- * kick (kicking twice is harmless); a switch is atomic, so a move is never
- * half done.  At most move_max_parallel moves run at once; more wait in
- * the queue, in the order they came.
+ * The switch writes the user's new backend and the move's end in one
+ * transaction that only applies if the user is still on the old backend
+ * (compare and set: with several roostd on one store, the loser of a race
+ * changes nothing).  Only then do waiting lookups get the new backend: at
+ * no moment are two backends handed out for a user.
+ *
+ * Each step is written to the store.  A roostd killed mid-move takes the
+ * open moves up again at start and runs them from the start (kicking twice
+ * is harmless); a switch is atomic, so a move is never half done.  At most
+ * move_max_parallel moves run at once; more wait in the queue, in the
+ * order they came.
  */
 #include <sys/queue.h>
 
@@ -41,7 +47,9 @@
 #include "xmalloc.h"
 
 #define MOVE_TICK_MS		50	/* deadlines and who polls are checked */
-#define MOVE_WHO_EVERY_MS	200	/* between two who polls of one move */
+#define MOVE_WHO_EVERY_MS	100	/* between two who polls of a backend */
+#define MOVE_GRACE_MS		300	/* a login answered before the mark
+					 * reaches the backend within this */
 #define MOVE_CALL_MS		5000	/* one doveadm call at most */
 #define MOVE_ERR_MAX		160
 
@@ -86,13 +94,13 @@ struct move {
 	enum move_state		 state;
 	int64_t			 created;
 	uint64_t		 deadline;	/* monotonic ms: move_timeout */
-	uint64_t		 next_who;
 	LIST_HEAD(, move_call)	 calls;		/* kicks and who out */
 	unsigned		 kicks_out;
+	int			 kicked;	/* the kicks were sent */
 	int			 kicked_backend;	/* proxies' turn */
+	uint64_t		 marked;	/* monotonic ms: marked moving */
 	int			 ready;		/* to switch at the next pass */
 	struct move_job		*job;		/* the job that made it, if any */
-	int			 who_out;
 	struct move_wait	*waits;
 	size_t			 nwaits, cwaits;
 	char			 error[MOVE_ERR_MAX];
@@ -130,6 +138,8 @@ struct moves {
 	struct move_list	 active;
 	size_t			 nqueued, nactive;
 	struct job_list		 jobs;
+	struct who_poll		**polls;	/* by backend slot */
+	size_t			 npolls;
 	struct event		*tick;
 };
 
@@ -217,7 +227,6 @@ move_cancel_calls(struct move *m)
 		free(mc);
 	}
 	m->kicks_out = 0;
-	m->who_out = 0;
 }
 
 static struct move_call *
@@ -418,51 +427,47 @@ move_must_ask(const struct move *m)
 	    b->doveadm_url != NULL && b->state != BACKEND_DOWN && !b->failed;
 }
 
-static void
-who_done(void *arg, const struct doveadm_result *res)
+/*
+ * One `who` of all users a poll on a backend serves every move leaving it:
+ * a backend's doveadm API answers a hundred or two requests a second, so a
+ * question per user would cap a flush there.  A move waits for a poll that
+ * began at least MOVE_GRACE_MS after the user was marked moving (a login
+ * answered just before has had time to reach the backend by then): if it
+ * shows no session of the user, the move switches; if it does, the user
+ * is kicked on the backend, then on the proxies, and the next polls decide.
+ */
+struct who_poll {
+	struct roost		*rs;
+	long			 slot;
+	char			 backend[BACKEND_NAME_MAX + 1];
+	struct doveadm_call	*call;		/* NULL: none out */
+	uint64_t		 started;
+	uint64_t		 last;		/* when the last one began */
+};
+
+static int
+name_cmp(const void *a, const void *b)
 {
-	struct move *m = move_call_done(arg);
-
-	m->who_out = 0;
-	if (!res->ok) {
-		/* Asked again at the next poll, until the deadline. */
-		snprintf(m->error, sizeof(m->error), "who on %s: %s",
-		    m->from_name, res->error);
-		return;
-	}
-	if (json_is_array(res->response) && json_array_size(res->response) > 0) {
-		snprintf(m->error, sizeof(m->error), "%zu session(s) still on "
-		    "%s", json_array_size(res->response), m->from_name);
-		return;
-	}
-	m->error[0] = '\0';
-	move_switch(m);
-}
-
-static void
-move_poll_who(struct move *m)
-{
-	const struct backend *b = m->rs->backends[m->from];
-	struct move_call *mc = move_call_new(m);
-
-	m->next_who = now_msec_mono() + MOVE_WHO_EVERY_MS;
-	m->who_out = 1;
-	mc->call = doveadm_who_user(m->rs->doveadm, b->doveadm_url,
-	    b->doveadm_key, m->user, MOVE_CALL_MS, who_done, mc);
-}
-
-static void
-move_kicked(struct move *m)
-{
-	m->state = MOVE_WAITING;
-	if (!move_must_ask(m)) {
-		move_switch(m);
-		return;
-	}
-	move_poll_who(m);
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
 static void	move_kick_at(struct move *, const char *, const char *);
+
+/*
+ * The backend first: its kick says BYE, which the proxies relay; a
+ * proxy's own kick just cuts the connection, so the proxies come after
+ * (kick_done), for what the backend could not end.
+ */
+static void
+move_kick(struct move *m)
+{
+	const struct backend *b = m->rs->backends[m->from];
+
+	m->state = MOVE_KICKING;
+	m->kicked_backend = 0;
+	move_store_state(m);
+	move_kick_at(m, b->doveadm_url, b->doveadm_key);
+}
 
 static void
 move_kick_proxies(struct move *m)
@@ -474,8 +479,91 @@ move_kick_proxies(struct move *m)
 	for (i = 0; i < rs->nproxies; i++)
 		move_kick_at(m, rs->proxies[i]->doveadm_url,
 		    rs->proxies[i]->doveadm_key);
-	if (m->kicks_out == 0)
-		move_kicked(m);
+}
+
+static void
+who_all_done(void *arg, const struct doveadm_result *res)
+{
+	struct who_poll *wp = arg;
+	struct roost *rs = wp->rs;
+	struct move *m, *next;
+	const char **names = NULL, *key = NULL;
+	size_t n = 0, i;
+	json_t *row;
+
+	wp->call = NULL;
+	if (res->ok && json_is_array(res->response)) {
+		names = xcalloc(json_array_size(res->response) + 1,
+		    sizeof(*names));
+		json_array_foreach(res->response, i, row) {
+			const char *u = json_string_value(json_object_get(row,
+			    "username"));
+
+			if (u != NULL)
+				names[n++] = u;
+		}
+		qsort(names, n, sizeof(*names), name_cmp);
+	}
+	for (m = TAILQ_FIRST(&rs->moves->active); m != NULL; m = next) {
+		next = TAILQ_NEXT(m, entry);
+		if (m->from != wp->slot || m->ready || m->state == MOVE_QUEUED ||
+		    m->marked + MOVE_GRACE_MS > wp->started)
+			continue;
+		if (!res->ok) {
+			snprintf(m->error, sizeof(m->error), "who on %s: %s",
+			    m->from_name, res->error);
+			continue;
+		}
+		key = m->user;
+		if (bsearch(&key, names, n, sizeof(*names), name_cmp) == NULL) {
+			m->error[0] = '\0';
+			move_switch(m);
+			continue;
+		}
+		snprintf(m->error, sizeof(m->error), "sessions still on %s",
+		    m->from_name);
+		if (m->kicks_out == 0 && !m->kicked) {
+			m->kicked = 1;
+			move_kick(m);
+		}
+	}
+	free(names);
+}
+
+/* Start the polls that waiting moves need; called every tick. */
+static void
+move_polls(struct roost *rs)
+{
+	struct moves *mv = rs->moves;
+	struct who_poll *wp;
+	const struct backend *b;
+	struct move *m;
+	uint64_t now = now_msec_mono();
+
+	TAILQ_FOREACH(m, &mv->active, entry) {
+		if (m->ready || m->state == MOVE_QUEUED ||
+		    m->marked + MOVE_GRACE_MS > now || !move_must_ask(m))
+			continue;
+		if ((size_t)m->from >= mv->npolls) {
+			mv->polls = xreallocarray(mv->polls, (size_t)m->from + 1,
+			    sizeof(*mv->polls));
+			memset(mv->polls + mv->npolls, 0, ((size_t)m->from + 1 -
+			    mv->npolls) * sizeof(*mv->polls));
+			mv->npolls = (size_t)m->from + 1;
+		}
+		if ((wp = mv->polls[m->from]) == NULL) {
+			wp = mv->polls[m->from] = xcalloc(1, sizeof(*wp));
+			wp->rs = rs;
+			wp->slot = m->from;
+		}
+		if (wp->call != NULL || now < wp->last + MOVE_WHO_EVERY_MS)
+			continue;
+		b = rs->backends[m->from];
+		snprintf(wp->backend, sizeof(wp->backend), "%s", b->name);
+		wp->started = wp->last = now;
+		wp->call = doveadm_run(rs->doveadm, b->doveadm_url,
+		    b->doveadm_key, "who", NULL, MOVE_CALL_MS, who_all_done, wp);
+	}
 }
 
 static void
@@ -486,12 +574,17 @@ kick_done(void *arg, const struct doveadm_result *res)
 	if (!res->ok)
 		log_info("move %lld: kick of %s: %s (the who poll decides)",
 		    (long long)m->id, m->user, res->error);
-	if (--m->kicks_out > 0)
+	if (--m->kicks_out > 0 || m->state != MOVE_KICKING)
 		return;
-	if (!m->kicked_backend)
+	if (!m->kicked_backend && move_must_ask(m)) {
 		move_kick_proxies(m);
-	else
-		move_kicked(m);
+		if (m->kicks_out > 0)
+			return;
+	}
+	m->state = MOVE_WAITING;
+	/* A backend that cannot be asked: the proxies' kicks were all. */
+	if (!move_must_ask(m))
+		move_switch(m);
 }
 
 static void
@@ -509,7 +602,6 @@ move_start(struct move *m)
 {
 	struct roost *rs = m->rs;
 	struct umap_entry *e = umap_get(rs->users, m->user, m->len);
-	const struct backend *b;
 
 	if (e == NULL || e->backend != m->from) {
 		move_finish(m, 0, "the user left %s before the move began",
@@ -517,19 +609,20 @@ move_start(struct move *m)
 		return;
 	}
 	e->flags |= UMAP_F_MOVING;
-	m->state = MOVE_KICKING;
-	m->deadline = now_msec_mono() + (uint64_t)rs->conf->move_timeout * 1000;
+	m->marked = now_msec_mono();
+	m->deadline = m->marked + (uint64_t)rs->conf->move_timeout * 1000;
+	m->state = MOVE_WAITING;
 	move_store_state(m);
-	b = rs->backends[m->from];
-	/* The backend first: its kick says BYE, which the proxies relay;
-	 * a proxy's own kick just cuts the connection, so it comes after,
-	 * for sessions the backend could not end. */
-	if (move_must_ask(m)) {
-		m->kicked_backend = 0;
-		move_kick_at(m, b->doveadm_url, b->doveadm_key);
-		return;
-	}
+	if (move_must_ask(m))
+		return;		/* the backend's who polls decide */
+	/* Nothing to ask on the backend (no doveadm URL, down or failed):
+	 * the proxies kick what they proxy there, and that is all. */
+	m->state = MOVE_KICKING;
 	move_kick_proxies(m);
+	if (m->kicks_out == 0) {
+		m->state = MOVE_WAITING;
+		move_switch(m);
+	}
 }
 
 static struct move *move_new(struct roost *, const char *, size_t, long,
@@ -759,16 +852,14 @@ move_tick(evutil_socket_t fd, short what, void *arg)
 			    rs->conf->move_timeout);
 			continue;
 		}
-		if (m->state != MOVE_WAITING || m->ready)
-			continue;
-		/* Again: a who that found sessions or failed, or a switch
-		 * the store refused (busy). */
-		if (!move_must_ask(m))
+		/* The backend went down or failed meanwhile: nothing to ask
+		 * any more, and the proxies' kicks (if any) are done. */
+		if (m->state == MOVE_WAITING && !m->ready && m->kicks_out == 0 &&
+		    !move_must_ask(m))
 			move_switch(m);
-		else if (!m->who_out && now >= m->next_who)
-			move_poll_who(m);
 	}
 	move_pump(rs);
+	move_polls(rs);
 }
 
 static struct move *
@@ -1135,6 +1226,12 @@ move_free(struct roost *rs)
 		TAILQ_REMOVE(&mv->jobs, j, entry);
 		free(j);
 	}
+	for (i = 0; i < mv->npolls; i++)
+		if (mv->polls[i] != NULL) {
+			doveadm_cancel(mv->polls[i]->call);
+			free(mv->polls[i]);
+		}
+	free(mv->polls);
 	if (mv->tick != NULL)
 		event_free(mv->tick);
 	free(mv);

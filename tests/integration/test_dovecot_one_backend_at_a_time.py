@@ -30,8 +30,11 @@ SECONDS_MAX = 150
 def sessions(rig, backend):
     """{(user, pid)} on a backend now, from its doveadm HTTP API."""
     res = rig.doveadm_http(backend, "who", {})
+    # 2.3 closes the row array after the first row of several: the
+    # others follow it, before the tag.
+    rows = list(res[0][1]) + [x for x in res[0][2:-1] if isinstance(x, dict)]
     out = set()
-    for row in res[0][1]:
+    for row in rows:
         pids = row.get("pids", [])
         if isinstance(pids, str):		# 2.3: "(12 34)"
             pids = pids.strip("()").split()

@@ -141,7 +141,7 @@ fake_handle_tagged(struct evhttp_request *req, void *arg)
 {
 	struct fake *f = arg;
 
-	if (strcmp(f->mode, "exit67") == 0) {
+	if (strcmp(f->mode, "exit67") == 0 || strcmp(f->mode, "who23") == 0) {
 		json_t *j;
 		const char *tag = "?";
 		char text[256];
@@ -157,8 +157,15 @@ fake_handle_tagged(struct evhttp_request *req, void *arg)
 		if (json_is_array(json_array_get(j, 0)))
 			tag = json_string_value(json_array_get(
 			    json_array_get(j, 0), 2));
-		snprintf(text, sizeof(text), "[[\"error\",{\"type\":\"exitCode\","
-		    "\"exitCode\":67},\"%s\"]]", tag ? tag : "?");
+		if (strcmp(f->mode, "who23") == 0)
+			/* 2.3's shape for a table of several rows. */
+			snprintf(text, sizeof(text), "[[\"doveadmResponse\","
+			    "[{\"username\":\"u3\"}],{\"username\":\"u1\"},"
+			    "{\"username\":\"u2\"},\"%s\"]]", tag ? tag : "?");
+		else
+			snprintf(text, sizeof(text), "[[\"error\",{\"type\":"
+			    "\"exitCode\",\"exitCode\":67},\"%s\"]]",
+			    tag ? tag : "?");
 		json_decref(j);
 		fake_reply(req, 200, text);
 		return;
@@ -292,6 +299,20 @@ test_exit_code(void **state)
 	assert_int_equal(o.http_status, 200);
 	assert_int_equal(o.exit_code, 67);
 	assert_non_null(strstr(o.error, "67"));
+	free(o.response);
+}
+
+/* 2.3 spills the rows after the first out of the row array. */
+static void
+test_who_rows_of_23(void **state)
+{
+	struct fake *f = *state;
+	struct outcome o;
+
+	run_one(f, "who23", f->url, 5000, &o);
+	assert_int_equal(o.ok, 1);
+	assert_string_equal(o.response, "[{\"username\":\"u3\"},"
+	    "{\"username\":\"u1\"},{\"username\":\"u2\"}]");
 	free(o.response);
 }
 
@@ -505,6 +526,8 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_request_and_success,
 		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_who_rows_of_23, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(test_exit_code, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_401_and_400, setup,
