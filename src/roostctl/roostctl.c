@@ -908,6 +908,31 @@ body_str(json_t *obj, const char *key, const char *val, const char *what)
 }
 
 /*
+ * obj[key] = the secret in the file at path (what names it in messages).
+ * Messages say which file is wrong, never what is in it.
+ */
+static int
+secret_json(json_t *obj, const char *key, const char *path, const char *what)
+{
+	char err[512], *secret;
+	json_t *v;
+
+	if ((secret = secret_read(path, err, sizeof(err))) == NULL) {
+		msg("%s: %s", what, err);
+		return -1;
+	}
+	v = json_string(secret);
+	explicit_bzero(secret, strlen(secret));
+	free(secret);
+	if (v == NULL) {
+		msg("%s: %s: not valid UTF-8", what, path);
+		return -1;
+	}
+	json_object_set_new(obj, key, v);
+	return 0;
+}
+
+/*
  * The "doveadm" object of a backend or proxy body from --doveadm-url and
  * --doveadm-key-file, if either is given.  Returns an exit code: an unusable
  * key file is a local error (2), found before any request.
@@ -915,8 +940,7 @@ body_str(json_t *obj, const char *key, const char *val, const char *what)
 static int
 doveadm_body(const struct args *a, json_t *body)
 {
-	json_t *doveadm, *v;
-	char err[512], *key;
+	json_t *doveadm;
 
 	if (!(a->seen & (O(OPT_DOVEADM_URL) | O(OPT_DOVEADM_KEY_FILE))))
 		return EXIT_OK;
@@ -924,23 +948,9 @@ doveadm_body(const struct args *a, json_t *body)
 	if ((a->seen & O(OPT_DOVEADM_URL)) && body_str(doveadm, "url",
 	    a->val[OPT_DOVEADM_URL], "--doveadm-url") == -1)
 		goto fail;
-	if (a->seen & O(OPT_DOVEADM_KEY_FILE)) {
-		if ((key = secret_read(a->val[OPT_DOVEADM_KEY_FILE], err,
-		    sizeof(err))) == NULL) {
-			msg("doveadm key: %s", err);
-			goto fail;
-		}
-		v = json_string(key);
-		explicit_bzero(key, strlen(key));
-		free(key);
-		/* Say which file is wrong, never what is in it. */
-		if (v == NULL) {
-			msg("doveadm key: %s: not valid UTF-8",
-			    a->val[OPT_DOVEADM_KEY_FILE]);
-			goto fail;
-		}
-		json_object_set_new(doveadm, "api_key", v);
-	}
+	if ((a->seen & O(OPT_DOVEADM_KEY_FILE)) && secret_json(doveadm,
+	    "api_key", a->val[OPT_DOVEADM_KEY_FILE], "doveadm key") == -1)
+		goto fail;
 	json_object_set_new(body, "doveadm", doveadm);
 	return EXIT_OK;
 fail:
@@ -957,8 +967,7 @@ fail:
 static int
 probe_body(const struct args *a, json_t *body)
 {
-	json_t *probe, *v;
-	char err[512], *pw;
+	json_t *probe;
 
 	if (!(a->seen & (O(OPT_PROBE_USER) | O(OPT_PROBE_PASSWORD_FILE))))
 		return EXIT_OK;
@@ -978,23 +987,10 @@ probe_body(const struct args *a, json_t *body)
 	if ((a->seen & O(OPT_PROBE_USER)) && body_str(probe, "user",
 	    a->val[OPT_PROBE_USER], "--probe-user") == -1)
 		goto fail;
-	if (a->seen & O(OPT_PROBE_PASSWORD_FILE)) {
-		if ((pw = secret_read(a->val[OPT_PROBE_PASSWORD_FILE], err,
-		    sizeof(err))) == NULL) {
-			msg("probe password: %s", err);
-			goto fail;
-		}
-		v = json_string(pw);
-		explicit_bzero(pw, strlen(pw));
-		free(pw);
-		/* Say which file is wrong, never what is in it. */
-		if (v == NULL) {
-			msg("probe password: %s: not valid UTF-8",
-			    a->val[OPT_PROBE_PASSWORD_FILE]);
-			goto fail;
-		}
-		json_object_set_new(probe, "password", v);
-	}
+	if ((a->seen & O(OPT_PROBE_PASSWORD_FILE)) && secret_json(probe,
+	    "password", a->val[OPT_PROBE_PASSWORD_FILE],
+	    "probe password") == -1)
+		goto fail;
 	json_object_set_new(body, "probe", probe);
 	return EXIT_OK;
 fail:

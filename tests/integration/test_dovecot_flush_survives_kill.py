@@ -71,15 +71,7 @@ def main(t):
         check(set(states) <= {"done", "failed"} and states.get("done", 0) >=
               N, "every move done or failed, none open: %r" % states)
         for c in sessions:
-            rest = b""
-            try:
-                while True:
-                    line = c.f.readline()
-                    if not line:
-                        break
-                    rest += line
-            except OSError:
-                pass
+            rest = c.rest()
             c.close()
             check(b"BYE" in rest, "an open session got BYE: %r" % rest)
         res = rig.doveadm_http(b1, "who", {})

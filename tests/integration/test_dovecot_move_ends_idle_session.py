@@ -52,15 +52,7 @@ def main(t):
         eq(rc, 0, "roostctl user move (%s%s)" % (out, err))
         check("moved to %s" % new in out, "roostctl says so: %r" % out)
         print("move with an IDLE session: %.2f s" % took)
-        rest = b""
-        try:
-            while True:
-                line = c.f.readline()
-                if not line:
-                    break
-                rest += line
-        except OSError:
-            pass
+        rest = c.rest()
         c.close()
         check(b"BYE" in rest, "the IDLE session got BYE: %r" % rest)
         eq(who(rig, old, user), [], "no session of %s left on %s" %

@@ -305,6 +305,20 @@ class Imap:
     def append(self, message, mailbox="INBOX"):
         return self.cmd("APPEND %s" % mailbox, literal=message)
 
+    def rest(self):
+        """Everything the server still sends until it closes (bounded by
+        the socket timeout), e.g. the BYE of a kicked session."""
+        out = b""
+        try:
+            while True:
+                line = self.f.readline()
+                if not line:
+                    break
+                out += line
+        except OSError:
+            pass
+        return out
+
     def close(self):
         try:
             self.sock.close()
