@@ -409,6 +409,22 @@ clamp_now(void)
 	return (uint32_t)now_sec();
 }
 
+/* The user an event is about, or NULL after a 400 naming fields.user. */
+static const char *
+event_user(struct evhttp_request *req, const char *name, json_t *fields)
+{
+	const char *user;
+
+	if (!json_is_object(fields) ||
+	    (user = json_string_value(json_object_get(fields, "user"))) ==
+	    NULL) {
+		http_reply_error(req, 400, "fields.user", "a %s event needs "
+		    "fields.user, a string", name);
+		return NULL;
+	}
+	return user;
+}
+
 /* An event from a proxy's login processes. */
 static int
 proxy_event(struct roost *rs, struct evhttp_request *req, const char *proxy,
@@ -428,13 +444,8 @@ proxy_event(struct roost *rs, struct evhttp_request *req, const char *proxy,
 		ev->ignored++;
 		return 0;
 	}
-	if (!json_is_object(fields) ||
-	    (user = json_string_value(json_object_get(fields, "user"))) ==
-	    NULL) {
-		http_reply_error(req, 400, "fields.user", "a %s event needs "
-		    "fields.user, a string", name);
+	if ((user = event_user(req, name, fields)) == NULL)
 		return -1;
-	}
 	/* A finish with an error is a login that never reached a backend
 	 * (a guessed name, a wrong password): no session, no proof. */
 	err = json_object_get(fields, "error");
@@ -470,13 +481,8 @@ backend_event(struct roost *rs, struct evhttp_request *req, const char *name,
 		ev->ignored++;
 		return 0;
 	}
-	if (!json_is_object(fields) ||
-	    (user = json_string_value(json_object_get(fields, "user"))) ==
-	    NULL) {
-		http_reply_error(req, 400, "fields.user", "a %s event needs "
-		    "fields.user, a string", name);
+	if ((user = event_user(req, name, fields)) == NULL)
 		return -1;
-	}
 	if (json_is_string(json_object_get(fields, "error"))) {
 		ev->ignored++;
 		return 0;

@@ -57,7 +57,8 @@ struct failover {
 	struct event		*deadline;
 };
 
-static LIST_HEAD(, failover) failovers = LIST_HEAD_INITIALIZER(failovers);
+/* The failovers under way, hanging off struct roost like every state. */
+LIST_HEAD(failovers, failover);
 
 static void
 call_free(struct failover_call *fc)
@@ -151,21 +152,31 @@ deadline_cb(evutil_socket_t fd, short what, void *arg)
 	failover_done(arg, 1);
 }
 
+static struct failovers *
+failovers(struct roost *rs)
+{
+	if (rs->failovers == NULL) {
+		rs->failovers = xcalloc(1, sizeof(*rs->failovers));
+		LIST_INIT(rs->failovers);
+	}
+	return rs->failovers;
+}
+
 static struct failover *
-failover_find(long slot)
+failover_find(struct roost *rs, long slot)
 {
 	struct failover *fo;
 
-	LIST_FOREACH(fo, &failovers, entry)
+	LIST_FOREACH(fo, failovers(rs), entry)
 		if (fo->slot == slot)
 			return fo;
 	return NULL;
 }
 
 int
-failover_pending(long slot)
+failover_pending(struct roost *rs, long slot)
 {
-	return failover_find(slot) != NULL;
+	return failover_find(rs, slot) != NULL;
 }
 
 static int
@@ -178,7 +189,7 @@ failover_start(struct roost *rs, long slot, int admin, failover_done_cb done,
 	struct timeval tv;
 	size_t i;
 
-	if (failover_find(slot) != NULL ||
+	if (failover_find(rs, slot) != NULL ||
 	    (rs->nproxies == 0 && (!admin || b->doveadm_url == NULL)))
 		return 0;
 	fo = xcalloc(1, sizeof(*fo));
@@ -192,7 +203,7 @@ failover_start(struct roost *rs, long slot, int admin, failover_done_cb done,
 	LIST_INIT(&fo->calls);
 	if ((fo->deadline = evtimer_new(rs->base, deadline_cb, fo)) == NULL)
 		fatalx("failover: out of event resources");
-	LIST_INSERT_HEAD(&failovers, fo, entry);
+	LIST_INSERT_HEAD(failovers(rs), fo, entry);
 	for (i = 0; i < rs->nproxies; i++) {
 		fc = xcalloc(1, sizeof(*fc));
 		fc->fo = fo;
@@ -245,19 +256,23 @@ failover_evacuate(struct roost *rs, long slot, failover_done_cb done,
 }
 
 void
-failover_cancel(long slot)
+failover_cancel(struct roost *rs, long slot)
 {
-	struct failover *fo = failover_find(slot);
+	struct failover *fo = failover_find(rs, slot);
 
 	if (fo != NULL)
 		failover_free(fo);
 }
 
 void
-failover_free_all(void)
+failover_free_all(struct roost *rs)
 {
 	struct failover *fo;
 
-	while ((fo = LIST_FIRST(&failovers)) != NULL)
+	if (rs->failovers == NULL)
+		return;
+	while ((fo = LIST_FIRST(rs->failovers)) != NULL)
 		failover_free(fo);
+	free(rs->failovers);
+	rs->failovers = NULL;
 }

@@ -22,9 +22,9 @@ typedef void	(*failover_done_cb)(struct roost *, long slot, void *);
 int	failover_evacuate(struct roost *, long slot, failover_done_cb done,
 	    void *arg);
 /* Is the backend of this slot still waiting for its proxies' kicks? */
-int	failover_pending(long slot);
+int	failover_pending(struct roost *, long slot);
 /* The backend passed again, or went: stop waiting for its kicks. */
-void	failover_cancel(long slot);
-void	failover_free_all(void);
+void	failover_cancel(struct roost *, long slot);
+void	failover_free_all(struct roost *);
 
 #endif

@@ -137,7 +137,7 @@ health_slot_reset(struct roost *rs, long slot)
 	slot_cancel(h->slots[slot]);
 	free(h->slots[slot]);
 	h->slots[slot] = NULL;
-	failover_cancel(slot);
+	failover_cancel(rs, slot);
 }
 
 /*
@@ -182,7 +182,7 @@ health_reroute(struct roost *rs)
 	for (i = 0; i < rs->nslots; i++)
 		if ((b = rs->backends[i]) != NULL)
 			b->failed = b->health == HEALTH_FAILED &&
-			    !failover_pending((long)i);
+			    !failover_pending(rs, (long)i);
 }
 
 /* Write a changed verdict; a busy store is tried again next round. */
@@ -260,7 +260,7 @@ round_done(struct health_slot *hs)
 	    failover_begin(rs, hs->slot))
 		return;		/* rerouted when the proxies are done */
 	if (b->health == HEALTH_OK)
-		failover_cancel(hs->slot);
+		failover_cancel(rs, hs->slot);
 	health_reroute(rs);
 }
 
@@ -416,7 +416,7 @@ health_free(struct roost *rs)
 
 	if (h == NULL)
 		return;
-	failover_free_all();
+	failover_free_all(rs);
 	for (i = 0; i < h->nslots; i++)
 		if (h->slots[i] != NULL) {
 			slot_cancel(h->slots[i]);

@@ -28,6 +28,7 @@ struct evhttp;
 struct lookup_batch;
 struct health;
 struct moves;
+struct failovers;
 struct doveadm;
 struct events;
 
@@ -50,6 +51,7 @@ struct roost {
 	struct lookup_batch	 *batch;	/* assignments awaiting commit */
 	struct health		 *health;	/* probes and verdicts */
 	struct moves		 *moves;	/* moves queued and under way */
+	struct failovers	 *failovers;	/* kicks before a failover */
 	struct doveadm		 *doveadm;	/* every HTTP call to Dovecot */
 	struct events		 *events;	/* who is active where */
 	struct event		 *touch_ev;
