@@ -23,7 +23,7 @@
 #include "backend.h"
 #include "proxy.h"
 
-#define STORE_SCHEMA_VERSION	8
+#define STORE_SCHEMA_VERSION	9
 
 /* begin() flags */
 #define STORE_TX_ADMIN	0x01	/* an admin change: on stable storage, not
@@ -39,6 +39,11 @@ struct store_user {
 	int64_t		 since;		/* when assigned to this backend (unix s) */
 	int64_t		 last_lookup;	/* unix s, 0 = never */
 	int		 confirmed;	/* seen in a session or a delivery */
+	const char	*replica;	/* replica backend name, NULL = none */
+	int		 replica_current; /* the replica had its first full
+					 * sync since it became the replica */
+	int		 failed_over;	/* on its replica since its backend
+					 * failed: failback takes it home */
 };
 
 struct store_audit {
@@ -91,6 +96,27 @@ struct store_job {
 	int64_t		 created;
 };
 
+/*
+ * A user's replication record (repl.c): its place in the queue, its backoff
+ * and the dsync state of the last good sync.  Times in unix seconds, queue
+ * times in unix milliseconds.
+ */
+struct store_repl {
+	const char	*user;
+	int		 priority;	/* REPL_P_*, -1: nothing queued */
+	int64_t		 queued;	/* ms: when its work was queued */
+	int64_t		 due;		/* ms: not before (backoff) */
+	int		 full;		/* the next sync is a full one */
+	int		 fails;		/* failures in a row */
+	int		 stuck;		/* reruns kept failing: reported */
+	const char	*error;		/* last failure, "" none */
+	/* For repl_put: NULL / 0 keep what is stored. */
+	const char	*state;		/* dsync state of the last good sync */
+	int64_t		 last_fast;	/* last good incremental sync */
+	int64_t		 last_full;	/* last good full sync */
+	int64_t		 last_ok;	/* last good sync of either kind */
+};
+
 typedef int (*store_backend_cb)(const struct backend *, void *);
 typedef int (*store_job_cb)(const struct store_job *, void *);
 typedef int (*store_proxy_cb)(const struct proxy *, void *);
@@ -98,6 +124,7 @@ typedef int (*store_move_cb)(const struct store_move *, void *);
 typedef int (*store_health_cb)(const struct store_health *, void *);
 typedef int (*store_user_cb)(const struct store_user *, void *);
 typedef int (*store_audit_cb)(const struct store_audit *, void *);
+typedef int (*store_repl_cb)(const struct store_repl *, void *);
 
 struct store_ops {
 	const char	*name;		/* "sqlite", "postgresql" */
@@ -120,7 +147,8 @@ struct store_ops {
 	int	(*backend_insert)(struct store *, const struct backend *);
 	int	(*backend_update)(struct store *, const struct backend *);
 	/* Deletes the backend and every user assigned to it; *released gets
-	 * the number of those users. */
+	 * the number of those users.  Users whose replica it was have none
+	 * after. */
 	int	(*backend_delete)(struct store *, const char *name,
 		    int64_t *released);
 
@@ -143,8 +171,8 @@ struct store_ops {
 		    const char *error);
 	/*
 	 * The switch, in one transaction: the user's row goes from m->from to
-	 * m->to (with u's pin and since) only if it is still on m->from, and
-	 * the move is done.  Returns 1 when switched, 0 when the user was no
+	 * m->to (with u's pin, since, replica, replica_current and
+	 * failed_over) only if it is still on m->from, and the move is done.  Returns 1 when switched, 0 when the user was no
 	 * longer on m->from (nothing written), -1 on error.
 	 */
 	int	(*move_switch)(struct store *, const struct store_move *,
@@ -176,6 +204,19 @@ struct store_ops {
 	 * and confirmed of each record; neither ever goes back); rows that
 	 * no longer exist are skipped. */
 	int	(*user_touch)(struct store *, const struct store_user *, size_t);
+
+	/*
+	 * Replication records.  put: insert or update each (state and
+	 * last_* only when given); get: one, returns 1 and calls cb when
+	 * found, 0 when not; load: those with work (queued, failing or
+	 * stuck); delete: returns 1 if there was one.  A user's record goes
+	 * with the user (user_delete, backend_delete).
+	 */
+	int	(*repl_put)(struct store *, const struct store_repl *, size_t);
+	int	(*repl_get)(struct store *, const char *user, store_repl_cb,
+		    void *);
+	int	(*repl_load)(struct store *, store_repl_cb, void *);
+	int	(*repl_delete)(struct store *, const char *user);
 
 	int	(*audit_add)(struct store *, const char *actor,
 		    const char *action, const char *subject, const char *detail);

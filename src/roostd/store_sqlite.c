@@ -152,6 +152,35 @@ static const char *const migrations[] = {
 	 * is kept as given: roostd has to send it to the backend. */
 	"ALTER TABLE backends ADD COLUMN probe_user TEXT;"
 	"ALTER TABLE backends ADD COLUMN probe_password TEXT;",
+	/* 8 -> 9: replication.  The replica is stored with the assignment
+	 * (NULL: none yet); the queue and each user's dsync state in repl,
+	 * which goes with the user, as a replica goes with its backend. */
+	"ALTER TABLE users ADD COLUMN replica TEXT;"
+	"ALTER TABLE users ADD COLUMN replica_current INTEGER NOT NULL"
+	"  DEFAULT 0;"
+	"ALTER TABLE users ADD COLUMN failed_over INTEGER NOT NULL DEFAULT 0;"
+	"CREATE TABLE repl ("
+	"  user		TEXT PRIMARY KEY,"
+	"  priority	INTEGER,"
+	"  queued		INTEGER NOT NULL DEFAULT 0,"
+	"  due		INTEGER NOT NULL DEFAULT 0,"
+	"  full		INTEGER NOT NULL DEFAULT 0,"
+	"  fails		INTEGER NOT NULL DEFAULT 0,"
+	"  stuck		INTEGER NOT NULL DEFAULT 0,"
+	"  error		TEXT NOT NULL DEFAULT '',"
+	"  state		TEXT NOT NULL DEFAULT '',"
+	"  last_fast	INTEGER NOT NULL DEFAULT 0,"
+	"  last_full	INTEGER NOT NULL DEFAULT 0,"
+	"  last_ok		INTEGER NOT NULL DEFAULT 0"
+	") WITHOUT ROWID;"
+	/* What repl_load reads at start: the users with work, not all. */
+	"CREATE INDEX repl_work ON repl(user)"
+	"  WHERE priority IS NOT NULL OR fails > 0 OR stuck > 0;"
+	"CREATE TRIGGER users_repl_gone AFTER DELETE ON users"
+	"  BEGIN DELETE FROM repl WHERE user = old.user; END;"
+	"CREATE TRIGGER backends_replica_gone AFTER DELETE ON backends"
+	"  BEGIN UPDATE users SET replica = NULL, replica_current = 0"
+	"  WHERE replica = old.name; END;",
 };
 
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) ==
@@ -166,7 +195,10 @@ _Static_assert(PROTO_IMAP == 0 && PROTO_POP3 == 1 && PROTO_LMTP == 2 &&
 	"port_lmtp, port_submission, port_sieve, port_doveadm, "	\
 	"doveadm_url, doveadm_key, created, updated, tls, probe_user, "\
 	"probe_password"
-#define USER_COLS	"user, backend, tag, pinned, since, last_lookup, confirmed"
+#define USER_COLS	"user, backend, tag, pinned, since, last_lookup, confirmed, " \
+			"replica, replica_current, failed_over"
+#define REPL_COLS	"user, priority, queued, due, full, fails, stuck, " \
+			"error, state, last_fast, last_full, last_ok"
 #define PROXY_COLS	"name, doveadm_url, doveadm_key, created, updated"
 
 enum stmt {
@@ -207,6 +239,10 @@ enum stmt {
 	S_JOB_INSERT,
 	S_JOB_STATE,
 	S_JOB_LIST,
+	S_REPL_PUT,
+	S_REPL_GET,
+	S_REPL_LOAD,
+	S_REPL_DELETE,
 	S_COUNT
 };
 
@@ -236,12 +272,15 @@ static const char *const stmt_sql[S_COUNT] = {
 	[S_BACKEND_DELETE] = "DELETE FROM backends WHERE name = ?1",
 	[S_USER_LOAD] = "SELECT " USER_COLS " FROM users",
 	[S_USER_PUT] = "INSERT INTO users (" USER_COLS ")"
-	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
 	    " ON CONFLICT (user) DO UPDATE SET backend = excluded.backend,"
 	    " tag = excluded.tag, pinned = excluded.pinned,"
 	    " since = excluded.since, last_lookup = excluded.last_lookup,"
 	    /* a user once seen stays confirmed whoever rewrites the row */
-	    " confirmed = max(confirmed, excluded.confirmed)",
+	    " confirmed = max(confirmed, excluded.confirmed),"
+	    " replica = excluded.replica,"
+	    " replica_current = excluded.replica_current,"
+	    " failed_over = excluded.failed_over",
 	[S_USER_DELETE] = "DELETE FROM users WHERE user = ?1",
 	[S_USER_GET] = "SELECT " USER_COLS " FROM users WHERE user = ?1",
 	[S_USER_LIST] = "SELECT " USER_COLS " FROM users"
@@ -276,7 +315,8 @@ static const char *const stmt_sql[S_COUNT] = {
 	[S_MOVE_STATE] = "UPDATE moves SET state = ?2, error = ?3,"
 	    " updated = ?4 WHERE id = ?1",
 	[S_MOVE_SWITCH_USER] = "UPDATE users SET backend = ?3, pinned = ?4,"
-	    " since = ?5 WHERE user = ?1 AND backend = ?2",
+	    " since = ?5, replica = ?6, replica_current = ?7,"
+	    " failed_over = ?8 WHERE user = ?1 AND backend = ?2",
 	[S_MOVE_LIST_OPEN] = "SELECT " MOVE_COLS " FROM moves"
 	    " WHERE state NOT IN ('done', 'failed') ORDER BY id LIMIT ?2",
 	[S_MOVE_LIST] = "SELECT " MOVE_COLS " FROM moves WHERE id < ?1"
@@ -288,6 +328,23 @@ static const char *const stmt_sql[S_COUNT] = {
 	    " updated = ?4 WHERE id = ?1",
 	[S_JOB_LIST] = "SELECT id, kind, backend, max, rate, made, state,"
 	    " created FROM move_jobs WHERE state = 'running' ORDER BY id",
+	/* The dsync state and the times of good syncs are written only
+	 * when given (after a sync), never wiped by a queue change. */
+	[S_REPL_PUT] = "INSERT INTO repl (" REPL_COLS ")"
+	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, coalesce(?9, ''),"
+	    " ?10, ?11, ?12)"
+	    " ON CONFLICT (user) DO UPDATE SET priority = excluded.priority,"
+	    " queued = excluded.queued, due = excluded.due,"
+	    " full = excluded.full, fails = excluded.fails,"
+	    " stuck = excluded.stuck, error = excluded.error,"
+	    " state = coalesce(?9, state),"
+	    " last_fast = max(last_fast, excluded.last_fast),"
+	    " last_full = max(last_full, excluded.last_full),"
+	    " last_ok = max(last_ok, excluded.last_ok)",
+	[S_REPL_GET] = "SELECT " REPL_COLS " FROM repl WHERE user = ?1",
+	[S_REPL_LOAD] = "SELECT " REPL_COLS " FROM repl"
+	    " WHERE priority IS NOT NULL OR fails > 0 OR stuck > 0",
+	[S_REPL_DELETE] = "DELETE FROM repl WHERE user = ?1",
 };
 
 /*
@@ -1270,6 +1327,10 @@ row_user(sqlite3_stmt *s, struct store_user *u)
 	u->since = sqlite3_column_int64(s, 4);
 	u->last_lookup = sqlite3_column_int64(s, 5);
 	u->confirmed = sqlite3_column_int(s, 6);
+	u->replica = sqlite3_column_type(s, 7) == SQLITE_NULL ? NULL :
+	    col_text(s, 7);
+	u->replica_current = sqlite3_column_int(s, 8);
+	u->failed_over = sqlite3_column_int(s, 9);
 }
 
 /* Step a user query and hand each row to cb; returns the row count.  The
@@ -1338,6 +1399,12 @@ sqlite_user_put(struct store *st, const struct store_user *us, size_t n)
 		rc |= sqlite3_bind_int64(s, 5, us[i].since);
 		rc |= sqlite3_bind_int64(s, 6, us[i].last_lookup);
 		rc |= sqlite3_bind_int(s, 7, us[i].confirmed != 0);
+		if (us[i].replica != NULL)
+			rc |= bind_text(s, 8, us[i].replica);
+		else
+			rc |= sqlite3_bind_null(s, 8);
+		rc |= sqlite3_bind_int(s, 9, us[i].replica_current != 0);
+		rc |= sqlite3_bind_int(s, 10, us[i].failed_over != 0);
 		if (rc != SQLITE_OK) {
 			sq_fail(st, "user put");
 			stmt_done(s);
@@ -1550,6 +1617,12 @@ sqlite_move_switch(struct store *st, const struct store_move *m,
 	bind_text(s, 3, m->to);
 	sqlite3_bind_int(s, 4, u->pinned != 0);
 	sqlite3_bind_int64(s, 5, u->since);
+	if (u->replica != NULL)
+		bind_text(s, 6, u->replica);
+	else
+		sqlite3_bind_null(s, 6);
+	sqlite3_bind_int(s, 7, u->replica_current != 0);
+	sqlite3_bind_int(s, 8, u->failed_over != 0);
 	if (stmt_exec(st, S_MOVE_SWITCH_USER, "move switch") == -1)
 		goto fail;
 	n = sqlite3_changes64(ss->db);
@@ -1715,6 +1788,136 @@ fail:
 	return -1;
 }
 
+static void
+row_repl(sqlite3_stmt *s, struct store_repl *r)
+{
+	r->user = col_text(s, 0);
+	r->priority = sqlite3_column_type(s, 1) == SQLITE_NULL ? -1 :
+	    sqlite3_column_int(s, 1);
+	r->queued = sqlite3_column_int64(s, 2);
+	r->due = sqlite3_column_int64(s, 3);
+	r->full = sqlite3_column_int(s, 4);
+	r->fails = sqlite3_column_int(s, 5);
+	r->stuck = sqlite3_column_int(s, 6);
+	r->error = col_text(s, 7);
+	r->state = col_text(s, 8);
+	r->last_fast = sqlite3_column_int64(s, 9);
+	r->last_full = sqlite3_column_int64(s, 10);
+	r->last_ok = sqlite3_column_int64(s, 11);
+}
+
+static int64_t
+repl_rows(struct store *st, sqlite3_stmt *s, const char *what,
+    store_repl_cb cb, void *arg)
+{
+	struct store_repl r;
+	int64_t n = 0;
+	int rc;
+
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		row_repl(s, &r);
+		n++;
+		if (cb(&r, arg) == -1) {
+			store_set_error(st, "%s: stopped by caller", what);
+			goto fail;
+		}
+	}
+	if (rc != SQLITE_DONE) {
+		sq_fail(st, what);
+		goto fail;
+	}
+	stmt_done(s);
+	return n;
+fail:
+	stmt_done(s);
+	return -1;
+}
+
+static int
+sqlite_repl_put(struct store *st, const struct store_repl *rs, size_t n)
+{
+	struct sqlite_store *ss = impl(st);
+	sqlite3_stmt *s = ss->stmt[S_REPL_PUT];
+	enum txmode mode = TX_NONE;
+	size_t i;
+	int rc;
+
+	if (n == 0)
+		return 0;
+	if ((n > 1 || ss->in_tx) && tx_start(st, &mode) == -1)
+		return -1;
+	for (i = 0; i < n; i++) {
+		if (rs[i].user == NULL) {
+			store_set_error(st, "repl put: record %zu has no user",
+			    i);
+			goto fail;
+		}
+		rc = bind_text(s, 1, rs[i].user);
+		if (rs[i].priority < 0)
+			rc |= sqlite3_bind_null(s, 2);
+		else
+			rc |= sqlite3_bind_int(s, 2, rs[i].priority);
+		rc |= sqlite3_bind_int64(s, 3, rs[i].queued);
+		rc |= sqlite3_bind_int64(s, 4, rs[i].due);
+		rc |= sqlite3_bind_int(s, 5, rs[i].full != 0);
+		rc |= sqlite3_bind_int(s, 6, rs[i].fails);
+		rc |= sqlite3_bind_int(s, 7, rs[i].stuck != 0);
+		rc |= bind_text(s, 8, rs[i].error != NULL ? rs[i].error : "");
+		rc |= bind_text(s, 9, rs[i].state);	/* NULL: keep */
+		rc |= sqlite3_bind_int64(s, 10, rs[i].last_fast);
+		rc |= sqlite3_bind_int64(s, 11, rs[i].last_full);
+		rc |= sqlite3_bind_int64(s, 12, rs[i].last_ok);
+		if (rc != SQLITE_OK) {
+			sq_fail(st, "repl put");
+			stmt_done(s);
+			goto fail;
+		}
+		if (sqlite3_step(s) != SQLITE_DONE) {
+			sq_fail(st, "repl put");
+			stmt_done(s);
+			goto fail;
+		}
+		stmt_done(s);
+	}
+	return tx_end(st, mode, 1);
+fail:
+	tx_end(st, mode, 0);
+	return -1;
+}
+
+static int
+sqlite_repl_get(struct store *st, const char *user, store_repl_cb cb,
+    void *arg)
+{
+	sqlite3_stmt *s = impl(st)->stmt[S_REPL_GET];
+	int64_t n;
+
+	bind_text(s, 1, user);
+	if ((n = repl_rows(st, s, "repl get", cb, arg)) == -1)
+		return -1;
+	return n > 0 ? 1 : 0;
+}
+
+static int
+sqlite_repl_load(struct store *st, store_repl_cb cb, void *arg)
+{
+	if (repl_rows(st, impl(st)->stmt[S_REPL_LOAD], "repl load", cb,
+	    arg) == -1)
+		return -1;
+	return 0;
+}
+
+static int
+sqlite_repl_delete(struct store *st, const char *user)
+{
+	struct sqlite_store *ss = impl(st);
+
+	bind_text(ss->stmt[S_REPL_DELETE], 1, user);
+	if (stmt_exec(st, S_REPL_DELETE, "repl delete") == -1)
+		return -1;
+	return sqlite3_changes(ss->db) > 0 ? 1 : 0;
+}
+
 const struct store_ops store_sqlite_ops = {
 	.name = "sqlite",
 	.open = sqlite_open,
@@ -1749,4 +1952,8 @@ const struct store_ops store_sqlite_ops = {
 	.proxy_insert = sqlite_proxy_insert,
 	.proxy_update = sqlite_proxy_update,
 	.proxy_delete = sqlite_proxy_delete,
+	.repl_put = sqlite_repl_put,
+	.repl_get = sqlite_repl_get,
+	.repl_load = sqlite_repl_load,
+	.repl_delete = sqlite_repl_delete,
 };

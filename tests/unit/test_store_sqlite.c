@@ -25,6 +25,7 @@
 
 #include "backend.h"
 #include "proxy.h"
+#include "repl.h"
 #include "store.h"
 #include "util.h"
 #include "xmalloc.h"
@@ -118,7 +119,7 @@ add_backend(struct store *st, const char *name)
 static void
 put_user(struct store *st, const char *user, const char *backend)
 {
-	struct store_user u = { user, backend, "", 0, 1700000100, 0, 0 };
+	struct store_user u = { user, backend, "", 0, 1700000100, 0, 0, NULL, 0, 0 };
 
 	if (st->ops->user_put(st, &u, 1) == -1)
 		fail_msg("user_put %s: %s", user, store_error(st));
@@ -453,6 +454,12 @@ test_backend_tls_and_migration(void **state)
 	    "DROP TABLE moves;"
 	    "DROP TABLE move_jobs;"
 	    "DROP TABLE proxies;"
+	    "DROP TRIGGER users_repl_gone;"
+	    "DROP TRIGGER backends_replica_gone;"
+	    "DROP TABLE repl;"
+	    "ALTER TABLE users DROP COLUMN replica;"
+	    "ALTER TABLE users DROP COLUMN replica_current;"
+	    "ALTER TABLE users DROP COLUMN failed_over;"
 	    "UPDATE meta SET value = '1' WHERE key = 'schema_version'");
 	st = open_ok(f);
 	assert_int_equal(st->ops->backend_load(st, collect_backend, &bc), 0);
@@ -537,6 +544,12 @@ test_backend_probe_and_migration(void **state)
 	store_free(st);
 	raw_sql(f, "ALTER TABLE backends DROP COLUMN probe_user;"
 	    "ALTER TABLE backends DROP COLUMN probe_password;"
+	    "DROP TRIGGER users_repl_gone;"
+	    "DROP TRIGGER backends_replica_gone;"
+	    "DROP TABLE repl;"
+	    "ALTER TABLE users DROP COLUMN replica;"
+	    "ALTER TABLE users DROP COLUMN replica_current;"
+	    "ALTER TABLE users DROP COLUMN failed_over;"
 	    "UPDATE meta SET value = '7' WHERE key = 'schema_version'");
 	st = open_ok(f);
 	assert_int_equal(st->ops->backend_load(st, collect_backend, &bc), 0);
@@ -711,6 +724,12 @@ test_proxy_migration(void **state)
 	    "ALTER TABLE users DROP COLUMN confirmed;"
 	    "ALTER TABLE backends DROP COLUMN probe_user;"
 	    "ALTER TABLE backends DROP COLUMN probe_password;"
+	    "DROP TRIGGER users_repl_gone;"
+	    "DROP TRIGGER backends_replica_gone;"
+	    "DROP TABLE repl;"
+	    "ALTER TABLE users DROP COLUMN replica;"
+	    "ALTER TABLE users DROP COLUMN replica_current;"
+	    "ALTER TABLE users DROP COLUMN failed_over;"
 	    "UPDATE meta SET value = '3' WHERE key = 'schema_version'");
 
 	st = open_ok(f);
@@ -766,7 +785,7 @@ test_user_unknown_backend(void **state)
 {
 	struct fixture *f = *state;
 	struct store *st;
-	struct store_user u = { "alice", "ghost", "", 0, 1, 0, 0 };
+	struct store_user u = { "alice", "ghost", "", 0, 1, 0, 0, NULL, 0, 0 };
 
 	st = open_ok(f);
 	add_backend(st, "b1");
@@ -829,13 +848,13 @@ test_user_put_batch_atomic(void **state)
 	struct store *st;
 	struct ucoll uc = { 0 };
 	struct store_user bad[3] = {
-		{ "u1", "b1", "", 0, 1, 0, 0 },
-		{ "u2", "ghost", "", 0, 1, 0, 0 },
-		{ "u3", "b1", "", 0, 1, 0, 0 },
+		{ "u1", "b1", "", 0, 1, 0, 0, NULL, 0, 0 },
+		{ "u2", "ghost", "", 0, 1, 0, 0, NULL, 0, 0 },
+		{ "u3", "b1", "", 0, 1, 0, 0, NULL, 0, 0 },
 	};
 	struct store_user good[2] = {
-		{ "u1", "b1", "", 0, 1, 0, 0 },
-		{ "u2", "b2", "gold", 1, 2, 3, 0 },
+		{ "u1", "b1", "", 0, 1, 0, 0, NULL, 0, 0 },
+		{ "u2", "b2", "gold", 1, 2, 3, 0, NULL, 0, 0 },
 	};
 
 	st = open_ok(f);
@@ -976,11 +995,11 @@ test_user_touch(void **state)
 	struct fixture *f = *state;
 	struct store *st;
 	struct ucoll uc = { 0 };
-	struct store_user u = { "alice", "b1", "gold", 1, 500, 0, 0 };
+	struct store_user u = { "alice", "b1", "gold", 1, 500, 0, 0, NULL, 0, 0 };
 	struct store_user t[3] = {
-		{ "alice", NULL, NULL, 0, 0, 1000, 0 },
-		{ "ghost", NULL, NULL, 0, 0, 1000, 0 },
-		{ "bob", NULL, NULL, 0, 0, 2000, 0 },
+		{ "alice", NULL, NULL, 0, 0, 1000, 0, NULL, 0, 0 },
+		{ "ghost", NULL, NULL, 0, 0, 1000, 0, NULL, 0, 0 },
+		{ "bob", NULL, NULL, 0, 0, 2000, 0, NULL, 0, 0 },
 	};
 
 	st = open_ok(f);
@@ -1305,8 +1324,8 @@ test_busy_gives_up_fast(void **state)
 {
 	struct fixture *f = *state;
 	struct store_user us[2] = {
-		{ "alice", "b1", "", 0, 1700000100, 0, 0 },
-		{ "bob", "b1", "", 0, 1700000100, 0, 0 },
+		{ "alice", "b1", "", 0, 1700000100, 0, 0, NULL, 0, 0 },
+		{ "bob", "b1", "", 0, 1700000100, 0, 0, NULL, 0, 0 },
 	};
 	struct store *st;
 	sqlite3 *other;
@@ -1361,7 +1380,7 @@ static void
 test_failed_commit_keeps_error(void **state)
 {
 	struct fixture *f = *state;
-	struct store_user u = { NULL, "b1", "", 0, 1700000100, 0, 0 };
+	struct store_user u = { NULL, "b1", "", 0, 1700000100, 0, 0, NULL, 0, 0 };
 	struct store *st;
 	struct rlimit old, small;
 	char name[32];
@@ -1428,6 +1447,119 @@ test_admin_tx_durable(void **state)
 	store_free(st);
 }
 
+/* Replication records: the dsync state survives queue changes, the record
+ * goes with its user, a replica goes with its backend. */
+struct rcoll {
+	size_t	n;
+	char	user[8][32];
+	char	state[8][64];
+	int	prio[8];
+	int64_t	last_ok[8];
+};
+
+static int
+collect_repl(const struct store_repl *r, void *arg)
+{
+	struct rcoll *c = arg;
+
+	if (c->n < 8) {
+		snprintf(c->user[c->n], sizeof(c->user[0]), "%s", r->user);
+		snprintf(c->state[c->n], sizeof(c->state[0]), "%s", r->state);
+		c->prio[c->n] = r->priority;
+		c->last_ok[c->n] = r->last_ok;
+	}
+	c->n++;
+	return 0;
+}
+
+static int
+collect_one_user(const struct store_user *u, void *arg)
+{
+	struct store_user *out = arg;
+	static char replica[64];
+
+	*out = *u;
+	out->user = NULL;
+	out->backend = NULL;
+	out->tag = NULL;
+	snprintf(replica, sizeof(replica), "%s", u->replica ? u->replica : "");
+	out->replica = u->replica ? replica : NULL;
+	return 0;
+}
+
+static void
+test_repl_records(void **state)
+{
+	struct fixture *f = *state;
+	struct store *st = open_ok(f);
+	struct store_user u = { "alice", "b1", "", 0, 1, 0, 1, "b2", 1, 1 };
+	struct store_user got;
+	struct store_repl r;
+	struct rcoll c;
+
+	add_backend(st, "b1");
+	add_backend(st, "b2");
+	assert_int_equal(st->ops->user_put(st, &u, 1), 0);
+	put_user(st, "bob", "b1");
+
+	memset(&got, 0, sizeof(got));
+	assert_int_equal(st->ops->user_get(st, "alice", collect_one_user,
+	    &got), 1);
+	assert_string_equal(got.replica, "b2");
+	assert_int_equal(got.replica_current, 1);
+	assert_int_equal(got.failed_over, 1);
+	assert_int_equal(st->ops->user_get(st, "bob", collect_one_user,
+	    &got), 1);
+	assert_null(got.replica);
+
+	/* A good sync: state and times. */
+	memset(&r, 0, sizeof(r));
+	r.user = "alice";
+	r.priority = -1;
+	r.state = "STATE-1";
+	r.last_ok = r.last_fast = 100;
+	assert_int_equal(st->ops->repl_put(st, &r, 1), 0);
+	/* Queued again: no state given, the stored one stays; times never
+	 * go back. */
+	memset(&r, 0, sizeof(r));
+	r.user = "alice";
+	r.priority = REPL_P_HIGH;
+	r.queued = 5000;
+	r.error = "sync failed";
+	r.fails = 2;
+	assert_int_equal(st->ops->repl_put(st, &r, 1), 0);
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(st->ops->repl_get(st, "alice", collect_repl, &c), 1);
+	assert_string_equal(c.state[0], "STATE-1");
+	assert_int_equal(c.prio[0], REPL_P_HIGH);
+	assert_int_equal(c.last_ok[0], 100);
+	assert_int_equal(st->ops->repl_get(st, "bob", collect_repl, &c), 0);
+
+	/* Only users with work load at start. */
+	memset(&r, 0, sizeof(r));
+	r.user = "bob";
+	r.priority = -1;
+	r.state = "S";
+	assert_int_equal(st->ops->repl_put(st, &r, 1), 0);
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(st->ops->repl_load(st, collect_repl, &c), 0);
+	assert_int_equal(c.n, 1);
+	assert_string_equal(c.user[0], "alice");
+
+	/* The record goes with the user; the replica with its backend. */
+	assert_int_equal(st->ops->user_delete(st, "bob"), 1);
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(st->ops->repl_get(st, "bob", collect_repl, &c), 0);
+	assert_int_equal(st->ops->backend_delete(st, "b2", NULL), 0);
+	assert_int_equal(st->ops->user_get(st, "alice", collect_one_user,
+	    &got), 1);
+	assert_null(got.replica);
+	assert_int_equal(got.replica_current, 0);
+	assert_int_equal(st->ops->repl_delete(st, "alice"), 1);
+	assert_int_equal(st->ops->repl_delete(st, "alice"), 0);
+	store_free(st);
+}
+
 int
 main(void)
 {
@@ -1478,6 +1610,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_busy_gives_up_fast,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_failed_commit_keeps_error,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_repl_records,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_admin_tx_durable,
 		    setup, teardown),
