@@ -272,6 +272,15 @@ now_sec(void)
 	return (int64_t)time(NULL);
 }
 
+int64_t
+now_msec(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + (int64_t)ts.tv_nsec / 1000000;
+}
+
 uint64_t
 now_msec_mono(void)
 {

@@ -39,6 +39,8 @@ int	 valid_hostname(const char *);
 int	 valid_http_url(const char *, size_t max);
 
 int64_t	 now_sec(void);
+/* Wall clock in milliseconds (persisted times), and monotonic. */
+int64_t	 now_msec(void);
 uint64_t now_msec_mono(void);
 
 #endif

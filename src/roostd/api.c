@@ -27,6 +27,7 @@
 #include "log.h"
 #include "lookup.h"
 #include "move.h"
+#include "repl.h"
 #include "roostd.h"
 #include "util.h"
 #include "xmalloc.h"
@@ -81,6 +82,15 @@ static void	h_backend_flush(struct call *);
 static void	h_rebalance(struct call *);
 static void	h_user_kick(struct call *);
 static void	h_events(struct call *);
+static void	h_repl_status(struct call *);
+static void	h_repl_user_get(struct call *);
+static void	h_repl_user_queue(struct call *);
+static void	h_repl_user_remove(struct call *);
+static void	h_repl_all(struct call *);
+static void	h_repl_pause(struct call *);
+static void	h_repl_resume(struct call *);
+static void	h_backend_failback(struct call *);
+static void	h_backend_force_failover(struct call *);
 
 static const struct route routes[] = {
 	{ "/v1/lookup",		0, EVHTTP_REQ_GET,    AUTH_LOOKUP, h_lookup,
@@ -135,6 +145,24 @@ static const struct route routes[] = {
 	  { NULL } },
 	{ "/v1/moves/",		1, EVHTTP_REQ_GET,    AUTH_ADMIN, h_move_get,
 	  { NULL } },
+	{ "/v1/replication",	0, EVHTTP_REQ_GET,    AUTH_ADMIN, h_repl_status,
+	  { NULL } },
+	{ "/v1/replication/users/", 1, EVHTTP_REQ_GET, AUTH_ADMIN,
+	  h_repl_user_get, { NULL } },
+	{ "/v1/replication/users/", 1, EVHTTP_REQ_POST, AUTH_ADMIN,
+	  h_repl_user_queue, { NULL } },
+	{ "/v1/replication/users/", 1, EVHTTP_REQ_DELETE, AUTH_ADMIN,
+	  h_repl_user_remove, { NULL } },
+	{ "/v1/replication/all", 0, EVHTTP_REQ_POST,  AUTH_ADMIN, h_repl_all,
+	  { NULL } },
+	{ "/v1/replication/pause", 0, EVHTTP_REQ_POST, AUTH_ADMIN,
+	  h_repl_pause, { NULL } },
+	{ "/v1/replication/resume", 0, EVHTTP_REQ_POST, AUTH_ADMIN,
+	  h_repl_resume, { NULL } },
+	{ "/v1/backends/*/failback", 1, EVHTTP_REQ_POST, AUTH_ADMIN,
+	  h_backend_failback, { NULL } },
+	{ "/v1/backends/*/force-failover", 1, EVHTTP_REQ_POST, AUTH_ADMIN,
+	  h_backend_force_failover, { NULL } },
 };
 
 static const struct {
@@ -305,9 +333,13 @@ user_json(struct roost *rs, const char *key, size_t len,
 	}
 	json_object_set_new(o, "backend",
 	    json_string(rs->backends[e->backend]->name));
-	n = lookup_rank(rs, key, len, tag, e->backend, best, 1);
-	json_object_set_new(o, "replica", n > 0 ?
-	    json_string(rs->backends[best[0]]->name) : json_null());
+	json_object_set_new(o, "replica", e->replica < rs->nslots &&
+	    rs->backends[e->replica] != NULL ?
+	    json_string(rs->backends[e->replica]->name) : json_null());
+	json_object_set_new(o, "replica_current",
+	    json_boolean(e->flags & UMAP_F_REPL_CURRENT));
+	json_object_set_new(o, "failed_over",
+	    json_boolean(e->flags & UMAP_F_FAILED_OVER));
 	json_object_set_new(o, "since", json_integer(e->since));
 	json_object_set_new(o, "last_lookup", e->last_lookup ?
 	    json_integer(e->last_lookup) : json_null());
@@ -437,6 +469,7 @@ h_backends_add(struct call *c)
 	if ((slot = state_backend_insert(rs, b)) == -1)
 		fatalx("backend slots exhausted after the check");
 	b = NULL;
+	repl_backends_changed(rs);
 	backend_reply(c, 201, slot);
 done:
 	backend_free(b);
@@ -495,6 +528,7 @@ h_backend_patch(struct call *c)
 	 * sessions are kicked, then go elsewhere (failover.c). */
 	if (going_down && state_backend_users(rs, slot) > 0)
 		failover_evacuate(rs, slot, NULL, NULL);
+	repl_backend_changed(rs, slot);
 	backend_reply(c, 200, slot);
 done:
 	backend_free(nb);
@@ -527,6 +561,7 @@ backend_remove_now(struct roost *rs, struct evhttp_request *req, long slot)
 	free(text);
 	log_info("admin: backend.remove %s", name);
 	state_backend_remove(rs, slot);
+	repl_backends_changed(rs);
 	http_reply_json(req, 200, json_pack("{s:s, s:I}", "deleted", name,
 	    "users_released", (json_int_t)released));
 	return;
@@ -682,7 +717,7 @@ h_user_pin(struct call *c)
 	const char *key1, *bname = NULL;
 	char key[256];
 	json_t *body, *v;
-	long slot;
+	long slot, replica = -1;
 	uint32_t now = (uint32_t)now_sec();
 	int n, created;
 
@@ -744,8 +779,16 @@ h_user_pin(struct call *c)
 	if (tx_begin(c) == -1)
 		goto done;
 	e = umap_get(rs->users, key, (size_t)n);
-	memset(&su, 0, sizeof(su));
-	su.user = key;
+	if (e != NULL)
+		state_user_record(rs, e, &su);
+	else {
+		memset(&su, 0, sizeof(su));
+		su.user = key;
+		/* Its replica, chosen with the assignment. */
+		replica = repl_pick(rs, key, (size_t)n, rs->backends[slot]->tag,
+		    slot);
+		su.replica = replica >= 0 ? rs->backends[replica]->name : NULL;
+	}
 	su.backend = rs->backends[slot]->name;
 	su.tag = rs->backends[slot]->tag;
 	su.pinned = 1;
@@ -761,6 +804,11 @@ h_user_pin(struct call *c)
 		goto done;
 	e = umap_put(rs->users, key, (size_t)n, &created);
 	state_user_assign(rs, e, (uint16_t)slot);
+	if (created) {
+		e->replica = replica >= 0 ? (uint16_t)replica :
+		    UMAP_NO_BACKEND;
+		repl_enqueue(rs, e, REPL_P_LOW, 1, NULL);
+	}
 	e->tag = state_tag_intern(rs, su.tag);
 	e->pinned = 1;
 	e->since = (uint32_t)su.since;
@@ -1101,7 +1149,7 @@ h_backend_flush(struct call *c)
 	if ((slot = find_backend_or_404(c, c->arg, "name")) == -1)
 		return;
 	lookup_flush(c->rs);
-	if ((j = move_job_start(c->rs, slot, 0, 0, &st, err,
+	if ((j = move_job_start(c->rs, slot, 0, 0, 0, &st, err,
 	    sizeof(err))) == NULL) {
 		http_reply_error(c->req, st, st == 409 ? "name" : NULL, "%s",
 		    err);
@@ -1163,7 +1211,7 @@ h_rebalance(struct call *c)
 		*dst = json_integer_value(v);
 	}
 	lookup_flush(c->rs);
-	if ((j = move_job_start(c->rs, -1, max, rate, &st, err,
+	if ((j = move_job_start(c->rs, -1, 0, max, rate, &st, err,
 	    sizeof(err))) == NULL) {
 		http_reply_error(c->req, st, NULL, "%s", err);
 		goto done;
@@ -1383,4 +1431,217 @@ api_stop(struct roost *rs)
 	if (rs->http != NULL)
 		evhttp_free(rs->http);
 	rs->http = NULL;
+}
+
+/* --- replication ---------------------------------------------------------- */
+
+static void
+h_repl_status(struct call *c)
+{
+	http_reply_json(c->req, 200, repl_status_json(c->rs));
+}
+
+/* The assigned user of the path, or NULL after a 400 or 404. */
+static struct umap_entry *
+assigned_user(struct call *c)
+{
+	struct umap_entry *e;
+	char key[256];
+	int n;
+
+	if ((n = user_key(c, key, sizeof(key))) == -1)
+		return NULL;
+	lookup_flush(c->rs);
+	if ((e = umap_get(c->rs->users, key, (size_t)n)) == NULL ||
+	    (e->flags & UMAP_F_PENDING))
+		http_reply_error(c->req, 404, "user", "user %s has no "
+		    "assignment", key);
+	return e;
+}
+
+static void
+h_repl_user_get(struct call *c)
+{
+	struct umap_entry *e;
+	json_t *o;
+
+	if ((e = assigned_user(c)) == NULL)
+		return;
+	if ((o = repl_user_json(c->rs, e)) == NULL) {
+		http_reply_error(c->req, c->rs->store->busy ? 503 : 500, NULL,
+		    "the replication record could not be read");
+		return;
+	}
+	http_reply_json(c->req, 200, o);
+}
+
+/* {"priority": "high", "full": false}: both optional; -1 after a 400. */
+static int
+repl_request(struct call *c, json_t *body, int *prio, int *full)
+{
+	const char *k;
+	json_t *v;
+
+	*prio = REPL_P_HIGH;
+	*full = 0;
+	json_object_foreach(body, k, v) {
+		if (strcmp(k, "priority") == 0) {
+			if (!json_is_string(v) || (*prio = repl_priority_parse(
+			    json_string_value(v))) == -1) {
+				http_reply_error(c->req, 400, "priority", "must "
+				    "be one of sync, high, low, full");
+				return -1;
+			}
+		} else if (strcmp(k, "full") == 0) {
+			if (!json_is_boolean(v)) {
+				http_reply_error(c->req, 400, "full", "must be "
+				    "true or false");
+				return -1;
+			}
+			*full = json_is_true(v);
+		} else {
+			http_reply_error(c->req, 400, k, "unknown field");
+			return -1;
+		}
+	}
+	if (!c->rs->conf->replication) {
+		http_reply_error(c->req, 409, NULL, "replication is off "
+		    "(replication = no in roostd.conf)");
+		return -1;
+	}
+	return 0;
+}
+
+static void
+h_repl_user_queue(struct call *c)
+{
+	struct umap_entry *e;
+	json_t *body;
+	int prio, full;
+
+	if ((body = http_body_object(c->req)) == NULL)
+		return;
+	if (repl_request(c, body, &prio, &full) == -1 ||
+	    (e = assigned_user(c)) == NULL)
+		goto done;
+	if (e->replica == UMAP_NO_BACKEND && !repl_choose(c->rs, e)) {
+		http_reply_error(c->req, 409, "user", "user %s has no replica: "
+		    "its pool has no other backend", e->key);
+		goto done;
+	}
+	repl_enqueue(c->rs, e, prio, full, NULL);
+	log_info("admin: replicate %s (%s%s)", e->key,
+	    repl_priority_names[prio], full ? ", full" : "");
+	http_reply_json(c->req, 202, json_pack("{s:s, s:s, s:b}", "user",
+	    e->key, "priority", repl_priority_names[prio], "full", full));
+done:
+	json_decref(body);
+}
+
+static void
+h_repl_all(struct call *c)
+{
+	json_t *body;
+	size_t n;
+	int prio, full;
+
+	if ((body = http_body_object(c->req)) == NULL)
+		return;
+	if (repl_request(c, body, &prio, &full) == -1)
+		goto done;
+	lookup_flush(c->rs);
+	n = repl_enqueue_all(c->rs, prio, full);
+	log_info("admin: replicate all: %zu users (%s%s)", n,
+	    repl_priority_names[prio], full ? ", full" : "");
+	http_reply_json(c->req, 202, json_pack("{s:I, s:s, s:b}", "queued",
+	    (json_int_t)n, "priority", repl_priority_names[prio], "full",
+	    full));
+done:
+	json_decref(body);
+}
+
+static void
+h_repl_user_remove(struct call *c)
+{
+	struct umap_entry *e;
+	int had;
+
+	if ((e = assigned_user(c)) == NULL)
+		return;
+	had = repl_remove(c->rs, e);
+	log_info("admin: replication remove %s", e->key);
+	http_reply_json(c->req, 200, json_pack("{s:s, s:b}", "user", e->key,
+	    "removed", had));
+}
+
+static void
+repl_set_paused(struct call *c, int paused)
+{
+	repl_pause(c->rs, paused);
+	log_info("admin: replication %s", paused ? "paused" : "resumed");
+	http_reply_json(c->req, 200, repl_status_json(c->rs));
+}
+
+static void
+h_repl_pause(struct call *c)
+{
+	repl_set_paused(c, 1);
+}
+
+static void
+h_repl_resume(struct call *c)
+{
+	repl_set_paused(c, 0);
+}
+
+/* POST /v1/backends/{name}/failback: its failed-over users go home. */
+static void
+h_backend_failback(struct call *c)
+{
+	struct move_job *j;
+	char err[256];
+	long slot;
+	int st;
+
+	if ((slot = find_backend_or_404(c, c->arg, "name")) == -1)
+		return;
+	if (c->rs->backends[slot]->state != BACKEND_UP ||
+	    c->rs->backends[slot]->failed) {
+		http_reply_error(c->req, 409, "name", "backend %s does not take "
+		    "users now (%s%s)", c->arg,
+		    backend_state_name(c->rs->backends[slot]->state),
+		    c->rs->backends[slot]->failed ? ", failed" : "");
+		return;
+	}
+	lookup_flush(c->rs);
+	if ((j = move_job_start(c->rs, slot, 1, 0, 0, &st, err,
+	    sizeof(err))) == NULL) {
+		http_reply_error(c->req, st, st == 409 ? "name" : NULL, "%s",
+		    err);
+		return;
+	}
+	http_reply_json(c->req, 202, json_pack("{s:o}", "job",
+	    move_job_json(j)));
+}
+
+/*
+ * POST /v1/backends/{name}/force-failover: let the users of a backend that
+ * cannot serve them go to replicas that are not current (an empty or
+ * stale mailbox rather than none), until it is healthy again.
+ */
+static void
+h_backend_force_failover(struct call *c)
+{
+	long slot;
+
+	if ((slot = find_backend_or_404(c, c->arg, "name")) == -1)
+		return;
+	if (tx_begin(c) == -1)
+		return;
+	if (tx_commit(c, "backend.force_failover", c->arg, NULL) == -1)
+		return;
+	c->rs->backends[slot]->force_failover = 1;
+	log_warnx("backend %s: failovers onto replicas that are not current "
+	    "allowed by an admin", c->arg);
+	backend_reply(c, 200, slot);
 }

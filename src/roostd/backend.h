@@ -73,6 +73,9 @@ struct backend {
 	char		 health_error[BACKEND_ERROR_MAX + 1];
 	int		 failed;	/* not handed out (health, and the
 					 * everything-failed guard) */
+	int		 force_failover; /* an admin lets its users fail over
+					 * onto replicas that are not
+					 * current (until it is healthy) */
 	int		 evacuating;	/* down or removed by an admin, its
 					 * sessions being kicked: its users
 					 * keep it until that is done */

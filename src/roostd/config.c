@@ -97,6 +97,12 @@ static const struct enum_name yes_no[] = {
 	{ NULL, 0 }
 };
 
+static const struct enum_name failback_modes[] = {
+	{ "manual", 0 },
+	{ "auto", 1 },
+	{ NULL, 0 }
+};
+
 #define OFF(field)	offsetof(struct config, field)
 
 static const struct setting settings[] = {
@@ -164,6 +170,27 @@ static const struct setting settings[] = {
 	  .def = "2s", .off = OFF(move_login_wait),
 	  .descr = "time a login of a moving user waits before a "
 	    "temporary failure" },
+	{ .name = "replication", .type = SET_ENUM, .names = yes_no,
+	  .def = "no", .off = OFF(replication),
+	  .descr = "yes: dsync each user's mail to its replica, and fail "
+	    "users over to their replica (local storage)" },
+	{ .name = "replication_max_conns", .type = SET_NUMBER,
+	  .min = 1, .max = 1000,
+	  .def = "10", .off = OFF(replication_max_conns),
+	  .descr = "syncs under way at once" },
+	{ .name = "replication_full_sync_interval", .type = SET_DURATION,
+	  .min = 60, .max = 365 * 86400,
+	  .def = "24h", .off = OFF(replication_full_sync_interval),
+	  .descr = "time between two full syncs of a user, spread over "
+	    "the interval (0: none)" },
+	{ .name = "replication_sync_timeout", .type = SET_DURATION,
+	  .min = 1, .max = 86400,
+	  .def = "10m", .off = OFF(replication_sync_timeout),
+	  .descr = "time one sync may take before it counts as failed" },
+	{ .name = "failback", .type = SET_ENUM, .names = failback_modes,
+	  .def = "manual", .off = OFF(failback),
+	  .descr = "auto: users failed over go home once their backend is "
+	    "healthy and synced; manual: roostctl failback" },
 	{ .name = "username_format", .type = SET_ENUM, .names = username_formats,
 	  .def = "%Lu", .off = OFF(username_format),
 	  .descr = "which part of the user name is routed, and its case" },

@@ -38,6 +38,11 @@ struct config {
 	long long		 move_timeout;		/* seconds */
 	long long		 move_max_parallel;
 	long long		 move_login_wait;	/* seconds */
+	int			 replication;		/* yes/no */
+	long long		 replication_max_conns;
+	long long		 replication_full_sync_interval; /* s, 0 = never */
+	long long		 replication_sync_timeout; /* seconds */
+	int			 failback;		/* 1 = auto */
 	enum username_format	 username_format;
 	char			*master_user_separator;	/* NULL = none */
 	enum log_level		 log_level;

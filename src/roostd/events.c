@@ -30,6 +30,8 @@
 #include "events.h"
 #include "http.h"
 #include "log.h"
+#include "repl.h"
+#include "repl_event.h"
 #include "roostd.h"
 #include "util.h"
 #include "xmalloc.h"
@@ -467,33 +469,41 @@ proxy_event(struct roost *rs, struct evhttp_request *req, const char *proxy,
 	return 0;
 }
 
-/* An event from a backend: a delivery proves the user exists.  The rest
- * (changes for replication) is for later. */
+/*
+ * An event from a backend: a delivery proves the user exists, and a change
+ * of the user's mail is queued for its replica (repl.c), which answers the
+ * request once the queue entry is stored.  Returns 1 when the request is
+ * in repl.c's hands, 0 when the caller answers, -1 after a 400.
+ */
 static int
-backend_event(struct roost *rs, struct evhttp_request *req, const char *name,
-    json_t *fields)
+backend_event(struct roost *rs, struct evhttp_request *req, long slot,
+    const char *name, json_t *fields)
 {
 	struct events *ev = rs->events;
 	struct umap_entry *e;
 	const char *user;
+	int prio;
 
-	if (strcmp(name, "mail_delivery_finished") != 0) {
+	prio = repl_event_classify(name, fields);
+	if (prio < 0 && strcmp(name, "mail_delivery_finished") != 0) {
 		ev->ignored++;
 		return 0;
 	}
 	if ((user = event_user(req, name, fields)) == NULL)
 		return -1;
-	if (json_is_string(json_object_get(fields, "error"))) {
-		ev->ignored++;
-		return 0;
-	}
 	if ((e = user_entry(rs, user)) == NULL ||
 	    (e->flags & UMAP_F_PENDING)) {
 		ev->unknown_user++;
 		return 0;
 	}
-	confirm(ev, e);
-	return 0;
+	if (prio < 0) {
+		ev->ignored++;
+		return 0;
+	}
+	if (strcmp(name, "mail_delivery_finished") == 0)
+		confirm(ev, e);
+	repl_change(rs, e, slot, prio, req);
+	return 1;
 }
 
 void
@@ -524,9 +534,14 @@ events_handle(struct roost *rs, struct evhttp_request *req, const char *name)
 		    json_string_value(jname), json_object_get(body,
 		    "fields")) == -1)
 			goto done;
-	} else if (backend_event(rs, req, json_string_value(jname),
-	    json_object_get(body, "fields")) == -1)
-		goto done;
+	} else {
+		switch (backend_event(rs, req, slot, json_string_value(jname),
+		    json_object_get(body, "fields"))) {
+		case -1:
+		case 1:
+			goto done;
+		}
+	}
 	evhttp_send_reply(req, 204, "No Content", NULL);
 done:
 	json_decref(body);

@@ -31,6 +31,8 @@
 #include "health.h"
 #include "log.h"
 #include "probe.h"
+#include "move.h"
+#include "repl.h"
 #include "roostd.h"
 #include "util.h"
 #include "xmalloc.h"
@@ -222,6 +224,20 @@ healthy_left(const struct roost *rs)
 	return 0;
 }
 
+/* failback = auto: the users failed over from a backend that is healthy
+ * again go back, each with a final sync (move.c). */
+static void
+failback_auto(struct roost *rs, long slot)
+{
+	char err[256];
+	int st;
+
+	if (move_job_start(rs, slot, 1, 0, 0, &st, err, sizeof(err)) == NULL &&
+	    st != 409)
+		log_warnx("backend %s: automatic failback: %s",
+		    rs->backends[slot]->name, err);
+}
+
 static void
 round_done(struct health_slot *hs)
 {
@@ -254,6 +270,8 @@ round_done(struct health_slot *hs)
 		    health_state_name(old), health_state_name(b->health),
 		    b->health_error);
 	health_store(hs, b);
+	if (b->health == HEALTH_OK)
+		b->force_failover = 0;
 	/* No kicks when nothing healthy is left: that is the suspect case,
 	 * in which the users stay where they are. */
 	if (b->health == HEALTH_FAILED && healthy_left(rs) &&
@@ -262,6 +280,11 @@ round_done(struct health_slot *hs)
 	if (b->health == HEALTH_OK)
 		failover_cancel(rs, hs->slot);
 	health_reroute(rs);
+	/* Syncs waiting on it look again (to run, or to wait on). */
+	repl_backend_changed(rs, hs->slot);
+	if (b->health == HEALTH_OK && rs->conf->replication &&
+	    rs->conf->failback && b->state == BACKEND_UP)
+		failback_auto(rs, hs->slot);
 }
 
 static void

@@ -29,6 +29,7 @@
 #include "lookup.h"
 #include "move.h"
 #include "placement.h"
+#include "repl.h"
 #include "roostd.h"
 #include "util.h"
 #include "xmalloc.h"
@@ -48,8 +49,12 @@ struct pending {
 	uint16_t	 prev_backend;
 	uint16_t	 prev_tag;
 	uint32_t	 prev_since;
+	uint16_t	 prev_replica;
 	uint8_t		 prev_pinned;
+	uint8_t		 prev_flags;	/* UMAP_F_REPL_CURRENT, FAILED_OVER */
 };
+
+#define REPL_FLAGS	(UMAP_F_REPL_CURRENT | UMAP_F_FAILED_OVER)
 
 struct waiter {
 	struct evhttp_request	*req;
@@ -132,7 +137,6 @@ reply_route(struct roost *rs, struct evhttp_request *req,
 	const struct backend *b = rs->backends[e->backend];
 	struct evbuffer *buf;
 	char port[8];
-	long replica;
 
 	if (b->ports[proto] == 0) {
 		http_reply_error_reason(req, 503, "no_port",
@@ -157,9 +161,8 @@ reply_route(struct roost *rs, struct evhttp_request *req,
 	evbuffer_add(buf, backend_tls_name(b->tls),
 	    strlen(backend_tls_name(b->tls)));
 	ADD_LIT(buf, "\",\"replica\":");
-	if (lookup_rank(rs, e->key, e->keylen, state_tag_name(rs, e->tag),
-	    (long)e->backend, &replica, 1) == 1)
-		http_json_str(buf, rs->backends[replica]->name);
+	if (e->replica < rs->nslots && rs->backends[e->replica] != NULL)
+		http_json_str(buf, rs->backends[e->replica]->name);
 	else
 		ADD_LIT(buf, "null");
 	ADD_LIT(buf, "}");
@@ -172,6 +175,25 @@ lookup_reply(struct roost *rs, struct evhttp_request *req,
     const struct umap_entry *e, int proto)
 {
 	reply_route(rs, req, e, (enum proto)proto);
+}
+
+static struct pending	*batch_pending(struct roost *);
+
+/* Remember what the entry was, to undo it if the batch fails. */
+static void
+pending_add(struct roost *rs, struct umap_entry *e, int created)
+{
+	struct pending *p = batch_pending(rs);
+
+	memcpy(p->key, e->key, e->keylen + 1);
+	p->len = e->keylen;
+	p->created = created;
+	p->prev_backend = e->backend;
+	p->prev_tag = e->tag;
+	p->prev_since = e->since;
+	p->prev_pinned = e->pinned;
+	p->prev_replica = e->replica;
+	p->prev_flags = e->flags & REPL_FLAGS;
 }
 
 static void
@@ -226,13 +248,7 @@ batch_commit(struct roost *rs, int final)
 		rec = xcalloc(n, sizeof(*rec));
 		for (i = 0; i < n; i++) {
 			e = umap_get(rs->users, lb->pend[i].key, lb->pend[i].len);
-			rec[i].user = e->key;
-			rec[i].backend = rs->backends[e->backend]->name;
-			rec[i].tag = state_tag_name(rs, e->tag);
-			rec[i].pinned = e->pinned;
-			rec[i].since = e->since;
-			rec[i].last_lookup = e->last_lookup;
-			rec[i].confirmed = (e->flags & UMAP_F_CONFIRMED) != 0;
+			state_user_record(rs, e, &rec[i]);
 		}
 		if (st->ops->user_put(st, rec, n) == -1) {
 			now = now_msec_mono();
@@ -270,7 +286,9 @@ batch_commit(struct roost *rs, int final)
 				e->tag = p->prev_tag;
 				e->since = p->prev_since;
 				e->pinned = p->prev_pinned;
-				e->flags &= ~UMAP_F_PENDING;
+				e->replica = p->prev_replica;
+				e->flags &= ~(UMAP_F_PENDING | REPL_FLAGS);
+				e->flags |= p->prev_flags;
 			}
 		}
 		if (ok)
@@ -343,7 +361,8 @@ lookup_expired(const struct roost *rs, const struct umap_entry *e,
 	    conf->unconfirmed_expire > 0 &&
 	    (long long)now - e->since > conf->unconfirmed_expire)
 		return 1;
-	if (conf->user_expire <= 0 || last == 0)
+	/* With replication the mail lives on the backend: never expire. */
+	if (conf->user_expire <= 0 || last == 0 || conf->replication)
 		return 0;
 	if (last < rs->started)
 		last = rs->started;
@@ -356,7 +375,6 @@ lookup_handle(struct roost *rs, struct evhttp_request *req)
 	const struct config *conf = rs->conf;
 	char *a[ARG_COUNT] = { NULL, NULL, NULL };
 	struct umap_entry *e;
-	struct pending *p;
 	const char *q, *field = NULL, *tag;
 	char key[256];
 	enum proto proto;
@@ -427,6 +445,35 @@ lookup_handle(struct roost *rs, struct evhttp_request *req)
 		goto done;
 	}
 
+	/*
+	 * With replication, a user whose backend cannot serve it goes to its
+	 * replica, which then holds its mail as of the last sync; never to
+	 * a replica that was not synced yet (the user would see an empty
+	 * mailbox, and dsync could never merge the two INBOXes after),
+	 * unless an admin forces it.  A name never seen in a session or a
+	 * delivery has no mail to lose and is placed by the hash.
+	 */
+	if (e != NULL && rs->conf->replication &&
+	    (e->flags & UMAP_F_CONFIRMED) && !lookup_expired(rs, e, now)) {
+		if (repl_can_fail_over(rs, e) ||
+		    (state_backend_usable(rs, e->replica, tag) &&
+		    repl_forced(rs, e))) {
+			pending_add(rs, e, 0);
+			repl_failover(rs, e);
+			e->last_lookup = now;
+			e->flags |= UMAP_F_PENDING;
+			batch_wait(rs, req, e, proto);
+			goto done;
+		}
+		if (e->replica != UMAP_NO_BACKEND) {
+			repl_refused(rs, e);
+			http_reply_error_reason(req, 503, "replica_not_current",
+			    "the backend of user %s is unavailable and its "
+			    "replica is not synced; try again", e->key);
+			goto done;
+		}
+	}
+
 	/* Place the user by the hash and commit before answering. */
 	if (lookup_rank(rs, key, (size_t)klen, tag, -1, &rank, 1) == 0) {
 		http_reply_error_reason(req, 503, "no_backend",
@@ -435,14 +482,7 @@ lookup_handle(struct roost *rs, struct evhttp_request *req)
 		goto done;
 	}
 	e = umap_put(rs->users, key, (size_t)klen, &created);
-	p = batch_pending(rs);
-	memcpy(p->key, key, (size_t)klen + 1);
-	p->len = (size_t)klen;
-	p->created = created;
-	p->prev_backend = e->backend;
-	p->prev_tag = e->tag;
-	p->prev_since = e->since;
-	p->prev_pinned = e->pinned;
+	pending_add(rs, e, created);
 	if (!created)
 		log_info("user %s: re-placed from %s to %s", key,
 		    e->backend < rs->nslots && rs->backends[e->backend] ?
@@ -453,8 +493,14 @@ lookup_handle(struct roost *rs, struct evhttp_request *req)
 	e->since = now;
 	e->last_lookup = now;
 	e->pinned = 0;
+	e->replica = UMAP_NO_BACKEND;
+	e->flags &= ~REPL_FLAGS;
+	/* The replica is chosen once, with the assignment. */
+	repl_choose(rs, e);
 	e->flags |= UMAP_F_PENDING;
 	batch_wait(rs, req, e, proto);
+	/* Its first sync makes the replica current. */
+	repl_enqueue(rs, e, REPL_P_LOW, 1, NULL);
 done:
 	http_query_free(a, ARG_COUNT);
 }

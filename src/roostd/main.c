@@ -28,6 +28,7 @@
 #include "log.h"
 #include "lookup.h"
 #include "move.h"
+#include "repl.h"
 #include "roostd.h"
 #include "util.h"
 #include "xmalloc.h"
@@ -100,6 +101,7 @@ on_reload(evutil_socket_t sig, short what, void *arg)
 	log_set_level(nc->log_level);
 	health_reconfigure(rs);
 	events_reconfigure(rs);
+	repl_reconfigure(rs);
 	log_info("reload: configuration %s loaded", rs->conf_path);
 }
 
@@ -205,6 +207,9 @@ main(int argc, char *argv[])
 	rs.doveadm = doveadm_new(rs.base);
 	if (health_init(&rs) == -1 || health_load(&rs) == -1)
 		fatalx("cannot start the health engine");
+	/* Before the moves: a move taken up at start may sync at once. */
+	if (repl_init(&rs) == -1)
+		fatalx("repl_init");
 	if (move_init(&rs) == -1)
 		fatalx("cannot take up the open moves");
 	if (events_init(&rs) == -1)
@@ -235,6 +240,7 @@ main(int argc, char *argv[])
 	event_free(rs.touch_ev);
 	events_free(&rs);	/* before the doveadm client its polls use */
 	move_free(&rs);
+	repl_free(&rs);
 	lookup_free(&rs);
 	health_free(&rs);
 	doveadm_free(rs.doveadm);	/* after the probes that use it */

@@ -42,6 +42,7 @@
 #include "log.h"
 #include "lookup.h"
 #include "move.h"
+#include "repl.h"
 #include "roostd.h"
 #include "util.h"
 #include "xmalloc.h"
@@ -57,12 +58,13 @@ enum move_state {
 	MOVE_QUEUED,
 	MOVE_KICKING,
 	MOVE_WAITING,
+	MOVE_SYNCING,
 	MOVE_DONE,
 	MOVE_FAILED
 };
 
 static const char *const move_state_names[] = {
-	"queued", "kicking", "waiting", "done", "failed"
+	"queued", "kicking", "waiting", "syncing", "done", "failed"
 };
 
 /* A request answered when its move is over: a lookup, or an admin call. */
@@ -100,6 +102,8 @@ struct move {
 	int			 kicked_backend;	/* proxies' turn */
 	uint64_t		 marked;	/* monotonic ms: marked moving */
 	int			 ready;		/* to switch at the next pass */
+	struct repl_run		*sync;		/* the final sync, running */
+	int			 synced;	/* ... done, or not needed */
 	struct move_job		*job;		/* the job that made it, if any */
 	struct move_wait	*waits;
 	size_t			 nwaits, cwaits;
@@ -117,7 +121,10 @@ struct move_job {
 	TAILQ_ENTRY(move_job)	 entry;
 	int64_t			 id;
 	int			 flush;		/* else a rebalance */
-	long			 slot;		/* flush: the backend */
+	int			 failback;	/* a flush in reverse: the
+						 * users failed over from slot
+						 * go back to it */
+	long			 slot;		/* flush, failback: the backend */
 	char			 backend[BACKEND_NAME_MAX + 1];
 	long long		 max;		/* moves at most, 0: no bound */
 	long long		 rate;		/* moves a second, 0: no bound */
@@ -254,6 +261,7 @@ static void
 move_destroy(struct move *m)
 {
 	move_cancel_calls(m);
+	repl_run_cancel(m->sync);
 	free(m->waits);
 	free(m);
 }
@@ -322,6 +330,49 @@ move_finish(struct move *m, int ok, const char *fmt, ...)
 	move_destroy(m);
 }
 
+static void	move_ready(struct move *);
+
+static void
+final_sync_done(void *arg, int ok, const char *error)
+{
+	struct move *m = arg;
+
+	m->sync = NULL;
+	if (!ok) {
+		move_finish(m, 0, "final sync from %s to %s: %s", m->from_name,
+		    m->to_name, error);
+		return;
+	}
+	m->synced = 1;
+	move_ready(m);
+}
+
+/*
+ * With replication the mail has to be where the user goes: the sessions
+ * are gone, so one last sync from the old backend (incremental when the
+ * new one is the user's replica) leaves nothing behind, and only then is
+ * the new backend handed out.  Without a way to sync from the old backend
+ * (down, failed) only a current replica may take the user, as in a
+ * failover.
+ */
+static int
+move_needs_sync(struct move *m, struct umap_entry *e)
+{
+	struct roost *rs = m->rs;
+	const struct backend *b = rs->backends[m->from];
+
+	if (!rs->conf->replication || m->synced || e == NULL)
+		return 0;
+	if (b == NULL || b->doveadm_url == NULL || b->state == BACKEND_DOWN ||
+	    b->failed) {
+		if ((long)e->replica == m->to &&
+		    (e->flags & UMAP_F_REPL_CURRENT))
+			return 0;
+		return -1;
+	}
+	return 1;
+}
+
 /*
  * The switch is asked for here and done by move_commit_ready() at the next
  * pass, together with every other move ready by then: one transaction for
@@ -331,8 +382,91 @@ move_finish(struct move *m, int ok, const char *fmt, ...)
 static void
 move_switch(struct move *m)
 {
+	struct roost *rs = m->rs;
+	struct umap_entry *e = umap_get(rs->users, m->user, m->len);
+	uint64_t limit;
+
+	if (m->sync != NULL || m->state == MOVE_SYNCING)
+		return;
+	switch (move_needs_sync(m, e)) {
+	case 0:
+		move_ready(m);
+		return;
+	case -1:
+		move_finish(m, 0, "cannot sync from %s, and %s is not the "
+		    "user's current replica", m->from_name, m->to_name);
+		return;
+	}
+	m->state = MOVE_SYNCING;
+	move_store_state(m);
+	/* The sync has its own bound, on top of the move's. */
+	limit = now_msec_mono() + (uint64_t)rs->conf->replication_sync_timeout *
+	    1000 + 1000;
+	if (m->deadline < limit)
+		m->deadline = limit;
+	if ((m->sync = repl_run_sync(rs, e, m->from, m->to, final_sync_done,
+	    m)) == NULL)
+		move_finish(m, 0, "final sync: the dsync state could not be "
+		    "read: %s", store_error(rs->store));
+}
+
+static void
+move_ready(struct move *m)
+{
 	m->ready = 1;
 	event_active(m->rs->moves->tick, EV_TIMEOUT, 0);
+}
+
+/*
+ * Where the user's replica is after the switch: a move onto the replica
+ * swaps the two (and the final sync made the old backend a current copy);
+ * a move elsewhere keeps the replica, unless the new backend shares its
+ * host.  A user that moved has a new home: it is no longer failed over.
+ */
+static long
+move_replica_after(struct roost *rs, const struct move *m,
+    const struct umap_entry *e, int *current)
+{
+	const struct backend *to = rs->backends[m->to], *r;
+
+	*current = (e->flags & UMAP_F_REPL_CURRENT) != 0;
+	if ((long)e->replica == m->to) {
+		*current = m->synced && rs->conf->replication;
+		return rs->backends[m->from] != NULL ? m->from : -1;
+	}
+	if (e->replica >= rs->nslots || (r = rs->backends[e->replica]) == NULL)
+		return -1;
+	if ((r->hostip[0] != '\0' && strcmp(r->hostip, to->hostip) == 0) ||
+	    strcmp(r->host, to->host) == 0)
+		return -1;
+	return (long)e->replica;
+}
+
+static void
+move_new_replica(struct roost *rs, const struct move *m,
+    const struct umap_entry *e, struct store_user *su)
+{
+	long r;
+	int current;
+
+	r = move_replica_after(rs, m, e, &current);
+	su->replica = r >= 0 ? rs->backends[r]->name : NULL;
+	su->replica_current = r >= 0 && current;
+	su->failed_over = 0;
+}
+
+static void
+move_set_replica(struct roost *rs, const struct move *m,
+    struct umap_entry *e)
+{
+	long r;
+	int current;
+
+	r = move_replica_after(rs, m, e, &current);
+	e->replica = r >= 0 ? (uint16_t)r : UMAP_NO_BACKEND;
+	e->flags &= ~(UMAP_F_REPL_CURRENT | UMAP_F_FAILED_OVER);
+	if (r >= 0 && current)
+		e->flags |= UMAP_F_REPL_CURRENT;
 }
 
 /* Store first (compare and set), then memory, then the answers. */
@@ -379,10 +513,12 @@ move_commit_ready(struct roost *rs)
 		sm.user = m->user;
 		sm.from = m->from_name;
 		sm.to = m->to_name;
+		e = umap_get(rs->users, m->user, m->len);
 		memset(&su, 0, sizeof(su));
 		su.user = m->user;
 		su.pinned = m->pin;
 		su.since = now;
+		move_new_replica(rs, m, e, &su);
 		if ((res[i] = st->ops->move_switch(st, &sm, &su)) == -1) {
 			st->ops->rollback(st);
 			goto busy;
@@ -401,9 +537,11 @@ move_commit_ready(struct roost *rs)
 			continue;
 		}
 		e = umap_get(rs->users, m->user, m->len);
+		move_set_replica(rs, m, e);
 		state_user_assign(rs, e, (uint16_t)m->to);
 		e->pinned = m->pin != 0;
 		e->since = (uint32_t)now;
+		repl_pair_changed(rs, e);
 		m->state = MOVE_DONE;
 		move_finish(m, 1, NULL);
 	}
@@ -507,6 +645,7 @@ who_all_done(void *arg, const struct doveadm_result *res)
 	for (m = TAILQ_FIRST(&rs->moves->active); m != NULL; m = next) {
 		next = TAILQ_NEXT(m, entry);
 		if (m->from != wp->slot || m->ready || m->state == MOVE_QUEUED ||
+		    m->state == MOVE_SYNCING ||
 		    m->marked + MOVE_GRACE_MS > wp->started)
 			continue;
 		if (!res->ok) {
@@ -542,6 +681,7 @@ move_polls(struct roost *rs)
 
 	TAILQ_FOREACH(m, &mv->active, entry) {
 		if (m->ready || m->state == MOVE_QUEUED ||
+		    m->state == MOVE_SYNCING ||
 		    m->marked + MOVE_GRACE_MS > now || !move_must_ask(m))
 			continue;
 		if ((size_t)m->from >= mv->npolls) {
@@ -628,6 +768,12 @@ move_start(struct move *m)
 static struct move *move_new(struct roost *, const char *, size_t, long,
 		    long, const char *, int);
 
+static const char *
+job_kind(const struct move_job *j)
+{
+	return j->failback ? "failback" : j->flush ? "flush" : "rebalance";
+}
+
 /* Where a job would send this user, or -1 to leave it. */
 static long
 job_target(struct roost *rs, struct move_job *j, struct umap_entry *e)
@@ -637,9 +783,17 @@ job_target(struct roost *rs, struct move_job *j, struct umap_entry *e)
 
 	if (e->flags & (UMAP_F_MOVING | UMAP_F_PENDING))
 		return -1;
+	if (j->failback)
+		return (e->flags & UMAP_F_FAILED_OVER) &&
+		    (long)e->replica == j->slot ? j->slot : -1;
 	if (j->flush) {
 		if ((long)e->backend != j->slot)
 			return -1;
+		/* With replication the replica has the mail already. */
+		if (rs->conf->replication && state_backend_usable(rs,
+		    (long)e->replica, tag) &&
+		    rs->backends[e->replica]->state == BACKEND_UP)
+			return (long)e->replica;
 		if (lookup_rank(rs, e->key, e->keylen, tag, j->slot, &to,
 		    1) == 0) {
 			j->stuck++;
@@ -686,7 +840,11 @@ job_end(struct roost *rs, struct move_job *j)
 	if (st->ops->job_state(st, j->id, "done", j->made) == -1)
 		log_warnx("job %lld: end not stored: %s", (long long)j->id,
 		    store_error(st));
-	if (j->flush)
+	if (j->failback)
+		log_info("failback to %s done: %lld moves in %.1f s",
+		    j->backend, j->made, (double)(now_msec_mono() - j->t0) /
+		    1000);
+	else if (j->flush)
 		log_info("flush of %s done: %lld moves in %.1f s%s", j->backend,
 		    j->made, (double)(now_msec_mono() - j->t0) / 1000,
 		    j->stuck ? ", some users have no other backend" : "");
@@ -738,8 +896,7 @@ job_pull(struct roost *rs, struct move_job *j, size_t room)
 		goto busy;
 	for (i = 0; i < js.n; i++) {
 		made[i] = move_new(rs, js.found[i]->key, js.found[i]->keylen,
-		    (long)js.found[i]->backend, js.to[i],
-		    j->flush ? "flush" : "rebalance", 0);
+		    (long)js.found[i]->backend, js.to[i], job_kind(j), 0);
 		memset(&sm, 0, sizeof(sm));
 		sm.user = made[i]->user;
 		sm.from = made[i]->from_name;
@@ -970,7 +1127,7 @@ json_t *
 move_job_json(const struct move_job *j)
 {
 	return json_pack("{s:I, s:s, s:s, s:I, s:I, s:I, s:i, s:I}",
-	    "id", (json_int_t)j->id, "kind", j->flush ? "flush" : "rebalance",
+	    "id", (json_int_t)j->id, "kind", job_kind(j),
 	    "backend", j->backend, "made", (json_int_t)j->made,
 	    "max", (json_int_t)j->max, "rate", (json_int_t)j->rate,
 	    "open", (int)j->open, "stuck", (json_int_t)j->stuck);
@@ -988,11 +1145,13 @@ move_jobs_json(const struct roost *rs)
 }
 
 static struct move_job *
-job_new(struct roost *rs, long slot, long long max, long long rate)
+job_new(struct roost *rs, long slot, int failback, long long max,
+    long long rate)
 {
 	struct move_job *j = xcalloc(1, sizeof(*j));
 
-	j->flush = slot != -1;
+	j->failback = failback;
+	j->flush = slot != -1 && !failback;
 	j->slot = slot;
 	if (slot != -1)
 		snprintf(j->backend, sizeof(j->backend), "%s",
@@ -1005,8 +1164,8 @@ job_new(struct roost *rs, long slot, long long max, long long rate)
 }
 
 struct move_job *
-move_job_start(struct roost *rs, long slot, long long max, long long rate,
-    int *status, char *err, size_t errlen)
+move_job_start(struct roost *rs, long slot, int failback, long long max,
+    long long rate, int *status, char *err, size_t errlen)
 {
 	struct store *st = rs->store;
 	struct store_job sj;
@@ -1017,11 +1176,13 @@ move_job_start(struct roost *rs, long slot, long long max, long long rate,
 		if (j->slot == slot) {
 			*status = 409;
 			snprintf(err, errlen, "a %s is under way already",
-			    slot != -1 ? "flush of this backend" : "rebalance");
+			    slot == -1 ? "rebalance" : j->failback ?
+			    "failback to this backend" :
+			    "flush of this backend");
 			return NULL;
 		}
 	memset(&sj, 0, sizeof(sj));
-	sj.kind = slot != -1 ? "flush" : "rebalance";
+	sj.kind = failback ? "failback" : slot != -1 ? "flush" : "rebalance";
 	sj.backend = slot != -1 ? rs->backends[slot]->name : "";
 	sj.max = max;
 	sj.rate = rate;
@@ -1030,8 +1191,9 @@ move_job_start(struct roost *rs, long slot, long long max, long long rate,
 	    rate);
 	if (st->ops->begin(st, STORE_TX_ADMIN) == -1 ||
 	    st->ops->job_insert(st, &sj) == -1 ||
-	    st->ops->audit_add(st, "admin", slot != -1 ? "backend.flush" :
-	    "rebalance", sj.backend, detail) == -1 ||
+	    st->ops->audit_add(st, "admin", failback ? "backend.failback" :
+	    slot != -1 ? "backend.flush" : "rebalance", sj.backend,
+	    detail) == -1 ||
 	    st->ops->commit(st) == -1) {
 		st->ops->rollback(st);
 		*status = st->busy ? 503 : 500;
@@ -1040,7 +1202,7 @@ move_job_start(struct roost *rs, long slot, long long max, long long rate,
 		log_warnx("%s: %s", sj.kind, store_error(st));
 		return NULL;
 	}
-	j = job_new(rs, slot, max, rate);
+	j = job_new(rs, slot, failback, max, rate);
 	j->id = sj.id;
 	log_info("%s%s%s started", sj.kind, slot != -1 ? " of " : "",
 	    sj.backend);
@@ -1055,11 +1217,12 @@ job_reload_one(const struct store_job *sj, void *arg)
 	struct move_job *j;
 	long slot = -1;
 
-	if (strcmp(sj->kind, "flush") == 0 &&
+	if (strcmp(sj->kind, "rebalance") != 0 &&
 	    (slot = state_backend_find(rs, sj->backend)) == -1)
 		return rs->store->ops->job_state(rs->store, sj->id, "done",
 		    sj->made);
-	j = job_new(rs, slot, sj->max, sj->rate);
+	j = job_new(rs, slot, strcmp(sj->kind, "failback") == 0, sj->max,
+	    sj->rate);
 	j->id = sj->id;
 	j->made = sj->made;
 	log_info("%s%s%s taken up again", sj->kind, slot != -1 ? " of " : "",

@@ -42,7 +42,9 @@ void	 move_park(struct roost *, struct umap_entry *,
 	    struct evhttp_request *, int proto);
 
 /*
- * Start a flush of backend slot (every user moved to its next choice in
+ * Start a failback to backend slot (failback: every user failed over from
+ * it goes back, each with a final sync before its switch), a flush of
+ * backend slot (every user moved to its next choice in
  * its pool) or, with slot -1, a rebalance (every user not pinned whose
  * hashed choice is not its backend), at most max moves (0: all) and rate
  * moves a second (0: as fast as move_max_parallel allows).  Persisted:
@@ -50,8 +52,9 @@ void	 move_park(struct roost *, struct umap_entry *,
  * refused.
  */
 struct move_job;
-struct move_job *move_job_start(struct roost *, long slot, long long max,
-	    long long rate, int *status, char *err, size_t errlen);
+struct move_job *move_job_start(struct roost *, long slot, int failback,
+	    long long max, long long rate, int *status, char *err,
+	    size_t errlen);
 json_t	*move_job_json(const struct move_job *);
 json_t	*move_jobs_json(const struct roost *);
 

@@ -31,6 +31,7 @@ struct moves;
 struct failovers;
 struct doveadm;
 struct events;
+struct repl;
 
 struct roost {
 	struct event_base	*base;
@@ -54,6 +55,7 @@ struct roost {
 	struct failovers	 *failovers;	/* kicks before a failover */
 	struct doveadm		 *doveadm;	/* every HTTP call to Dovecot */
 	struct events		 *events;	/* who is active where */
+	struct repl		 *repl;		/* the replication queue */
 	struct event		 *touch_ev;
 	int64_t			  started;
 };
@@ -74,6 +76,9 @@ const char	*state_tag_name(const struct roost *, uint16_t id);
 void		 state_user_assign(struct roost *, struct umap_entry *,
 		    uint16_t slot);
 void		 state_user_forget(struct roost *, struct umap_entry *);
+/* The store's row of a committed user, from memory (strings borrowed). */
+void		 state_user_record(const struct roost *,
+		    const struct umap_entry *, struct store_user *);
 size_t		 state_backend_users(const struct roost *, long slot);
 /* Proxies, kept in name order; index or -1. */
 long		 state_proxy_find(const struct roost *, const char *name);

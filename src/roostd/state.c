@@ -9,6 +9,7 @@
 
 #include "health.h"
 #include "log.h"
+#include "repl.h"
 #include "roostd.h"
 #include "xmalloc.h"
 
@@ -58,20 +59,36 @@ state_backend_insert(struct roost *rs, struct backend *b)
 	return (long)i;
 }
 
+struct drop {
+	struct roost	*rs;
+	uint16_t	 slot;
+};
+
 static int
 drop_slot_users(struct umap_entry *e, void *arg)
 {
-	return e->backend == *(uint16_t *)arg ? 1 : 0;
+	struct drop *d = arg;
+
+	if (e->backend == d->slot) {
+		repl_forget(d->rs, e->key, e->keylen);
+		return 1;
+	}
+	/* The store drops the replica with its backend too. */
+	if (e->replica == d->slot) {
+		e->replica = UMAP_NO_BACKEND;
+		e->flags &= ~UMAP_F_REPL_CURRENT;
+	}
+	return 0;
 }
 
-/* The backend and every user assigned to it leave memory. */
+/* The backend and every user assigned to it leave memory; users whose
+ * replica it was have none until repl.c chooses another. */
 void
 state_backend_remove(struct roost *rs, long slot)
 {
-	uint16_t s16 = (uint16_t)slot;
+	struct drop d = { rs, (uint16_t)slot };
 
-	if (rs->slot_users[slot] > 0)
-		umap_walk(rs->users, drop_slot_users, &s16);
+	umap_walk(rs->users, drop_slot_users, &d);
 	rs->slot_users[slot] = 0;
 	health_slot_reset(rs, slot);
 	backend_free(rs->backends[slot]);
@@ -93,7 +110,27 @@ state_user_forget(struct roost *rs, struct umap_entry *e)
 {
 	if (e->backend < rs->nslots)
 		rs->slot_users[e->backend]--;
+	repl_forget(rs, e->key, e->keylen);
 	umap_del(rs->users, e->key, e->keylen);
+}
+
+void
+state_user_record(const struct roost *rs, const struct umap_entry *e,
+    struct store_user *su)
+{
+	memset(su, 0, sizeof(*su));
+	su->user = e->key;
+	su->backend = rs->backends[e->backend]->name;
+	su->tag = state_tag_name(rs, e->tag);
+	su->pinned = e->pinned;
+	su->since = e->since;
+	su->last_lookup = e->last_lookup;
+	su->confirmed = (e->flags & UMAP_F_CONFIRMED) != 0;
+	if (e->replica < rs->nslots && rs->backends[e->replica] != NULL)
+		su->replica = rs->backends[e->replica]->name;
+	su->replica_current = su->replica != NULL &&
+	    (e->flags & UMAP_F_REPL_CURRENT) != 0;
+	su->failed_over = (e->flags & UMAP_F_FAILED_OVER) != 0;
 }
 
 size_t
@@ -223,6 +260,15 @@ load_user(const struct store_user *su, void *arg)
 	e->last_lookup = e->touched = (uint32_t)su->last_lookup;
 	if (su->confirmed)
 		e->flags |= UMAP_F_CONFIRMED;
+	e->replica = UMAP_NO_BACKEND;
+	if (su->replica != NULL &&
+	    (slot = state_backend_find(rs, su->replica)) != -1) {
+		e->replica = (uint16_t)slot;
+		if (su->replica_current)
+			e->flags |= UMAP_F_REPL_CURRENT;
+	}
+	if (su->failed_over)
+		e->flags |= UMAP_F_FAILED_OVER;
 	return 0;
 }
 

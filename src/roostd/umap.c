@@ -130,6 +130,7 @@ umap_put(struct umap *m, const char *key, size_t len, int *created)
 	e = xcalloc(1, sizeof(*e) + len + 1);
 	e->hash = h;
 	e->backend = UMAP_NO_BACKEND;
+	e->replica = UMAP_NO_BACKEND;
 	e->keylen = (uint8_t)len;
 	memcpy(e->key, key, len);
 	m->slots[i] = e;

@@ -18,6 +18,7 @@ struct umap_entry {
 	uint32_t	since;		/* unix s */
 	uint32_t	last_lookup;	/* unix s, 0 = never */
 	uint32_t	touched;	/* last_lookup as last written to the store */
+	uint16_t	replica;	/* replica slot, UMAP_NO_BACKEND = none */
 	uint8_t		pinned;
 	uint8_t		flags;		/* UMAP_F_* */
 	uint8_t		keylen;
@@ -29,6 +30,10 @@ struct umap_entry {
 #define UMAP_F_CONFIRMED 0x04	/* a session or a delivery was seen */
 #define UMAP_F_CONFIRM_DIRTY 0x08 /* CONFIRMED not yet in the store */
 #define UMAP_F_ACTIVE	0x10	/* has sessions on record (events.c) */
+#define UMAP_F_REPL_CURRENT 0x20 /* the replica had its first full sync */
+#define UMAP_F_FAILED_OVER 0x40	/* on its replica after a failure */
+#define UMAP_F_BYPASS_LOGGED 0x80 /* an event from a backend that is not
+				 * its own was logged (repl.c) */
 
 struct umap;
 

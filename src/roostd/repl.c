@@ -1,0 +1,1588 @@
+/*
+ * repl.c: the replication queue and its syncs.
+ *
+ * Only users with work have an entry in memory (a hash table keyed like
+ * the user map): queued, running, backing off or stuck.  Ready entries wait
+ * in one FIFO per priority; entries that must wait (a backoff, a backend
+ * that is down) sit in a min-heap on their due time.  Every change of an
+ * entry marks it dirty, and one store transaction a loop pass writes all
+ * dirty entries: a burst of a thousand events costs one commit, and the
+ * event intake answers only once its entry is stored, so kill -9 loses
+ * no user that Dovecot was told about.
+ *
+ * While a sync runs, the store keeps the entry's priority: a roostd killed
+ * mid-sync syncs the user again after the restart.  A sync's outcome:
+ * a new dsync state and the time of the good sync; exit 2 (the mailbox
+ * changed meanwhile) runs again at once, a bounded number of times, after
+ * which the user is "stuck" and only retried with backoff (a user whose
+ * INBOX was created on both backends would otherwise spin forever); 67 (no
+ * such user) drops the entry; 75 and anything else back off exponentially,
+ * the latter forcing a full sync next.  A failing user never holds a
+ * connection another user could use.
+ *
+ * Full syncs are spread evenly: a cursor walks the user map so that every
+ * slot is passed once per replication_full_sync_interval.  A second walk,
+ * at start and when a backend goes, gives replicas to users that have none
+ * and queues a full sync for every replica not yet current.
+ */
+#include <sys/queue.h>
+
+#include <event2/event.h>
+#include <event2/http.h>
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "doveadm.h"
+#include "http.h"
+#include "log.h"
+#include "placement.h"
+#include "repl.h"
+#include "roostd.h"
+#include "util.h"
+#include "xmalloc.h"
+
+#define REPL_TICK_MS		100	/* due entries, the full sync walk */
+#define REPL_FLUSH_RETRY_MS	10	/* a busy store is tried again */
+#define REPL_WAIT_MAX_MS	100	/* events wait for a busy store */
+#define REPL_BACKOFF_MIN_MS	10000
+#define REPL_BACKOFF_MAX_MS	600000
+#define REPL_RERUNS		3	/* exit 2 in a row before "stuck" */
+#define REPL_BLOCKED_MS		30000	/* a backend that is down: look again */
+#define REPL_LATER_MS		1000	/* a user being moved or placed */
+#define REPL_LOCK_TIMEOUT	30	/* s: dsync's lock of the user */
+#define REPL_ASSIGN_SLOTS	4096	/* map slots the replica walk sees a tick */
+#define REPL_ERR_MAX		200
+#define NOT_IN_HEAP		((size_t)-1)
+
+const char *const repl_priority_names[REPL_P_COUNT] = {
+	"sync", "high", "low", "full"
+};
+
+struct repl_sync;
+
+struct ritem {
+	struct ritem		*hnext;
+	TAILQ_ENTRY(ritem)	 q;		/* in ready[prio] */
+	size_t			 hidx;		/* in the heap, or NOT_IN_HEAP */
+	int8_t			 prio;		/* queued, -1: none */
+	int8_t			 taken;		/* the running sync's, -1 none */
+	int8_t			 again;		/* asked for while running */
+	uint8_t			 full, again_full;
+	uint8_t			 ready, dirty, stuck, blocked;
+	uint8_t			 reruns;
+	uint16_t		 fails;
+	int64_t			 queued;	/* wall ms */
+	int64_t			 due;		/* wall ms */
+	char			*error;		/* NULL: none */
+	char			*state;		/* new dsync state, not stored */
+	int64_t			 set_fast, set_full, set_ok;
+	struct repl_sync	*sync;
+	uint32_t		 hash;
+	size_t			 keylen;
+	char			 key[];
+};
+
+TAILQ_HEAD(ritem_list, ritem);
+
+/* One sync call: of a queue entry, or of a move (run). */
+struct repl_sync {
+	struct repl		*r;
+	struct ritem		*it;
+	struct repl_run		*run;
+	struct doveadm_call	*call;
+	int			 full;
+	long			 from, to;
+	char			 key[256];
+	size_t			 keylen;
+};
+
+struct repl_run {
+	LIST_ENTRY(repl_run)	 entry;
+	struct repl_sync	*s;
+	repl_run_cb		 cb;
+	void			*arg;
+};
+
+struct repl {
+	struct roost		*rs;
+	struct ritem		**tab;
+	size_t			  mask, count;
+	struct ritem_list	  ready[REPL_P_COUNT];
+	size_t			  nready[REPL_P_COUNT];
+	struct ritem		**heap;
+	size_t			  nheap, cheap;
+	struct ritem		**dirty;
+	size_t			  ndirty, cdirty;
+	char			**urows;	/* users whose row changed */
+	size_t			  nurows, curows;
+	struct evhttp_request	**waiters;	/* answered once stored */
+	size_t			  nwait, cwait;
+	uint64_t		  wait_since;	/* mono ms, a busy store */
+	struct event		 *flush_ev;
+	struct event		 *tick_ev;
+	LIST_HEAD(, repl_run)	  runs;
+	size_t			  running;
+	int			  paused;
+	size_t			  full_cursor;
+	double			  full_carry;
+	int64_t			  full_last;	/* wall ms of the last walk */
+	size_t			  assign_cursor;
+	size_t			  assign_left;	/* slots the replica walk has
+						 * still to see */
+	uint64_t		  synced, failed, events, bypass, from_replica,
+				  refused;
+	uint64_t		  refused_logged;	/* mono ms */
+};
+
+static void	repl_flush_cb(evutil_socket_t, short, void *);
+static void	repl_tick_cb(evutil_socket_t, short, void *);
+static void	dispatch(struct repl *);
+
+int
+repl_priority_parse(const char *s)
+{
+	int i;
+
+	for (i = 0; i < REPL_P_COUNT; i++)
+		if (strcmp(s, repl_priority_names[i]) == 0)
+			return i;
+	return -1;
+}
+
+/* --- the entry table ------------------------------------------------ */
+
+static uint32_t
+key_hash(const char *key, size_t len)
+{
+	uint32_t h = 2166136261u;
+	size_t i;
+
+	for (i = 0; i < len; i++) {
+		h ^= (unsigned char)key[i];
+		h *= 16777619u;
+	}
+	return h ^ (h >> 15);
+}
+
+static struct ritem *
+item_find(const struct repl *r, const char *key, size_t len)
+{
+	uint32_t h = key_hash(key, len);
+	struct ritem *it;
+
+	for (it = r->tab[h & r->mask]; it != NULL; it = it->hnext)
+		if (it->hash == h && it->keylen == len &&
+		    memcmp(it->key, key, len) == 0)
+			return it;
+	return NULL;
+}
+
+static void
+table_grow(struct repl *r)
+{
+	struct ritem **nt, *it, *next;
+	size_t i, nmask = r->mask * 2 + 1;
+
+	nt = xcalloc(nmask + 1, sizeof(*nt));
+	for (i = 0; i <= r->mask; i++)
+		for (it = r->tab[i]; it != NULL; it = next) {
+			next = it->hnext;
+			it->hnext = nt[it->hash & nmask];
+			nt[it->hash & nmask] = it;
+		}
+	free(r->tab);
+	r->tab = nt;
+	r->mask = nmask;
+}
+
+static struct ritem *
+item_get(struct repl *r, const char *key, size_t len)
+{
+	struct ritem *it;
+	size_t b;
+
+	if ((it = item_find(r, key, len)) != NULL)
+		return it;
+	if (r->count > r->mask)
+		table_grow(r);
+	it = xcalloc(1, sizeof(*it) + len + 1);
+	it->hash = key_hash(key, len);
+	it->keylen = len;
+	memcpy(it->key, key, len);
+	it->prio = it->taken = it->again = -1;
+	it->hidx = NOT_IN_HEAP;
+	b = it->hash & r->mask;
+	it->hnext = r->tab[b];
+	r->tab[b] = it;
+	r->count++;
+	return it;
+}
+
+/* --- the delay heap, on due time ----------------------------------- */
+
+static void
+heap_swap(struct repl *r, size_t a, size_t b)
+{
+	struct ritem *t = r->heap[a];
+
+	r->heap[a] = r->heap[b];
+	r->heap[b] = t;
+	r->heap[a]->hidx = a;
+	r->heap[b]->hidx = b;
+}
+
+static void
+heap_up(struct repl *r, size_t i)
+{
+	while (i > 0 && r->heap[(i - 1) / 2]->due > r->heap[i]->due) {
+		heap_swap(r, i, (i - 1) / 2);
+		i = (i - 1) / 2;
+	}
+}
+
+static void
+heap_down(struct repl *r, size_t i)
+{
+	size_t l, m;
+
+	for (;;) {
+		l = 2 * i + 1;
+		m = i;
+		if (l < r->nheap && r->heap[l]->due < r->heap[m]->due)
+			m = l;
+		if (l + 1 < r->nheap && r->heap[l + 1]->due < r->heap[m]->due)
+			m = l + 1;
+		if (m == i)
+			return;
+		heap_swap(r, i, m);
+		i = m;
+	}
+}
+
+static void
+heap_push(struct repl *r, struct ritem *it)
+{
+	if (r->nheap == r->cheap) {
+		r->cheap = r->cheap ? r->cheap * 2 : 64;
+		r->heap = xreallocarray(r->heap, r->cheap, sizeof(*r->heap));
+	}
+	it->hidx = r->nheap;
+	r->heap[r->nheap++] = it;
+	heap_up(r, it->hidx);
+}
+
+static void
+heap_remove(struct repl *r, struct ritem *it)
+{
+	size_t i = it->hidx;
+
+	if (i == NOT_IN_HEAP)
+		return;
+	it->hidx = NOT_IN_HEAP;
+	if (i == --r->nheap)
+		return;
+	r->heap[i] = r->heap[r->nheap];
+	r->heap[i]->hidx = i;
+	heap_down(r, i);
+	heap_up(r, i);
+}
+
+/* --- queue moves ---------------------------------------------------- */
+
+static void
+unqueue(struct repl *r, struct ritem *it)
+{
+	if (it->ready) {
+		TAILQ_REMOVE(&r->ready[it->prio], it, q);
+		r->nready[it->prio]--;
+		it->ready = 0;
+	}
+	heap_remove(r, it);
+}
+
+/* Put a queued entry where it belongs: ready now, or in the heap. */
+static void
+requeue(struct repl *r, struct ritem *it, int64_t now)
+{
+	unqueue(r, it);
+	if (it->prio < 0 || it->sync != NULL)
+		return;
+	if (it->due > now) {
+		heap_push(r, it);
+		return;
+	}
+	it->blocked = 0;
+	TAILQ_INSERT_TAIL(&r->ready[it->prio], it, q);
+	r->nready[it->prio]++;
+	it->ready = 1;
+}
+
+static void
+mark_dirty(struct repl *r, struct ritem *it)
+{
+	if (it->dirty)
+		return;
+	it->dirty = 1;
+	if (r->ndirty == r->cdirty) {
+		r->cdirty = r->cdirty ? r->cdirty * 2 : 64;
+		r->dirty = xreallocarray(r->dirty, r->cdirty,
+		    sizeof(*r->dirty));
+	}
+	r->dirty[r->ndirty++] = it;
+	event_active(r->flush_ev, EV_TIMEOUT, 0);
+}
+
+static void
+user_row_dirty(struct repl *r, const struct umap_entry *e)
+{
+	if (r->nurows == r->curows) {
+		r->curows = r->curows ? r->curows * 2 : 64;
+		r->urows = xreallocarray(r->urows, r->curows,
+		    sizeof(*r->urows));
+	}
+	r->urows[r->nurows++] = xstrdup(e->key);
+	event_active(r->flush_ev, EV_TIMEOUT, 0);
+}
+
+static void
+set_error(struct ritem *it, const char *fmt, ...)
+{
+	char buf[REPL_ERR_MAX];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	free(it->error);
+	it->error = xstrdup(buf);
+}
+
+/* An entry with nothing left to do or to write leaves memory. */
+static void
+item_maybe_free(struct repl *r, struct ritem *it)
+{
+	struct ritem **pp;
+
+	if (it->prio >= 0 || it->sync != NULL || it->dirty || it->fails > 0 ||
+	    it->stuck || it->again >= 0)
+		return;
+	unqueue(r, it);
+	for (pp = &r->tab[it->hash & r->mask]; *pp != it; pp = &(*pp)->hnext)
+		;
+	*pp = it->hnext;
+	r->count--;
+	free(it->error);
+	free(it->state);
+	free(it);
+}
+
+/* Queue work on an entry (memory; the caller marks it dirty). */
+static void
+item_queue(struct repl *r, struct ritem *it, int prio, int full, int64_t now)
+{
+	if (it->sync != NULL) {
+		/* The running sync may have missed this change. */
+		if (it->again < 0 || prio < it->again)
+			it->again = (int8_t)prio;
+		it->again_full |= full != 0;
+		return;
+	}
+	it->full |= full != 0;
+	if (it->prio >= 0 && it->prio <= prio)
+		return;
+	if (it->prio < 0)
+		it->queued = now;
+	it->prio = (int8_t)prio;
+	/* New work on a stuck or backing off user waits for its backoff:
+	 * an event per message must not defeat it. */
+	if (it->due < now || (it->fails == 0 && !it->blocked))
+		it->due = now;
+	requeue(r, it, now);
+}
+
+/* --- the store ------------------------------------------------------ */
+
+static void
+answer_waiters(struct repl *r, int ok)
+{
+	size_t i;
+
+	for (i = 0; i < r->nwait; i++) {
+		if (ok)
+			evhttp_send_reply(r->waiters[i], 204, "No Content",
+			    NULL);
+		else
+			http_reply_error_reason(r->waiters[i], 503, "store",
+			    "the replication queue could not be stored; "
+			    "a later full sync covers this change");
+	}
+	r->nwait = 0;
+	r->wait_since = 0;
+}
+
+static void
+repl_flush(struct repl *r)
+{
+	struct roost *rs = r->rs;
+	struct store *st = rs->store;
+	struct store_repl *recs = NULL;
+	struct store_user *rows = NULL;
+	struct umap_entry *e;
+	struct ritem *it;
+	size_t i, n = r->ndirty, nrows = 0;
+	struct timeval tv = { 0, REPL_FLUSH_RETRY_MS * 1000 };
+
+	if (n == 0 && r->nurows == 0) {
+		answer_waiters(r, 1);
+		goto out;
+	}
+	recs = xcalloc(n ? n : 1, sizeof(*recs));
+	for (i = 0; i < n; i++) {
+		it = r->dirty[i];
+		recs[i].user = it->key;
+		/* A running sync's work stays queued in the store. */
+		recs[i].priority = it->sync != NULL ? it->taken : it->prio;
+		recs[i].queued = it->queued;
+		recs[i].due = it->due;
+		recs[i].full = it->full;
+		recs[i].fails = it->fails;
+		recs[i].stuck = it->stuck;
+		recs[i].error = it->error ? it->error : "";
+		recs[i].state = it->state;
+		recs[i].last_fast = it->set_fast;
+		recs[i].last_full = it->set_full;
+		recs[i].last_ok = it->set_ok;
+	}
+	rows = xcalloc(r->nurows ? r->nurows : 1, sizeof(*rows));
+	for (i = 0; i < r->nurows; i++) {
+		e = umap_get(rs->users, r->urows[i], strlen(r->urows[i]));
+		/* A row not yet committed is written with its batch. */
+		if (e == NULL || (e->flags & UMAP_F_PENDING) ||
+		    e->backend >= rs->nslots || rs->backends[e->backend] == NULL)
+			continue;
+		state_user_record(rs, e, &rows[nrows++]);
+	}
+	if (st->ops->begin(st, 0) == -1)
+		goto busy;
+	if (st->ops->repl_put(st, recs, n) == -1 ||
+	    st->ops->user_put(st, rows, nrows) == -1 ||
+	    st->ops->commit(st) == -1) {
+		st->ops->rollback(st);
+		goto busy;
+	}
+	for (i = 0; i < n; i++) {
+		it = r->dirty[i];
+		it->dirty = 0;
+		free(it->state);
+		it->state = NULL;
+		it->set_fast = it->set_full = it->set_ok = 0;
+	}
+	for (i = 0; i < n; i++)
+		item_maybe_free(r, r->dirty[i]);
+	r->ndirty = 0;
+	for (i = 0; i < r->nurows; i++)
+		free(r->urows[i]);
+	r->nurows = 0;
+	answer_waiters(r, 1);
+	goto out;
+busy:
+	if (r->wait_since == 0)
+		r->wait_since = now_msec_mono();
+	if (st->busy && now_msec_mono() - r->wait_since < REPL_WAIT_MAX_MS) {
+		if (event_add(r->flush_ev, &tv) == -1)
+			fatalx("event_add");
+		goto out;
+	}
+	log_warnx("replication: storing %zu queue entries: %s", n,
+	    store_error(st));
+	answer_waiters(r, 0);
+	/* Kept dirty: written with the next change or the next tick. */
+	r->wait_since = 0;
+out:
+	free(recs);
+	free(rows);
+	dispatch(r);
+}
+
+static void
+repl_flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	repl_flush(arg);
+}
+
+/* --- backends ------------------------------------------------------- */
+
+static const struct backend *
+slot_backend(const struct roost *rs, long slot)
+{
+	if (slot < 0 || (size_t)slot >= rs->nslots)
+		return NULL;
+	return rs->backends[slot];
+}
+
+/* Why a sync cannot run from b now, or NULL when it can. */
+static const char *
+source_problem(const struct backend *b)
+{
+	if (b->doveadm_url == NULL)
+		return "has no doveadm API";
+	if (b->state == BACKEND_DOWN)
+		return "is down";
+	if (b->failed || b->health == HEALTH_FAILED)
+		return "failed its probes";
+	return NULL;
+}
+
+static const char *
+dest_problem(const struct backend *b)
+{
+	if (b->ports[PROTO_DOVEADM] == 0)
+		return "serves no doveadm port";
+	if (b->state == BACKEND_DOWN)
+		return "is down";
+	if (b->failed || b->health == HEALTH_FAILED)
+		return "failed its probes";
+	return NULL;
+}
+
+static int
+same_host(const struct backend *a, const struct backend *b)
+{
+	if (a->hostip[0] != '\0' && b->hostip[0] != '\0')
+		return strcmp(a->hostip, b->hostip) == 0;
+	return strcmp(a->host, b->host) == 0;
+}
+
+long
+repl_pick(struct roost *rs, const char *key, size_t len, const char *tag,
+    long primary)
+{
+	const struct backend *p = slot_backend(rs, primary);
+	long rank[8];
+	size_t n, i;
+
+	if (p == NULL)
+		return -1;
+	n = placement_rank(key, len, tag, rs->backends, rs->nslots, primary,
+	    rank, 8);
+	for (i = 0; i < n; i++)
+		if (!same_host(p, rs->backends[rank[i]]))
+			return rank[i];
+	return -1;
+}
+
+int
+repl_choose(struct roost *rs, struct umap_entry *e)
+{
+	long r;
+
+	if (e->replica != UMAP_NO_BACKEND)
+		return 0;
+	if ((r = repl_pick(rs, e->key, e->keylen, state_tag_name(rs, e->tag),
+	    (long)e->backend)) == -1)
+		return 0;
+	e->replica = (uint16_t)r;
+	e->flags &= ~UMAP_F_REPL_CURRENT;
+	return 1;
+}
+
+int
+repl_can_fail_over(const struct roost *rs, const struct umap_entry *e)
+{
+	const struct backend *b = slot_backend(rs, e->replica);
+
+	return b != NULL && (e->flags & UMAP_F_REPL_CURRENT) &&
+	    state_backend_usable(rs, e->replica, state_tag_name(rs, e->tag));
+}
+
+int
+repl_forced(const struct roost *rs, const struct umap_entry *e)
+{
+	const struct backend *b = slot_backend(rs, e->backend);
+
+	return b != NULL && b->force_failover;
+}
+
+void
+repl_pair_changed(struct roost *rs, struct umap_entry *e)
+{
+	struct repl *r = rs->repl;
+	struct ritem *it = item_get(r, e->key, e->keylen);
+
+	free(it->state);
+	it->state = xstrdup("");
+	it->reruns = 0;
+	it->stuck = 0;
+	it->fails = 0;
+	it->due = 0;
+	it->blocked = 0;
+	mark_dirty(r, it);
+	if (e->replica != UMAP_NO_BACKEND)
+		item_queue(r, it, REPL_P_SYNC, 1, now_msec());
+}
+
+void
+repl_failover(struct roost *rs, struct umap_entry *e)
+{
+	uint16_t old = e->backend;
+	const char *from = slot_backend(rs, old) ?
+	    rs->backends[old]->name : "(removed)";
+
+	log_info("user %s: failed over from %s to its replica %s%s", e->key,
+	    from, rs->backends[e->replica]->name,
+	    (e->flags & UMAP_F_REPL_CURRENT) ? "" : " (not current: forced)");
+	state_user_assign(rs, e, e->replica);
+	e->replica = slot_backend(rs, old) != NULL ? old : UMAP_NO_BACKEND;
+	e->since = (uint32_t)now_sec();
+	/* The old backend misses what happens from now on. */
+	e->flags &= ~UMAP_F_REPL_CURRENT;
+	e->flags |= UMAP_F_FAILED_OVER;
+	repl_pair_changed(rs, e);
+}
+
+void
+repl_refused(struct roost *rs, const struct umap_entry *e)
+{
+	struct repl *r = rs->repl;
+	uint64_t now = now_msec_mono();
+	const struct backend *q = slot_backend(rs, e->replica);
+
+	r->refused++;
+	if (r->refused_logged != 0 && now - r->refused_logged < 10000)
+		return;
+	r->refused_logged = now;
+	log_warnx("ALARM: user %s is not failed over: its replica %s %s "
+	    "(%llu refused so far; roostctl backend force-failover "
+	    "overrides)", e->key, q ? q->name : "(none)",
+	    q == NULL ? "is gone" : !(e->flags & UMAP_F_REPL_CURRENT) ?
+	    "was never synced" : "is unavailable",
+	    (unsigned long long)r->refused);
+}
+
+/* --- syncs ---------------------------------------------------------- */
+
+static void	sync_done(void *, const struct doveadm_result *);
+
+static struct repl_sync *
+sync_start(struct repl *r, struct umap_entry *e, long from, long to, int full,
+    const char *state)
+{
+	struct roost *rs = r->rs;
+	const struct backend *src = rs->backends[from];
+	const struct backend *dst = rs->backends[to];
+	struct repl_sync *s;
+	char dest[BACKEND_HOST_MAX + 32];
+	json_t *params;
+
+	snprintf(dest, sizeof(dest), dst->hostip[0] != '\0' &&
+	    strchr(dst->hostip, ':') != NULL ? "tcp:[%s]:%u" : "tcp:%s:%u",
+	    dst->hostip[0] != '\0' ? dst->hostip : dst->host,
+	    dst->ports[PROTO_DOVEADM]);
+	/* The state is passed even when empty: else no new one comes back.
+	 * The lock timeout makes dsync lock the user, so that no other sync
+	 * of it (a move's, another roostd's) runs at the same time. */
+	params = json_pack("{s:s, s:[s], s:s, s:i}", "user", e->key,
+	    "destination", dest, "state", full ? "" : state,
+	    "lockTimeout", REPL_LOCK_TIMEOUT);
+	if (params == NULL)
+		fatalx("json_pack");
+	if (full)
+		json_object_set_new(params, "fullSync", json_true());
+	s = xcalloc(1, sizeof(*s));
+	s->r = r;
+	s->full = full;
+	s->from = from;
+	s->to = to;
+	memcpy(s->key, e->key, e->keylen + 1);
+	s->keylen = e->keylen;
+	s->call = doveadm_run(rs->doveadm, src->doveadm_url, src->doveadm_key,
+	    "sync", params, (unsigned)rs->conf->replication_sync_timeout *
+	    1000, sync_done, s);
+	log_debug("replication: %s: %s sync %s -> %s", e->key,
+	    full ? "full" : "incremental", src->name, dst->name);
+	return s;
+}
+
+struct state_get {
+	char	*state;
+};
+
+static int
+got_state(const struct store_repl *sr, void *arg)
+{
+	struct state_get *g = arg;
+
+	g->state = xstrdup(sr->state ? sr->state : "");
+	return 0;
+}
+
+/* The dsync state to start from: not yet stored, else the store's. */
+static char *
+item_state(struct repl *r, struct ritem *it)
+{
+	struct store *st = r->rs->store;
+	struct state_get g = { NULL };
+
+	if (it != NULL && it->state != NULL)
+		return xstrdup(it->state);
+	if (st->ops->repl_get(st, it != NULL ? it->key : "", got_state,
+	    &g) == -1) {
+		log_debug("replication: reading the state of %s: %s",
+		    it != NULL ? it->key : "", store_error(st));
+		return NULL;
+	}
+	return g.state != NULL ? g.state : xstrdup("");
+}
+
+static void
+backoff(struct repl *r, struct ritem *it, int64_t now)
+{
+	int64_t d = REPL_BACKOFF_MIN_MS;
+	unsigned i;
+
+	for (i = 1; i < it->fails && d < REPL_BACKOFF_MAX_MS; i++)
+		d *= 2;
+	if (d > REPL_BACKOFF_MAX_MS)
+		d = REPL_BACKOFF_MAX_MS;
+	it->due = now + d;
+	requeue(r, it, now);
+}
+
+/* Wait for a backend to come back (repl_backend_changed) or a while. */
+static void
+block(struct repl *r, struct ritem *it, int64_t now, int64_t ms)
+{
+	it->blocked = 1;
+	it->due = now + ms;
+	requeue(r, it, now);
+	mark_dirty(r, it);
+}
+
+/* Start the sync of a ready entry, or put it back to wait. */
+static void
+item_start(struct repl *r, struct ritem *it, int64_t now)
+{
+	struct roost *rs = r->rs;
+	struct umap_entry *e;
+	const struct backend *p, *q;
+	const char *why;
+	char *state = NULL;
+	int full;
+
+	unqueue(r, it);
+	if ((e = umap_get(rs->users, it->key, it->keylen)) == NULL) {
+		it->prio = -1;
+		it->fails = 0;
+		it->stuck = 0;
+		item_maybe_free(r, it);
+		return;
+	}
+	if (e->flags & (UMAP_F_PENDING | UMAP_F_MOVING)) {
+		set_error(it, "waiting: the user is %s",
+		    (e->flags & UMAP_F_MOVING) ? "being moved" : "being placed");
+		block(r, it, now, REPL_LATER_MS);
+		return;
+	}
+	if (e->replica == UMAP_NO_BACKEND && repl_choose(rs, e))
+		user_row_dirty(r, e);
+	p = slot_backend(rs, e->backend);
+	q = slot_backend(rs, e->replica);
+	if (p == NULL || q == NULL) {
+		/* Nothing to sync to: a pool of one backend. */
+		it->prio = -1;
+		set_error(it, "no replica: no other backend in the pool");
+		mark_dirty(r, it);
+		return;
+	}
+	if ((why = source_problem(p)) != NULL) {
+		set_error(it, "waiting: backend %s %s", p->name, why);
+		block(r, it, now, REPL_BLOCKED_MS);
+		return;
+	}
+	if ((why = dest_problem(q)) != NULL) {
+		set_error(it, "waiting: replica %s %s", q->name, why);
+		block(r, it, now, REPL_BLOCKED_MS);
+		return;
+	}
+	full = it->full || !(e->flags & UMAP_F_REPL_CURRENT);
+	if (!full && (state = item_state(r, it)) == NULL) {
+		block(r, it, now, REPL_LATER_MS);
+		return;
+	}
+	it->taken = it->prio;
+	it->prio = -1;
+	it->full = 0;
+	it->blocked = 0;
+	it->sync = sync_start(r, e, (long)e->backend, (long)e->replica, full,
+	    state ? state : "");
+	it->sync->it = it;
+	r->running++;
+	free(state);
+}
+
+static void
+dispatch(struct repl *r)
+{
+	struct roost *rs = r->rs;
+	struct ritem *it;
+	int64_t now;
+	int p;
+
+	if (!rs->conf->replication || r->paused)
+		return;
+	now = now_msec();
+	while (r->nheap > 0 && r->heap[0]->due <= now) {
+		it = r->heap[0];
+		requeue(r, it, now);
+	}
+	while (r->running < (size_t)rs->conf->replication_max_conns) {
+		for (p = 0; p < REPL_P_COUNT; p++)
+			if ((it = TAILQ_FIRST(&r->ready[p])) != NULL)
+				break;
+		if (p == REPL_P_COUNT)
+			break;
+		item_start(r, it, now);
+	}
+}
+
+/* The "state" of a sync's answer: [{"state":"..."}]; NULL when none. */
+static const char *
+answer_state(const json_t *resp)
+{
+	const json_t *row;
+
+	if (!json_is_array(resp) || (row = json_array_get(resp, 0)) == NULL)
+		return NULL;
+	return json_string_value(json_object_get(row, "state"));
+}
+
+static void
+item_result(struct repl *r, struct ritem *it, struct repl_sync *s,
+    const struct doveadm_result *res)
+{
+	struct roost *rs = r->rs;
+	struct umap_entry *e = umap_get(rs->users, it->key, it->keylen);
+	int64_t now = now_msec(), nows = now / 1000;
+	const char *state, *from = rs->backends[s->from] ?
+	    rs->backends[s->from]->name : "?";
+	int taken = it->taken, again = it->again, again_full = it->again_full;
+	int prio;
+
+	it->sync = NULL;
+	it->taken = -1;
+	it->again = -1;
+	it->again_full = 0;
+	/* What is still asked of this user if the sync did not do it. */
+	prio = taken;
+	if (again >= 0 && (prio < 0 || again < prio))
+		prio = again;
+	if (prio < 0)
+		prio = REPL_P_LOW;
+	if (e == NULL) {
+		it->prio = -1;
+		it->fails = 0;
+		it->stuck = 0;
+		mark_dirty(r, it);
+		return;
+	}
+	/* The pair changed under the sync (a failover, a move): its state
+	 * belongs to the old pair.  Whatever was asked is asked again. */
+	if (e->backend != s->from || e->replica != s->to) {
+		it->prio = -1;
+		item_queue(r, it, prio, 1, now);
+		mark_dirty(r, it);
+		return;
+	}
+	if (res->ok) {
+		r->synced++;
+		if ((state = answer_state(res->response)) != NULL) {
+			free(it->state);
+			it->state = xstrdup(state);
+		}
+		it->set_ok = nows;
+		if (s->full)
+			it->set_full = nows;
+		else
+			it->set_fast = nows;
+		if (it->stuck)
+			log_info("replication: %s syncs again", it->key);
+		it->fails = 0;
+		it->reruns = 0;
+		it->stuck = 0;
+		free(it->error);
+		it->error = NULL;
+		if (s->full && !(e->flags & UMAP_F_REPL_CURRENT)) {
+			e->flags |= UMAP_F_REPL_CURRENT;
+			user_row_dirty(r, e);
+			log_info("replication: %s: replica %s is current", e->key,
+			    rs->backends[s->to]->name);
+		}
+		it->prio = -1;
+		/* Changes that came in while it ran go out next. */
+		if (again >= 0)
+			item_queue(r, it, again, again_full, now);
+		mark_dirty(r, it);
+		return;
+	}
+	it->full |= again_full;
+	r->failed++;
+	it->prio = (int8_t)prio;
+	if (it->queued == 0)
+		it->queued = now;
+	if (res->exit_code == 2) {
+		set_error(it, "sync from %s changed during the sync (exit 2)",
+		    from);
+		if (++it->reruns <= REPL_RERUNS) {
+			it->due = now;
+			requeue(r, it, now);
+			mark_dirty(r, it);
+			return;
+		}
+		if (!it->stuck)
+			log_warnx("replication: %s is stuck: its sync from %s "
+			    "exited 2 %d times in a row; retried with backoff "
+			    "only", it->key, from, it->reruns);
+		it->stuck = 1;
+		it->reruns = 0;
+		it->full = 1;
+	} else if (res->exit_code == 67 || res->exit_code == 68) {
+		set_error(it, "backend %s does not know the user (exit %d); "
+		    "dropped from the queue", from, res->exit_code);
+		log_info("replication: %s: %s", it->key, it->error);
+		it->prio = -1;
+		it->fails = 0;
+		it->reruns = 0;
+		it->stuck = 0;
+		mark_dirty(r, it);
+		return;
+	} else if (res->exit_code == 75) {
+		set_error(it, "temporary failure on %s (exit 75)", from);
+	} else if (res->http_status == 0) {
+		/* No answer: 2.3's doveadm dies when the replica refuses the
+		 * connection; like 75, nothing says the state is bad. */
+		set_error(it, "sync from %s: %s", from, res->error ?
+		    res->error : "no answer");
+	} else {
+		if (res->exit_code != 0)
+			set_error(it, "sync from %s failed (exit %d)", from,
+			    res->exit_code);
+		else if (res->http_status == 401)
+			set_error(it, "backend %s refused roostd's doveadm "
+			    "key", from);
+		else
+			set_error(it, "sync from %s: %s", from, res->error ?
+			    res->error : "failed");
+		it->full = 1;
+	}
+	it->reruns = 0;
+	if (it->fails < UINT16_MAX)
+		it->fails++;
+	log_debug("replication: %s: %s; retry %d", it->key, it->error,
+	    it->fails);
+	backoff(r, it, now);
+	mark_dirty(r, it);
+}
+
+static void
+sync_done(void *arg, const struct doveadm_result *res)
+{
+	struct repl_sync *s = arg;
+	struct repl *r = s->r;
+	struct repl_run *run = s->run;
+	char err[REPL_ERR_MAX];
+
+	s->call = NULL;
+	if (run != NULL) {
+		if (res->ok)
+			err[0] = '\0';
+		else if (res->exit_code != 0)
+			snprintf(err, sizeof(err), "sync exited %d",
+			    res->exit_code);
+		else
+			snprintf(err, sizeof(err), "sync: %s", res->error ?
+			    res->error : "failed");
+		LIST_REMOVE(run, entry);
+		run->cb(run->arg, res->ok, err);
+		free(run);
+		free(s);
+		return;
+	}
+	r->running--;
+	item_result(r, s->it, s, res);
+	free(s);
+	dispatch(r);
+}
+
+/* --- moves' syncs ----------------------------------------------------- */
+
+struct repl_run *
+repl_run_sync(struct roost *rs, struct umap_entry *e, long from, long to,
+    repl_run_cb cb, void *arg)
+{
+	struct repl *r = rs->repl;
+	struct repl_run *run;
+	struct ritem *it;
+	char *state = NULL;
+	int full;
+
+	full = (long)e->replica != to || !(e->flags & UMAP_F_REPL_CURRENT);
+	if (!full) {
+		it = item_find(r, e->key, e->keylen);
+		if (it != NULL && it->state != NULL)
+			state = xstrdup(it->state);
+		else {
+			struct state_get g = { NULL };
+
+			if (rs->store->ops->repl_get(rs->store, e->key,
+			    got_state, &g) == -1)
+				return NULL;
+			state = g.state;
+		}
+	}
+	run = xcalloc(1, sizeof(*run));
+	run->cb = cb;
+	run->arg = arg;
+	run->s = sync_start(r, e, from, to, full, state ? state : "");
+	run->s->run = run;
+	LIST_INSERT_HEAD(&r->runs, run, entry);
+	free(state);
+	return run;
+}
+
+void
+repl_run_cancel(struct repl_run *run)
+{
+	if (run == NULL)
+		return;
+	doveadm_cancel(run->s->call);
+	LIST_REMOVE(run, entry);
+	free(run->s);
+	free(run);
+}
+
+/* --- intake --------------------------------------------------------- */
+
+static void
+add_waiter(struct repl *r, struct evhttp_request *req)
+{
+	if (r->nwait == r->cwait) {
+		r->cwait = r->cwait ? r->cwait * 2 : 64;
+		r->waiters = xreallocarray(r->waiters, r->cwait,
+		    sizeof(*r->waiters));
+	}
+	r->waiters[r->nwait++] = req;
+	event_active(r->flush_ev, EV_TIMEOUT, 0);
+}
+
+void
+repl_enqueue(struct roost *rs, struct umap_entry *e, int prio, int full,
+    struct evhttp_request *req)
+{
+	struct repl *r = rs->repl;
+	struct ritem *it;
+
+	if (rs->conf->replication && e->replica != UMAP_NO_BACKEND &&
+	    prio >= 0 && prio < REPL_P_COUNT) {
+		it = item_get(r, e->key, e->keylen);
+		item_queue(r, it, prio, full, now_msec());
+		mark_dirty(r, it);
+	}
+	if (req != NULL)
+		add_waiter(r, req);
+}
+
+void
+repl_change(struct roost *rs, struct umap_entry *e, long slot, int prio,
+    struct evhttp_request *req)
+{
+	struct repl *r = rs->repl;
+
+	r->events++;
+	if (slot == (long)e->backend) {
+		repl_enqueue(rs, e, prio, 0, req);
+		return;
+	}
+	if (slot == (long)e->replica) {
+		/* dsync applying the primary's changes there. */
+		r->from_replica++;
+	} else {
+		r->bypass++;
+		if (!(e->flags & UMAP_F_BYPASS_LOGGED)) {
+			e->flags |= UMAP_F_BYPASS_LOGGED;
+			log_warnx("replication: a change of %s on %s, which "
+			    "is not its backend: something reached it around "
+			    "roostd's routing", e->key,
+			    rs->backends[slot]->name);
+		}
+	}
+	if (req != NULL)
+		evhttp_send_reply(req, 204, "No Content", NULL);
+}
+
+void
+repl_forget(struct roost *rs, const char *key, size_t len)
+{
+	struct repl *r = rs->repl;
+	struct ritem *it;
+
+	if (r == NULL || (it = item_find(r, key, len)) == NULL)
+		return;
+	it->prio = -1;
+	it->again = -1;
+	it->fails = 0;
+	it->stuck = 0;
+	if (it->sync != NULL) {
+		doveadm_cancel(it->sync->call);
+		free(it->sync);
+		it->sync = NULL;
+		r->running--;
+	}
+	/* The store's row went with the user's. */
+	if (it->dirty) {
+		size_t i;
+
+		for (i = 0; i < r->ndirty; i++)
+			if (r->dirty[i] == it) {
+				r->dirty[i] = r->dirty[--r->ndirty];
+				break;
+			}
+		it->dirty = 0;
+	}
+	item_maybe_free(r, it);
+}
+
+int
+repl_remove(struct roost *rs, struct umap_entry *e)
+{
+	struct repl *r = rs->repl;
+	struct ritem *it;
+
+	if ((it = item_find(r, e->key, e->keylen)) == NULL)
+		return 0;
+	unqueue(r, it);
+	it->prio = -1;
+	it->again = -1;
+	it->fails = 0;
+	it->stuck = 0;
+	it->reruns = 0;
+	it->full = 0;
+	it->blocked = 0;
+	free(it->error);
+	it->error = NULL;
+	mark_dirty(r, it);
+	return 1;
+}
+
+void
+repl_backend_changed(struct roost *rs, long slot)
+{
+	struct repl *r = rs->repl;
+	struct umap_entry *e;
+	struct ritem *it;
+	int64_t now = now_msec();
+	size_t i;
+	int again = 0;
+
+	if (r == NULL)
+		return;
+	for (i = 0; i < r->nheap; i++) {
+		it = r->heap[i];
+		if (!it->blocked || (e = umap_get(rs->users, it->key,
+		    it->keylen)) == NULL)
+			continue;
+		if ((long)e->backend == slot || (long)e->replica == slot) {
+			it->due = now;
+			again = 1;
+		}
+	}
+	if (again) {
+		/* Due times only went down: rebuild the heap order. */
+		for (i = r->nheap / 2 + 1; i-- > 0;)
+			if (i < r->nheap)
+				heap_down(r, i);
+		dispatch(r);
+	}
+}
+
+void
+repl_backends_changed(struct roost *rs)
+{
+	if (rs->repl != NULL)
+		rs->repl->assign_left = umap_slots(rs->users);
+}
+
+/* --- walks over the user map ----------------------------------------- */
+
+struct walk {
+	struct repl	*r;
+	int64_t		 now;
+	int		 assign;
+};
+
+static int
+walk_one(struct umap_entry *e, void *arg)
+{
+	struct walk *w = arg;
+	struct repl *r = w->r;
+	struct ritem *it;
+
+	if (e->flags & UMAP_F_PENDING)
+		return 0;
+	if (w->assign) {
+		if (e->replica == UMAP_NO_BACKEND) {
+			if (!repl_choose(r->rs, e))
+				return 0;
+			user_row_dirty(r, e);
+		}
+		if (e->flags & UMAP_F_REPL_CURRENT)
+			return 0;
+		it = item_find(r, e->key, e->keylen);
+		if (it != NULL && (it->prio >= 0 || it->sync != NULL))
+			return 0;
+		it = item_get(r, e->key, e->keylen);
+		item_queue(r, it, REPL_P_LOW, 1, w->now);
+		mark_dirty(r, it);
+		return 0;
+	}
+	if (e->replica == UMAP_NO_BACKEND)
+		return 0;
+	it = item_find(r, e->key, e->keylen);
+	if (it != NULL && (it->prio >= 0 || it->sync != NULL))
+		return 0;
+	it = item_get(r, e->key, e->keylen);
+	item_queue(r, it, REPL_P_FULL, 1, w->now);
+	mark_dirty(r, it);
+	return 0;
+}
+
+static void
+repl_tick_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct repl *r = arg;
+	struct roost *rs = r->rs;
+	struct timeval tv = { 0, REPL_TICK_MS * 1000 };
+	struct walk w = { r, now_msec(), 0 };
+	long long ival = rs->conf->replication_full_sync_interval;
+	size_t slots = umap_slots(rs->users), n;
+	double budget;
+
+	(void)fd;
+	(void)what;
+	if (rs->conf->replication && !r->paused) {
+		if (r->assign_left > 0) {
+			w.assign = 1;
+			n = umap_scan(rs->users, &r->assign_cursor,
+			    r->assign_left < REPL_ASSIGN_SLOTS ?
+			    r->assign_left : REPL_ASSIGN_SLOTS, walk_one, &w);
+			r->assign_left -= n < r->assign_left ? n :
+			    r->assign_left;
+			w.assign = 0;
+		}
+		if (ival > 0 && r->full_last > 0 && w.now > r->full_last) {
+			budget = (double)slots * (double)(w.now -
+			    r->full_last) / ((double)ival * 1000.0) +
+			    r->full_carry;
+			n = (size_t)budget;
+			r->full_carry = budget - (double)n;
+			if (n > 0)
+				umap_scan(rs->users, &r->full_cursor, n,
+				    walk_one, &w);
+		}
+		/* Writes that failed are tried again. */
+		if (r->ndirty > 0 || r->nurows > 0)
+			event_active(r->flush_ev, EV_TIMEOUT, 0);
+	}
+	r->full_last = w.now;
+	dispatch(r);
+	if (event_add(r->tick_ev, &tv) == -1)
+		fatalx("event_add");
+}
+
+/* --- start, status ----------------------------------------------------- */
+
+static int
+load_one(const struct store_repl *sr, void *arg)
+{
+	struct repl *r = arg;
+	struct ritem *it;
+	size_t len = strlen(sr->user);
+	int64_t now = now_msec();
+
+	if (umap_get(r->rs->users, sr->user, len) == NULL)
+		return 0;
+	it = item_get(r, sr->user, len);
+	it->fails = sr->fails > UINT16_MAX ? UINT16_MAX :
+	    (uint16_t)(sr->fails < 0 ? 0 : sr->fails);
+	it->stuck = sr->stuck != 0;
+	it->full = sr->full != 0;
+	if (sr->error != NULL && *sr->error != '\0')
+		it->error = xstrdup(sr->error);
+	if (sr->priority >= 0 && sr->priority < REPL_P_COUNT) {
+		it->prio = (int8_t)sr->priority;
+		it->queued = sr->queued > 0 ? sr->queued : now;
+		it->due = sr->due;
+		requeue(r, it, now);
+	}
+	return 0;
+}
+
+int
+repl_init(struct roost *rs)
+{
+	struct repl *r;
+	struct timeval tv = { 0, REPL_TICK_MS * 1000 };
+	int p;
+
+	r = xcalloc(1, sizeof(*r));
+	r->rs = rs;
+	r->mask = 1023;
+	r->tab = xcalloc(r->mask + 1, sizeof(*r->tab));
+	for (p = 0; p < REPL_P_COUNT; p++)
+		TAILQ_INIT(&r->ready[p]);
+	LIST_INIT(&r->runs);
+	rs->repl = r;
+	if ((r->flush_ev = event_new(rs->base, -1, 0, repl_flush_cb, r)) ==
+	    NULL || (r->tick_ev = event_new(rs->base, -1, 0, repl_tick_cb,
+	    r)) == NULL)
+		goto fail;
+	if (rs->store->ops->repl_load(rs->store, load_one, r) == -1) {
+		log_warnx("loading the replication queue: %s",
+		    store_error(rs->store));
+		goto fail;
+	}
+	r->assign_left = umap_slots(rs->users);
+	if (r->count > 0)
+		log_info("replication: %zu users with work in the queue",
+		    r->count);
+	if (event_add(r->tick_ev, &tv) == -1)
+		goto fail;
+	return 0;
+fail:
+	repl_free(rs);
+	return -1;
+}
+
+void
+repl_free(struct roost *rs)
+{
+	struct repl *r = rs->repl;
+	struct repl_run *run;
+	struct ritem *it, *next;
+	size_t i;
+
+	if (r == NULL)
+		return;
+	while ((run = LIST_FIRST(&r->runs)) != NULL)
+		repl_run_cancel(run);
+	for (i = 0; i <= r->mask; i++)
+		for (it = r->tab[i]; it != NULL; it = next) {
+			next = it->hnext;
+			if (it->sync != NULL) {
+				doveadm_cancel(it->sync->call);
+				free(it->sync);
+			}
+			free(it->error);
+			free(it->state);
+			free(it);
+		}
+	free(r->tab);
+	free(r->heap);
+	free(r->dirty);
+	for (i = 0; i < r->nurows; i++)
+		free(r->urows[i]);
+	free(r->urows);
+	free(r->waiters);
+	if (r->flush_ev != NULL)
+		event_free(r->flush_ev);
+	if (r->tick_ev != NULL)
+		event_free(r->tick_ev);
+	free(r);
+	rs->repl = NULL;
+}
+
+void
+repl_reconfigure(struct roost *rs)
+{
+	struct repl *r = rs->repl;
+
+	/* Turned on: look at every user again. */
+	if (rs->conf->replication)
+		r->assign_left = umap_slots(rs->users);
+	dispatch(r);
+}
+
+void
+repl_pause(struct roost *rs, int paused)
+{
+	rs->repl->paused = paused != 0;
+	dispatch(rs->repl);
+}
+
+struct all {
+	struct repl	*r;
+	int		 prio, full;
+	int64_t		 now;
+	size_t		 n;
+};
+
+static int
+all_one(struct umap_entry *e, void *arg)
+{
+	struct all *a = arg;
+	struct ritem *it;
+
+	if ((e->flags & UMAP_F_PENDING) || e->replica == UMAP_NO_BACKEND)
+		return 0;
+	it = item_get(a->r, e->key, e->keylen);
+	item_queue(a->r, it, a->prio, a->full, a->now);
+	mark_dirty(a->r, it);
+	a->n++;
+	return 0;
+}
+
+size_t
+repl_enqueue_all(struct roost *rs, int prio, int full)
+{
+	struct all a = { rs->repl, prio, full, now_msec(), 0 };
+
+	umap_walk(rs->users, all_one, &a);
+	return a.n;
+}
+
+json_t *
+repl_status_json(struct roost *rs)
+{
+	struct repl *r = rs->repl;
+	struct ritem *it;
+	json_t *o, *q;
+	int64_t now = now_msec(), oldest = 0;
+	size_t i, failing = 0, stuck = 0, waiting = 0, backoff_n = 0;
+	size_t queued[REPL_P_COUNT] = { 0 };
+	int p;
+
+	for (i = 0; i <= r->mask; i++)
+		for (it = r->tab[i]; it != NULL; it = it->hnext) {
+			p = it->sync != NULL ? it->taken : it->prio;
+			if (it->stuck)
+				stuck++;
+			else if (it->fails > 0)
+				failing++;
+			if (it->sync == NULL && it->prio >= 0) {
+				queued[it->prio]++;
+				if (it->blocked)
+					waiting++;
+				else if (it->due > now)
+					backoff_n++;
+			}
+			if (p >= 0 && it->queued > 0 &&
+			    (oldest == 0 || it->queued < oldest))
+				oldest = it->queued;
+		}
+	q = json_object();
+	for (p = 0; p < REPL_P_COUNT; p++)
+		json_object_set_new(q, repl_priority_names[p],
+		    json_integer((json_int_t)queued[p]));
+	o = json_pack("{s:b, s:b, s:o, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+	    "enabled", rs->conf->replication != 0, "paused", r->paused != 0,
+	    "queued", q, "running", (json_int_t)r->running,
+	    "failed", (json_int_t)failing, "stuck", (json_int_t)stuck,
+	    "waiting", (json_int_t)waiting, "backoff", (json_int_t)backoff_n,
+	    "max_conns", (json_int_t)rs->conf->replication_max_conns,
+	    "oldest_pending_s", (json_int_t)(oldest > 0 && now > oldest ?
+	    (now - oldest) / 1000 : 0));
+	if (o == NULL)
+		fatalx("json_pack");
+	json_object_set_new(o, "totals", json_pack("{s:I, s:I, s:I, s:I, "
+	    "s:I}", "synced", (json_int_t)r->synced, "failed",
+	    (json_int_t)r->failed, "events", (json_int_t)r->events,
+	    "events_not_from_backend", (json_int_t)r->bypass,
+	    "events_from_replica", (json_int_t)r->from_replica));
+	json_object_set_new(json_object_get(o, "totals"), "failovers_refused",
+	    json_integer((json_int_t)r->refused));
+	return o;
+}
+
+static json_t *
+time_or_null(int64_t t)
+{
+	return t > 0 ? json_integer((json_int_t)t) : json_null();
+}
+
+struct user_get {
+	struct store_repl	 sr;
+	char			*error;
+	int			 found;
+};
+
+static int
+got_user(const struct store_repl *sr, void *arg)
+{
+	struct user_get *g = arg;
+
+	g->sr = *sr;
+	g->sr.user = NULL;
+	g->sr.state = NULL;
+	g->error = xstrdup(sr->error ? sr->error : "");
+	g->found = 1;
+	return 0;
+}
+
+json_t *
+repl_user_json(struct roost *rs, struct umap_entry *e)
+{
+	struct repl *r = rs->repl;
+	struct ritem *it = item_find(r, e->key, e->keylen);
+	struct user_get g;
+	const struct backend *q = slot_backend(rs, e->replica);
+	const char *st = "idle", *err;
+	int64_t now = now_msec();
+	json_t *o;
+	int p;
+
+	memset(&g, 0, sizeof(g));
+	if (rs->store->ops->repl_get(rs->store, e->key, got_user, &g) == -1)
+		return NULL;
+	p = it == NULL ? -1 : it->sync != NULL ? it->taken : it->prio;
+	if (it != NULL) {
+		if (it->sync != NULL)
+			st = "running";
+		else if (it->stuck)
+			st = "stuck";
+		else if (it->prio >= 0 && it->blocked)
+			st = "waiting";
+		else if (it->prio >= 0 && it->due > now)
+			st = "backoff";
+		else if (it->prio >= 0)
+			st = "queued";
+	}
+	err = it != NULL ? (it->error ? it->error : "") :
+	    (g.error ? g.error : "");
+	o = json_pack("{s:s, s:s, s:o, s:b, s:b, s:s, s:o, s:o, s:o, s:o, "
+	    "s:o, s:i}",
+	    "user", e->key,
+	    "backend", rs->backends[e->backend] ?
+	    rs->backends[e->backend]->name : "",
+	    "replica", q ? json_string(q->name) : json_null(),
+	    "replica_current", (e->flags & UMAP_F_REPL_CURRENT) != 0,
+	    "failed_over", (e->flags & UMAP_F_FAILED_OVER) != 0,
+	    "state", st,
+	    "priority", p >= 0 ? json_string(repl_priority_names[p]) :
+	    json_null(),
+	    "last_fast_sync", time_or_null(g.sr.last_fast),
+	    "last_full_sync", time_or_null(g.sr.last_full),
+	    "last_success", time_or_null(g.sr.last_ok),
+	    "last_error", *err ? json_string(err) : json_null(),
+	    "failures", it != NULL ? (int)it->fails : g.sr.fails);
+	free(g.error);
+	if (o == NULL)
+		fatalx("json_pack");
+	if (it != NULL && it->sync == NULL && it->prio >= 0 && it->due > now)
+		json_object_set_new(o, "next_try", json_integer(
+		    (json_int_t)(it->due / 1000)));
+	return o;
+}
