@@ -143,6 +143,37 @@ class Rig:
         with urllib.request.urlopen(req, timeout=30) as r:
             return json.load(r)
 
+    def _fetch(self, backend, user, fields, mailbox=None):
+        """doveadm -f json fetch on one backend: a list of dicts."""
+        query = ["mailbox", mailbox, "all"] if mailbox else ["all"]
+        r = self.doveadm(backend, "-f", "json", "fetch", "-u", user,
+                         " ".join(fields), *query)
+        if r.returncode != 0:
+            raise RigError("doveadm fetch on %s for %s: exit %d: %s" %
+                           (backend, user, r.returncode, r.stderr.strip()))
+        return json.loads(r.stdout or "[]")
+
+    def message_ids(self, backend, user, mailbox=None):
+        """Message-ID header values of user's messages on one backend, in
+        every mailbox (or only in mailbox), sorted, duplicates kept: what
+        replication tests compare between a primary and its replica.
+        Asked with doveadm fetch on that backend itself; a user without
+        mail there gives [] (an unknown user raises RigError)."""
+        return sorted(m["hdr.message-id"] for m in
+                      self._fetch(backend, user,
+                                  ["mailbox", "hdr.message-id"], mailbox))
+
+    def flags(self, backend, user, mailbox="INBOX"):
+        """{Message-ID: sorted list of flags} for user's messages in one
+        mailbox on one backend. \\Recent is left out (it belongs to a
+        session, and dsync does not carry it)."""
+        out = {}
+        for m in self._fetch(backend, user, ["hdr.message-id", "flags"],
+                             mailbox):
+            out[m["hdr.message-id"]] = sorted(
+                f for f in m["flags"].split() if f != "\\Recent")
+        return out
+
     def sink_messages(self):
         """Messages that reached the SMTP sink (Submission relay), oldest
         first, as bytes."""
