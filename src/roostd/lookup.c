@@ -450,11 +450,11 @@ lookup_handle(struct roost *rs, struct evhttp_request *req)
 	 * replica, which then holds its mail as of the last sync; never to
 	 * a replica that was not synced yet (the user would see an empty
 	 * mailbox, and dsync could never merge the two INBOXes after),
-	 * unless an admin forces it.  A name never seen in a session or a
-	 * delivery has no mail to lose and is placed by the hash.
+	 * unless an admin forces it.  (A guessed name waits for
+	 * unconfirmed_expire like any other; then the hash places it.)
 	 */
 	if (e != NULL && rs->conf->replication &&
-	    (e->flags & UMAP_F_CONFIRMED) && !lookup_expired(rs, e, now)) {
+	    !lookup_expired(rs, e, now)) {
 		if (repl_can_fail_over(rs, e) ||
 		    (state_backend_usable(rs, e->replica, tag) &&
 		    repl_forced(rs, e))) {
