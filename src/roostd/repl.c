@@ -473,6 +473,8 @@ repl_flush(struct repl *r)
 		st->ops->rollback(st);
 		goto busy;
 	}
+	log_debug("replication: %zu queue entries and %zu user rows stored "
+	    "in one transaction", n, nrows);
 	for (i = 0; i < n; i++) {
 		it = r->dirty[i];
 		it->dirty = 0;
