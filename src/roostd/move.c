@@ -133,6 +133,10 @@ struct move_job {
 	size_t			 swept;		/* slots seen this sweep */
 	size_t			 sweep_made;	/* moves made this sweep */
 	size_t			 stuck;		/* users with nowhere to go */
+	uint64_t		 rest_until;	/* mono ms: no sweep before */
+	size_t			 sweep_waiting;	/* failback: users seen this sweep
+						 * whose backend is not synced
+						 * for them yet */
 	uint64_t		 t0;
 	unsigned		 open;		/* its moves not over */
 	int			 done;
@@ -783,9 +787,19 @@ job_target(struct roost *rs, struct move_job *j, struct umap_entry *e)
 
 	if (e->flags & (UMAP_F_MOVING | UMAP_F_PENDING))
 		return -1;
-	if (j->failback)
-		return (e->flags & UMAP_F_FAILED_OVER) &&
-		    (long)e->replica == j->slot ? j->slot : -1;
+	/* Failback: once the backend is synced for the user (its
+	 * replica is current), so the final sync is a short one and the
+	 * user is not held in a move for a full copy. */
+	if (j->failback) {
+		if (!(e->flags & UMAP_F_FAILED_OVER) ||
+		    (long)e->replica != j->slot)
+			return -1;
+		if (rs->conf->replication && !(e->flags & UMAP_F_REPL_CURRENT)) {
+			j->sweep_waiting++;
+			return -1;
+		}
+		return j->slot;
+	}
 	if (j->flush) {
 		if ((long)e->backend != j->slot)
 			return -1;
@@ -880,7 +894,7 @@ job_pull(struct roost *rs, struct move_job *j, size_t room)
 		if (allowed < (long long)room)
 			room = allowed > 0 ? (size_t)allowed : 0;
 	}
-	if (room == 0)
+	if (room == 0 || now_msec_mono() < j->rest_until)
 		return 0;
 	memset(&js, 0, sizeof(js));
 	js.rs = rs;
@@ -935,10 +949,15 @@ done:
 	 * done (a sweep that made moves is followed by another, so users
 	 * the map's growth skipped past are found too). */
 	if (j->swept >= slots) {
-		if (j->sweep_made == 0 && j->open == 0 && js.n == 0)
+		if (j->sweep_made == 0 && j->open == 0 && js.n == 0 &&
+		    j->sweep_waiting == 0)
 			j->done = 1;
+		/* Only users waiting for their sync: look again later. */
+		if (j->sweep_made == 0 && j->sweep_waiting > 0)
+			j->rest_until = now_msec_mono() + 1000;
 		j->swept = 0;
 		j->sweep_made = 0;
+		j->sweep_waiting = 0;
 	}
 	free(made);
 	free(js.found);
