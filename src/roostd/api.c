@@ -521,6 +521,10 @@ h_backend_patch(struct call *c)
 		    backend_state_name(nb->state));
 	going_down = rs->backends[slot]->state != BACKEND_DOWN &&
 	    nb->state == BACKEND_DOWN;
+	/* An admin's force-failover ends when the backend is up again. */
+	if (rs->backends[slot]->state != BACKEND_UP &&
+	    nb->state == BACKEND_UP)
+		nb->force_failover = 0;
 	backend_free(rs->backends[slot]);
 	rs->backends[slot] = nb;
 	nb = NULL;
@@ -1524,12 +1528,12 @@ h_repl_user_queue(struct call *c)
 	if (repl_request(c, body, &prio, &full) == -1 ||
 	    (e = assigned_user(c)) == NULL)
 		goto done;
-	if (e->replica == UMAP_NO_BACKEND && !repl_choose(c->rs, e)) {
+	repl_enqueue(c->rs, e, prio, full, NULL);
+	if (e->replica == UMAP_NO_BACKEND) {
 		http_reply_error(c->req, 409, "user", "user %s has no replica: "
 		    "its pool has no other backend", e->key);
 		goto done;
 	}
-	repl_enqueue(c->rs, e, prio, full, NULL);
 	log_info("admin: replicate %s (%s%s)", e->key,
 	    repl_priority_names[prio], full ? ", full" : "");
 	http_reply_json(c->req, 202, json_pack("{s:s, s:s, s:b}", "user",
@@ -1568,8 +1572,10 @@ h_repl_user_remove(struct call *c)
 
 	if ((e = assigned_user(c)) == NULL)
 		return;
+	if (tx_begin(c) == -1 || tx_commit(c, "replication.remove", e->key,
+	    NULL) == -1)
+		return;
 	had = repl_remove(c->rs, e);
-	log_info("admin: replication remove %s", e->key);
 	http_reply_json(c->req, 200, json_pack("{s:s, s:b}", "user", e->key,
 	    "removed", had));
 }
@@ -1577,8 +1583,10 @@ h_repl_user_remove(struct call *c)
 static void
 repl_set_paused(struct call *c, int paused)
 {
+	if (tx_begin(c) == -1 || tx_commit(c, paused ? "replication.pause" :
+	    "replication.resume", "", NULL) == -1)
+		return;
 	repl_pause(c->rs, paused);
-	log_info("admin: replication %s", paused ? "paused" : "resumed");
 	http_reply_json(c->req, 200, repl_status_json(c->rs));
 }
 
@@ -1636,6 +1644,16 @@ h_backend_force_failover(struct call *c)
 
 	if ((slot = find_backend_or_404(c, c->arg, "name")) == -1)
 		return;
+	/* Only for a backend that cannot serve its users now: the override
+	 * ends when it is healthy again, and must not wait for a failure
+	 * to come days later. */
+	if (!c->rs->backends[slot]->failed &&
+	    c->rs->backends[slot]->state != BACKEND_DOWN) {
+		http_reply_error(c->req, 409, "name", "backend %s serves its "
+		    "users; force-failover is for a failed or down backend",
+		    c->arg);
+		return;
+	}
 	if (tx_begin(c) == -1)
 		return;
 	if (tx_commit(c, "backend.force_failover", c->arg, NULL) == -1)

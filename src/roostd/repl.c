@@ -68,6 +68,7 @@ struct ritem {
 	TAILQ_ENTRY(ritem)	 q;		/* in ready[prio] */
 	size_t			 hidx;		/* in the heap, or NOT_IN_HEAP */
 	int8_t			 prio;		/* queued, -1: none */
+	int8_t			 qprio;		/* the ready list it is on */
 	int8_t			 taken;		/* the running sync's, -1 none */
 	int8_t			 again;		/* asked for while running */
 	uint8_t			 full, again_full;
@@ -296,8 +297,8 @@ static void
 unqueue(struct repl *r, struct ritem *it)
 {
 	if (it->ready) {
-		TAILQ_REMOVE(&r->ready[it->prio], it, q);
-		r->nready[it->prio]--;
+		TAILQ_REMOVE(&r->ready[it->qprio], it, q);
+		r->nready[it->qprio]--;
 		it->ready = 0;
 	}
 	heap_remove(r, it);
@@ -315,8 +316,10 @@ requeue(struct repl *r, struct ritem *it, int64_t now)
 		return;
 	}
 	it->blocked = 0;
-	TAILQ_INSERT_TAIL(&r->ready[it->prio], it, q);
-	r->nready[it->prio]++;
+	/* Remembered: callers change prio before they requeue. */
+	it->qprio = it->prio;
+	TAILQ_INSERT_TAIL(&r->ready[it->qprio], it, q);
+	r->nready[it->qprio]++;
 	it->ready = 1;
 }
 
@@ -1088,6 +1091,10 @@ repl_enqueue(struct roost *rs, struct umap_entry *e, int prio, int full,
 	struct repl *r = rs->repl;
 	struct ritem *it;
 
+	/* A user without a replica gets one now, stored with the entry. */
+	if (rs->conf->replication && e->replica == UMAP_NO_BACKEND &&
+	    !(e->flags & UMAP_F_PENDING) && repl_choose(rs, e))
+		user_row_dirty(r, e);
 	if (rs->conf->replication && e->replica != UMAP_NO_BACKEND &&
 	    prio >= 0 && prio < REPL_P_COUNT) {
 		it = item_get(r, e->key, e->keylen);
