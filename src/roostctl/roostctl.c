@@ -1988,8 +1988,9 @@ print_repl_status(json_t *root)
 	    (long long)int_of(tot, "events_from_replica"),
 	    (long long)int_of(tot, "events_not_from_backend"));
 	print_kv("events:", xstrdup(line));
-	print_kv("refused failovers:", fmt_value(json_object_get(tot,
-	    "failovers_refused")));
+	snprintf(line, sizeof(line), "%lld failovers (replica not current)",
+	    (long long)int_of(tot, "failovers_refused"));
+	print_kv("refused:", xstrdup(line));
 	return EXIT_OK;
 }
 

@@ -216,6 +216,10 @@ def main(t):
     eq(kv(out, "queued"), "sync 1, high 0, low %d, full 0" % (N - 2),
        "status: queued per priority")
     eq(kv(out, "running"), "0 (at most 4 at once)", "status: running")
+    eq(kv(out, "refused"), "0 failovers (replica not current)",
+       "status: refused failovers")
+    eq(kv(out, "events"), "0 (0 from a replica, 0 not from the user's "
+       "backend)", "status: events")
     for label in ("failed", "stuck", "waiting", "backing off"):
         eq(kv(out, label), "0", "status: %s" % label)
     check(re.fullmatch(r"\d+s|-", kv(out, "oldest pending")),
