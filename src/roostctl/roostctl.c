@@ -71,6 +71,8 @@ enum opt_id {
 	OPT_ALL,
 	OPT_MAXMOVES,
 	OPT_RATE,
+	OPT_FULL,
+	OPT_PRIORITY,
 	OPT_MAX
 };
 
@@ -120,6 +122,8 @@ static const struct opt_entry {
 	[OPT_ALL] =		{ "all", 0, 1, 0, NULL },
 	[OPT_MAXMOVES] =	{ "max", 1, 0, 100000000LL, NULL },
 	[OPT_RATE] =		{ "rate", 1, 0, 100000000LL, NULL },
+	[OPT_FULL] =		{ "full", 0, 1, 0, NULL },
+	[OPT_PRIORITY] =	{ "priority", 1, 1, 0, NULL },
 };
 
 /* args.seen is a mask of O(opt). */
@@ -225,6 +229,18 @@ static int	cmd_proxy_set(struct ctl *, const struct cmd_entry *,
 		    struct args *);
 static int	cmd_proxy_remove(struct ctl *, const struct cmd_entry *,
 		    struct args *);
+static int	cmd_repl_status(struct ctl *, const struct cmd_entry *,
+		    struct args *);
+static int	cmd_replicate(struct ctl *, const struct cmd_entry *,
+		    struct args *);
+static int	cmd_repl_remove(struct ctl *, const struct cmd_entry *,
+		    struct args *);
+static int	cmd_repl_pause(struct ctl *, const struct cmd_entry *,
+		    struct args *);
+static int	cmd_failback(struct ctl *, const struct cmd_entry *,
+		    struct args *);
+static int	cmd_backend_force_failover(struct ctl *,
+		    const struct cmd_entry *, struct args *);
 
 static const struct cmd_entry cmd_table[] = {
 	{ "status", "", 0, 0, 0, cmd_status, NULL },
@@ -272,6 +288,17 @@ static const struct cmd_entry cmd_table[] = {
 	{ "rebalance", "[--max N] [--rate R] [--no-wait]", 0, 0,
 	  O(OPT_MAXMOVES) | O(OPT_RATE) | O(OPT_NO_WAIT), cmd_rebalance,
 	  NULL },
+	{ "replication status", "[USER]", 0, 1, 0, cmd_repl_status, NULL },
+	{ "replicate", "[--full] [--priority sync|high|low|full] USER|--all",
+	  0, 1, O(OPT_FULL) | O(OPT_PRIORITY) | O(OPT_ALL), cmd_replicate,
+	  NULL },
+	{ "replication remove", "USER", 1, 1, 0, cmd_repl_remove, NULL },
+	{ "replication pause", "", 0, 0, 0, cmd_repl_pause, "pause" },
+	{ "replication resume", "", 0, 0, 0, cmd_repl_pause, "resume" },
+	{ "failback", "BACKEND [--no-wait]", 1, 1, O(OPT_NO_WAIT),
+	  cmd_failback, NULL },
+	{ "backend force-failover", "NAME", 1, 1, 0,
+	  cmd_backend_force_failover, NULL },
 	{ "map", "[--backend B] [--limit N]", 0, 0,
 	  O(OPT_BACKEND) | O(OPT_LIMIT), cmd_map, NULL },
 	{ "lookup", "USER [--protocol P] [--tag T]", 1, 1,
@@ -1381,6 +1408,8 @@ cmd_user_show(struct ctl *ctl, const struct cmd_entry *self, struct args *a)
 	static const struct column fields[] = {
 		{ "User:", "user", NULL }, { "Current:", "backend", fmt_current },
 		{ "Hashed:", "hashed", NULL }, { "Replica:", "replica", NULL },
+		{ "Replica current:", "replica_current", NULL },
+		{ "Failed over:", "failed_over", NULL },
 		{ "Pinned:", "pinned", NULL }, { "Tag:", "tag", NULL },
 		{ "Since:", "since", fmt_time },
 		{ "Last lookup:", "last_lookup", fmt_time },
@@ -1883,6 +1912,312 @@ cmd_moves(struct ctl *ctl, const struct cmd_entry *self, struct args *a)
 	return EXIT_OK;
 }
 
+/* --- replication ------------------------------------------------------ */
+
+/* Seconds as an age for people: 45s, 3m07s, 2h05m, 4d03h. */
+static char *
+fmt_age(json_t *v)
+{
+	json_int_t s;
+	char *out;
+
+	if (!json_is_integer(v))
+		return fmt_value(v);
+	s = json_integer_value(v);
+	if (s < 60)
+		xasprintf(&out, "%llds", (long long)s);
+	else if (s < 3600)
+		xasprintf(&out, "%lldm%02llds", (long long)(s / 60),
+		    (long long)(s % 60));
+	else if (s < 86400)
+		xasprintf(&out, "%lldh%02lldm", (long long)(s / 3600),
+		    (long long)(s % 3600 / 60));
+	else
+		xasprintf(&out, "%lldd%02lldh", (long long)(s / 86400),
+		    (long long)(s % 86400 / 3600));
+	return out;
+}
+
+static json_int_t
+int_of(json_t *obj, const char *key)
+{
+	return json_integer_value(json_object_get(obj, key));
+}
+
+/* The queue as a few lines: what waits, what runs, what fails. */
+static int
+print_repl_status(json_t *root)
+{
+	static const char *prio[] = { "sync", "high", "low", "full" };
+	json_t *q, *tot;
+	char line[256];
+	size_t i, len;
+
+	if (!json_is_object(q = json_object_get(root, "queued"))) {
+		msg("the answer has no queue");
+		return EXIT_CONN;
+	}
+	tot = json_object_get(root, "totals");
+	print_kv("replication:", xstrdup(!json_is_true(json_object_get(root,
+	    "enabled")) ? "off (replication = no in roostd.conf)" :
+	    json_is_true(json_object_get(root, "paused")) ? "on, paused" :
+	    "on"));
+	line[0] = '\0';
+	/* Four short items: far from filling the line. */
+	for (i = 0, len = 0; i < sizeof(prio) / sizeof(prio[0]) &&
+	    len < sizeof(line); i++)
+		len += (size_t)snprintf(line + len, sizeof(line) - len,
+		    "%s%s %lld", i > 0 ? ", " : "", prio[i],
+		    (long long)int_of(q, prio[i]));
+	print_kv("queued:", xstrdup(line));
+	snprintf(line, sizeof(line), "%lld (at most %lld at once)",
+	    (long long)int_of(root, "running"),
+	    (long long)int_of(root, "max_conns"));
+	print_kv("running:", xstrdup(line));
+	print_kv("failed:", fmt_value(json_object_get(root, "failed")));
+	print_kv("stuck:", fmt_value(json_object_get(root, "stuck")));
+	print_kv("waiting:", fmt_value(json_object_get(root, "waiting")));
+	print_kv("backing off:", fmt_value(json_object_get(root, "backoff")));
+	print_kv("oldest pending:", int_of(root, "oldest_pending_s") > 0 ?
+	    fmt_age(json_object_get(root, "oldest_pending_s")) :
+	    xstrdup("-"));
+	print_kv("synced:", fmt_value(json_object_get(tot, "synced")));
+	print_kv("syncs failed:", fmt_value(json_object_get(tot, "failed")));
+	snprintf(line, sizeof(line), "%lld (%lld from a replica, %lld not "
+	    "from the user's backend)", (long long)int_of(tot, "events"),
+	    (long long)int_of(tot, "events_from_replica"),
+	    (long long)int_of(tot, "events_not_from_backend"));
+	print_kv("events:", xstrdup(line));
+	snprintf(line, sizeof(line), "%lld failovers (replica not current)",
+	    (long long)int_of(tot, "failovers_refused"));
+	print_kv("refused:", xstrdup(line));
+	return EXIT_OK;
+}
+
+/* One user's replication: where to, how current, how it went. */
+static void
+print_repl_user(json_t *root)
+{
+	static const struct column times[] = {
+		{ "last fast sync:", "last_fast_sync", fmt_time },
+		{ "last full sync:", "last_full_sync", fmt_time },
+		{ "last success:", "last_success", fmt_time },
+		{ "last error:", "last_error", NULL },
+		{ "failures:", "failures", NULL },
+	};
+	static const char *known[] = { "user", "backend", "replica",
+	    "replica_current", "failed_over", "state", "priority",
+	    "last_fast_sync", "last_full_sync", "last_success", "last_error",
+	    "failures", "next_try" };
+	json_t *rep, *prio, *v;
+	const char *key;
+	char *a, *b, *out, label[64];
+	size_t i;
+
+	print_kv("user:", fmt_value(json_object_get(root, "user")));
+	print_kv("backend:", fmt_value(json_object_get(root, "backend")));
+	rep = json_object_get(root, "replica");
+	if (json_is_string(rep)) {
+		a = fmt_value(rep);
+		xasprintf(&out, "%s (%s)", a, json_is_true(json_object_get(root,
+		    "replica_current")) ? "current" :
+		    "not current: a full sync is due");
+		free(a);
+		print_kv("replica:", out);
+	} else
+		print_kv("replica:", xstrdup("- (no other backend in the pool)"));
+	print_kv("failed over:", fmt_value(json_object_get(root,
+	    "failed_over")));
+	prio = json_object_get(root, "priority");
+	a = fmt_value(json_object_get(root, "state"));
+	if (json_is_string(prio)) {
+		b = fmt_value(prio);
+		xasprintf(&out, "%s (priority %s)", a, b);
+		free(a);
+		free(b);
+	} else
+		out = a;
+	print_kv("state:", out);
+	if ((v = json_object_get(root, "next_try")) != NULL)
+		print_kv("next try:", fmt_time(v));
+	print_fields(root, times, sizeof(times) / sizeof(times[0]));
+	/* Fields a newer roostd adds still get shown. */
+	json_object_foreach(root, key, v) {
+		for (i = 0; i < sizeof(known) / sizeof(known[0]); i++)
+			if (strcmp(key, known[i]) == 0)
+				break;
+		if (i < sizeof(known) / sizeof(known[0]))
+			continue;
+		a = safe_str(key);
+		snprintf(label, sizeof(label), "%s:", a);
+		free(a);
+		print_kv(label, fmt_value(v));
+	}
+}
+
+static int
+cmd_repl_status(struct ctl *ctl, const struct cmd_entry *self,
+    struct args *a)
+{
+	json_t *root;
+	char *user, *path;
+	int ret;
+
+	(void)self;
+	if (a->argc == 1) {
+		user = url_escape(ctl, a->argv[0]);
+		xasprintf(&path, "/v1/replication/users/%s", user);
+		free(user);
+	} else
+		path = xstrdup("/v1/replication");
+	ret = api_call(ctl, "GET", path, NULL, &root);
+	free(path);
+	if (ret != EXIT_OK)
+		return ret;
+	if (json_shown(ctl, root))
+		return EXIT_OK;
+	if (a->argc == 1)
+		print_repl_user(root);
+	else
+		ret = print_repl_status(root);
+	json_decref(root);
+	return ret;
+}
+
+/* replicate USER | --all: queue syncs (the server says at what priority). */
+static int
+cmd_replicate(struct ctl *ctl, const struct cmd_entry *self, struct args *a)
+{
+	json_t *body, *root;
+	char *user, *path, *prio;
+	const char *how;
+	int ret;
+
+	if ((a->argc == 1) == ((a->seen & O(OPT_ALL)) != 0)) {
+		msg("replicate: give a USER or --all");
+		cmd_usage(self, stderr);
+		return EXIT_USAGE;
+	}
+	body = json_object();
+	if (a->seen & O(OPT_PRIORITY))
+		json_object_set_new(body, "priority",
+		    json_string(a->val[OPT_PRIORITY]));
+	if (a->seen & O(OPT_FULL))
+		json_object_set_new(body, "full", json_true());
+	if (a->argc == 1) {
+		user = url_escape(ctl, a->argv[0]);
+		xasprintf(&path, "/v1/replication/users/%s", user);
+		free(user);
+	} else
+		path = xstrdup("/v1/replication/all");
+	ret = api_call(ctl, "POST", path, body, &root);
+	free(path);
+	json_decref(body);
+	if (ret != EXIT_OK)
+		return ret;
+	if (json_shown(ctl, root))
+		return EXIT_OK;
+	prio = answer_name(root, "priority", "high");
+	how = json_is_true(json_object_get(root, "full")) ? ", full sync" : "";
+	if (a->argc == 1) {
+		user = answer_name(root, "user", a->argv[0]);
+		printf("user %s queued for replication (priority %s%s)\n", user,
+		    prio, how);
+		free(user);
+	} else
+		printf("%lld users queued for replication (priority %s%s)\n",
+		    (long long)int_of(root, "queued"), prio, how);
+	free(prio);
+	json_decref(root);
+	return EXIT_OK;
+}
+
+static int
+cmd_repl_remove(struct ctl *ctl, const struct cmd_entry *self,
+    struct args *a)
+{
+	json_t *root;
+	char *user, *path;
+	int ret, removed;
+
+	(void)self;
+	user = url_escape(ctl, a->argv[0]);
+	xasprintf(&path, "/v1/replication/users/%s", user);
+	free(user);
+	ret = api_call(ctl, "DELETE", path, NULL, &root);
+	free(path);
+	if (ret != EXIT_OK)
+		return ret;
+	user = answer_name(root, "user", a->argv[0]);
+	removed = json_is_true(json_object_get(root, "removed"));
+	ret = changed(ctl, root, removed ? "user %s removed from the "
+	    "replication queue" : "user %s was not in the replication queue",
+	    user);
+	free(user);
+	return ret;
+}
+
+static int
+cmd_repl_pause(struct ctl *ctl, const struct cmd_entry *self,
+    struct args *a)
+{
+	json_t *root, *body = json_object();
+	char *path;
+	int ret;
+
+	(void)a;
+	xasprintf(&path, "/v1/replication/%s", self->data);
+	ret = api_call(ctl, "POST", path, body, &root);
+	json_decref(body);
+	free(path);
+	if (ret != EXIT_OK)
+		return ret;
+	return changed(ctl, root, "replication %s", strcmp(self->data,
+	    "pause") == 0 ? "paused: no sync starts until resume" :
+	    "resumed");
+}
+
+static int
+cmd_failback(struct ctl *ctl, const struct cmd_entry *self, struct args *a)
+{
+	char *name, *path, what[128];
+	int ret;
+
+	(void)self;
+	name = url_escape(ctl, a->argv[0]);
+	xasprintf(&path, "/v1/backends/%s/failback", name);
+	snprintf(what, sizeof(what), "failback to %s", a->argv[0]);
+	ret = start_job(ctl, path, json_object(), a, what);
+	free(path);
+	free(name);
+	return ret;
+}
+
+static int
+cmd_backend_force_failover(struct ctl *ctl, const struct cmd_entry *self,
+    struct args *a)
+{
+	json_t *root, *body = json_object();
+	char *name, *path;
+	int ret;
+
+	(void)self;
+	name = url_escape(ctl, a->argv[0]);
+	xasprintf(&path, "/v1/backends/%s/force-failover", name);
+	free(name);
+	ret = api_call(ctl, "POST", path, body, &root);
+	json_decref(body);
+	free(path);
+	if (ret != EXIT_OK)
+		return ret;
+	name = answer_name(root, "name", a->argv[0]);
+	ret = changed(ctl, root, "backend %s: its users may now fail over "
+	    "onto replicas that are not current, until it is healthy again",
+	    name);
+	free(name);
+	return ret;
+}
+
 /*
  * Find the verb at argv[0] (and argv[1] for two-word verbs).  Returns the
  * entry and the number of words it used, or NULL.
@@ -1997,6 +2332,14 @@ verb_args(struct ctl *ctl, const struct cmd_entry *ce, int argc, char **argv,
 	    strcmp(a->val[OPT_STATE], "drain") != 0 &&
 	    strcmp(a->val[OPT_STATE], "down") != 0) {
 		msg("--state: one of up, drain, down");
+		goto usage;
+	}
+	if ((a->seen & O(OPT_PRIORITY)) &&
+	    strcmp(a->val[OPT_PRIORITY], "sync") != 0 &&
+	    strcmp(a->val[OPT_PRIORITY], "high") != 0 &&
+	    strcmp(a->val[OPT_PRIORITY], "low") != 0 &&
+	    strcmp(a->val[OPT_PRIORITY], "full") != 0) {
+		msg("--priority: one of sync, high, low, full");
 		goto usage;
 	}
 	a->argc = argc - optind;

@@ -1,6 +1,7 @@
 """A fake doveadm HTTP API on loopback for scenarios without Dovecot: it
 checks the API key, records every command, answers `kick` and `who` from
-a table of sessions the test controls, and can be told to hang."""
+a table of sessions the test controls, answers `sync` with a new state (or
+the exit code the test sets for that user), and can be told to hang."""
 
 import base64
 import json
@@ -18,6 +19,7 @@ class FakeDoveadm:
         self.kick_delay = kick_delay
         self.sessions = {}		# user -> number of sessions
         self.sticky = set()		# users whose sessions survive a kick
+        self.sync_exit = {}		# user -> exit code of its syncs
         self.calls = []			# (command, params)
         self.hang = False
         self.lock = threading.Lock()
@@ -95,6 +97,12 @@ class FakeDoveadm:
                     for u, n in self.sessions.items()
                     if n and (not users or u in users)]
             return ["doveadmResponse", rows, tag]
+        if cmd == "sync":
+            code = self.sync_exit.get(users[0] if users else "")
+            if code:
+                return ["error", {"type": "exitCode", "exitCode": code}, tag]
+            return ["doveadmResponse",
+                    [{"state": "fake-state-%d" % len(self.calls)}], tag]
         return ["error", {"type": "exitCode", "exitCode": 64}, tag]
 
     def commands(self, name, user=None):
