@@ -402,7 +402,13 @@ def main(t):
     check(any(e["action"] == "backend.failback" and e["subject"] == "b1"
               for e in au["entries"]), "failback audited")
 
-    # -- force-failover: the backend object, audited.
+    # -- force-failover: refused while the backend serves its users (the
+    # override would wait for a failure days later); for a down one, the
+    # backend object, audited.
+    error(r.api("POST", "/v1/backends/b1/force-failover", {}), 409,
+          "name", "force-failover of a healthy backend")
+    for b in ("b1", "b2"):
+        r.patch_backend(b, state="down")
     js = status(r.api("POST", "/v1/backends/b1/force-failover", {}), 200,
                 "force-failover")
     eq(js["name"], "b1", "force-failover answers the backend")
