@@ -550,6 +550,9 @@ dest_problem(const struct backend *b)
 		return "serves no doveadm port";
 	if (b->state == BACKEND_DOWN)
 		return "is down";
+	/* Being emptied: no new copies there until an admin decides. */
+	if (b->state == BACKEND_DRAIN)
+		return "is draining";
 	if (b->failed || b->health == HEALTH_FAILED)
 		return "failed its probes";
 	return NULL;
