@@ -83,23 +83,10 @@ struct events {
 
 static void	poll_cb(evutil_socket_t, short, void *);
 
-static uint32_t
-act_hash(const char *key, size_t len)
-{
-	uint32_t h = 2166136261u;
-	size_t i;
-
-	for (i = 0; i < len; i++) {
-		h ^= (unsigned char)key[i];
-		h *= 16777619u;
-	}
-	return h ^ (h >> 15);
-}
-
 static struct act *
 act_find(const struct events *ev, const char *key, size_t len)
 {
-	uint32_t h = act_hash(key, len);
+	uint32_t h = umap_hash(key, len);
 	struct act *a;
 
 	for (a = ev->tab[h & ev->mask]; a != NULL; a = a->next)
@@ -138,7 +125,7 @@ act_get(struct events *ev, struct umap_entry *e)
 	if (ev->count > ev->mask)
 		act_grow(ev);
 	a = xcalloc(1, sizeof(*a) + e->keylen + 1);
-	a->hash = act_hash(e->key, e->keylen);
+	a->hash = umap_hash(e->key, e->keylen);
 	a->keylen = e->keylen;
 	memcpy(a->key, e->key, e->keylen);
 	b = a->hash & ev->mask;
@@ -750,7 +737,7 @@ events_user_forget(struct roost *rs, const char *key, size_t len)
 {
 	struct events *ev = rs->events;
 	struct act *a, **ap;
-	uint32_t h = act_hash(key, len);
+	uint32_t h = umap_hash(key, len);
 
 	for (ap = &ev->tab[h & ev->mask]; (a = *ap) != NULL; ap = &a->next)
 		if (a->hash == h && a->keylen == len &&

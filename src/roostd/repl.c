@@ -155,23 +155,10 @@ repl_priority_parse(const char *s)
 
 /* --- the entry table ------------------------------------------------ */
 
-static uint32_t
-key_hash(const char *key, size_t len)
-{
-	uint32_t h = 2166136261u;
-	size_t i;
-
-	for (i = 0; i < len; i++) {
-		h ^= (unsigned char)key[i];
-		h *= 16777619u;
-	}
-	return h ^ (h >> 15);
-}
-
 static struct ritem *
 item_find(const struct repl *r, const char *key, size_t len)
 {
-	uint32_t h = key_hash(key, len);
+	uint32_t h = umap_hash(key, len);
 	struct ritem *it;
 
 	for (it = r->tab[h & r->mask]; it != NULL; it = it->hnext)
@@ -210,7 +197,7 @@ item_get(struct repl *r, const char *key, size_t len)
 	if (r->count > r->mask)
 		table_grow(r);
 	it = xcalloc(1, sizeof(*it) + len + 1);
-	it->hash = key_hash(key, len);
+	it->hash = umap_hash(key, len);
 	it->keylen = len;
 	memcpy(it->key, key, len);
 	it->prio = it->taken = it->again = -1;

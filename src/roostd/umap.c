@@ -15,7 +15,7 @@ struct umap {
 	size_t			  count;
 };
 
-static uint32_t
+uint32_t
 umap_hash(const char *key, size_t len)
 {
 	/* FNV-1a, then a finalizer: short keys spread over all bits. */

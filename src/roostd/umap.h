@@ -37,6 +37,9 @@ struct umap_entry {
 
 struct umap;
 
+/* The hash of a routing key; side tables keyed like the map use it too. */
+uint32_t		 umap_hash(const char *key, size_t len);
+
 struct umap		*umap_new(size_t expected);
 void			 umap_free(struct umap *);
 size_t			 umap_count(const struct umap *);
