@@ -8,6 +8,8 @@ The failover rows give the median and the max over rounds against 3 s.  The
 flush row reads "n/a (no flush yet)" and the run still passes when roostd
 answers the flush POST with 404 or 405; once it answers 202 the row is the
 rate from the POST until no move is open and the backend holds nobody.
+The replication rows put Roost's lag median against the 2.3 replicator's
+and its p99 against 250 ms.
 
 bench/run's own main() runs here with the measuring steps (rig, loadgen,
 wrk) replaced by fixed numbers, so what is checked is the report and the
@@ -80,6 +82,14 @@ def medians():
     return {k: dict(m) for k in ("A", "B", "C")}
 
 
+def replication():
+    """What run_replication measures, as fixed numbers."""
+    lag = {"count": 200, "missing": 0, "median_ms": 30.0, "p99_ms": 90.0}
+    return {"lag": lag,
+            "anchor": dict(lag, median_ms=32.0, p99_ms=80.0),
+            "syncs": {"synced": 101, "max_conns": 10, "per_s": 120.0}}
+
+
 def run_bench(env, results, flush_status=404):
     """bench/run's main() under env, with fake measurements (the flush
     endpoint answering flush_status); returns (exit status, printed
@@ -109,6 +119,7 @@ def run_bench(env, results, flush_status=404):
         mod.setup_failover = lambda work: (FakeRig(), FakeRoostd(work))
         mod.run_failover = lambda rig, roost: failover_rounds()
         mod.setup_flush = lambda rig, roost: ("b1", 1000, [])
+        mod.run_replication = lambda work: replication()
         flush = FlushRoostd(flush_status)
         real = getattr(mod, "run_flush", None)    # the measurement itself
         mod.run_flush = lambda roost, backend, users: \
@@ -199,6 +210,16 @@ def main(t):
         check(fl["built"] and fl["done"] and fl["users"] == 1000 and
               abs(fl["users_per_s"] - 1000 / fl["seconds"]) < 1e-6,
               "flush in the JSON: %r" % fl)
+
+    # replication: Roost's median against the 2.3 replicator's, p99
+    # against 250 ms, in the same run
+    eq(row(text, "replication lag median ("),
+       ["replication lag median (200 deliveries)", "30.0 ms", "<= 32.0 ms",
+        "PASS"], "replication median row")
+    eq(row(text, "replication lag p99 ("),
+       ["replication lag p99 (200 deliveries)", "90.0 ms", "<= 250 ms",
+        "PASS"], "replication p99 row")
+    eq(row(text, "syncs/s")[1], "120", "syncs/s row")
 
     # BENCH_ONLY: those sections, said so, and never latest.json
     os.unlink(os.path.join(results, "latest.json"))
