@@ -2,6 +2,7 @@
 longer than user_expire falls back to the hash, one that keeps being looked
 up stays, a pinned one never expires, and the new placement survives kill -9.
 Takes a little over a minute (user_expire is at least 60 s)."""
+# run.py: alongside (about a minute of waiting for user_expire)
 
 import time
 

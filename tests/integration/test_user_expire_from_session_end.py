@@ -4,6 +4,7 @@ never expires; unconfirmed_expire forgets an assignment that never saw a
 session or a delivery (a name guessed at the proxy), however often it is
 looked up, while one confirmed before a kill -9 is kept.  Events are posted
 by hand; about 70 s (both settings are at least 60 s)."""
+# run.py: alongside (about a minute of waiting for user_expire)
 
 import time
 
