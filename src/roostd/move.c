@@ -102,8 +102,10 @@ struct move {
 	int			 kicked_backend;	/* proxies' turn */
 	uint64_t		 marked;	/* monotonic ms: marked moving */
 	int			 ready;		/* to switch at the next pass */
-	struct repl_run		*sync;		/* the final sync, running */
-	int			 synced;	/* ... done, or not needed */
+	struct repl_run		*sync;		/* a sync of the move, running */
+	int			 presynced;	/* the copy before the kick is done */
+	char			*sync_state;	/* the dsync state it answered */
+	int			 synced;	/* the final sync is done */
 	struct move_job		*job;		/* the job that made it, if any */
 	struct move_wait	*waits;
 	size_t			 nwaits, cwaits;
@@ -266,6 +268,7 @@ move_destroy(struct move *m)
 {
 	move_cancel_calls(m);
 	repl_run_cancel(m->sync);
+	free(m->sync_state);
 	free(m->waits);
 	free(m);
 }
@@ -337,10 +340,11 @@ move_finish(struct move *m, int ok, const char *fmt, ...)
 static void	move_ready(struct move *);
 
 static void
-final_sync_done(void *arg, int ok, const char *error)
+final_sync_done(void *arg, int ok, const char *error, const char *state)
 {
 	struct move *m = arg;
 
+	(void)state;
 	m->sync = NULL;
 	if (!ok) {
 		move_finish(m, 0, "final sync from %s to %s: %s", m->from_name,
@@ -408,8 +412,9 @@ move_switch(struct move *m)
 	    1000 + 1000;
 	if (m->deadline < limit)
 		m->deadline = limit;
-	if ((m->sync = repl_run_sync(rs, e, m->from, m->to, final_sync_done,
-	    m)) == NULL)
+	/* After the copy, only what changed since: from its state. */
+	if ((m->sync = repl_run_sync(rs, e, m->from, m->to, m->sync_state,
+	    final_sync_done, m)) == NULL)
 		move_finish(m, 0, "final sync: the dsync state could not be "
 		    "read: %s", store_error(rs->store));
 }
@@ -741,6 +746,55 @@ move_kick_at(struct move *m, const char *url, const char *key)
 	    MOVE_CALL_MS, kick_done, mc);
 }
 
+static void	move_start(struct move *);
+
+static void
+presync_done(void *arg, int ok, const char *error, const char *state)
+{
+	struct move *m = arg;
+
+	m->sync = NULL;
+	free(m->sync_state);
+	m->sync_state = xstrdup(state);
+	if (!ok) {
+		move_finish(m, 0, "copying the mail from %s to %s: %s",
+		    m->from_name, m->to_name, error);
+		return;
+	}
+	m->presynced = 1;
+	move_start(m);
+}
+
+/*
+ * With replication, a move to a backend that is not the user's current
+ * replica first copies the mail there while the user keeps working: the
+ * final sync after the kick then has only the last changes to carry, and
+ * the user waits for that, not for a whole mailbox.
+ */
+static int
+move_presync(struct move *m, struct umap_entry *e)
+{
+	struct roost *rs = m->rs;
+	const struct backend *b = rs->backends[m->from];
+
+	if (!rs->conf->replication || m->presynced ||
+	    ((long)e->replica == m->to && (e->flags & UMAP_F_REPL_CURRENT)) ||
+	    b == NULL || b->doveadm_url == NULL || b->state == BACKEND_DOWN ||
+	    b->failed)
+		return 0;
+	m->state = MOVE_SYNCING;
+	move_store_state(m);
+	m->deadline = now_msec_mono() + (uint64_t)rs->conf->
+	    replication_sync_timeout * 1000 + 1000;
+	if ((m->sync = repl_run_sync(rs, e, m->from, m->to, NULL, presync_done,
+	    m)) == NULL) {
+		move_finish(m, 0, "copying the mail: the dsync state could not "
+		    "be read: %s", store_error(rs->store));
+		return 1;
+	}
+	return 1;
+}
+
 static void
 move_start(struct move *m)
 {
@@ -752,6 +806,8 @@ move_start(struct move *m)
 		    m->from_name);
 		return;
 	}
+	if (move_presync(m, e))
+		return;
 	e->flags |= UMAP_F_MOVING;
 	m->marked = now_msec_mono();
 	m->deadline = m->marked + (uint64_t)rs->conf->move_timeout * 1000;

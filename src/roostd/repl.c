@@ -1002,7 +1002,9 @@ sync_done(void *arg, const struct doveadm_result *res)
 			snprintf(err, sizeof(err), "sync: %s", res->error ?
 			    res->error : "failed");
 		LIST_REMOVE(run, entry);
-		run->cb(run->arg, res->ok, err);
+		run->cb(run->arg, res->ok, err, res->ok &&
+		    answer_state(res->response) != NULL ?
+		    answer_state(res->response) : "");
 		free(run);
 		free(s);
 		return;
@@ -1017,7 +1019,7 @@ sync_done(void *arg, const struct doveadm_result *res)
 
 struct repl_run *
 repl_run_sync(struct roost *rs, struct umap_entry *e, long from, long to,
-    repl_run_cb cb, void *arg)
+    const char *given, repl_run_cb cb, void *arg)
 {
 	struct repl *r = rs->repl;
 	struct repl_run *run;
@@ -1026,7 +1028,10 @@ repl_run_sync(struct roost *rs, struct umap_entry *e, long from, long to,
 	int full;
 
 	full = (long)e->replica != to || !(e->flags & UMAP_F_REPL_CURRENT);
-	if (!full) {
+	if (given != NULL && *given != '\0') {
+		full = 0;
+		state = xstrdup(given);
+	} else if (!full) {
 		it = item_find(r, e->key, e->keylen);
 		if (it != NULL && it->state != NULL)
 			state = xstrdup(it->state);

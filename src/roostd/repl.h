@@ -83,14 +83,17 @@ int	repl_remove(struct roost *, struct umap_entry *);
 
 /*
  * A sync run for a move, outside the queue and its limit: from the user's
- * backend slot `from` toward slot `to`, incremental with the stored state
- * when `to` is the user's replica, else full.  done(arg, ok, error) runs
- * once, later, unless cancelled.
+ * backend slot `from` toward slot `to`; incremental from `state` when given
+ * (what an earlier run answered), else from the stored state when `to` is
+ * the user's current replica, else full.  done(arg, ok, error, state) runs
+ * once, later, unless cancelled; state is the new dsync state ("" when
+ * none came), valid during the call.
  */
 struct repl_run;
-typedef void	(*repl_run_cb)(void *, int ok, const char *error);
+typedef void	(*repl_run_cb)(void *, int ok, const char *error,
+		    const char *state);
 struct repl_run *repl_run_sync(struct roost *, struct umap_entry *, long from,
-	    long to, repl_run_cb, void *);
+	    long to, const char *state, repl_run_cb, void *);
 void	repl_run_cancel(struct repl_run *);
 
 /* GET /v1/replication, GET /v1/replication/users/{user}: new references. */
