@@ -617,6 +617,9 @@ repl_pair_changed(struct roost *rs, struct umap_entry *e)
 	it->due = 0;
 	it->blocked = 0;
 	mark_dirty(r, it);
+	/* A move next to the replica's host left the user without one. */
+	if (e->replica == UMAP_NO_BACKEND && repl_choose(rs, e))
+		user_row_dirty(r, e);
 	if (e->replica != UMAP_NO_BACKEND)
 		item_queue(r, it, REPL_P_SYNC, 1, now_msec());
 }
