@@ -21,6 +21,11 @@
  * at most RESET_BUDGET_MS on PQresetPoll, once a RESET_INTERVAL_MS at most
  * (a host name in the connection string still resolves synchronously).
  *
+ * For now one roostd per store, as with SQLite: each keeps the whole map
+ * in memory and nothing yet tells it of another's changes, so open takes a
+ * session advisory lock on the schema (and again after a reconnect; a
+ * roostd that lost it to another answers busy).
+ *
  * Durability: a commit returns once PostgreSQL has it on stable storage
  * (synchronous_commit on, the server's default), so STORE_TX_ADMIN needs
  * nothing more here and durable() says 1 unless the session runs with
@@ -40,7 +45,8 @@
  *  - insert-if-absent for new users (ON CONFLICT DO NOTHING RETURNING, the
  *    loser adopts the stored row) instead of user_put's upsert;
  *  - leases (claimed rows with an expiry, or advisory locks) for moves,
- *    syncs, jobs and health verdicts that one instance must own.
+ *    syncs, jobs and health verdicts that one instance must own;
+ *  - then the one-roostd lock goes.
  */
 #include <errno.h>
 #include <limits.h>
@@ -49,6 +55,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <libpq-fe.h>
 
@@ -66,6 +73,12 @@
 #define CONNECT_TIMEOUT_S	"5"	/* at open; the string may override */
 /* Two instances migrating one database at once: the second waits. */
 #define MIGRATE_LOCK_KEY	"7263737400000001"
+/* One roostd per schema until the change feed: a session lock on the
+ * schema's name, taken at open (waiting up to OWNER_WAIT_MS for a killed
+ * holder's session to end) and again after each reconnect. */
+#define OWNER_LOCK_SQL		"SELECT pg_try_advisory_lock(72637374," \
+				" hashtext(current_schema()))"
+#define OWNER_WAIT_MS		3000
 
 /*
  * Schema migrations: step i takes the schema from version pg_steps[i].from
@@ -361,6 +374,7 @@ struct pg_store {
 	int		 in_tx;		/* inside the caller's begin() */
 	int		 commit_failed;	/* commit() failed and closed it */
 	int		 resetting;	/* PQresetStart done, polling */
+	int		 owner;		/* holds the one-roostd lock */
 	uint64_t	 reset_at;	/* last reconnect attempt, mono ms */
 };
 
@@ -406,7 +420,7 @@ set_msg(struct store *st, const char *what, const char *msg)
 
 	store_set_error(st, "%s: %s", what, msg != NULL && *msg != '\0' ?
 	    msg : "unknown error");
-	while ((nl = strpbrk(st->err, "\r\n")) != NULL) {
+	while ((nl = strpbrk(st->err, "\r\n\t")) != NULL) {
 		if (nl[1] == '\0')
 			*nl = '\0';
 		else
@@ -499,6 +513,37 @@ session_setup(struct store *st)
 }
 
 /*
+ * Take the one-roostd lock: 1 taken, 0 another session holds it, -1 error.
+ * Several roostd on one store would each keep the whole map in memory and
+ * drift apart; the change feed of issue 11 lifts this.
+ */
+static int
+owner_lock(struct store *st)
+{
+	PGresult *res;
+	int rv;
+
+	res = PQexec(impl(st)->conn, OWNER_LOCK_SQL);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
+		pg_fail(st, "store lock", res);
+		PQclear(res);
+		return -1;
+	}
+	rv = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+	PQclear(res);
+	if (rv)
+		impl(st)->owner = 1;
+	return rv;
+}
+
+static void
+owner_taken(struct store *st)
+{
+	store_set_error(st, "store in use by another roostd; one roostd per "
+	    "PostgreSQL store (schema) for now");
+}
+
+/*
  * Make sure there is a working connection, without blocking long: a lost
  * one is reset in steps of at most RESET_BUDGET_MS per call.  Inside the
  * caller's transaction a lost connection stays lost: the transaction went
@@ -513,8 +558,23 @@ conn_ready(struct store *st)
 	uint64_t now, deadline;
 	int i;
 
-	if (PQstatus(ps->conn) == CONNECTION_OK && !ps->resetting)
-		return 0;
+	if (PQstatus(ps->conn) == CONNECTION_OK && !ps->resetting) {
+		if (ps->owner)
+			return 0;
+		/* Lost with the old session: whoever holds it now keeps
+		 * the store, and this roostd only ever answers busy. */
+		switch (owner_lock(st)) {
+		case 1:
+			log_info("postgresql store: lock taken again");
+			return 0;
+		case 0:
+			owner_taken(st);
+			st->busy = 1;
+			return -1;
+		default:
+			return -1;
+		}
+	}
 	if (ps->in_tx) {
 		set_msg(st, "store", "connection lost inside a transaction");
 		st->busy = 1;
@@ -550,12 +610,13 @@ conn_ready(struct store *st)
 		}
 	}
 	ps->resetting = 0;
+	ps->owner = 0;
 	for (i = 0; i < S_COUNT; i++)
 		ps->prepared[i] = 0;
 	if (session_setup(st) == -1)
 		return -1;
 	log_info("postgresql store: connection re-established");
-	return 0;
+	return conn_ready(st);
 busy:
 	pg_fail(st, "store connection lost, reconnecting", NULL);
 	st->busy = 1;
@@ -864,6 +925,8 @@ pg_open(struct store *st, const char *spec)
 	const char *keys[] = { "connect_timeout", "application_name",
 	    "dbname", NULL };
 	const char *vals[] = { CONNECT_TIMEOUT_S, "roostd", spec, NULL };
+	uint64_t t0;
+	int rc;
 
 	if (spec == NULL || spec[0] == '\0') {
 		store_set_error(st, "no connection string given "
@@ -887,6 +950,15 @@ pg_open(struct store *st, const char *spec)
 	/* Migrations may take their time and wait for another instance's. */
 	if (simple(st, "SET statement_timeout = 0; SET lock_timeout = 0",
 	    "open") == -1 || migrate(st) == -1 || session_setup(st) == -1)
+		goto fail;
+	/* A holder killed a moment ago: its session ends in a few ms. */
+	t0 = now_msec_mono();
+	while ((rc = owner_lock(st)) == 0 &&
+	    now_msec_mono() - t0 < OWNER_WAIT_MS)
+		usleep(100 * 1000);
+	if (rc == 0)
+		owner_taken(st);
+	if (rc != 1)
 		goto fail;
 	return 0;
 fail:

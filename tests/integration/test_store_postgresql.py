@@ -6,7 +6,9 @@ doveadm APIs, no Dovecot), forgets a user and changes backends; after
 kill -9 the database holds exactly that, and the restarted roostd answers
 every user as before, lists the moves and the job's end, and syncs the
 users that were still queued.  The connection string's password is in no
-log and no answer; a malformed string is a FILE:LINE error of roostd -n."""
+log and no answer; a malformed string is a FILE:LINE error of roostd -n; a
+second roostd on the same store exits (one per store until the change
+feed)."""
 
 import glob
 import json
@@ -120,6 +122,13 @@ def scenario(t, pg):
     r.start()
     eq(status(r.api("GET", "/v1/status"), 200, "status")["store"],
        "postgresql", "status names the store")
+    # One roostd per store until the change feed: a second one exits.
+    r2 = t.roost(start=False, store=store)
+    r2.start(wait=False)
+    rc2 = r2.wait_exit(15)
+    check(rc2 not in (None, 0) and "in use by another roostd" in r2.log(),
+          "a second roostd on the store exits (%r): %s" % (rc2,
+                                                         r2.log_tail()))
 
     fakes = {n: FakeDoveadm(a, KEY) for n, a in
              (("b1", "127.0.0.11"), ("b2", "127.0.0.12"),
@@ -251,6 +260,7 @@ def scenario(t, pg):
         r.api("GET", "/v1/replication"), 200, "repl")["queued"].values())
         == 0, 30)
     r.secrets_absent(pg.password, KEY)
+    r2.secrets_absent(pg.password)
     for f in fakes.values():
         f.close()
 

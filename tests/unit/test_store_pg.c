@@ -1643,6 +1643,32 @@ test_pg_concurrent_open(void **state)
 	store_free(st);
 }
 
+/* One roostd per store (schema) until the change feed: a second open is
+ * refused, naming why, once the first is gone it works. */
+static void
+test_pg_one_roostd_per_store(void **state)
+{
+	struct fixture *f = fixture(state);
+	struct store *st, *other;
+	char err[600];
+	uint64_t t0, ms;
+
+	st = open_ok(f);
+	t0 = now_msec_mono();
+	other = store_open(f->url, err, sizeof(err));
+	ms = now_msec_mono() - t0;
+	assert_null(other);
+	print_message("second open refused after %llu ms: %s\n",
+	    (unsigned long long)ms, err);
+	assert_non_null(strstr(err, "in use by another roostd"));
+	assert_true(ms < 10000);
+	/* The first works on. */
+	add_backend(st, "b1");
+	store_free(st);
+	st = open_ok(f);
+	store_free(st);
+}
+
 #define BOTH(fn)							\
 	{ "sqlite_" #fn, fn, setup_sqlite, teardown, NULL },		\
 	{ "pg_" #fn, fn, setup_pg, teardown, NULL }
@@ -1678,6 +1704,7 @@ main(void)
 		PG(test_pg_durable),
 		PG(test_pg_open_errors),
 		PG(test_pg_concurrent_open),
+		PG(test_pg_one_roostd_per_store),
 	};
 	int rc;
 
