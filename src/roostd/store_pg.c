@@ -639,6 +639,28 @@ simple(struct store *st, const char *sql, const char *what)
 	return 0;
 }
 
+/* Prepare statement id on this connection unless it is; named "r<id>". */
+static int
+prepare(struct store *st, enum stmt id, const char *what)
+{
+	struct pg_store *ps = impl(st);
+	PGresult *res;
+	char name[16];
+
+	if (ps->prepared[id])
+		return 0;
+	snprintf(name, sizeof(name), "r%d", (int)id);
+	res = PQprepare(ps->conn, name, stmt_sql[id], 0, NULL);
+	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+		pg_fail(st, what, res);
+		PQclear(res);
+		return -1;
+	}
+	PQclear(res);
+	ps->prepared[id] = 1;
+	return 0;
+}
+
 /*
  * Run prepared statement id with p; the result (rows or not) for the
  * caller to PQclear, or NULL with the error set.  *errres, when given,
@@ -655,19 +677,9 @@ run(struct store *st, enum stmt id, const struct params *p,
 
 	if (errres != NULL)
 		*errres = NULL;
-	if (conn_ready(st) == -1)
+	if (conn_ready(st) == -1 || prepare(st, id, what) == -1)
 		return NULL;
 	snprintf(name, sizeof(name), "r%d", (int)id);
-	if (!ps->prepared[id]) {
-		res = PQprepare(ps->conn, name, stmt_sql[id], 0, NULL);
-		if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-			pg_fail(st, what, res);
-			PQclear(res);
-			return NULL;
-		}
-		PQclear(res);
-		ps->prepared[id] = 1;
-	}
 	res = PQexecPrepared(ps->conn, name, p != NULL ? p->n : 0,
 	    p != NULL ? p->v : NULL, NULL, NULL, 0);
 	rs = PQresultStatus(res);
@@ -699,6 +711,99 @@ run_cmd(struct store *st, enum stmt id, const struct params *p,
 	}
 	PQclear(res);
 	return 0;
+}
+
+/* Fill the parameters of record i; -1 (error set) refuses the record. */
+typedef int (*fill_fn)(struct store *, const void *, size_t,
+    struct params *);
+
+/*
+ * Run statement id once per record in libpq's pipeline mode, PIPE_MAX
+ * statements a round trip instead of one each, inside the caller's unit of
+ * work.  Stops at the first failure: *bad gets the record's index and
+ * *errres its result (for the caller to PQclear), when the server refused
+ * it.  Blocking sends are safe at this size: the results of PIPE_MAX
+ * statements fit in the socket buffers while the server reads on.
+ */
+#define PIPE_MAX	256
+static int
+run_batch(struct store *st, enum stmt id, const void *recs, size_t n,
+    fill_fn fill, const char *what, size_t *bad, PGresult **errres)
+{
+	PGconn *conn = impl(st)->conn;
+	struct params p;
+	PGresult *res;
+	ExecStatusType rs;
+	size_t i, j, end, sent;
+	int failed = 0;
+	char name[16];
+
+	*errres = NULL;
+	*bad = 0;
+	if (conn_ready(st) == -1 || prepare(st, id, what) == -1)
+		return -1;
+	snprintf(name, sizeof(name), "r%d", (int)id);
+	for (i = 0; i < n && !failed; i = end) {
+		end = n - i > PIPE_MAX ? i + PIPE_MAX : n;
+		if (!PQenterPipelineMode(conn))
+			return pg_fail(st, what, NULL);
+		for (sent = 0, j = i; j < end; j++, sent++) {
+			memset(&p, 0, sizeof(p));
+			if (fill(st, recs, j, &p) == -1) {
+				failed = 1;
+				*bad = j;
+				break;
+			}
+			if (!PQsendQueryPrepared(conn, name, p.n, p.v, NULL,
+			    NULL, 0)) {
+				pg_fail(st, what, NULL);
+				failed = 1;
+				*bad = j;
+				break;
+			}
+		}
+		if (!PQpipelineSync(conn) && !failed) {
+			pg_fail(st, what, NULL);
+			failed = 1;
+		}
+		/* One result and a NULL per statement sent, then the sync;
+		 * after a failure the rest come back aborted. */
+		for (j = 0; j < sent && PQstatus(conn) == CONNECTION_OK; j++) {
+			while ((res = PQgetResult(conn)) != NULL) {
+				rs = PQresultStatus(res);
+				if (rs == PGRES_COMMAND_OK ||
+				    rs == PGRES_PIPELINE_ABORTED || failed) {
+					PQclear(res);
+					continue;
+				}
+				pg_fail(st, what, res);
+				failed = 1;
+				*bad = i + j;
+				*errres = res;
+			}
+		}
+		if (PQstatus(conn) == CONNECTION_OK) {
+			res = PQgetResult(conn);
+			if (PQresultStatus(res) != PGRES_PIPELINE_SYNC &&
+			    !failed) {
+				pg_fail(st, what, res);
+				failed = 1;
+			}
+			PQclear(res);
+		}
+		if (!PQexitPipelineMode(conn)) {
+			if (!failed)
+				pg_fail(st, what, NULL);
+			failed = 1;
+		}
+		if (PQstatus(conn) != CONNECTION_OK) {
+			if (!failed)
+				pg_fail(st, what, NULL);
+			st->busy = 1;
+			failed = 1;
+		}
+	}
+	return failed ? -1 : 0;
 }
 
 static int
@@ -1551,39 +1656,41 @@ params_user(struct params *p, const struct store_user *u)
 }
 
 static int
+fill_user(struct store *st, const void *recs, size_t i, struct params *p)
+{
+	const struct store_user *u = (const struct store_user *)recs + i;
+
+	if (u->user == NULL || u->backend == NULL) {
+		store_set_error(st, "user put: record %zu has no %s", i,
+		    u->user == NULL ? "user" : "backend");
+		return -1;
+	}
+	params_user(p, u);
+	return 0;
+}
+
+static int
 pg_user_put(struct store *st, const struct store_user *us, size_t n)
 {
 	enum txmode mode = TX_NONE;
-	struct params p;
-	PGresult *res, *err;
-	size_t i;
+	PGresult *err;
+	size_t bad;
 
 	if (n == 0)
 		return 0;
 	/* One statement is atomic on its own; a batch needs a transaction. */
 	if ((n > 1 || impl(st)->in_tx) && tx_start(st, &mode) == -1)
 		return -1;
-	for (i = 0; i < n; i++) {
-		if (us[i].user == NULL || us[i].backend == NULL) {
-			store_set_error(st, "user put: record %zu has no %s",
-			    i, us[i].user == NULL ? "user" : "backend");
-			goto fail;
-		}
-		memset(&p, 0, sizeof(p));
-		params_user(&p, &us[i]);
-		if ((res = run(st, S_USER_PUT, &p, "user put", &err)) == NULL) {
-			if (err != NULL && is_state(err, "23503"))
-				store_set_error(st, "user %s: no backend "
-				    "named %s", us[i].user, us[i].backend);
-			PQclear(err);
-			goto fail;
-		}
-		PQclear(res);
+	if (run_batch(st, S_USER_PUT, us, n, fill_user, "user put", &bad,
+	    &err) == -1) {
+		if (err != NULL && is_state(err, "23503"))
+			store_set_error(st, "user %s: no backend named %s",
+			    us[bad].user, us[bad].backend);
+		PQclear(err);
+		tx_end(st, mode, 0);
+		return -1;
 	}
 	return tx_end(st, mode, 1);
-fail:
-	tx_end(st, mode, 0);
-	return -1;
 }
 
 static int
@@ -1625,31 +1732,37 @@ pg_user_list(struct store *st, const char *backend, const char *after,
 }
 
 static int
+fill_touch(struct store *st, const void *recs, size_t i, struct params *p)
+{
+	const struct store_user *u = (const struct store_user *)recs + i;
+
+	(void)st;
+	/* A record without a user touches nobody (as in SQLite). */
+	p_text(p, u->user != NULL ? u->user : "");
+	p_int(p, u->last_lookup);
+	p_int(p, u->confirmed != 0);
+	return 0;
+}
+
+static int
 pg_user_touch(struct store *st, const struct store_user *us, size_t n)
 {
 	enum txmode mode = TX_NONE;
-	struct params p;
-	size_t i;
+	PGresult *err;
+	size_t bad;
 
 	if (n == 0)
 		return 0;
 	/* One transaction for the lot: one commit instead of n. */
 	if ((n > 1 || impl(st)->in_tx) && tx_start(st, &mode) == -1)
 		return -1;
-	for (i = 0; i < n; i++) {
-		if (us[i].user == NULL)
-			continue;
-		memset(&p, 0, sizeof(p));
-		p_text(&p, us[i].user);
-		p_int(&p, us[i].last_lookup);
-		p_int(&p, us[i].confirmed != 0);
-		if (run_cmd(st, S_USER_TOUCH, &p, "user touch", NULL) == -1)
-			goto fail;
+	if (run_batch(st, S_USER_TOUCH, us, n, fill_touch, "user touch",
+	    &bad, &err) == -1) {
+		PQclear(err);
+		tx_end(st, mode, 0);
+		return -1;
 	}
 	return tx_end(st, mode, 1);
-fail:
-	tx_end(st, mode, 0);
-	return -1;
 }
 
 static int
@@ -1937,45 +2050,50 @@ row_repl(struct store *st, const PGresult *res, int r, void *cbp, void *arg)
 }
 
 static int
+fill_repl(struct store *st, const void *recs, size_t i, struct params *p)
+{
+	const struct store_repl *r = (const struct store_repl *)recs + i;
+
+	if (r->user == NULL) {
+		store_set_error(st, "repl put: record %zu has no user", i);
+		return -1;
+	}
+	p_text(p, r->user);
+	if (r->priority < 0)
+		p_text(p, NULL);
+	else
+		p_int(p, r->priority);
+	p_int(p, r->queued);
+	p_int(p, r->due);
+	p_int(p, r->full != 0);
+	p_int(p, r->fails);
+	p_int(p, r->stuck != 0);
+	p_text(p, r->error != NULL ? r->error : "");
+	p_text(p, r->state);	/* NULL: keep */
+	p_int(p, r->last_fast);
+	p_int(p, r->last_full);
+	p_int(p, r->last_ok);
+	return 0;
+}
+
+static int
 pg_repl_put(struct store *st, const struct store_repl *rs, size_t n)
 {
 	enum txmode mode = TX_NONE;
-	struct params p;
-	size_t i;
+	PGresult *err;
+	size_t bad;
 
 	if (n == 0)
 		return 0;
 	if ((n > 1 || impl(st)->in_tx) && tx_start(st, &mode) == -1)
 		return -1;
-	for (i = 0; i < n; i++) {
-		if (rs[i].user == NULL) {
-			store_set_error(st, "repl put: record %zu has no user",
-			    i);
-			goto fail;
-		}
-		memset(&p, 0, sizeof(p));
-		p_text(&p, rs[i].user);
-		if (rs[i].priority < 0)
-			p_text(&p, NULL);
-		else
-			p_int(&p, rs[i].priority);
-		p_int(&p, rs[i].queued);
-		p_int(&p, rs[i].due);
-		p_int(&p, rs[i].full != 0);
-		p_int(&p, rs[i].fails);
-		p_int(&p, rs[i].stuck != 0);
-		p_text(&p, rs[i].error != NULL ? rs[i].error : "");
-		p_text(&p, rs[i].state);	/* NULL: keep */
-		p_int(&p, rs[i].last_fast);
-		p_int(&p, rs[i].last_full);
-		p_int(&p, rs[i].last_ok);
-		if (run_cmd(st, S_REPL_PUT, &p, "repl put", NULL) == -1)
-			goto fail;
+	if (run_batch(st, S_REPL_PUT, rs, n, fill_repl, "repl put", &bad,
+	    &err) == -1) {
+		PQclear(err);
+		tx_end(st, mode, 0);
+		return -1;
 	}
 	return tx_end(st, mode, 1);
-fail:
-	tx_end(st, mode, 0);
-	return -1;
 }
 
 static int

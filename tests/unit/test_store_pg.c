@@ -1557,6 +1557,29 @@ test_pg_connection_lost(void **state)
 	pg_kill_sessions();
 	assert_int_equal(retry_put(st, "carol"), 0);
 	assert_int_equal(user_count(st), 2);
+
+	/* A batch (pipelined) meets the lost session: all or nothing. */
+	{
+		struct store_user three[3] = {
+			{ "d1", "b1", "", 0, 1, 0, 0, NULL, 0, 0 },
+			{ "d2", "b1", "", 0, 1, 0, 0, NULL, 0, 0 },
+			{ "d3", "b1", "", 0, 1, 0, 0, NULL, 0, 0 },
+		};
+		int i;
+
+		usleep(1100 * 1000);	/* past the reconnect interval */
+		pg_kill_sessions();
+		assert_int_equal(st->ops->user_put(st, three, 3), -1);
+		assert_true(st->busy);
+		for (i = 0; i < 100; i++) {
+			if (st->ops->user_put(st, three, 3) == 0)
+				break;
+			assert_true(st->busy);
+			usleep(50000);
+		}
+		assert_true(i < 100);
+		assert_int_equal(user_count(st), 5);
+	}
 	store_free(st);
 }
 
