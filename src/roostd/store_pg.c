@@ -6,7 +6,9 @@
  * search_path, so one database can hold several (options='-csearch_path=x').
  *
  * Every statement gets its input as bound parameters only (PQexecPrepared,
- * prepared on first use on each connection), never as SQL text.  Errors
+ * prepared on first use on each connection), never as SQL text; batches
+ * (user_put, user_touch, repl_put) go in libpq's pipeline mode, up to
+ * PIPE_MAX statements a round trip, BEGIN and COMMIT on their own.  Errors
  * carry the server's primary message and never its DETAIL (a failing row
  * there could show a doveadm key) nor the connection string, which may hold
  * a password.
@@ -36,9 +38,10 @@
  * The next steps change:
  *  - no waiting on the loop at all: libpq's asynchronous interface driven by
  *    the loop (PQsendQueryPrepared, PQconsumeInput on the socket's event,
- *    pipeline mode so that a lookup batch is one round trip), or a store
- *    thread with completions; store.h then returns results through
- *    callbacks instead of return values;
+ *    BEGIN, the batch and COMMIT in one pipeline: one round trip a loop
+ *    pass), or a store thread with completions; store.h then returns
+ *    results through callbacks and a transaction handle instead of return
+ *    values and hidden state; a reconnect resolves host names off the loop;
  *  - a change feed: every mutation also bumps a change sequence and sends
  *    NOTIFY, each instance LISTENs and reads the changes after the last
  *    sequence it saw (also after a reconnect);
