@@ -31,7 +31,7 @@ else ifneq ($(SANITIZER),)
 $(error SANITIZER must be address or undefined)
 endif
 
-DEPS_D	 = libevent libevent_openssl openssl jansson sqlite3 libcurl
+DEPS_D	 = libevent libevent_openssl openssl jansson sqlite3 libcurl libpq
 DEPS_C	 = libcurl jansson
 CFLAGS_D := $(shell $(PKG_CONFIG) --cflags $(DEPS_D))
 LIBS_D	:= $(shell $(PKG_CONFIG) --libs $(DEPS_D)) -lm -pthread

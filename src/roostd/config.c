@@ -15,6 +15,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <libpq-fe.h>
+
 #include "config.h"
 #include "log.h"
 #include "util.h"
@@ -74,11 +76,14 @@ struct store_scheme {
 };
 
 static int	check_abspath(const char *, char *, size_t);
+static int	check_conninfo(const char *, char *, size_t);
 static int	check_store(const char *, char *, size_t);
 static int	check_separator(const char *, char *, size_t);
 
 static const struct store_scheme store_schemes[] = {
 	{ "sqlite:", "sqlite:/absolute/path", check_abspath },
+	{ "postgresql:", "postgresql:<libpq connection string>",
+	  check_conninfo },
 };
 
 static const struct enum_name username_formats[] = {
@@ -287,6 +292,42 @@ check_abspath(const char *v, char *why, size_t whylen)
 	return 0;
 }
 
+/*
+ * A libpq connection string ("host=... dbname=..." or a postgresql:// URI),
+ * checked for its form only: the server is not asked.  It may hold a
+ * password, so no part of it goes into the message, nor libpq's, which can
+ * quote a piece of the string.
+ */
+static int
+check_conninfo(const char *v, char *why, size_t whylen)
+{
+	PQconninfoOption *opts;
+	char *err = NULL;
+
+	if (v[0] == '\0') {
+		seterr(why, whylen, "no connection string after postgresql:");
+		return -1;
+	}
+	if (strncmp(v, "//", 2) == 0) {
+		seterr(why, whylen, "a URI follows the scheme: "
+		    "postgresql:postgresql://...");
+		return -1;
+	}
+	if ((opts = PQconninfoParse(v, &err)) == NULL) {
+		if (err != NULL &&
+		    strncmp(err, "invalid connection option", 25) == 0)
+			seterr(why, whylen, "not a valid libpq connection "
+			    "string: an unknown keyword");
+		else
+			seterr(why, whylen, "not a valid libpq connection "
+			    "string (keyword=value ... or postgresql://...)");
+		PQfreemem(err);
+		return -1;
+	}
+	PQconninfoFree(opts);
+	return 0;
+}
+
 static int
 check_store(const char *v, char *why, size_t whylen)
 {
@@ -303,7 +344,9 @@ check_store(const char *v, char *why, size_t whylen)
 	    flen < sizeof(forms); i++)
 		flen += (size_t)snprintf(forms + flen, sizeof(forms) - flen, "%s%s",
 		    i > 0 ? " or " : "", store_schemes[i].form);
-	seterr(why, whylen, "unknown store '%.128s' (want %s)", v, forms);
+	/* Only the scheme: the rest may hold a password. */
+	seterr(why, whylen, "unknown store '%.*s' (want %s)",
+	    (int)strcspn(v, ":"), v, forms);
 	return -1;
 }
 

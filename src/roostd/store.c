@@ -10,11 +10,14 @@
 #include "store.h"
 #include "xmalloc.h"
 
+extern const struct store_ops	store_pg_ops;	/* store_pg.c */
+
 static const struct {
 	const char		*scheme;
 	const struct store_ops	*ops;
 } store_schemes[] = {
 	{ "sqlite:", &store_sqlite_ops },
+	{ "postgresql:", &store_pg_ops },
 };
 
 struct store *
@@ -37,7 +40,8 @@ store_open(const char *url, char *err, size_t errlen)
 		}
 		return st;
 	}
-	snprintf(err, errlen, "unknown store type (expected sqlite:PATH)");
+	snprintf(err, errlen, "unknown store type (expected sqlite:PATH or "
+	    "postgresql:CONNINFO)");
 	return NULL;
 }
 

@@ -402,7 +402,41 @@ test_store_and_paths(void **state)
 	value_fails("store", "SQLITE:/x");
 	value_fails("store", "");
 	parse_fails("store = mysql:x\n", "test.conf:1: store: unknown store "
-	    "'mysql:x' (want sqlite:/absolute/path)");
+	    "'mysql' (want sqlite:/absolute/path or postgresql:<libpq "
+	    "connection string>)");
+	/* The rest of the value may hold a password: never in a message. */
+	parse_fails("store = postgres:password=s3cret\n", "test.conf:1: store: "
+	    "unknown store 'postgres' (want sqlite:/absolute/path or "
+	    "postgresql:<libpq connection string>)");
+	parse_fails("store = postgresql:host=x password s3cret\n",
+	    "test.conf:1: store: not a valid libpq connection string "
+	    "(keyword=value ... or postgresql://...)");
+	parse_fails("store = postgresql:host=x pasword=s3cret\n",
+	    "test.conf:1: store: not a valid libpq connection string: an "
+	    "unknown keyword");
+	value_fails("store", "postgresql:");
+	{
+		const char *ok[] = {
+			"store = postgresql:host=127.0.0.1 port=39001 "
+			    "dbname=roost\n",
+			"store = postgresql:postgresql://roost@db1,db2/roost?"
+			    "target_session_attrs=read-write\n",
+		};
+		struct config *c;
+		char err[512];
+		size_t i;
+
+		for (i = 0; i < 2; i++) {
+			c = config_parse("test.conf", ok[i], 0, err,
+			    sizeof(err));
+			if (c == NULL)
+				fail_msg("%s: %s", ok[i], err);
+			assert_int_equal(strlen(c->store), strlen(ok[i]) - 9);
+			assert_memory_equal(c->store, ok[i] + 8,
+			    strlen(ok[i]) - 9);
+			config_free(c);
+		}
+	}
 	value_fails("admin_token_file", "");
 	value_fails("admin_token_file", "admin.token");
 	value_fails("lookup_token_file", "etc/lookup");

@@ -1,0 +1,2172 @@
+/*
+ * store_pg.c: the PostgreSQL store ("store = postgresql:<libpq connection
+ * string>"), the same operations with the same meaning as store_sqlite.c,
+ * on one libpq connection.  This is what several roostd will share (issue
+ * 11); a database holds one Roost in the first schema of the connection's
+ * search_path, so one database can hold several (options='-csearch_path=x').
+ *
+ * Every statement gets its input as bound parameters only (PQexecPrepared,
+ * prepared on first use on each connection), never as SQL text; batches
+ * (user_put, user_touch, repl_put) go in libpq's pipeline mode, up to
+ * PIPE_MAX statements a round trip, BEGIN and COMMIT on their own.  Errors
+ * carry the server's primary message and never its DETAIL (a failing row
+ * there could show a doveadm key) nor the connection string, which may hold
+ * a password.
+ *
+ * Time bounds: the session runs with lock_timeout LOCK_TIMEOUT_MS and
+ * statement_timeout STMT_TIMEOUT_MS, so no call waits long for another
+ * instance's row lock or a slow server; such a failure, a serialization
+ * failure or a lost connection sets `busy` (retryable: the caller answers
+ * 503 or tries again).  The loads at start and backend_delete (which may
+ * release many users) lift the statement bound for their own transaction.
+ * A lost connection is re-established without blocking: each call spends
+ * at most RESET_BUDGET_MS on PQresetPoll, once a RESET_INTERVAL_MS at most
+ * (a host name in the connection string still resolves synchronously).
+ *
+ * For now one roostd per store, as with SQLite: each keeps the whole map
+ * in memory and nothing yet tells it of another's changes, so open takes a
+ * session advisory lock on the schema (and again after a reconnect; a
+ * roostd that lost it to another answers busy).
+ *
+ * Durability: a commit returns once PostgreSQL has it on stable storage
+ * (synchronous_commit on, the server's default), so STORE_TX_ADMIN needs
+ * nothing more here and durable() says 1 unless the session runs with
+ * synchronous_commit off.
+ *
+ * THIS IS THE FIRST STEP of issue 11.  The calls are synchronous on the
+ * caller's thread (roostd's event loop), bounded by the timeouts above.
+ * The next steps change:
+ *  - no waiting on the loop at all: libpq's asynchronous interface driven by
+ *    the loop (PQsendQueryPrepared, PQconsumeInput on the socket's event,
+ *    BEGIN, the batch and COMMIT in one pipeline: one round trip a loop
+ *    pass), or a store thread with completions; store.h then returns
+ *    results through callbacks and a transaction handle instead of return
+ *    values and hidden state; a reconnect resolves host names off the loop;
+ *  - a change feed: every mutation also bumps a change sequence and sends
+ *    NOTIFY, each instance LISTENs and reads the changes after the last
+ *    sequence it saw (also after a reconnect);
+ *  - insert-if-absent for new users (ON CONFLICT DO NOTHING RETURNING, the
+ *    loser adopts the stored row) instead of user_put's upsert;
+ *  - leases (claimed rows with an expiry, or advisory locks) for moves,
+ *    syncs, jobs and health verdicts that one instance must own;
+ *  - then the one-roostd lock goes.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <poll.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <libpq-fe.h>
+
+#include "backend.h"
+#include "log.h"
+#include "store.h"
+#include "util.h"
+#include "xmalloc.h"
+
+#define LOCK_TIMEOUT_MS		50	/* another instance's row lock */
+#define STMT_TIMEOUT_MS		500	/* any one statement on the loop */
+#define BULK_TIMEOUT_MS		30000	/* backend_delete of many users */
+#define RESET_INTERVAL_MS	1000	/* between reconnect attempts */
+#define RESET_BUDGET_MS		20	/* of one call spent reconnecting */
+#define CONNECT_TIMEOUT_S	"5"	/* at open; the string may override */
+/* Two instances migrating one database at once: the second waits. */
+#define MIGRATE_LOCK_KEY	"7263737400000001"
+/* One roostd per schema until the change feed: a session lock on the
+ * schema's name, taken at open (waiting up to OWNER_WAIT_MS for a killed
+ * holder's session to end) and again after each reconnect. */
+#define OWNER_LOCK_SQL		"SELECT pg_try_advisory_lock(72637374," \
+				" hashtext(current_schema()))"
+#define OWNER_WAIT_MS		3000
+
+/*
+ * Schema migrations: step i takes the schema from version pg_steps[i].from
+ * to pg_steps[i].to in one transaction with the version bump.  Append,
+ * never edit.
+ *
+ * The PostgreSQL store begins at version 9 in one step: no PostgreSQL
+ * store exists at an older version, so replaying SQLite's history (tables
+ * that later steps alter) would only be code to get wrong.  From 9 on the
+ * two stores take the same numbered steps, so a schema version means the
+ * same tables in both (what a copy from SQLite to PostgreSQL relies on).
+ * Column names are SQLite's; "user" and "full" are quoted (keywords).
+ * Flags are integers 0/1 and times int8, as in SQLite.
+ */
+static const struct {
+	int		 from, to;
+	const char	*sql;
+} pg_steps[] = {
+	{ 0, 9,
+	"CREATE TABLE meta ("
+	"  key text PRIMARY KEY,"
+	"  value text NOT NULL"
+	");"
+	"CREATE TABLE backends ("
+	"  name text PRIMARY KEY,"
+	"  host text NOT NULL,"
+	"  hostip text NOT NULL DEFAULT '',"
+	"  tag text NOT NULL DEFAULT '',"
+	"  weight int8 NOT NULL,"
+	"  state text NOT NULL,"
+	"  port_imap int4 NOT NULL DEFAULT 0,"
+	"  port_pop3 int4 NOT NULL DEFAULT 0,"
+	"  port_lmtp int4 NOT NULL DEFAULT 0,"
+	"  port_submission int4 NOT NULL DEFAULT 0,"
+	"  port_sieve int4 NOT NULL DEFAULT 0,"
+	"  port_doveadm int4 NOT NULL DEFAULT 0,"
+	"  doveadm_url text,"
+	"  doveadm_key text,"
+	"  created int8 NOT NULL,"
+	"  updated int8 NOT NULL,"
+	"  tls text NOT NULL DEFAULT 'no',"
+	"  probe_user text,"
+	"  probe_password text"
+	");"
+	"CREATE TABLE users ("
+	"  \"user\" text PRIMARY KEY,"
+	"  backend text NOT NULL REFERENCES backends(name),"
+	"  tag text NOT NULL DEFAULT '',"
+	"  pinned int4 NOT NULL DEFAULT 0,"
+	"  since int8 NOT NULL DEFAULT 0,"
+	"  last_lookup int8 NOT NULL DEFAULT 0,"
+	"  confirmed int4 NOT NULL DEFAULT 0,"
+	"  replica text,"
+	"  replica_current int4 NOT NULL DEFAULT 0,"
+	"  failed_over int4 NOT NULL DEFAULT 0"
+	");"
+	/* C collation: user_list pages in byte order, as SQLite does. */
+	"CREATE INDEX users_backend ON users(backend, \"user\" COLLATE \"C\");"
+	"CREATE INDEX users_name ON users(\"user\" COLLATE \"C\");"
+	"CREATE TABLE audit ("
+	"  id int8 GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,"
+	"  at int8 NOT NULL,"
+	"  actor text NOT NULL,"
+	"  action text NOT NULL,"
+	"  subject text NOT NULL DEFAULT '',"
+	"  detail text NOT NULL DEFAULT '{}'"
+	");"
+	"CREATE TABLE backend_health ("
+	"  backend text PRIMARY KEY"
+	"    REFERENCES backends(name) ON DELETE CASCADE,"
+	"  state text NOT NULL,"
+	"  since int8 NOT NULL,"
+	"  error text NOT NULL DEFAULT '',"
+	"  latency_ms int8 NOT NULL DEFAULT 0,"
+	"  checked int8 NOT NULL DEFAULT 0"
+	");"
+	"CREATE TABLE proxies ("
+	"  name text PRIMARY KEY,"
+	"  doveadm_url text NOT NULL,"
+	"  doveadm_key text NOT NULL,"
+	"  created int8 NOT NULL,"
+	"  updated int8 NOT NULL"
+	");"
+	/* No foreign keys: a move outlives its backends as history. */
+	"CREATE TABLE moves ("
+	"  id int8 GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,"
+	"  \"user\" text NOT NULL,"
+	"  from_backend text NOT NULL,"
+	"  to_backend text NOT NULL,"
+	"  reason text NOT NULL,"
+	"  state text NOT NULL,"
+	"  pin int4 NOT NULL DEFAULT 0,"
+	"  error text NOT NULL DEFAULT '',"
+	"  created int8 NOT NULL,"
+	"  updated int8 NOT NULL"
+	");"
+	"CREATE UNIQUE INDEX moves_open ON moves(\"user\")"
+	"  WHERE state NOT IN ('done', 'failed');"
+	"CREATE TABLE move_jobs ("
+	"  id int8 GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,"
+	"  kind text NOT NULL,"
+	"  backend text NOT NULL DEFAULT '',"
+	"  max int8 NOT NULL DEFAULT 0,"
+	"  rate int8 NOT NULL DEFAULT 0,"
+	"  made int8 NOT NULL DEFAULT 0,"
+	"  state text NOT NULL,"
+	"  created int8 NOT NULL,"
+	"  updated int8 NOT NULL"
+	");"
+	"CREATE TABLE repl ("
+	"  \"user\" text PRIMARY KEY,"
+	"  priority int4,"
+	"  queued int8 NOT NULL DEFAULT 0,"
+	"  due int8 NOT NULL DEFAULT 0,"
+	"  \"full\" int4 NOT NULL DEFAULT 0,"
+	"  fails int4 NOT NULL DEFAULT 0,"
+	"  stuck int4 NOT NULL DEFAULT 0,"
+	"  error text NOT NULL DEFAULT '',"
+	"  state text NOT NULL DEFAULT '',"
+	"  last_fast int8 NOT NULL DEFAULT 0,"
+	"  last_full int8 NOT NULL DEFAULT 0,"
+	"  last_ok int8 NOT NULL DEFAULT 0"
+	");"
+	"CREATE INDEX repl_work ON repl(\"user\")"
+	"  WHERE priority IS NOT NULL OR fails > 0 OR stuck > 0;"
+	/* A user's repl row goes with the user, a replica with its backend;
+	 * the functions name their tables through the session's search_path,
+	 * which is the schema they were created in. */
+	"CREATE FUNCTION roost_users_repl_gone() RETURNS trigger"
+	"  LANGUAGE plpgsql AS $$ BEGIN"
+	"  DELETE FROM repl WHERE \"user\" = OLD.\"user\"; RETURN NULL;"
+	"  END $$;"
+	"CREATE TRIGGER users_repl_gone AFTER DELETE ON users"
+	"  FOR EACH ROW EXECUTE FUNCTION roost_users_repl_gone();"
+	"CREATE FUNCTION roost_backends_replica_gone() RETURNS trigger"
+	"  LANGUAGE plpgsql AS $$ BEGIN"
+	"  UPDATE users SET replica = NULL, replica_current = 0"
+	"  WHERE replica = OLD.name; RETURN NULL; END $$;"
+	"CREATE TRIGGER backends_replica_gone AFTER DELETE ON backends"
+	"  FOR EACH ROW EXECUTE FUNCTION roost_backends_replica_gone();" },
+};
+
+_Static_assert(PROTO_IMAP == 0 && PROTO_POP3 == 1 && PROTO_LMTP == 2 &&
+    PROTO_SUBMISSION == 3 && PROTO_SIEVE == 4 && PROTO_DOVEADM == 5 &&
+    PROTO_COUNT == 6, "port columns out of step with enum proto");
+
+#define BACKEND_COLS							\
+	"name, host, hostip, tag, weight, state, port_imap, port_pop3, "\
+	"port_lmtp, port_submission, port_sieve, port_doveadm, "	\
+	"doveadm_url, doveadm_key, created, updated, tls, probe_user, "\
+	"probe_password"
+#define USER_COLS	"\"user\", backend, tag, pinned, since, last_lookup, " \
+			"confirmed, replica, replica_current, failed_over"
+#define REPL_COLS	"\"user\", priority, queued, due, \"full\", fails, " \
+			"stuck, error, state, last_fast, last_full, last_ok"
+#define PROXY_COLS	"name, doveadm_url, doveadm_key, created, updated"
+#define MOVE_COLS	"id, \"user\", from_backend, to_backend, reason, " \
+			"state, pin, error, created, updated"
+/* Byte order for names, whatever the database's collation. */
+#define C_USER		"\"user\" COLLATE \"C\""
+
+enum stmt {
+	S_BACKEND_LOAD,
+	S_BACKEND_INSERT,
+	S_BACKEND_UPDATE,
+	S_BACKEND_DELETE_USERS,
+	S_BACKEND_DELETE,
+	S_USER_LOAD,
+	S_USER_PUT,
+	S_USER_DELETE,
+	S_USER_GET,
+	S_USER_LIST,
+	S_USER_TOUCH,
+	S_AUDIT_ADD,
+	S_AUDIT_LIST,
+	S_HEALTH_PUT,
+	S_HEALTH_LOAD,
+	S_PROXY_LOAD,
+	S_PROXY_INSERT,
+	S_PROXY_UPDATE,
+	S_PROXY_DELETE,
+	S_MOVE_INSERT,
+	S_MOVE_STATE,
+	S_MOVE_SWITCH_USER,
+	S_MOVE_LIST_OPEN,
+	S_MOVE_LIST,
+	S_JOB_INSERT,
+	S_JOB_STATE,
+	S_JOB_LIST,
+	S_REPL_PUT,
+	S_REPL_GET,
+	S_REPL_LOAD,
+	S_REPL_DELETE,
+	S_COUNT
+};
+
+static const char *const stmt_sql[S_COUNT] = {
+	[S_BACKEND_LOAD] = "SELECT " BACKEND_COLS
+	    " FROM backends ORDER BY name COLLATE \"C\"",
+	[S_BACKEND_INSERT] = "INSERT INTO backends (" BACKEND_COLS ")"
+	    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12,"
+	    " $13, $14, $15, $16, $17, $18, $19)",
+	[S_BACKEND_UPDATE] = "UPDATE backends SET host = $2, hostip = $3,"
+	    " tag = $4, weight = $5, state = $6, port_imap = $7,"
+	    " port_pop3 = $8, port_lmtp = $9, port_submission = $10,"
+	    " port_sieve = $11, port_doveadm = $12, doveadm_url = $13,"
+	    " doveadm_key = $14, created = $15, updated = $16, tls = $17,"
+	    " probe_user = $18, probe_password = $19 WHERE name = $1",
+	[S_BACKEND_DELETE_USERS] = "DELETE FROM users WHERE backend = $1",
+	[S_BACKEND_DELETE] = "DELETE FROM backends WHERE name = $1",
+	[S_USER_LOAD] = "SELECT " USER_COLS " FROM users",
+	[S_USER_PUT] = "INSERT INTO users (" USER_COLS ")"
+	    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+	    " ON CONFLICT (\"user\") DO UPDATE SET backend = excluded.backend,"
+	    " tag = excluded.tag, pinned = excluded.pinned,"
+	    " since = excluded.since, last_lookup = excluded.last_lookup,"
+	    /* a user once seen stays confirmed whoever rewrites the row */
+	    " confirmed = greatest(users.confirmed, excluded.confirmed),"
+	    " replica = excluded.replica,"
+	    " replica_current = excluded.replica_current,"
+	    " failed_over = excluded.failed_over",
+	[S_USER_DELETE] = "DELETE FROM users WHERE \"user\" = $1",
+	[S_USER_GET] = "SELECT " USER_COLS " FROM users WHERE \"user\" = $1",
+	/* NULL backend: all; NULL after: from the start. */
+	[S_USER_LIST] = "SELECT " USER_COLS " FROM users"
+	    " WHERE ($1::text IS NULL OR backend = $1)"
+	    " AND ($2::text IS NULL OR " C_USER " > $2)"
+	    " ORDER BY " C_USER " LIMIT $3",
+	/* greatest(): a late flush of older times never moves one back. */
+	[S_USER_TOUCH] = "UPDATE users SET"
+	    " last_lookup = greatest(last_lookup, $2::int8),"
+	    " confirmed = greatest(confirmed, $3::int4) WHERE \"user\" = $1",
+	[S_AUDIT_ADD] = "INSERT INTO audit (at, actor, action, subject, detail)"
+	    " VALUES ($1, $2, $3, $4, $5)",
+	[S_AUDIT_LIST] = "SELECT id, at, actor, action, subject, detail"
+	    " FROM audit WHERE id < $1 ORDER BY id DESC LIMIT $2",
+	[S_HEALTH_PUT] = "INSERT INTO backend_health (backend, state, since,"
+	    " error, latency_ms, checked) VALUES ($1, $2, $3, $4, $5, $6)"
+	    " ON CONFLICT (backend) DO UPDATE SET state = excluded.state,"
+	    " since = excluded.since, error = excluded.error,"
+	    " latency_ms = excluded.latency_ms, checked = excluded.checked",
+	[S_HEALTH_LOAD] = "SELECT backend, state, since, error, latency_ms,"
+	    " checked FROM backend_health ORDER BY backend COLLATE \"C\"",
+	[S_PROXY_LOAD] = "SELECT " PROXY_COLS " FROM proxies"
+	    " ORDER BY name COLLATE \"C\"",
+	[S_PROXY_INSERT] = "INSERT INTO proxies (" PROXY_COLS ")"
+	    " VALUES ($1, $2, $3, $4, $5)",
+	[S_PROXY_UPDATE] = "UPDATE proxies SET doveadm_url = $2,"
+	    " doveadm_key = $3, created = $4, updated = $5 WHERE name = $1",
+	[S_PROXY_DELETE] = "DELETE FROM proxies WHERE name = $1",
+	[S_MOVE_INSERT] = "INSERT INTO moves (\"user\", from_backend,"
+	    " to_backend, reason, state, pin, error, created, updated)"
+	    " VALUES ($1, $2, $3, $4, $5, $6, '', $7, $7) RETURNING id",
+	[S_MOVE_STATE] = "UPDATE moves SET state = $2, error = $3,"
+	    " updated = $4 WHERE id = $1",
+	/* The compare-and-set of move_switch: only while still on `from`. */
+	[S_MOVE_SWITCH_USER] = "UPDATE users SET backend = $3, pinned = $4,"
+	    " since = $5, replica = $6, replica_current = $7,"
+	    " failed_over = $8 WHERE \"user\" = $1 AND backend = $2",
+	[S_MOVE_LIST_OPEN] = "SELECT " MOVE_COLS " FROM moves"
+	    " WHERE state NOT IN ('done', 'failed') ORDER BY id LIMIT $1",
+	[S_MOVE_LIST] = "SELECT " MOVE_COLS " FROM moves WHERE id < $1"
+	    " ORDER BY id DESC LIMIT $2",
+	[S_JOB_INSERT] = "INSERT INTO move_jobs (kind, backend, max, rate,"
+	    " made, state, created, updated)"
+	    " VALUES ($1, $2, $3, $4, 0, 'running', $5, $5) RETURNING id",
+	[S_JOB_STATE] = "UPDATE move_jobs SET state = $2, made = $3,"
+	    " updated = $4 WHERE id = $1",
+	[S_JOB_LIST] = "SELECT id, kind, backend, max, rate, made, state,"
+	    " created FROM move_jobs WHERE state = 'running' ORDER BY id",
+	/* The dsync state and the times of good syncs are written only
+	 * when given (after a sync), never wiped by a queue change. */
+	[S_REPL_PUT] = "INSERT INTO repl (" REPL_COLS ")"
+	    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, coalesce($9, ''),"
+	    " $10, $11, $12)"
+	    " ON CONFLICT (\"user\") DO UPDATE SET priority = excluded.priority,"
+	    " queued = excluded.queued, due = excluded.due,"
+	    " \"full\" = excluded.\"full\", fails = excluded.fails,"
+	    " stuck = excluded.stuck, error = excluded.error,"
+	    " state = coalesce($9, repl.state),"
+	    " last_fast = greatest(repl.last_fast, excluded.last_fast),"
+	    " last_full = greatest(repl.last_full, excluded.last_full),"
+	    " last_ok = greatest(repl.last_ok, excluded.last_ok)",
+	[S_REPL_GET] = "SELECT " REPL_COLS " FROM repl WHERE \"user\" = $1",
+	[S_REPL_LOAD] = "SELECT " REPL_COLS " FROM repl"
+	    " WHERE priority IS NOT NULL OR fails > 0 OR stuck > 0",
+	[S_REPL_DELETE] = "DELETE FROM repl WHERE \"user\" = $1",
+};
+
+struct pg_store {
+	PGconn		*conn;
+	int		 prepared[S_COUNT];	/* on this connection */
+	int		 in_tx;		/* inside the caller's begin() */
+	int		 commit_failed;	/* commit() failed and closed it */
+	int		 resetting;	/* PQresetStart done, polling */
+	int		 owner;		/* holds the one-roostd lock */
+	uint64_t	 reset_at;	/* last reconnect attempt, mono ms */
+};
+
+/* How an operation groups its statements: its own transaction, or a
+ * savepoint inside the caller's, so that it is all or nothing and a failed
+ * operation leaves the caller's earlier work alone (as in SQLite, where a
+ * failed statement does not abort the transaction). */
+enum txmode { TX_NONE, TX_OWN, TX_SAVEPOINT };
+
+/* Bound parameters, as text. */
+#define MAXPARAM	20
+struct params {
+	int		 n;
+	const char	*v[MAXPARAM];
+	char		 buf[MAXPARAM][24];
+};
+
+static struct pg_store *
+impl(struct store *st)
+{
+	return st->impl;
+}
+
+static void
+p_text(struct params *p, const char *v)
+{
+	p->v[p->n++] = v;
+}
+
+static void
+p_int(struct params *p, int64_t v)
+{
+	snprintf(p->buf[p->n], sizeof(p->buf[0]), "%lld", (long long)v);
+	p->v[p->n] = p->buf[p->n];
+	p->n++;
+}
+
+/* Copy msg into the store's error, without newlines. */
+static void
+set_msg(struct store *st, const char *what, const char *msg)
+{
+	char *nl;
+
+	store_set_error(st, "%s: %s", what, msg != NULL && *msg != '\0' ?
+	    msg : "unknown error");
+	while ((nl = strpbrk(st->err, "\r\n\t")) != NULL) {
+		if (nl[1] == '\0')
+			*nl = '\0';
+		else
+			*nl = ' ';
+	}
+}
+
+/* Which failures are worth a retry: another's lock, a timeout, a
+ * conflict between transactions, a server going away or coming up. */
+static int
+retryable(const char *state)
+{
+	static const char *const codes[] = {
+		"55P03",	/* lock_not_available (lock_timeout) */
+		"57014",	/* query_canceled (statement_timeout) */
+		"40001",	/* serialization_failure */
+		"40P01",	/* deadlock_detected */
+		"57P01",	/* admin_shutdown */
+		"57P02",	/* crash_shutdown */
+		"57P03",	/* cannot_connect_now */
+		"53300",	/* too_many_connections */
+		"25006",	/* read_only_sql_transaction: a standby */
+	};
+	size_t i;
+
+	if (state == NULL)
+		return 0;
+	if (strncmp(state, "08", 2) == 0)	/* connection exception */
+		return 1;
+	for (i = 0; i < sizeof(codes) / sizeof(codes[0]); i++)
+		if (strcmp(state, codes[i]) == 0)
+			return 1;
+	return 0;
+}
+
+/* Record why res (NULL: the connection) failed; returns -1. */
+static int
+pg_fail(struct store *st, const char *what, const PGresult *res)
+{
+	PGconn *conn = impl(st)->conn;
+	const char *state = NULL, *msg = NULL;
+
+	if (res != NULL) {
+		state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+		msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+	}
+	if (msg == NULL)
+		msg = conn != NULL ? PQerrorMessage(conn) : "no connection";
+	set_msg(st, what, msg);
+	st->busy = retryable(state) || conn == NULL ||
+	    PQstatus(conn) != CONNECTION_OK;
+	return -1;
+}
+
+static int
+is_state(const PGresult *res, const char *code)
+{
+	const char *s = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+
+	return s != NULL && strcmp(s, code) == 0;
+}
+
+static const char *
+constraint(const PGresult *res)
+{
+	const char *c = PQresultErrorField(res, PG_DIAG_CONSTRAINT_NAME);
+
+	return c != NULL ? c : "";
+}
+
+/* The settings every connection gets, at open and after a reconnect. */
+static int
+session_setup(struct store *st)
+{
+	PGresult *res;
+	char sql[256];
+
+	snprintf(sql, sizeof(sql), "SET lock_timeout = %d;"
+	    " SET statement_timeout = %d; SET client_encoding = 'UTF8';"
+	    " SET idle_in_transaction_session_timeout = 60000",
+	    LOCK_TIMEOUT_MS, STMT_TIMEOUT_MS);
+	res = PQexec(impl(st)->conn, sql);
+	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+		pg_fail(st, "session setup", res);
+		PQclear(res);
+		return -1;
+	}
+	PQclear(res);
+	return 0;
+}
+
+/*
+ * Take the one-roostd lock: 1 taken, 0 another session holds it, -1 error.
+ * Several roostd on one store would each keep the whole map in memory and
+ * drift apart; the change feed of issue 11 lifts this.
+ */
+static int
+owner_lock(struct store *st)
+{
+	PGresult *res;
+	int rv;
+
+	res = PQexec(impl(st)->conn, OWNER_LOCK_SQL);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
+		pg_fail(st, "store lock", res);
+		PQclear(res);
+		return -1;
+	}
+	rv = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+	PQclear(res);
+	if (rv)
+		impl(st)->owner = 1;
+	return rv;
+}
+
+static void
+owner_taken(struct store *st)
+{
+	store_set_error(st, "store in use by another roostd; one roostd per "
+	    "PostgreSQL store (schema) for now");
+}
+
+/*
+ * Make sure there is a working connection, without blocking long: a lost
+ * one is reset in steps of at most RESET_BUDGET_MS per call.  Inside the
+ * caller's transaction a lost connection stays lost: the transaction went
+ * with it, and commit() has to say so.
+ */
+static int
+conn_ready(struct store *st)
+{
+	struct pg_store *ps = impl(st);
+	PostgresPollingStatusType pst;
+	struct pollfd pfd;
+	uint64_t now, deadline;
+	int i;
+
+	if (PQstatus(ps->conn) == CONNECTION_OK && !ps->resetting) {
+		if (ps->owner)
+			return 0;
+		/* Lost with the old session: whoever holds it now keeps
+		 * the store, and this roostd only ever answers busy. */
+		switch (owner_lock(st)) {
+		case 1:
+			log_info("postgresql store: lock taken again");
+			return 0;
+		case 0:
+			owner_taken(st);
+			st->busy = 1;
+			return -1;
+		default:
+			return -1;
+		}
+	}
+	if (ps->in_tx) {
+		set_msg(st, "store", "connection lost inside a transaction");
+		st->busy = 1;
+		return -1;
+	}
+	now = now_msec_mono();
+	if (!ps->resetting) {
+		if (ps->reset_at != 0 && now - ps->reset_at < RESET_INTERVAL_MS)
+			goto busy;
+		ps->reset_at = now;
+		if (!PQresetStart(ps->conn))
+			goto busy;
+		ps->resetting = 1;
+	}
+	deadline = now + RESET_BUDGET_MS;
+	for (;;) {
+		pst = PQresetPoll(ps->conn);
+		if (pst == PGRES_POLLING_OK)
+			break;
+		if (pst == PGRES_POLLING_FAILED) {
+			ps->resetting = 0;
+			goto busy;
+		}
+		now = now_msec_mono();
+		if (now >= deadline)
+			goto busy;
+		pfd.fd = PQsocket(ps->conn);
+		pfd.events = pst == PGRES_POLLING_READING ? POLLIN : POLLOUT;
+		if (poll(&pfd, 1, (int)(deadline - now)) == -1 &&
+		    errno != EINTR) {
+			ps->resetting = 0;
+			goto busy;
+		}
+	}
+	ps->resetting = 0;
+	ps->owner = 0;
+	for (i = 0; i < S_COUNT; i++)
+		ps->prepared[i] = 0;
+	if (session_setup(st) == -1)
+		return -1;
+	log_info("postgresql store: connection re-established");
+	return conn_ready(st);
+busy:
+	pg_fail(st, "store connection lost, reconnecting", NULL);
+	st->busy = 1;
+	return -1;
+}
+
+/* A statement without parameters or rows (BEGIN, SAVEPOINT, SET). */
+static int
+simple(struct store *st, const char *sql, const char *what)
+{
+	PGresult *res;
+
+	res = PQexec(impl(st)->conn, sql);
+	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+		pg_fail(st, what, res);
+		PQclear(res);
+		return -1;
+	}
+	PQclear(res);
+	return 0;
+}
+
+/* Prepare statement id on this connection unless it is; named "r<id>". */
+static int
+prepare(struct store *st, enum stmt id, const char *what)
+{
+	struct pg_store *ps = impl(st);
+	PGresult *res;
+	char name[16];
+
+	if (ps->prepared[id])
+		return 0;
+	snprintf(name, sizeof(name), "r%d", (int)id);
+	res = PQprepare(ps->conn, name, stmt_sql[id], 0, NULL);
+	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+		pg_fail(st, what, res);
+		PQclear(res);
+		return -1;
+	}
+	PQclear(res);
+	ps->prepared[id] = 1;
+	return 0;
+}
+
+/*
+ * Run prepared statement id with p; the result (rows or not) for the
+ * caller to PQclear, or NULL with the error set.  *errres, when given,
+ * gets a failed result instead (for the constraint checks), also to clear.
+ */
+static PGresult *
+run(struct store *st, enum stmt id, const struct params *p,
+    const char *what, PGresult **errres)
+{
+	struct pg_store *ps = impl(st);
+	PGresult *res;
+	ExecStatusType rs;
+	char name[16];
+
+	if (errres != NULL)
+		*errres = NULL;
+	if (conn_ready(st) == -1 || prepare(st, id, what) == -1)
+		return NULL;
+	snprintf(name, sizeof(name), "r%d", (int)id);
+	res = PQexecPrepared(ps->conn, name, p != NULL ? p->n : 0,
+	    p != NULL ? p->v : NULL, NULL, NULL, 0);
+	rs = PQresultStatus(res);
+	if (rs == PGRES_COMMAND_OK || rs == PGRES_TUPLES_OK)
+		return res;
+	pg_fail(st, what, res);
+	if (errres != NULL)
+		*errres = res;
+	else
+		PQclear(res);
+	return NULL;
+}
+
+/* Run a statement that returns no rows; *changed (if given) gets the
+ * number of rows it changed. */
+static int
+run_cmd(struct store *st, enum stmt id, const struct params *p,
+    const char *what, int64_t *changed)
+{
+	PGresult *res;
+	long long n;
+
+	if ((res = run(st, id, p, what, NULL)) == NULL)
+		return -1;
+	if (changed != NULL) {
+		if (parse_ll(PQcmdTuples(res), 0, LLONG_MAX, &n) == -1)
+			n = 0;
+		*changed = n;
+	}
+	PQclear(res);
+	return 0;
+}
+
+/* Fill the parameters of record i; -1 (error set) refuses the record. */
+typedef int (*fill_fn)(struct store *, const void *, size_t,
+    struct params *);
+
+/*
+ * Run statement id once per record in libpq's pipeline mode, PIPE_MAX
+ * statements a round trip instead of one each, inside the caller's unit of
+ * work.  Stops at the first failure: *bad gets the record's index and
+ * *errres its result (for the caller to PQclear), when the server refused
+ * it.  Blocking sends are safe at this size: the results of PIPE_MAX
+ * statements fit in the socket buffers while the server reads on.
+ */
+#define PIPE_MAX	256
+static int
+run_batch(struct store *st, enum stmt id, const void *recs, size_t n,
+    fill_fn fill, const char *what, size_t *bad, PGresult **errres)
+{
+	PGconn *conn = impl(st)->conn;
+	struct params p;
+	PGresult *res;
+	ExecStatusType rs;
+	size_t i, j, end, sent;
+	int failed = 0;
+	char name[16];
+
+	*errres = NULL;
+	*bad = 0;
+	if (conn_ready(st) == -1 || prepare(st, id, what) == -1)
+		return -1;
+	snprintf(name, sizeof(name), "r%d", (int)id);
+	for (i = 0; i < n && !failed; i = end) {
+		end = n - i > PIPE_MAX ? i + PIPE_MAX : n;
+		if (!PQenterPipelineMode(conn))
+			return pg_fail(st, what, NULL);
+		for (sent = 0, j = i; j < end; j++, sent++) {
+			memset(&p, 0, sizeof(p));
+			if (fill(st, recs, j, &p) == -1) {
+				failed = 1;
+				*bad = j;
+				break;
+			}
+			if (!PQsendQueryPrepared(conn, name, p.n, p.v, NULL,
+			    NULL, 0)) {
+				pg_fail(st, what, NULL);
+				failed = 1;
+				*bad = j;
+				break;
+			}
+		}
+		if (!PQpipelineSync(conn) && !failed) {
+			pg_fail(st, what, NULL);
+			failed = 1;
+		}
+		/* One result and a NULL per statement sent, then the sync;
+		 * after a failure the rest come back aborted. */
+		for (j = 0; j < sent && PQstatus(conn) == CONNECTION_OK; j++) {
+			while ((res = PQgetResult(conn)) != NULL) {
+				rs = PQresultStatus(res);
+				if (rs == PGRES_COMMAND_OK ||
+				    rs == PGRES_PIPELINE_ABORTED || failed) {
+					PQclear(res);
+					continue;
+				}
+				pg_fail(st, what, res);
+				failed = 1;
+				*bad = i + j;
+				*errres = res;
+			}
+		}
+		if (PQstatus(conn) == CONNECTION_OK) {
+			res = PQgetResult(conn);
+			if (PQresultStatus(res) != PGRES_PIPELINE_SYNC &&
+			    !failed) {
+				pg_fail(st, what, res);
+				failed = 1;
+			}
+			PQclear(res);
+		}
+		if (!PQexitPipelineMode(conn)) {
+			if (!failed)
+				pg_fail(st, what, NULL);
+			failed = 1;
+		}
+		if (PQstatus(conn) != CONNECTION_OK) {
+			if (!failed)
+				pg_fail(st, what, NULL);
+			st->busy = 1;
+			failed = 1;
+		}
+	}
+	return failed ? -1 : 0;
+}
+
+static int
+tx_start(struct store *st, enum txmode *mode)
+{
+	if (conn_ready(st) == -1)
+		return -1;
+	if (impl(st)->in_tx) {
+		*mode = TX_SAVEPOINT;
+		return simple(st, "SAVEPOINT roost_op", "savepoint");
+	}
+	*mode = TX_OWN;
+	return simple(st, "BEGIN", "begin");
+}
+
+/* Close a unit of work: keep it when ok, undo it otherwise.  The error of
+ * the failed step stays in st->err. */
+static int
+tx_end(struct store *st, enum txmode mode, int ok)
+{
+	struct pg_store *ps = impl(st);
+	char saved[sizeof(st->err)];
+	PGresult *res;
+	int busy;
+
+	if (mode == TX_NONE)
+		return ok ? 0 : -1;
+	if (ok) {
+		if (mode == TX_SAVEPOINT)
+			return simple(st, "RELEASE roost_op", "release");
+		res = PQexec(ps->conn, "COMMIT");
+		if (PQresultStatus(res) == PGRES_COMMAND_OK &&
+		    strcmp(PQcmdStatus(res), "COMMIT") == 0) {
+			PQclear(res);
+			return 0;
+		}
+		if (PQresultStatus(res) == PGRES_COMMAND_OK)
+			set_msg(st, "commit", "the transaction was rolled "
+			    "back after an earlier error");
+		else
+			pg_fail(st, "commit", res);
+		PQclear(res);
+		return -1;
+	}
+	memcpy(saved, st->err, sizeof(saved));
+	busy = st->busy;
+	if (PQtransactionStatus(ps->conn) != PQTRANS_IDLE &&
+	    PQstatus(ps->conn) == CONNECTION_OK) {
+		if (mode == TX_OWN)
+			simple(st, "ROLLBACK", "rollback");
+		else if (simple(st, "ROLLBACK TO roost_op", "rollback") == 0)
+			simple(st, "RELEASE roost_op", "release");
+	}
+	memcpy(st->err, saved, sizeof(saved));
+	st->busy = busy;
+	return -1;
+}
+
+/* Lift the statement bound for the rest of this unit's transaction. */
+static int
+tx_timeout(struct store *st, int ms)
+{
+	char sql[64];
+
+	snprintf(sql, sizeof(sql), "SET LOCAL statement_timeout = %d", ms);
+	return simple(st, sql, "statement timeout");
+}
+
+/* One-off statement at open: constant SQL, first column of the first row
+ * (if any) into out. */
+static int
+open_query(struct store *st, const char *sql, char *out, size_t outlen)
+{
+	PGresult *res;
+	ExecStatusType rs;
+
+	if (out != NULL && outlen > 0)
+		out[0] = '\0';
+	res = PQexec(impl(st)->conn, sql);
+	rs = PQresultStatus(res);
+	if (rs != PGRES_TUPLES_OK && rs != PGRES_COMMAND_OK) {
+		pg_fail(st, "open", res);
+		PQclear(res);
+		return -1;
+	}
+	if (out != NULL && rs == PGRES_TUPLES_OK && PQntuples(res) > 0 &&
+	    !PQgetisnull(res, 0, 0))
+		snprintf(out, outlen, "%s", PQgetvalue(res, 0, 0));
+	PQclear(res);
+	return 0;
+}
+
+/* The schema version in the current schema: 0 for one without tables. */
+static int
+schema_version(struct store *st, long long *version)
+{
+	char buf[64];
+
+	if (open_query(st, "SELECT coalesce(current_schema(), '')", buf,
+	    sizeof(buf)) == -1)
+		return -1;
+	if (buf[0] == '\0') {
+		set_msg(st, "open", "no schema to keep the tables in (the "
+		    "search_path names none that exists)");
+		return -1;
+	}
+	if (open_query(st, "SELECT count(*) FROM pg_tables"
+	    " WHERE schemaname = current_schema() AND tablename = 'meta'",
+	    buf, sizeof(buf)) == -1)
+		return -1;
+	if (strcmp(buf, "0") == 0) {
+		if (open_query(st, "SELECT count(*) FROM pg_tables"
+		    " WHERE schemaname = current_schema()", buf,
+		    sizeof(buf)) == -1)
+			return -1;
+		if (strcmp(buf, "0") != 0) {
+			store_set_error(st, "not a roost database (its schema "
+			    "has tables but no schema version)");
+			return -1;
+		}
+		*version = 0;
+		return 0;
+	}
+	if (open_query(st, "SELECT value FROM meta"
+	    " WHERE key = 'schema_version'", buf, sizeof(buf)) == -1)
+		return -1;
+	if (parse_ll(buf, 1, INT_MAX, version) == -1) {
+		store_set_error(st, "bad schema_version \"%s\" in meta", buf);
+		return -1;
+	}
+	return 0;
+}
+
+/* Bring the schema up to STORE_SCHEMA_VERSION, one step per transaction,
+ * under an advisory lock so that instances starting together migrate once. */
+static int
+migrate(struct store *st)
+{
+	PGconn *conn = impl(st)->conn;
+	const char *vals[1];
+	char vbuf[24];
+	PGresult *res;
+	long long v;
+	size_t i;
+
+	for (;;) {
+		if (simple(st, "BEGIN", "begin") == -1)
+			return -1;
+		if (open_query(st, "SELECT pg_advisory_xact_lock("
+		    MIGRATE_LOCK_KEY ")", NULL, 0) == -1 ||
+		    schema_version(st, &v) == -1)
+			goto fail;
+		if (v > STORE_SCHEMA_VERSION) {
+			store_set_error(st, "database schema version %lld is "
+			    "newer than this roostd supports (%d); "
+			    "upgrade roostd", v, STORE_SCHEMA_VERSION);
+			goto fail;
+		}
+		if (v == STORE_SCHEMA_VERSION)
+			break;
+		for (i = 0; i < sizeof(pg_steps) / sizeof(pg_steps[0]); i++)
+			if (pg_steps[i].from == v)
+				break;
+		if (i == sizeof(pg_steps) / sizeof(pg_steps[0])) {
+			store_set_error(st, "no migration from schema version "
+			    "%lld", v);
+			goto fail;
+		}
+		res = PQexec(conn, pg_steps[i].sql);
+		if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+			char what[64];
+
+			snprintf(what, sizeof(what), "schema migration %lld -> "
+			    "%d", v, pg_steps[i].to);
+			pg_fail(st, what, res);
+			PQclear(res);
+			goto fail;
+		}
+		PQclear(res);
+		snprintf(vbuf, sizeof(vbuf), "%d", pg_steps[i].to);
+		vals[0] = vbuf;
+		res = PQexecParams(conn, "INSERT INTO meta (key, value)"
+		    " VALUES ('schema_version', $1) ON CONFLICT (key)"
+		    " DO UPDATE SET value = excluded.value", 1, NULL, vals,
+		    NULL, NULL, 0);
+		if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+			pg_fail(st, "schema version", res);
+			PQclear(res);
+			goto fail;
+		}
+		PQclear(res);
+		if (simple(st, "COMMIT", "commit") == -1)
+			goto fail;
+		if (v > 0)
+			log_info("store schema migrated to version %d",
+			    pg_steps[i].to);
+	}
+	return simple(st, "COMMIT", "commit");
+fail:
+	if (PQtransactionStatus(conn) != PQTRANS_IDLE)
+		PQclear(PQexec(conn, "ROLLBACK"));
+	return -1;
+}
+
+/* libpq notices (warnings from the server) go to our log, not stderr. */
+static void
+pg_notice(void *arg, const char *msg)
+{
+	char buf[256];
+
+	(void)arg;
+	snprintf(buf, sizeof(buf), "%s", msg);
+	buf[strcspn(buf, "\r\n")] = '\0';
+	log_debug("postgresql store: %s", buf);
+}
+
+static void	pg_close(struct store *);
+
+static int
+pg_open(struct store *st, const char *spec)
+{
+	struct pg_store *ps;
+	/* Defaults first: the string's own settings override them. */
+	const char *keys[] = { "connect_timeout", "application_name",
+	    "dbname", NULL };
+	const char *vals[] = { CONNECT_TIMEOUT_S, "roostd", spec, NULL };
+	uint64_t t0;
+	int rc;
+
+	if (spec == NULL || spec[0] == '\0') {
+		store_set_error(st, "no connection string given "
+		    "(postgresql:host=... dbname=...)");
+		return -1;
+	}
+	ps = xcalloc(1, sizeof(*ps));
+	st->impl = ps;
+	ps->conn = PQconnectdbParams(keys, vals, 1);
+	if (ps->conn == NULL) {
+		store_set_error(st, "out of memory");
+		goto fail;
+	}
+	if (PQstatus(ps->conn) != CONNECTION_OK) {
+		pg_fail(st, "connect", NULL);
+		goto fail;
+	}
+	PQsetNoticeProcessor(ps->conn, pg_notice, NULL);
+	if (session_setup(st) == -1)
+		goto fail;
+	/* Migrations may take their time and wait for another instance's. */
+	if (simple(st, "SET statement_timeout = 0; SET lock_timeout = 0",
+	    "open") == -1 || migrate(st) == -1 || session_setup(st) == -1)
+		goto fail;
+	/* A holder killed a moment ago: its session ends in a few ms. */
+	t0 = now_msec_mono();
+	while ((rc = owner_lock(st)) == 0 &&
+	    now_msec_mono() - t0 < OWNER_WAIT_MS)
+		usleep(100 * 1000);
+	if (rc == 0)
+		owner_taken(st);
+	if (rc != 1)
+		goto fail;
+	return 0;
+fail:
+	pg_close(st);
+	return -1;
+}
+
+static void
+pg_close(struct store *st)
+{
+	struct pg_store *ps = impl(st);
+
+	if (ps == NULL)
+		return;
+	if (ps->in_tx)
+		log_warnx("postgresql store: closed inside a transaction, "
+		    "rolling it back");
+	/* Closing the connection ends (rolls back) an open transaction. */
+	if (ps->conn != NULL)
+		PQfinish(ps->conn);
+	free(ps);
+	st->impl = NULL;
+}
+
+static int
+pg_ping(struct store *st)
+{
+	if (conn_ready(st) == -1)
+		return -1;
+	return open_query(st, "SELECT 1", NULL, 0);
+}
+
+static int
+pg_begin(struct store *st, int flags)
+{
+	struct pg_store *ps = impl(st);
+
+	(void)flags;	/* every commit is durable: see the top */
+	if (ps->in_tx) {
+		store_set_error(st, "begin: a transaction is already open");
+		return -1;
+	}
+	ps->commit_failed = 0;
+	if (conn_ready(st) == -1 || simple(st, "BEGIN", "begin") == -1)
+		return -1;
+	ps->in_tx = 1;
+	return 0;
+}
+
+static int
+pg_commit(struct store *st)
+{
+	struct pg_store *ps = impl(st);
+	int rv;
+
+	if (!ps->in_tx) {
+		store_set_error(st, "commit: no transaction is open");
+		return -1;
+	}
+	ps->in_tx = 0;
+	if (PQstatus(ps->conn) != CONNECTION_OK) {
+		pg_fail(st, "commit: connection lost, the transaction with it",
+		    NULL);
+		st->busy = 1;
+		ps->commit_failed = 1;
+		return -1;
+	}
+	rv = tx_end(st, TX_OWN, 1);
+	if (rv == -1) {
+		ps->commit_failed = 1;
+		if (PQstatus(ps->conn) == CONNECTION_OK &&
+		    PQtransactionStatus(ps->conn) != PQTRANS_IDLE) {
+			char saved[sizeof(st->err)];
+			int busy = st->busy;
+
+			memcpy(saved, st->err, sizeof(saved));
+			simple(st, "ROLLBACK", "rollback");
+			memcpy(st->err, saved, sizeof(saved));
+			st->busy = busy;
+		}
+	}
+	return rv;
+}
+
+static int
+pg_rollback(struct store *st)
+{
+	struct pg_store *ps = impl(st);
+
+	if (!ps->in_tx) {
+		/* After a failed commit there is nothing left to undo, and
+		 * st->err must keep saying why the commit failed. */
+		if (ps->commit_failed) {
+			ps->commit_failed = 0;
+			return 0;
+		}
+		store_set_error(st, "rollback: no transaction is open");
+		return -1;
+	}
+	ps->in_tx = 0;
+	if (PQstatus(ps->conn) != CONNECTION_OK)
+		return 0;	/* the transaction went with the connection */
+	return simple(st, "ROLLBACK", "rollback");
+}
+
+static int
+pg_durable(struct store *st)
+{
+	char level[16];
+
+	if (conn_ready(st) == -1 ||
+	    open_query(st, "SELECT current_setting('synchronous_commit')",
+	    level, sizeof(level)) == -1)
+		return -1;
+	return strcmp(level, "off") != 0;
+}
+
+/* Column i of row r as text, "" when NULL. */
+static const char *
+col(const PGresult *res, int r, int i)
+{
+	return PQgetvalue(res, r, i);
+}
+
+static const char *
+col_null(const PGresult *res, int r, int i)
+{
+	return PQgetisnull(res, r, i) ? NULL : PQgetvalue(res, r, i);
+}
+
+static int64_t
+col_int(const PGresult *res, int r, int i)
+{
+	long long v;
+
+	if (PQgetisnull(res, r, i) ||
+	    parse_ll(PQgetvalue(res, r, i), LLONG_MIN, LLONG_MAX, &v) == -1)
+		return 0;
+	return v;
+}
+
+/* Copy a column into a fixed field; a value that does not fit is a
+ * damaged row, not something to cut short silently. */
+static int
+col_copy(struct store *st, const PGresult *res, int r, int i, char *dst,
+    size_t len, const char *name, const char *what)
+{
+	const char *v = col(res, r, i);
+
+	if (strlen(v) >= len) {
+		store_set_error(st, "backend %s: stored %s too long", name,
+		    what);
+		return -1;
+	}
+	memcpy(dst, v, strlen(v) + 1);
+	return 0;
+}
+
+/* Run a read-only query and hand each row to fn; the unit of work keeps a
+ * failed read from aborting the caller's transaction.  Returns the number
+ * of rows, or -1.  fn returns 0, -1 when the caller's callback stopped, or
+ * -2 for a damaged row (the error set). */
+typedef int (*row_fn)(struct store *, const PGresult *, int, void *, void *);
+
+static int64_t
+rows(struct store *st, enum stmt id, const struct params *p, int unbounded,
+    const char *what, row_fn fn, void *cb, void *arg)
+{
+	enum txmode mode = TX_NONE;
+	PGresult *res = NULL;
+	int r, n = 0;
+
+	if ((unbounded || impl(st)->in_tx) && tx_start(st, &mode) == -1)
+		return -1;
+	if (unbounded && !impl(st)->in_tx && tx_timeout(st, 0) == -1)
+		goto fail;
+	if ((res = run(st, id, p, what, NULL)) == NULL)
+		goto fail;
+	n = PQntuples(res);
+	for (r = 0; r < n; r++) {
+		switch (fn(st, res, r, cb, arg)) {
+		case 0:
+			break;
+		case -1:
+			store_set_error(st, "%s: stopped by caller", what);
+			goto fail;
+		default:
+			goto fail;
+		}
+	}
+	PQclear(res);
+	if (tx_end(st, mode, 1) == -1)
+		return -1;
+	return n;
+fail:
+	PQclear(res);
+	tx_end(st, mode, 0);
+	return -1;
+}
+
+static int
+row_backend(struct store *st, const PGresult *res, int r, void *cbp,
+    void *arg)
+{
+	store_backend_cb cb = (store_backend_cb)cbp;
+	struct backend b;
+	const char *state;
+	int64_t v;
+	int i;
+
+	memset(&b, 0, sizeof(b));
+	if (col_copy(st, res, r, 0, b.name, sizeof(b.name), col(res, r, 0),
+	    "name") == -1 ||
+	    col_copy(st, res, r, 1, b.host, sizeof(b.host), b.name,
+	    "host") == -1 ||
+	    col_copy(st, res, r, 2, b.hostip, sizeof(b.hostip), b.name,
+	    "hostip") == -1 ||
+	    col_copy(st, res, r, 3, b.tag, sizeof(b.tag), b.name, "tag") == -1)
+		return -2;
+	v = col_int(res, r, 4);
+	if (v < 0 || v > BACKEND_WEIGHT_MAX) {
+		store_set_error(st, "backend %s: stored weight %lld out of "
+		    "range", b.name, (long long)v);
+		return -2;
+	}
+	b.weight = (unsigned)v;
+	state = col(res, r, 5);
+	if (backend_state_parse(state, &b.state) == -1) {
+		store_set_error(st, "backend %s: unknown stored state \"%s\"",
+		    b.name, state);
+		return -2;
+	}
+	for (i = 0; i < PROTO_COUNT; i++) {
+		v = col_int(res, r, 6 + i);
+		if (v < 0 || v > UINT16_MAX) {
+			store_set_error(st, "backend %s: stored %s port out "
+			    "of range", b.name, proto_names[i]);
+			return -2;
+		}
+		b.ports[i] = (uint16_t)v;
+	}
+	/* Pointers into the result: valid during the callback only. */
+	b.doveadm_url = (char *)col_null(res, r, 12);
+	b.doveadm_key = (char *)col_null(res, r, 13);
+	b.created = col_int(res, r, 14);
+	b.updated = col_int(res, r, 15);
+	state = col(res, r, 16);
+	if (backend_tls_parse(state, &b.tls) == -1) {
+		store_set_error(st, "backend %s: unknown stored tls \"%s\"",
+		    b.name, state);
+		return -2;
+	}
+	b.probe_user = (char *)col_null(res, r, 17);
+	b.probe_pass = (char *)col_null(res, r, 18);
+	/* The account goes into an IMAP LOGIN line: a row no roostd writes
+	 * is refused, never sent (nor quoted here). */
+	if ((b.probe_user == NULL) != (b.probe_pass == NULL) ||
+	    (b.probe_user != NULL &&
+	    (strlen(b.probe_user) > BACKEND_PROBE_USER_MAX ||
+	    strlen(b.probe_pass) > BACKEND_PROBE_PASS_MAX ||
+	    strpbrk(b.probe_user, "\r\n") != NULL ||
+	    strpbrk(b.probe_pass, "\r\n") != NULL))) {
+		store_set_error(st, "backend %s: stored probe account "
+		    "damaged", b.name);
+		return -2;
+	}
+	return cb(&b, arg) == -1 ? -1 : 0;
+}
+
+static int
+pg_backend_load(struct store *st, store_backend_cb cb, void *arg)
+{
+	return rows(st, S_BACKEND_LOAD, NULL, 1, "backend load", row_backend,
+	    (void *)cb, arg) == -1 ? -1 : 0;
+}
+
+static int
+params_backend(struct store *st, struct params *p, const struct backend *b)
+{
+	int i;
+
+	if ((unsigned)b->state > BACKEND_DOWN) {
+		store_set_error(st, "backend %s: invalid state", b->name);
+		return -1;
+	}
+	if ((unsigned)b->tls > BACKEND_TLS_STARTTLS) {
+		store_set_error(st, "backend %s: invalid tls", b->name);
+		return -1;
+	}
+	p_text(p, b->name);
+	p_text(p, b->host);
+	p_text(p, b->hostip);
+	p_text(p, b->tag);
+	p_int(p, b->weight);
+	p_text(p, backend_state_name(b->state));
+	for (i = 0; i < PROTO_COUNT; i++)
+		p_int(p, b->ports[i]);
+	p_text(p, b->doveadm_url);
+	p_text(p, b->doveadm_key);
+	p_int(p, b->created);
+	p_int(p, b->updated);
+	p_text(p, backend_tls_name(b->tls));
+	p_text(p, b->probe_user);
+	p_text(p, b->probe_pass);
+	return 0;
+}
+
+/*
+ * One statement as an operation: inside the caller's transaction under a
+ * savepoint (a failure leaves the transaction usable), else on its own.
+ * *errres as in run().
+ */
+static int
+op_cmd(struct store *st, enum stmt id, const struct params *p,
+    const char *what, int64_t *changed, PGresult **errres)
+{
+	enum txmode mode = TX_NONE;
+	PGresult *res;
+	long long n;
+
+	if (errres != NULL)
+		*errres = NULL;
+	if (impl(st)->in_tx && tx_start(st, &mode) == -1)
+		return -1;
+	if ((res = run(st, id, p, what, errres)) == NULL) {
+		tx_end(st, mode, 0);
+		return -1;
+	}
+	if (changed != NULL) {
+		if (parse_ll(PQcmdTuples(res), 0, LLONG_MAX, &n) == -1)
+			n = 0;
+		*changed = n;
+	}
+	PQclear(res);
+	return tx_end(st, mode, 1);
+}
+
+static int
+pg_backend_insert(struct store *st, const struct backend *b)
+{
+	struct params p = { 0 };
+	PGresult *err;
+
+	if (params_backend(st, &p, b) == -1)
+		return -1;
+	if (op_cmd(st, S_BACKEND_INSERT, &p, "backend insert", NULL,
+	    &err) == 0)
+		return 0;
+	if (err != NULL && is_state(err, "23505"))
+		store_set_error(st, "backend %s already exists", b->name);
+	PQclear(err);
+	return -1;
+}
+
+static int
+pg_backend_update(struct store *st, const struct backend *b)
+{
+	struct params p = { 0 };
+	int64_t n;
+
+	if (params_backend(st, &p, b) == -1)
+		return -1;
+	if (op_cmd(st, S_BACKEND_UPDATE, &p, "backend update", &n,
+	    NULL) == -1)
+		return -1;
+	if (n == 0) {
+		store_set_error(st, "no backend named %s", b->name);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+pg_backend_delete(struct store *st, const char *name, int64_t *released)
+{
+	struct params p = { 0 };
+	enum txmode mode;
+	int64_t n, gone;
+
+	p_text(&p, name);
+	if (tx_start(st, &mode) == -1)
+		return -1;
+	/* Possibly many users: this one may take its time. */
+	if (tx_timeout(st, BULK_TIMEOUT_MS) == -1 ||
+	    run_cmd(st, S_BACKEND_DELETE_USERS, &p, "backend delete",
+	    &n) == -1 ||
+	    run_cmd(st, S_BACKEND_DELETE, &p, "backend delete", &gone) == -1)
+		goto fail;
+	if (gone == 0) {
+		store_set_error(st, "no backend named %s", name);
+		goto fail;
+	}
+	/* Back to the bound for the rest of the caller's transaction. */
+	if (mode == TX_SAVEPOINT && tx_timeout(st, STMT_TIMEOUT_MS) == -1)
+		goto fail;
+	if (tx_end(st, mode, 1) == -1)
+		return -1;
+	if (released != NULL)
+		*released = n;
+	return 0;
+fail:
+	tx_end(st, mode, 0);
+	return -1;
+}
+
+static int
+row_proxy(struct store *st, const PGresult *res, int r, void *cbp,
+    void *arg)
+{
+	store_proxy_cb cb = (store_proxy_cb)cbp;
+	struct proxy p;
+	const char *name = col(res, r, 0);
+
+	memset(&p, 0, sizeof(p));
+	if (strlen(name) >= sizeof(p.name)) {
+		store_set_error(st, "proxy: stored name too long");
+		return -2;
+	}
+	memcpy(p.name, name, strlen(name) + 1);
+	p.doveadm_url = (char *)col(res, r, 1);
+	p.doveadm_key = (char *)col(res, r, 2);
+	p.created = col_int(res, r, 3);
+	p.updated = col_int(res, r, 4);
+	return cb(&p, arg) == -1 ? -1 : 0;
+}
+
+static int
+pg_proxy_load(struct store *st, store_proxy_cb cb, void *arg)
+{
+	return rows(st, S_PROXY_LOAD, NULL, 1, "proxy load", row_proxy,
+	    (void *)cb, arg) == -1 ? -1 : 0;
+}
+
+static int
+proxy_write(struct store *st, enum stmt id, const struct proxy *p,
+    const char *what, int64_t *n)
+{
+	struct params pp = { 0 };
+	PGresult *err;
+
+	if (p->doveadm_url == NULL || p->doveadm_key == NULL) {
+		store_set_error(st, "proxy %s: no doveadm url or key", p->name);
+		return -1;
+	}
+	p_text(&pp, p->name);
+	p_text(&pp, p->doveadm_url);
+	p_text(&pp, p->doveadm_key);
+	p_int(&pp, p->created);
+	p_int(&pp, p->updated);
+	if (op_cmd(st, id, &pp, what, n, &err) == 0)
+		return 0;
+	if (err != NULL && is_state(err, "23505"))
+		store_set_error(st, "proxy %s already exists", p->name);
+	PQclear(err);
+	return -1;
+}
+
+static int
+pg_proxy_insert(struct store *st, const struct proxy *p)
+{
+	return proxy_write(st, S_PROXY_INSERT, p, "proxy insert", NULL);
+}
+
+static int
+pg_proxy_update(struct store *st, const struct proxy *p)
+{
+	int64_t n;
+
+	if (proxy_write(st, S_PROXY_UPDATE, p, "proxy update", &n) == -1)
+		return -1;
+	if (n == 0) {
+		store_set_error(st, "no proxy named %s", p->name);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+pg_proxy_delete(struct store *st, const char *name)
+{
+	struct params p = { 0 };
+	int64_t n;
+
+	p_text(&p, name);
+	if (op_cmd(st, S_PROXY_DELETE, &p, "proxy delete", &n, NULL) == -1)
+		return -1;
+	if (n == 0) {
+		store_set_error(st, "no proxy named %s", name);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+row_user(struct store *st, const PGresult *res, int r, void *cbp, void *arg)
+{
+	store_user_cb cb = (store_user_cb)cbp;
+	struct store_user u;
+
+	(void)st;
+	u.user = col(res, r, 0);
+	u.backend = col(res, r, 1);
+	u.tag = col(res, r, 2);
+	u.pinned = (int)col_int(res, r, 3);
+	u.since = col_int(res, r, 4);
+	u.last_lookup = col_int(res, r, 5);
+	u.confirmed = (int)col_int(res, r, 6);
+	u.replica = col_null(res, r, 7);
+	u.replica_current = (int)col_int(res, r, 8);
+	u.failed_over = (int)col_int(res, r, 9);
+	return cb(&u, arg) == -1 ? -1 : 0;
+}
+
+/*
+ * All users, streamed row by row (single-row mode): a million users never
+ * sit in one result.  The callback must not call the store meanwhile.
+ */
+static int
+pg_user_load(struct store *st, store_user_cb cb, void *arg)
+{
+	struct pg_store *ps = impl(st);
+	enum txmode mode;
+	PGresult *res;
+	char name[16];
+	int failed = 0, stopped = 0;
+
+	if (tx_start(st, &mode) == -1)
+		return -1;
+	if (!ps->in_tx && tx_timeout(st, 0) == -1)
+		goto fail;
+	if (!ps->prepared[S_USER_LOAD]) {
+		snprintf(name, sizeof(name), "r%d", (int)S_USER_LOAD);
+		res = PQprepare(ps->conn, name, stmt_sql[S_USER_LOAD], 0, NULL);
+		if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+			pg_fail(st, "user load", res);
+			PQclear(res);
+			goto fail;
+		}
+		PQclear(res);
+		ps->prepared[S_USER_LOAD] = 1;
+	}
+	snprintf(name, sizeof(name), "r%d", (int)S_USER_LOAD);
+	if (!PQsendQueryPrepared(ps->conn, name, 0, NULL, NULL, NULL, 0) ||
+	    !PQsetSingleRowMode(ps->conn)) {
+		pg_fail(st, "user load", NULL);
+		goto fail;
+	}
+	/* Read every result to the end, even after a failure: the
+	 * connection is unusable until then. */
+	while ((res = PQgetResult(ps->conn)) != NULL) {
+		switch (PQresultStatus(res)) {
+		case PGRES_SINGLE_TUPLE:
+			if (!failed && !stopped &&
+			    row_user(st, res, 0, (void *)cb, arg) == -1)
+				stopped = 1;
+			break;
+		case PGRES_TUPLES_OK:
+			break;
+		default:
+			if (!failed)
+				pg_fail(st, "user load", res);
+			failed = 1;
+			break;
+		}
+		PQclear(res);
+	}
+	if (stopped && !failed)
+		store_set_error(st, "user load: stopped by caller");
+	if (failed || stopped)
+		goto fail;
+	return tx_end(st, mode, 1);
+fail:
+	tx_end(st, mode, 0);
+	return -1;
+}
+
+static void
+params_user(struct params *p, const struct store_user *u)
+{
+	p_text(p, u->user);
+	p_text(p, u->backend);
+	p_text(p, u->tag != NULL ? u->tag : "");
+	p_int(p, u->pinned != 0);
+	p_int(p, u->since);
+	p_int(p, u->last_lookup);
+	p_int(p, u->confirmed != 0);
+	p_text(p, u->replica);
+	p_int(p, u->replica_current != 0);
+	p_int(p, u->failed_over != 0);
+}
+
+static int
+fill_user(struct store *st, const void *recs, size_t i, struct params *p)
+{
+	const struct store_user *u = (const struct store_user *)recs + i;
+
+	if (u->user == NULL || u->backend == NULL) {
+		store_set_error(st, "user put: record %zu has no %s", i,
+		    u->user == NULL ? "user" : "backend");
+		return -1;
+	}
+	params_user(p, u);
+	return 0;
+}
+
+static int
+pg_user_put(struct store *st, const struct store_user *us, size_t n)
+{
+	enum txmode mode = TX_NONE;
+	PGresult *err;
+	size_t bad;
+
+	if (n == 0)
+		return 0;
+	/* One statement is atomic on its own; a batch needs a transaction. */
+	if ((n > 1 || impl(st)->in_tx) && tx_start(st, &mode) == -1)
+		return -1;
+	if (run_batch(st, S_USER_PUT, us, n, fill_user, "user put", &bad,
+	    &err) == -1) {
+		if (err != NULL && is_state(err, "23503"))
+			store_set_error(st, "user %s: no backend named %s",
+			    us[bad].user, us[bad].backend);
+		PQclear(err);
+		tx_end(st, mode, 0);
+		return -1;
+	}
+	return tx_end(st, mode, 1);
+}
+
+static int
+pg_user_delete(struct store *st, const char *user)
+{
+	struct params p = { 0 };
+	int64_t n;
+
+	p_text(&p, user);
+	if (op_cmd(st, S_USER_DELETE, &p, "user delete", &n, NULL) == -1)
+		return -1;
+	return n > 0 ? 1 : 0;
+}
+
+static int
+pg_user_get(struct store *st, const char *user, store_user_cb cb, void *arg)
+{
+	struct params p = { 0 };
+	int64_t n;
+
+	p_text(&p, user);
+	if ((n = rows(st, S_USER_GET, &p, 0, "user get", row_user, (void *)cb,
+	    arg)) == -1)
+		return -1;
+	return n > 0 ? 1 : 0;
+}
+
+static int
+pg_user_list(struct store *st, const char *backend, const char *after,
+    size_t limit, store_user_cb cb, void *arg)
+{
+	struct params p = { 0 };
+
+	p_text(&p, backend);
+	p_text(&p, after);
+	p_int(&p, limit > INT64_MAX ? INT64_MAX : (int64_t)limit);
+	return rows(st, S_USER_LIST, &p, 0, "user list", row_user, (void *)cb,
+	    arg) == -1 ? -1 : 0;
+}
+
+static int
+fill_touch(struct store *st, const void *recs, size_t i, struct params *p)
+{
+	const struct store_user *u = (const struct store_user *)recs + i;
+
+	(void)st;
+	/* A record without a user touches nobody (as in SQLite). */
+	p_text(p, u->user != NULL ? u->user : "");
+	p_int(p, u->last_lookup);
+	p_int(p, u->confirmed != 0);
+	return 0;
+}
+
+static int
+pg_user_touch(struct store *st, const struct store_user *us, size_t n)
+{
+	enum txmode mode = TX_NONE;
+	PGresult *err;
+	size_t bad;
+
+	if (n == 0)
+		return 0;
+	/* One transaction for the lot: one commit instead of n. */
+	if ((n > 1 || impl(st)->in_tx) && tx_start(st, &mode) == -1)
+		return -1;
+	if (run_batch(st, S_USER_TOUCH, us, n, fill_touch, "user touch",
+	    &bad, &err) == -1) {
+		PQclear(err);
+		tx_end(st, mode, 0);
+		return -1;
+	}
+	return tx_end(st, mode, 1);
+}
+
+static int
+pg_health_put(struct store *st, const struct store_health *h)
+{
+	struct params p = { 0 };
+
+	p_text(&p, h->backend);
+	p_text(&p, h->state);
+	p_int(&p, h->since);
+	p_text(&p, h->error != NULL ? h->error : "");
+	p_int(&p, h->latency_ms);
+	p_int(&p, h->checked);
+	return op_cmd(st, S_HEALTH_PUT, &p, "health put", NULL, NULL);
+}
+
+static int
+row_health(struct store *st, const PGresult *res, int r, void *cbp,
+    void *arg)
+{
+	store_health_cb cb = (store_health_cb)cbp;
+	struct store_health h;
+
+	(void)st;
+	h.backend = col(res, r, 0);
+	h.state = col(res, r, 1);
+	h.since = col_int(res, r, 2);
+	h.error = col(res, r, 3);
+	h.latency_ms = col_int(res, r, 4);
+	h.checked = col_int(res, r, 5);
+	return cb(&h, arg) == -1 ? -1 : 0;
+}
+
+static int
+pg_health_load(struct store *st, store_health_cb cb, void *arg)
+{
+	return rows(st, S_HEALTH_LOAD, NULL, 1, "health load", row_health,
+	    (void *)cb, arg) == -1 ? -1 : 0;
+}
+
+static int
+pg_move_insert(struct store *st, struct store_move *m)
+{
+	enum txmode mode = TX_NONE;
+	struct params p = { 0 };
+	PGresult *res, *err;
+
+	p_text(&p, m->user);
+	p_text(&p, m->from);
+	p_text(&p, m->to);
+	p_text(&p, m->reason);
+	p_text(&p, m->state);
+	p_int(&p, m->pin != 0);
+	p_int(&p, m->created);
+	if (impl(st)->in_tx && tx_start(st, &mode) == -1)
+		return -1;
+	if ((res = run(st, S_MOVE_INSERT, &p, "move insert", &err)) == NULL) {
+		if (err != NULL && is_state(err, "23505") &&
+		    strcmp(constraint(err), "moves_open") == 0)
+			store_set_error(st, "user %s is being moved already",
+			    m->user);
+		PQclear(err);
+		tx_end(st, mode, 0);
+		return -1;
+	}
+	m->id = col_int(res, 0, 0);
+	PQclear(res);
+	return tx_end(st, mode, 1);
+}
+
+static int
+pg_move_state(struct store *st, int64_t id, const char *state,
+    const char *error)
+{
+	struct params p = { 0 };
+
+	p_int(&p, id);
+	p_text(&p, state);
+	p_text(&p, error != NULL ? error : "");
+	p_int(&p, now_sec());
+	return op_cmd(st, S_MOVE_STATE, &p, "move state", NULL, NULL);
+}
+
+static int
+pg_move_switch(struct store *st, const struct store_move *m,
+    const struct store_user *u)
+{
+	struct params p = { 0 };
+	enum txmode mode;
+	int64_t n;
+
+	p_text(&p, m->user);
+	p_text(&p, m->from);
+	p_text(&p, m->to);
+	p_int(&p, u->pinned != 0);
+	p_int(&p, u->since);
+	p_text(&p, u->replica);
+	p_int(&p, u->replica_current != 0);
+	p_int(&p, u->failed_over != 0);
+	if (tx_start(st, &mode) == -1)
+		return -1;
+	if (run_cmd(st, S_MOVE_SWITCH_USER, &p, "move switch", &n) == -1)
+		goto fail;
+	memset(&p, 0, sizeof(p));
+	p_int(&p, m->id);
+	p_text(&p, n == 1 ? "done" : "failed");
+	p_text(&p, n == 1 ? "" :
+	    "the user was no longer on the backend it left");
+	p_int(&p, now_sec());
+	if (run_cmd(st, S_MOVE_STATE, &p, "move state", NULL) == -1)
+		goto fail;
+	if (tx_end(st, mode, 1) == -1)
+		return -1;
+	return n == 1 ? 1 : 0;
+fail:
+	tx_end(st, mode, 0);
+	return -1;
+}
+
+static int
+row_move(struct store *st, const PGresult *res, int r, void *cbp, void *arg)
+{
+	store_move_cb cb = (store_move_cb)cbp;
+	struct store_move m;
+
+	(void)st;
+	m.id = col_int(res, r, 0);
+	m.user = col(res, r, 1);
+	m.from = col(res, r, 2);
+	m.to = col(res, r, 3);
+	m.reason = col(res, r, 4);
+	m.state = col(res, r, 5);
+	m.pin = (int)col_int(res, r, 6);
+	m.error = col(res, r, 7);
+	m.created = col_int(res, r, 8);
+	m.updated = col_int(res, r, 9);
+	return cb(&m, arg) == -1 ? -1 : 0;
+}
+
+static int
+pg_move_list(struct store *st, int active, int64_t before, size_t limit,
+    store_move_cb cb, void *arg)
+{
+	struct params p = { 0 };
+	int64_t lim = limit > INT64_MAX ? INT64_MAX : (int64_t)limit;
+
+	if (active) {
+		p_int(&p, lim);
+		return rows(st, S_MOVE_LIST_OPEN, &p, 0, "move list", row_move,
+		    (void *)cb, arg) == -1 ? -1 : 0;
+	}
+	p_int(&p, before > 0 ? before : INT64_MAX);
+	p_int(&p, lim);
+	return rows(st, S_MOVE_LIST, &p, 0, "move list", row_move, (void *)cb,
+	    arg) == -1 ? -1 : 0;
+}
+
+static int
+pg_job_insert(struct store *st, struct store_job *j)
+{
+	enum txmode mode = TX_NONE;
+	struct params p = { 0 };
+	PGresult *res;
+
+	p_text(&p, j->kind);
+	p_text(&p, j->backend != NULL ? j->backend : "");
+	p_int(&p, j->max);
+	p_int(&p, j->rate);
+	p_int(&p, j->created);
+	if (impl(st)->in_tx && tx_start(st, &mode) == -1)
+		return -1;
+	if ((res = run(st, S_JOB_INSERT, &p, "job insert", NULL)) == NULL) {
+		tx_end(st, mode, 0);
+		return -1;
+	}
+	j->id = col_int(res, 0, 0);
+	PQclear(res);
+	return tx_end(st, mode, 1);
+}
+
+static int
+pg_job_state(struct store *st, int64_t id, const char *state, int64_t made)
+{
+	struct params p = { 0 };
+
+	p_int(&p, id);
+	p_text(&p, state);
+	p_int(&p, made);
+	p_int(&p, now_sec());
+	return op_cmd(st, S_JOB_STATE, &p, "job state", NULL, NULL);
+}
+
+static int
+row_job(struct store *st, const PGresult *res, int r, void *cbp, void *arg)
+{
+	store_job_cb cb = (store_job_cb)cbp;
+	struct store_job j;
+
+	(void)st;
+	j.id = col_int(res, r, 0);
+	j.kind = col(res, r, 1);
+	j.backend = col(res, r, 2);
+	j.max = col_int(res, r, 3);
+	j.rate = col_int(res, r, 4);
+	j.made = col_int(res, r, 5);
+	j.state = col(res, r, 6);
+	j.created = col_int(res, r, 7);
+	return cb(&j, arg) == -1 ? -1 : 0;
+}
+
+static int
+pg_job_list(struct store *st, store_job_cb cb, void *arg)
+{
+	return rows(st, S_JOB_LIST, NULL, 0, "job list", row_job, (void *)cb,
+	    arg) == -1 ? -1 : 0;
+}
+
+static int
+pg_audit_add(struct store *st, const char *actor, const char *action,
+    const char *subject, const char *detail)
+{
+	struct params p = { 0 };
+
+	if (actor == NULL || action == NULL) {
+		store_set_error(st, "audit add: actor and action required");
+		return -1;
+	}
+	p_int(&p, now_sec());
+	p_text(&p, actor);
+	p_text(&p, action);
+	p_text(&p, subject != NULL ? subject : "");
+	p_text(&p, detail != NULL ? detail : "{}");
+	return op_cmd(st, S_AUDIT_ADD, &p, "audit add", NULL, NULL);
+}
+
+static int
+row_audit(struct store *st, const PGresult *res, int r, void *cbp,
+    void *arg)
+{
+	store_audit_cb cb = (store_audit_cb)cbp;
+	struct store_audit a;
+
+	(void)st;
+	a.id = col_int(res, r, 0);
+	a.at = col_int(res, r, 1);
+	a.actor = col(res, r, 2);
+	a.action = col(res, r, 3);
+	a.subject = col(res, r, 4);
+	a.detail = col(res, r, 5);
+	return cb(&a, arg) == -1 ? -1 : 0;
+}
+
+static int
+pg_audit_list(struct store *st, int64_t before, size_t limit,
+    store_audit_cb cb, void *arg)
+{
+	struct params p = { 0 };
+
+	p_int(&p, before > 0 ? before : INT64_MAX);
+	p_int(&p, limit > INT64_MAX ? INT64_MAX : (int64_t)limit);
+	return rows(st, S_AUDIT_LIST, &p, 0, "audit list", row_audit,
+	    (void *)cb, arg) == -1 ? -1 : 0;
+}
+
+static int
+row_repl(struct store *st, const PGresult *res, int r, void *cbp, void *arg)
+{
+	store_repl_cb cb = (store_repl_cb)cbp;
+	struct store_repl x;
+
+	(void)st;
+	x.user = col(res, r, 0);
+	x.priority = PQgetisnull(res, r, 1) ? -1 : (int)col_int(res, r, 1);
+	x.queued = col_int(res, r, 2);
+	x.due = col_int(res, r, 3);
+	x.full = (int)col_int(res, r, 4);
+	x.fails = (int)col_int(res, r, 5);
+	x.stuck = (int)col_int(res, r, 6);
+	x.error = col(res, r, 7);
+	x.state = col(res, r, 8);
+	x.last_fast = col_int(res, r, 9);
+	x.last_full = col_int(res, r, 10);
+	x.last_ok = col_int(res, r, 11);
+	return cb(&x, arg) == -1 ? -1 : 0;
+}
+
+static int
+fill_repl(struct store *st, const void *recs, size_t i, struct params *p)
+{
+	const struct store_repl *r = (const struct store_repl *)recs + i;
+
+	if (r->user == NULL) {
+		store_set_error(st, "repl put: record %zu has no user", i);
+		return -1;
+	}
+	p_text(p, r->user);
+	if (r->priority < 0)
+		p_text(p, NULL);
+	else
+		p_int(p, r->priority);
+	p_int(p, r->queued);
+	p_int(p, r->due);
+	p_int(p, r->full != 0);
+	p_int(p, r->fails);
+	p_int(p, r->stuck != 0);
+	p_text(p, r->error != NULL ? r->error : "");
+	p_text(p, r->state);	/* NULL: keep */
+	p_int(p, r->last_fast);
+	p_int(p, r->last_full);
+	p_int(p, r->last_ok);
+	return 0;
+}
+
+static int
+pg_repl_put(struct store *st, const struct store_repl *rs, size_t n)
+{
+	enum txmode mode = TX_NONE;
+	PGresult *err;
+	size_t bad;
+
+	if (n == 0)
+		return 0;
+	if ((n > 1 || impl(st)->in_tx) && tx_start(st, &mode) == -1)
+		return -1;
+	if (run_batch(st, S_REPL_PUT, rs, n, fill_repl, "repl put", &bad,
+	    &err) == -1) {
+		PQclear(err);
+		tx_end(st, mode, 0);
+		return -1;
+	}
+	return tx_end(st, mode, 1);
+}
+
+static int
+pg_repl_get(struct store *st, const char *user, store_repl_cb cb, void *arg)
+{
+	struct params p = { 0 };
+	int64_t n;
+
+	p_text(&p, user);
+	if ((n = rows(st, S_REPL_GET, &p, 0, "repl get", row_repl, (void *)cb,
+	    arg)) == -1)
+		return -1;
+	return n > 0 ? 1 : 0;
+}
+
+static int
+pg_repl_load(struct store *st, store_repl_cb cb, void *arg)
+{
+	return rows(st, S_REPL_LOAD, NULL, 1, "repl load", row_repl,
+	    (void *)cb, arg) == -1 ? -1 : 0;
+}
+
+static int
+pg_repl_delete(struct store *st, const char *user)
+{
+	struct params p = { 0 };
+	int64_t n;
+
+	p_text(&p, user);
+	if (op_cmd(st, S_REPL_DELETE, &p, "repl delete", &n, NULL) == -1)
+		return -1;
+	return n > 0 ? 1 : 0;
+}
+
+const struct store_ops store_pg_ops = {
+	.name = "postgresql",
+	.open = pg_open,
+	.close = pg_close,
+	.ping = pg_ping,
+	.begin = pg_begin,
+	.commit = pg_commit,
+	.rollback = pg_rollback,
+	.durable = pg_durable,
+	.backend_load = pg_backend_load,
+	.backend_insert = pg_backend_insert,
+	.backend_update = pg_backend_update,
+	.backend_delete = pg_backend_delete,
+	.user_load = pg_user_load,
+	.user_put = pg_user_put,
+	.user_delete = pg_user_delete,
+	.user_get = pg_user_get,
+	.user_list = pg_user_list,
+	.user_touch = pg_user_touch,
+	.audit_add = pg_audit_add,
+	.audit_list = pg_audit_list,
+	.move_insert = pg_move_insert,
+	.move_state = pg_move_state,
+	.move_switch = pg_move_switch,
+	.move_list = pg_move_list,
+	.job_insert = pg_job_insert,
+	.job_state = pg_job_state,
+	.job_list = pg_job_list,
+	.health_put = pg_health_put,
+	.health_load = pg_health_load,
+	.proxy_load = pg_proxy_load,
+	.proxy_insert = pg_proxy_insert,
+	.proxy_update = pg_proxy_update,
+	.proxy_delete = pg_proxy_delete,
+	.repl_put = pg_repl_put,
+	.repl_get = pg_repl_get,
+	.repl_load = pg_repl_load,
+	.repl_delete = pg_repl_delete,
+};

@@ -1,0 +1,1737 @@
+/*
+ * test_store_pg.c: the store contract of store.h, each case run against
+ * both stores: SQLite (a file in a fresh directory) and PostgreSQL (a fresh
+ * schema per case in a throw-away cluster that tests/pg/pgtmp starts for
+ * this run, or the one ROOST_PG names).  Then the cases only PostgreSQL
+ * has: a lost connection, the time bounds, secrets in errors.
+ *
+ * Without PostgreSQL installed (pgtmp exits 77) the PostgreSQL cases are
+ * skipped, saying so; any other failure to start it fails them.
+ */
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include <errno.h>
+#include <limits.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <libpq-fe.h>
+#include <sqlite3.h>
+
+#include "backend.h"
+#include "proxy.h"
+#include "repl.h"
+#include "store.h"
+#include "util.h"
+#include "xmalloc.h"
+
+enum kind { K_SQLITE, K_PG };
+
+/* The cluster for the whole run. */
+static struct {
+	int	 state;		/* 0 not tried, 1 up, -1 failed, 77 absent */
+	char	 conninfo[512];
+	char	 dir[64];	/* ours to stop, "" when ROOST_PG gave it */
+	char	 why[256];
+	PGconn	*admin;		/* raw SQL behind the store's back */
+	int	 seq;
+} pg;
+
+struct fixture {
+	enum kind	 kind;
+	char		 dir[64];
+	char		 path[128];
+	char		 schema[48];
+	char		 url[1024];
+};
+
+static void
+pg_up(void)
+{
+	const char *env = getenv("ROOST_PG");
+	const char *paths[] = { "tests/pg/pgtmp", "../../tests/pg/pgtmp" };
+	char cmd[512], *nl;
+	FILE *fp;
+	size_t i;
+	int rc;
+
+	if (pg.state != 0)
+		return;
+	pg.state = -1;
+	if (env != NULL && env[0] != '\0') {
+		snprintf(pg.conninfo, sizeof(pg.conninfo), "%s", env);
+	} else {
+		for (i = 0; i < 2; i++)
+			if (access(paths[i], X_OK) == 0)
+				break;
+		if (i == 2) {
+			snprintf(pg.why, sizeof(pg.why), "tests/pg/pgtmp not "
+			    "found (run from the top of the tree)");
+			return;
+		}
+		snprintf(pg.dir, sizeof(pg.dir), "/tmp/pgtmp.XXXXXX");
+		if (mkdtemp(pg.dir) == NULL) {
+			snprintf(pg.why, sizeof(pg.why), "mkdtemp: %s",
+			    strerror(errno));
+			pg.dir[0] = '\0';
+			return;
+		}
+		snprintf(cmd, sizeof(cmd), "%s start %s --owner-pid %ld",
+		    paths[i], pg.dir, (long)getpid());
+		if ((fp = popen(cmd, "r")) == NULL) {
+			snprintf(pg.why, sizeof(pg.why), "popen: %s",
+			    strerror(errno));
+			return;
+		}
+		if (fgets(pg.conninfo, sizeof(pg.conninfo), fp) == NULL)
+			pg.conninfo[0] = '\0';
+		rc = pclose(fp);
+		if (WIFEXITED(rc) && WEXITSTATUS(rc) == 77) {
+			pg.state = 77;
+			snprintf(pg.why, sizeof(pg.why), "PostgreSQL is not "
+			    "installed (scripts/install-deps installs it)");
+			return;
+		}
+		if (!WIFEXITED(rc) || WEXITSTATUS(rc) != 0) {
+			snprintf(pg.why, sizeof(pg.why), "tests/pg/pgtmp start "
+			    "failed (status %d)", rc);
+			return;
+		}
+		if ((nl = strchr(pg.conninfo, '\n')) != NULL)
+			*nl = '\0';
+	}
+	pg.admin = PQconnectdb(pg.conninfo);
+	if (PQstatus(pg.admin) != CONNECTION_OK) {
+		snprintf(pg.why, sizeof(pg.why), "connect: %s",
+		    PQerrorMessage(pg.admin));
+		return;
+	}
+	PQclear(PQexec(pg.admin, "SET client_min_messages = warning"));
+	pg.state = 1;
+}
+
+static void
+pg_down(void)
+{
+	char cmd[256];
+
+	if (pg.admin != NULL)
+		PQfinish(pg.admin);
+	if (pg.dir[0] != '\0') {
+		snprintf(cmd, sizeof(cmd), "tests/pg/pgtmp stop %s 2>/dev/null"
+		    " || ../../tests/pg/pgtmp stop %s", pg.dir, pg.dir);
+		if (system(cmd) != 0)
+			fprintf(stderr, "pgtmp stop %s failed\n", pg.dir);
+	}
+}
+
+/* Raw SQL on the admin connection; fails the test unless it works. */
+static void
+pg_exec(const char *sql)
+{
+	PGresult *res = PQexec(pg.admin, sql);
+
+	if (PQresultStatus(res) != PGRES_COMMAND_OK &&
+	    PQresultStatus(res) != PGRES_TUPLES_OK)
+		fail_msg("%s: %s", sql, PQerrorMessage(pg.admin));
+	PQclear(res);
+}
+
+static int
+setup_kind(void **state, enum kind kind)
+{
+	struct fixture *f;
+	char sql[128];
+
+	if (kind == K_PG) {
+		pg_up();
+		if (pg.state == 77) {
+			print_message("skipped: %s\n", pg.why);
+			*state = NULL;
+			return 0;
+		}
+		if (pg.state != 1) {
+			print_message("PostgreSQL: %s\n", pg.why);
+			return -1;
+		}
+	}
+	f = xcalloc(1, sizeof(*f));
+	f->kind = kind;
+	if (kind == K_SQLITE) {
+		snprintf(f->dir, sizeof(f->dir), "/tmp/roost-store-XXXXXX");
+		if (mkdtemp(f->dir) == NULL) {
+			free(f);
+			return -1;
+		}
+		snprintf(f->path, sizeof(f->path), "%s/roost.db", f->dir);
+		snprintf(f->url, sizeof(f->url), "sqlite:%s", f->path);
+	} else {
+		snprintf(f->schema, sizeof(f->schema), "t_%ld_%d",
+		    (long)getpid(), ++pg.seq);
+		snprintf(sql, sizeof(sql), "CREATE SCHEMA %s", f->schema);
+		pg_exec(sql);
+		snprintf(f->url, sizeof(f->url), "postgresql:%s "
+		    "options='-csearch_path=%s'", pg.conninfo, f->schema);
+	}
+	*state = f;
+	return 0;
+}
+
+static int
+setup_sqlite(void **state)
+{
+	return setup_kind(state, K_SQLITE);
+}
+
+static int
+setup_pg(void **state)
+{
+	return setup_kind(state, K_PG);
+}
+
+static int
+teardown(void **state)
+{
+	struct fixture *f = *state;
+	const char *suffix[] = { "", "-wal", "-shm", "-journal", ".lock" };
+	char p[200];
+	size_t i;
+
+	if (f == NULL)
+		return 0;
+	if (f->kind == K_SQLITE) {
+		for (i = 0; i < sizeof(suffix) / sizeof(suffix[0]); i++) {
+			snprintf(p, sizeof(p), "%s%s", f->path, suffix[i]);
+			unlink(p);
+		}
+		rmdir(f->dir);
+	} else {
+		snprintf(p, sizeof(p), "DROP SCHEMA %s CASCADE", f->schema);
+		pg_exec(p);
+	}
+	free(f);
+	return 0;
+}
+
+/* The case's fixture; none: PostgreSQL is not installed, skip. */
+static struct fixture *
+fixture(void **state)
+{
+	if (*state == NULL)
+		skip();
+	return *state;
+}
+
+static struct store *
+open_ok(const struct fixture *f)
+{
+	struct store *st;
+	char err[600];
+
+	st = store_open(f->url, err, sizeof(err));
+	if (st == NULL)
+		fail_msg("store_open: %s", err);
+	return st;
+}
+
+/* Run SQL straight on the store, behind its back. */
+static void
+raw_sql(const struct fixture *f, const char *sql)
+{
+	char *q;
+	sqlite3 *db;
+
+	if (f->kind == K_SQLITE) {
+		assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+		assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL),
+		    SQLITE_OK);
+		sqlite3_close(db);
+		return;
+	}
+	xasprintf(&q, "SET search_path = %s; %s; RESET search_path",
+	    f->schema, sql);
+	pg_exec(q);
+	free(q);
+}
+
+static struct backend *
+mkbackend(const char *name, const char *tag)
+{
+	struct backend *b;
+
+	b = backend_new(name);
+	snprintf(b->host, sizeof(b->host), "%s.example.com", name);
+	snprintf(b->tag, sizeof(b->tag), "%s", tag);
+	b->created = 1700000000;
+	b->updated = 1700000000;
+	return b;
+}
+
+static void
+add_backend(struct store *st, const char *name)
+{
+	struct backend *b = mkbackend(name, "");
+
+	if (st->ops->backend_insert(st, b) == -1)
+		fail_msg("backend_insert %s: %s", name, store_error(st));
+	backend_free(b);
+}
+
+static void
+put_user(struct store *st, const char *user, const char *backend)
+{
+	struct store_user u = { user, backend, "", 0, 1700000100, 0, 0, NULL,
+	    0, 0 };
+
+	if (st->ops->user_put(st, &u, 1) == -1)
+		fail_msg("user_put %s: %s", user, store_error(st));
+}
+
+struct bcoll {
+	size_t		 n;
+	struct backend	*b[16];
+};
+
+static int
+collect_backend(const struct backend *b, void *arg)
+{
+	struct bcoll *c = arg;
+
+	if (c->n >= 16)
+		return -1;
+	c->b[c->n++] = backend_dup(b);
+	return 0;
+}
+
+static void
+bcoll_free(struct bcoll *c)
+{
+	size_t i;
+
+	for (i = 0; i < c->n; i++)
+		backend_free(c->b[i]);
+	c->n = 0;
+}
+
+struct ucoll {
+	size_t	 n;
+	char	 user[64][32];
+	char	 backend[64][32];
+	char	 tag[64][32];
+	char	 replica[64][32];
+	int	 has_replica[64];
+	int	 pinned[64];
+	int	 confirmed[64];
+	int	 replica_current[64];
+	int	 failed_over[64];
+	int64_t	 since[64];
+	int64_t	 last_lookup[64];
+};
+
+static int
+collect_user(const struct store_user *u, void *arg)
+{
+	struct ucoll *c = arg;
+
+	if (c->n >= 64)
+		return -1;
+	snprintf(c->user[c->n], 32, "%s", u->user);
+	snprintf(c->backend[c->n], 32, "%s", u->backend);
+	snprintf(c->tag[c->n], 32, "%s", u->tag);
+	snprintf(c->replica[c->n], 32, "%s", u->replica ? u->replica : "");
+	c->has_replica[c->n] = u->replica != NULL;
+	c->pinned[c->n] = u->pinned;
+	c->confirmed[c->n] = u->confirmed;
+	c->replica_current[c->n] = u->replica_current;
+	c->failed_over[c->n] = u->failed_over;
+	c->since[c->n] = u->since;
+	c->last_lookup[c->n] = u->last_lookup;
+	c->n++;
+	return 0;
+}
+
+static int
+count_user(const struct store_user *u, void *arg)
+{
+	(void)u;
+	(*(size_t *)arg)++;
+	return 0;
+}
+
+static size_t
+user_count(struct store *st)
+{
+	size_t n = 0;
+
+	if (st->ops->user_load(st, count_user, &n) == -1)
+		fail_msg("user_load: %s", store_error(st));
+	return n;
+}
+
+/* One user's record into c (emptied first); returns user_get's result. */
+static int
+get_user(struct store *st, const char *user, struct ucoll *c)
+{
+	memset(c, 0, sizeof(*c));
+	return st->ops->user_get(st, user, collect_user, c);
+}
+
+/* ---------------------------------------------------------------- cases */
+
+static void
+test_reopen_keeps_data(void **state)
+{
+	struct fixture *f = fixture(state);
+	struct store *st;
+	struct bcoll bc = { 0 };
+	struct ucoll uc;
+
+	st = open_ok(f);
+	assert_int_equal(st->ops->ping(st), 0);
+	add_backend(st, "b1");
+	put_user(st, "alice", "b1");
+	store_free(st);
+
+	st = open_ok(f);
+	assert_int_equal(st->ops->backend_load(st, collect_backend, &bc), 0);
+	assert_int_equal(bc.n, 1);
+	assert_string_equal(bc.b[0]->name, "b1");
+	assert_int_equal(get_user(st, "alice", &uc), 1);
+	assert_string_equal(uc.backend[0], "b1");
+	assert_int_equal(uc.since[0], 1700000100);
+	bcoll_free(&bc);
+	store_free(st);
+}
+
+/* A commit survives the process dying on the spot; an open transaction
+ * does not. */
+static void
+test_survives_kill(void **state)
+{
+	struct fixture *f = fixture(state);
+	struct store *st;
+	struct ucoll uc;
+	pid_t pid;
+	int status;
+
+	st = open_ok(f);
+	store_free(st);
+	if ((pid = fork()) == 0) {
+		char err[600];
+
+		st = store_open(f->url, err, sizeof(err));
+		if (st == NULL)
+			_exit(1);
+		add_backend(st, "b1");
+		put_user(st, "alice", "b1");
+		st->ops->begin(st, 0);
+		put_user(st, "bob", "b1");
+		kill(getpid(), SIGKILL);
+		_exit(2);
+	}
+	assert_true(pid > 0);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+
+	st = open_ok(f);
+	assert_int_equal(get_user(st, "alice", &uc), 1);
+	assert_string_equal(uc.backend[0], "b1");
+	assert_int_equal(get_user(st, "bob", &uc), 0);
+	store_free(st);
+}
+
+static void
+test_schema_version(void **state)
+{
+	struct fixture *f = fixture(state);
+	struct store *st;
+	char err[600];
+
+	st = open_ok(f);
+	store_free(st);
+	/* Reopening an up-to-date store changes nothing. */
+	st = open_ok(f);
+	store_free(st);
+	/* The stored version is this roostd's: a newer one is refused. */
+	raw_sql(f, "UPDATE meta SET value = '99' WHERE key = 'schema_version'"
+	    " AND value = '9'");
+	st = store_open(f->url, err, sizeof(err));
+	assert_null(st);
+	assert_non_null(strstr(err, "newer"));
+	assert_non_null(strstr(err, "99"));
+}
+
+static void
+test_foreign_database_refused(void **state)
+{
+	struct fixture *f = fixture(state);
+	struct store *st;
+	char err[600];
+
+	raw_sql(f, "CREATE TABLE other (x INTEGER)");
+	st = store_open(f->url, err, sizeof(err));
+	assert_null(st);
+	assert_non_null(strstr(err, "not a roost database"));
+}
+
+static void
+test_backend_roundtrip(void **state)
+{
+	struct fixture *f = fixture(state);
+	struct store *st;
+	struct backend *b;
+	struct bcoll bc = { 0 };
+	int i;
+
+	st = open_ok(f);
+	b = mkbackend("b1", "ssd");
+	snprintf(b->hostip, sizeof(b->hostip), "127.0.0.11");
+	b->weight = 250;
+	b->state = BACKEND_DRAIN;
+	b->tls = BACKEND_TLS_STARTTLS;
+	for (i = 0; i < PROTO_COUNT; i++)
+		b->ports[i] = (uint16_t)(10000 + i);
+	b->ports[PROTO_SIEVE] = 0;
+	b->doveadm_url = xstrdup("http://127.0.0.11:8080/doveadm/v1");
+	b->doveadm_key = xstrdup("s3cret-key");
+	b->probe_user = xstrdup("probe");
+	b->probe_pass = xstrdup("probe-pw");
+	b->created = 1700000001;
+	b->updated = 1700000002;
+	assert_int_equal(st->ops->backend_insert(st, b), 0);
+	assert_int_equal(st->ops->backend_insert(st, b), -1);
+	assert_non_null(strstr(store_error(st), "already exists"));
+	assert_null(strstr(store_error(st), "s3cret-key"));
+
+	assert_int_equal(st->ops->backend_load(st, collect_backend, &bc), 0);
+	assert_int_equal(bc.n, 1);
+	assert_string_equal(bc.b[0]->host, "b1.example.com");
+	assert_string_equal(bc.b[0]->hostip, "127.0.0.11");
+	assert_string_equal(bc.b[0]->tag, "ssd");
+	assert_int_equal(bc.b[0]->weight, 250);
+	assert_int_equal(bc.b[0]->state, BACKEND_DRAIN);
+	assert_int_equal(bc.b[0]->tls, BACKEND_TLS_STARTTLS);
+	for (i = 0; i < PROTO_COUNT; i++)
+		assert_int_equal(bc.b[0]->ports[i], b->ports[i]);
+	assert_string_equal(bc.b[0]->doveadm_url, b->doveadm_url);
+	assert_string_equal(bc.b[0]->doveadm_key, "s3cret-key");
+	assert_string_equal(bc.b[0]->probe_user, "probe");
+	assert_string_equal(bc.b[0]->probe_pass, "probe-pw");
+	assert_int_equal(bc.b[0]->created, 1700000001);
+	assert_int_equal(bc.b[0]->updated, 1700000002);
+	bcoll_free(&bc);
+
+	free(b->doveadm_key);
+	b->doveadm_key = xstrdup("other-key");
+	free(b->doveadm_url);
+	b->doveadm_url = NULL;
+	free(b->probe_user);
+	free(b->probe_pass);
+	b->probe_user = b->probe_pass = NULL;
+	b->state = BACKEND_UP;
+	b->weight = 0;
+	b->updated = 1700000003;
+	assert_int_equal(st->ops->backend_update(st, b), 0);
+	store_free(st);
+
+	st = open_ok(f);
+	assert_int_equal(st->ops->backend_load(st, collect_backend, &bc), 0);
+	assert_int_equal(bc.n, 1);
+	assert_null(bc.b[0]->doveadm_url);
+	assert_null(bc.b[0]->probe_user);
+	assert_null(bc.b[0]->probe_pass);
+	assert_string_equal(bc.b[0]->doveadm_key, "other-key");
+	assert_int_equal(bc.b[0]->state, BACKEND_UP);
+	assert_int_equal(bc.b[0]->weight, 0);
+	assert_int_equal(bc.b[0]->updated, 1700000003);
+	bcoll_free(&bc);
+
+	snprintf(b->name, sizeof(b->name), "nope");
+	assert_int_equal(st->ops->backend_update(st, b), -1);
+	assert_non_null(strstr(store_error(st), "nope"));
+	assert_null(strstr(store_error(st), "other-key"));
+	backend_free(b);
+
+	/* Name order (bytes), whatever the insert order. */
+	add_backend(st, "c9");
+	add_backend(st, "a0");
+	add_backend(st, "B2");
+	assert_int_equal(st->ops->backend_load(st, collect_backend, &bc), 0);
+	assert_int_equal(bc.n, 4);
+	assert_string_equal(bc.b[0]->name, "B2");
+	assert_string_equal(bc.b[1]->name, "a0");
+	assert_string_equal(bc.b[2]->name, "b1");
+	assert_string_equal(bc.b[3]->name, "c9");
+	bcoll_free(&bc);
+
+	/* A damaged row is refused on load, the password not quoted. */
+	raw_sql(f, f->kind == K_SQLITE ?
+	    "UPDATE backends SET probe_user = 'u',"
+	    " probe_password = 'pw-x' || char(13) WHERE name = 'a0'" :
+	    "UPDATE backends SET probe_user = 'u',"
+	    " probe_password = 'pw-x' || chr(13) WHERE name = 'a0'");
+	assert_int_equal(st->ops->backend_load(st, collect_backend, &bc), -1);
+	assert_non_null(strstr(store_error(st), "probe"));
+	assert_null(strstr(store_error(st), "pw-x"));
+	bcoll_free(&bc);
+	store_free(st);
+}
+
+struct pcoll {
+	size_t		 n;
+	struct proxy	*p[16];
+};
+
+static int
+collect_proxy(const struct proxy *p, void *arg)
+{
+	struct pcoll *c = arg;
+
+	if (c->n >= 16)
+		return -1;
+	c->p[c->n++] = proxy_dup(p);
+	return 0;
+}
+
+static void
+pcoll_free(struct pcoll *c)
+{
+	size_t i;
+
+	for (i = 0; i < c->n; i++)
+		proxy_free(c->p[i]);
+	c->n = 0;
+}
+
+static struct proxy *
+mkproxy(const char *name, const char *key)
+{
+	struct proxy *p = proxy_new(name);
+
+	xasprintf(&p->doveadm_url, "http://%s.example.com:8080/doveadm/v1",
+	    name);
+	p->doveadm_key = xstrdup(key);
+	p->created = 1700000001;
+	p->updated = 1700000002;
+	return p;
+}
+
+static void
+test_proxy_roundtrip(void **state)
+{
+	struct fixture *f = fixture(state);
+	struct store *st;
+	struct proxy *p;
+	struct pcoll pc = { 0 };
+
+	st = open_ok(f);
+	p = mkproxy("p2", "proxy-key-2");
+	assert_int_equal(st->ops->proxy_insert(st, p), 0);
+	assert_int_equal(st->ops->proxy_insert(st, p), -1);
+	assert_non_null(strstr(store_error(st), "already exists"));
+	assert_null(strstr(store_error(st), "proxy-key-2"));
+	proxy_free(p);
+	p = mkproxy("p1", "proxy-key-1");
+	assert_int_equal(st->ops->proxy_insert(st, p), 0);
+	proxy_free(p);
+
+	assert_int_equal(st->ops->proxy_load(st, collect_proxy, &pc), 0);
+	assert_int_equal(pc.n, 2);
+	assert_string_equal(pc.p[0]->name, "p1");
+	assert_string_equal(pc.p[1]->doveadm_key, "proxy-key-2");
+	p = proxy_dup(pc.p[1]);
+	pcoll_free(&pc);
+	free(p->doveadm_key);
+	p->doveadm_key = xstrdup("proxy-key-new");
+	p->updated = 1700000009;
+	assert_int_equal(st->ops->proxy_update(st, p), 0);
+	snprintf(p->name, sizeof(p->name), "nope");
+	assert_int_equal(st->ops->proxy_update(st, p), -1);
+	assert_non_null(strstr(store_error(st), "nope"));
+	proxy_free(p);
+	assert_int_equal(st->ops->proxy_load(st, collect_proxy, &pc), 0);
+	assert_string_equal(pc.p[1]->doveadm_key, "proxy-key-new");
+	assert_int_equal(pc.p[1]->updated, 1700000009);
+	pcoll_free(&pc);
+
+	assert_int_equal(st->ops->proxy_delete(st, "p1"), 0);
+	assert_int_equal(st->ops->proxy_delete(st, "p1"), -1);
+	assert_non_null(strstr(store_error(st), "p1"));
+
+	assert_int_equal(st->ops->begin(st, STORE_TX_ADMIN), 0);
+	p = mkproxy("p3", "proxy-key-3");
+	assert_int_equal(st->ops->proxy_insert(st, p), 0);
+	proxy_free(p);
+	assert_int_equal(st->ops->rollback(st), 0);
+	assert_int_equal(st->ops->proxy_load(st, collect_proxy, &pc), 0);
+	assert_int_equal(pc.n, 1);
+	assert_string_equal(pc.p[0]->name, "p2");
+	pcoll_free(&pc);
+	store_free(st);
+}
+
+static int
+stop_at_first(const struct backend *b, void *arg)
+{
+	(void)b;
+	(*(int *)arg)++;
+	return -1;
+}
+
+static void
+test_callback_stops(void **state)
+{
+	struct fixture *f = fixture(state);
+	struct store *st;
+	int calls = 0;
+
+	st = open_ok(f);
+	add_backend(st, "b1");
+	add_backend(st, "b2");
+	assert_int_equal(st->ops->backend_load(st, stop_at_first, &calls), -1);
+	assert_int_equal(calls, 1);
+	assert_non_null(strstr(store_error(st), "stopped by caller"));
+	calls = 0;
+	assert_int_equal(st->ops->backend_load(st, stop_at_first, &calls), -1);
+	assert_int_equal(calls, 1);
+	/* and the store works on */
+	put_user(st, "alice", "b1");
+	assert_int_equal(user_count(st), 1);
+	store_free(st);
+}
+
+static void
+test_user_unknown_backend(void **state)
+{
+	struct fixture *f = fixture(state);
+	struct store *st;
+	struct store_user u = { "alice", "ghost", "", 0, 1, 0, 0, NULL, 0, 0 };
+
+	st = open_ok(f);
+	add_backend(st, "b1");
+	assert_int_equal(st->ops->user_put(st, &u, 1), -1);
+	assert_non_null(strstr(store_error(st), "ghost"));
+	assert_false(st->busy);
+	assert_int_equal(user_count(st), 0);
+	store_free(st);
+}
+
+static void
+test_backend_delete_releases(void **state)
+{
+	struct fixture *f = fixture(state);
+	struct store *st;
+	struct bcoll bc = { 0 };
+	struct ucoll uc = { 0 };
+	int64_t released = -1;
+
+	st = open_ok(f);
+	add_backend(st, "b1");
+	add_backend(st, "b2");
+	put_user(st, "alice", "b1");
+	put_user(st, "bob", "b1");
+	put_user(st, "carol", "b1");
+	put_user(st, "dave", "b2");
+
+	assert_int_equal(st->ops->backend_delete(st, "b1", &released), 0);
+	assert_int_equal(released, 3);
+	assert_int_equal(st->ops->user_list(st, NULL, NULL, 100, collect_user,
+	    &uc), 0);
+	assert_int_equal(uc.n, 1);
+	assert_string_equal(uc.user[0], "dave");
+	assert_int_equal(st->ops->backend_load(st, collect_backend, &bc), 0);
+	assert_int_equal(bc.n, 1);
+	bcoll_free(&bc);
+
+	add_backend(st, "b3");
+	assert_int_equal(st->ops->backend_delete(st, "b3", &released), 0);
+	assert_int_equal(released, 0);
+	assert_int_equal(st->ops->backend_delete(st, "b1", &released), -1);
+	assert_non_null(strstr(store_error(st), "b1"));
+	assert_int_equal(user_count(st), 1);
+
+	/* Inside the caller's transaction, undone by its rollback. */
+	assert_int_equal(st->ops->begin(st, 0), 0);
+	assert_int_equal(st->ops->backend_delete(st, "b2", &released), 0);
+	assert_int_equal(released, 1);
+	assert_int_equal(st->ops->rollback(st), 0);
+	assert_int_equal(user_count(st), 1);
+	store_free(st);
+}
+
+static void
+test_user_put_batch_atomic(void **state)
+{
+	struct fixture *f = fixture(state);
+	struct store *st;
+	struct ucoll uc;
+	struct store_user bad[3] = {
+		{ "u1", "b1", "", 0, 1, 0, 0, NULL, 0, 0 },
+		{ "u2", "ghost", "", 0, 1, 0, 0, NULL, 0, 0 },
+		{ "u3", "b1", "", 0, 1, 0, 0, NULL, 0, 0 },
+	};
+	struct store_user good[3] = {
+		{ "u1", "b1", "", 0, 1, 0, 0, NULL, 0, 0 },
+		{ "u2", "b2", "gold", 1, 2, 3, 0, "b1", 1, 1 },
+		/* the same user twice in a batch: the last one wins */
+		{ "u1", "b2", "", 0, 7, 0, 0, NULL, 0, 0 },
+	};
+
+	st = open_ok(f);
+	add_backend(st, "b1");
+	add_backend(st, "b2");
+	assert_int_equal(st->ops->user_put(st, bad, 3), -1);
+	assert_int_equal(user_count(st), 0);
+	assert_int_equal(st->ops->user_put(st, good, 3), 0);
+	assert_int_equal(user_count(st), 2);
+	assert_int_equal(get_user(st, "u1", &uc), 1);
+	assert_string_equal(uc.backend[0], "b2");
+	assert_int_equal(uc.since[0], 7);
+	assert_int_equal(get_user(st, "u2", &uc), 1);
+	assert_string_equal(uc.tag[0], "gold");
+	assert_int_equal(uc.pinned[0], 1);
+	assert_int_equal(uc.last_lookup[0], 3);
+	assert_string_equal(uc.replica[0], "b1");
+	assert_int_equal(uc.replica_current[0], 1);
+	assert_int_equal(uc.failed_over[0], 1);
+
+	/* Inside begin(): a failed batch (or a failed insert) leaves the
+	 * earlier work of the transaction alone and writes none of its own. */
+	assert_int_equal(st->ops->begin(st, 0), 0);
+	put_user(st, "early", "b1");
+	bad[0].user = "u10";
+	bad[2].user = "u30";
+	assert_int_equal(st->ops->user_put(st, bad, 3), -1);
+	assert_int_equal(st->ops->user_put(st, &bad[1], 1), -1);
+	{
+		struct backend *b = mkbackend("b1", "");
+
+		assert_int_equal(st->ops->backend_insert(st, b), -1);
+		backend_free(b);
+	}
+	put_user(st, "late", "b2");
+	assert_int_equal(st->ops->commit(st), 0);
+	assert_int_equal(user_count(st), 4);
+	assert_int_equal(get_user(st, "early", &uc), 1);
+	assert_int_equal(get_user(st, "late", &uc), 1);
+	assert_int_equal(get_user(st, "u10", &uc), 0);
+	store_free(st);
+}
+
+/* A user once confirmed stays confirmed whoever rewrites the row. */
+static void
+test_user_put_keeps_confirmed(void **state)
+{
+	struct fixture *f = fixture(state);
+	struct store *st;
+	struct ucoll uc;
+	struct store_user u = { "alice", "b1", "", 0, 1, 0, 1, NULL, 0, 0 };
+
+	st = open_ok(f);
+	add_backend(st, "b1");
+	assert_int_equal(st->ops->user_put(st, &u, 1), 0);
+	u.confirmed = 0;
+	u.since = 2;
+	assert_int_equal(st->ops->user_put(st, &u, 1), 0);
+	assert_int_equal(get_user(st, "alice", &uc), 1);
+	assert_int_equal(uc.confirmed[0], 1);
+	assert_int_equal(uc.since[0], 2);
+	store_free(st);
+}
+
+static void
+test_user_delete(void **state)
+{
+	struct fixture *f = fixture(state);
+	struct store *st;
+
+	st = open_ok(f);
+	add_backend(st, "b1");
+	put_user(st, "alice", "b1");
+	put_user(st, "bob", "b1");
+	assert_int_equal(st->ops->user_delete(st, "alice"), 1);
+	assert_int_equal(st->ops->user_delete(st, "alice"), 0);
+	assert_int_equal(st->ops->user_delete(st, "nobody"), 0);
+	assert_int_equal(user_count(st), 1);
+	store_free(st);
+}
+
+static void
+test_user_list_pages(void **state)
+{
+	struct fixture *f = fixture(state);
+	struct store *st;
+	struct ucoll uc;
+	char name[32], last[32], expect[32];
+	const char *after;
+	int i, seen, pages;
+
+	st = open_ok(f);
+	add_backend(st, "b1");
+	add_backend(st, "b2");
+	for (i = 24; i >= 0; i--) {
+		snprintf(name, sizeof(name), "user%02d", i);
+		put_user(st, name, i % 2 == 0 ? "b1" : "b2");
+	}
+	after = NULL;
+	seen = 0;
+	for (pages = 0; pages < 10; pages++) {
+		memset(&uc, 0, sizeof(uc));
+		assert_int_equal(st->ops->user_list(st, NULL, after, 10,
+		    collect_user, &uc), 0);
+		if (uc.n == 0)
+			break;
+		for (i = 0; i < (int)uc.n; i++) {
+			snprintf(expect, sizeof(expect), "user%02d", seen++);
+			assert_string_equal(uc.user[i], expect);
+		}
+		snprintf(last, sizeof(last), "%s", uc.user[uc.n - 1]);
+		after = last;
+	}
+	assert_int_equal(seen, 25);
+	assert_int_equal(pages, 3);
+
+	after = NULL;
+	seen = 0;
+	for (pages = 0; pages < 10; pages++) {
+		memset(&uc, 0, sizeof(uc));
+		assert_int_equal(st->ops->user_list(st, "b2", after, 4,
+		    collect_user, &uc), 0);
+		if (uc.n == 0)
+			break;
+		for (i = 0; i < (int)uc.n; i++) {
+			snprintf(expect, sizeof(expect), "user%02d",
+			    2 * seen++ + 1);
+			assert_string_equal(uc.user[i], expect);
+			assert_string_equal(uc.backend[i], "b2");
+		}
+		snprintf(last, sizeof(last), "%s", uc.user[uc.n - 1]);
+		after = last;
+	}
+	assert_int_equal(seen, 12);
+	assert_int_equal(pages, 3);
+
+	memset(&uc, 0, sizeof(uc));
+	assert_int_equal(st->ops->user_list(st, "b1", "user05x", 100,
+	    collect_user, &uc), 0);
+	assert_int_equal(uc.n, 10);
+	assert_string_equal(uc.user[0], "user06");
+	memset(&uc, 0, sizeof(uc));
+	assert_int_equal(st->ops->user_list(st, "zz", NULL, 100,
+	    collect_user, &uc), 0);
+	assert_int_equal(uc.n, 0);
+
+	/* Byte order: upper case before lower, as SQLite compares. */
+	put_user(st, "Zed", "b1");
+	memset(&uc, 0, sizeof(uc));
+	assert_int_equal(st->ops->user_list(st, NULL, NULL, 1, collect_user,
+	    &uc), 0);
+	assert_string_equal(uc.user[0], "Zed");
+	store_free(st);
+}
+
+static void
+test_user_touch(void **state)
+{
+	struct fixture *f = fixture(state);
+	struct store *st;
+	struct ucoll uc;
+	struct store_user u = { "alice", "b1", "gold", 1, 500, 0, 0, NULL, 0,
+	    0 };
+	struct store_user t[3] = {
+		{ "alice", NULL, NULL, 0, 0, 1000, 1, NULL, 0, 0 },
+		{ "ghost", NULL, NULL, 0, 0, 1000, 0, NULL, 0, 0 },
+		{ "bob", NULL, NULL, 0, 0, 2000, 0, NULL, 0, 0 },
+	};
+
+	st = open_ok(f);
+	add_backend(st, "b1");
+	assert_int_equal(st->ops->user_put(st, &u, 1), 0);
+	put_user(st, "bob", "b1");
+	assert_int_equal(st->ops->user_touch(st, t, 3), 0);
+	assert_int_equal(user_count(st), 2);
+	assert_int_equal(get_user(st, "alice", &uc), 1);
+	assert_int_equal(uc.last_lookup[0], 1000);
+	assert_int_equal(uc.confirmed[0], 1);
+	assert_string_equal(uc.tag[0], "gold");
+	assert_int_equal(uc.pinned[0], 1);
+	assert_int_equal(uc.since[0], 500);
+	assert_int_equal(get_user(st, "bob", &uc), 1);
+	assert_int_equal(uc.last_lookup[0], 2000);
+
+	/* Neither goes back. */
+	t[0].last_lookup = 900;
+	t[0].confirmed = 0;
+	assert_int_equal(st->ops->user_touch(st, t, 1), 0);
+	assert_int_equal(get_user(st, "alice", &uc), 1);
+	assert_int_equal(uc.last_lookup[0], 1000);
+	assert_int_equal(uc.confirmed[0], 1);
+	store_free(st);
+}
+
+struct acoll {
+	size_t	 n;
+	int64_t	 id[16];
+	int64_t	 at[16];
+	char	 action[16][32];
+	char	 subject[16][32];
+	char	 detail[16][64];
+};
+
+static int
+collect_audit(const struct store_audit *a, void *arg)
+{
+	struct acoll *c = arg;
+
+	if (c->n >= 16)
+		return -1;
+	c->id[c->n] = a->id;
+	c->at[c->n] = a->at;
+	snprintf(c->action[c->n], 32, "%s", a->action);
+	snprintf(c->subject[c->n], 32, "%s", a->subject);
+	snprintf(c->detail[c->n], 64, "%s", a->detail);
+	c->n++;
+	return 0;
+}
+
+static void
+test_audit(void **state)
+{
+	struct fixture *f = fixture(state);
+	struct store *st;
+	struct acoll ac;
+	char subject[16];
+	int64_t t0, first;
+	int i;
+
+	st = open_ok(f);
+	t0 = now_sec();
+	for (i = 1; i <= 5; i++) {
+		snprintf(subject, sizeof(subject), "b%d", i);
+		assert_int_equal(st->ops->audit_add(st, "admin", "backend.add",
+		    subject, "{\"weight\": 100}"), 0);
+	}
+	assert_int_equal(st->ops->audit_add(st, "system", "x", NULL, NULL), 0);
+	memset(&ac, 0, sizeof(ac));
+	assert_int_equal(st->ops->audit_list(st, 0, 3, collect_audit, &ac), 0);
+	assert_int_equal(ac.n, 3);
+	assert_string_equal(ac.action[0], "x");
+	assert_string_equal(ac.subject[0], "");
+	assert_string_equal(ac.detail[0], "{}");
+	assert_string_equal(ac.subject[1], "b5");
+	assert_string_equal(ac.detail[1], "{\"weight\": 100}");
+	assert_true(ac.id[0] > ac.id[1] && ac.id[1] > ac.id[2]);
+	assert_true(ac.at[0] >= t0 && ac.at[0] <= now_sec());
+	first = ac.id[2];
+	memset(&ac, 0, sizeof(ac));
+	assert_int_equal(st->ops->audit_list(st, first, 10, collect_audit,
+	    &ac), 0);
+	assert_int_equal(ac.n, 3);
+	assert_string_equal(ac.subject[0], "b3");
+	assert_string_equal(ac.subject[2], "b1");
+	assert_int_equal(st->ops->audit_add(st, NULL, "x", NULL, NULL), -1);
+	store_free(st);
+}
+
+static void
+test_transactions(void **state)
+{
+	struct fixture *f = fixture(state);
+	struct store *st;
+	struct bcoll bc = { 0 };
+	struct acoll ac = { 0 };
+
+	st = open_ok(f);
+	add_backend(st, "b1");
+	assert_int_equal(st->ops->begin(st, 0), 0);
+	add_backend(st, "b2");
+	put_user(st, "alice", "b2");
+	assert_int_equal(st->ops->audit_add(st, "admin", "backend.add", "b2",
+	    "{}"), 0);
+	assert_int_equal(st->ops->rollback(st), 0);
+	assert_int_equal(st->ops->backend_load(st, collect_backend, &bc), 0);
+	assert_int_equal(bc.n, 1);
+	bcoll_free(&bc);
+	assert_int_equal(user_count(st), 0);
+	assert_int_equal(st->ops->audit_list(st, 0, 10, collect_audit, &ac), 0);
+	assert_int_equal(ac.n, 0);
+
+	assert_int_equal(st->ops->begin(st, 0), 0);
+	assert_int_equal(st->ops->begin(st, 0), -1);	/* no nesting */
+	put_user(st, "alice", "b1");
+	assert_int_equal(st->ops->commit(st), 0);
+	assert_int_equal(user_count(st), 1);
+	assert_int_equal(st->ops->commit(st), -1);
+	assert_int_equal(st->ops->rollback(st), -1);
+
+	/* Left open at close: rolled back, not committed. */
+	assert_int_equal(st->ops->begin(st, 0), 0);
+	put_user(st, "bob", "b1");
+	store_free(st);
+	st = open_ok(f);
+	assert_int_equal(user_count(st), 1);
+	store_free(st);
+}
+
+struct rcoll {
+	size_t	n;
+	char	user[8][32];
+	char	state[8][64];
+	char	error[8][64];
+	int	prio[8];
+	int	fails[8];
+	int	full[8];
+	int64_t	queued[8];
+	int64_t	last_ok[8];
+	int64_t	last_fast[8];
+};
+
+static int
+collect_repl(const struct store_repl *r, void *arg)
+{
+	struct rcoll *c = arg;
+
+	if (c->n < 8) {
+		snprintf(c->user[c->n], sizeof(c->user[0]), "%s", r->user);
+		snprintf(c->state[c->n], sizeof(c->state[0]), "%s", r->state);
+		snprintf(c->error[c->n], sizeof(c->error[0]), "%s", r->error);
+		c->prio[c->n] = r->priority;
+		c->fails[c->n] = r->fails;
+		c->full[c->n] = r->full;
+		c->queued[c->n] = r->queued;
+		c->last_ok[c->n] = r->last_ok;
+		c->last_fast[c->n] = r->last_fast;
+	}
+	c->n++;
+	return 0;
+}
+
+static void
+test_repl_records(void **state)
+{
+	struct fixture *f = fixture(state);
+	struct store *st = open_ok(f);
+	struct store_user u = { "alice", "b1", "", 0, 1, 0, 1, "b2", 1, 1 };
+	struct store_repl r;
+	struct rcoll c;
+	struct ucoll uc;
+
+	add_backend(st, "b1");
+	add_backend(st, "b2");
+	assert_int_equal(st->ops->user_put(st, &u, 1), 0);
+	put_user(st, "bob", "b1");
+	assert_int_equal(get_user(st, "bob", &uc), 1);
+	assert_false(uc.has_replica[0]);
+
+	memset(&r, 0, sizeof(r));
+	r.user = "alice";
+	r.priority = -1;
+	r.state = "STATE-1";
+	r.last_ok = r.last_fast = 100;
+	assert_int_equal(st->ops->repl_put(st, &r, 1), 0);
+	/* Queued again: no state given, the stored one stays; the times of
+	 * good syncs never go back. */
+	memset(&r, 0, sizeof(r));
+	r.user = "alice";
+	r.priority = REPL_P_HIGH;
+	r.queued = 5000;
+	r.full = 1;
+	r.error = "sync failed";
+	r.fails = 2;
+	r.last_fast = 50;
+	assert_int_equal(st->ops->repl_put(st, &r, 1), 0);
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(st->ops->repl_get(st, "alice", collect_repl, &c), 1);
+	assert_string_equal(c.state[0], "STATE-1");
+	assert_string_equal(c.error[0], "sync failed");
+	assert_int_equal(c.prio[0], REPL_P_HIGH);
+	assert_int_equal(c.queued[0], 5000);
+	assert_int_equal(c.fails[0], 2);
+	assert_int_equal(c.full[0], 1);
+	assert_int_equal(c.last_ok[0], 100);
+	assert_int_equal(c.last_fast[0], 100);
+	assert_int_equal(st->ops->repl_get(st, "bob", collect_repl, &c), 0);
+
+	/* Only users with work load at start; a batch is one unit. */
+	{
+		struct store_repl two[2];
+
+		memset(two, 0, sizeof(two));
+		two[0].user = "bob";
+		two[0].priority = -1;
+		two[0].state = "S";
+		two[1].user = "carol";
+		two[1].priority = REPL_P_LOW;
+		assert_int_equal(st->ops->repl_put(st, two, 2), 0);
+	}
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(st->ops->repl_load(st, collect_repl, &c), 0);
+	assert_int_equal(c.n, 2);
+
+	/* The record goes with the user; the replica with its backend. */
+	assert_int_equal(st->ops->user_delete(st, "bob"), 1);
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(st->ops->repl_get(st, "bob", collect_repl, &c), 0);
+	assert_int_equal(st->ops->backend_delete(st, "b2", NULL), 0);
+	assert_int_equal(get_user(st, "alice", &uc), 1);
+	assert_false(uc.has_replica[0]);
+	assert_int_equal(uc.replica_current[0], 0);
+	assert_int_equal(st->ops->repl_delete(st, "alice"), 1);
+	assert_int_equal(st->ops->repl_delete(st, "alice"), 0);
+	/* and with a backend's users */
+	assert_int_equal(st->ops->backend_delete(st, "b1", NULL), 0);
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(st->ops->repl_load(st, collect_repl, &c), 0);
+	assert_int_equal(c.n, 1);
+	assert_string_equal(c.user[0], "carol");
+	store_free(st);
+}
+
+struct mcoll {
+	size_t	 n;
+	int64_t	 id[16];
+	char	 user[16][32];
+	char	 state[16][16];
+	char	 error[16][64];
+	int	 pin[16];
+};
+
+static int
+collect_move(const struct store_move *m, void *arg)
+{
+	struct mcoll *c = arg;
+
+	if (c->n >= 16)
+		return -1;
+	c->id[c->n] = m->id;
+	snprintf(c->user[c->n], 32, "%s", m->user);
+	snprintf(c->state[c->n], 16, "%s", m->state);
+	snprintf(c->error[c->n], 64, "%s", m->error);
+	c->pin[c->n] = m->pin;
+	c->n++;
+	return 0;
+}
+
+/* Moves: one open move per user; the switch is a compare-and-set on the
+ * backend the user leaves, and ends the move either way. */
+static void
+test_moves(void **state)
+{
+	struct fixture *f = fixture(state);
+	struct store *st = open_ok(f);
+	struct store_move m1 = { 0, "alice", "b1", "b2", "move", "queued", "",
+	    1, 1700000000, 0 };
+	struct store_move m2 = { 0, "bob", "b2", "b1", "flush", "queued", "",
+	    0, 1700000001, 0 };
+	struct store_move dup;
+	struct store_user to = { "alice", "b2", "", 1, 1700000500, 0, 0, "b1",
+	    0, 0 };
+	struct mcoll mc;
+	struct ucoll uc;
+
+	add_backend(st, "b1");
+	add_backend(st, "b2");
+	put_user(st, "alice", "b1");
+	put_user(st, "bob", "b1");
+	assert_int_equal(st->ops->move_insert(st, &m1), 0);
+	assert_true(m1.id > 0);
+	dup = m1;
+	assert_int_equal(st->ops->move_insert(st, &dup), -1);
+	assert_non_null(strstr(store_error(st), "being moved already"));
+	assert_int_equal(st->ops->move_insert(st, &m2), 0);
+	assert_true(m2.id > m1.id);
+
+	memset(&mc, 0, sizeof(mc));
+	assert_int_equal(st->ops->move_list(st, 1, 0, 10, collect_move, &mc),
+	    0);
+	assert_int_equal(mc.n, 2);
+	assert_int_equal(mc.id[0], m1.id);	/* oldest first */
+	assert_int_equal(mc.pin[0], 1);
+	assert_int_equal(st->ops->move_state(st, m1.id, "kicking", NULL), 0);
+
+	/* alice is on b1: switched, pinned, with the given replica. */
+	assert_int_equal(st->ops->move_switch(st, &m1, &to), 1);
+	assert_int_equal(get_user(st, "alice", &uc), 1);
+	assert_string_equal(uc.backend[0], "b2");
+	assert_int_equal(uc.pinned[0], 1);
+	assert_int_equal(uc.since[0], 1700000500);
+	assert_string_equal(uc.replica[0], "b1");
+	/* bob is not on b2 (m2's from): nothing written, the move failed. */
+	to.user = "bob";
+	assert_int_equal(st->ops->move_switch(st, &m2, &to), 0);
+	assert_int_equal(get_user(st, "bob", &uc), 1);
+	assert_string_equal(uc.backend[0], "b1");
+	assert_int_equal(uc.pinned[0], 0);
+
+	memset(&mc, 0, sizeof(mc));
+	assert_int_equal(st->ops->move_list(st, 1, 0, 10, collect_move, &mc),
+	    0);
+	assert_int_equal(mc.n, 0);
+	memset(&mc, 0, sizeof(mc));
+	assert_int_equal(st->ops->move_list(st, 0, 0, 10, collect_move, &mc),
+	    0);
+	assert_int_equal(mc.n, 2);
+	assert_int_equal(mc.id[0], m2.id);	/* newest first */
+	assert_string_equal(mc.state[0], "failed");
+	assert_non_null(strstr(mc.error[0], "no longer"));
+	assert_string_equal(mc.state[1], "done");
+	memset(&mc, 0, sizeof(mc));
+	assert_int_equal(st->ops->move_list(st, 0, m2.id, 10, collect_move,
+	    &mc), 0);
+	assert_int_equal(mc.n, 1);
+	assert_int_equal(mc.id[0], m1.id);
+
+	/* Over: a new move of the same user is allowed again. */
+	dup.id = 0;
+	assert_int_equal(st->ops->move_insert(st, &dup), 0);
+	assert_true(dup.id > m2.id);
+	store_free(st);
+}
+
+struct jcoll {
+	size_t	 n;
+	int64_t	 id[8];
+	int64_t	 made[8];
+	char	 kind[8][16];
+	char	 backend[8][16];
+};
+
+static int
+collect_job(const struct store_job *j, void *arg)
+{
+	struct jcoll *c = arg;
+
+	if (c->n >= 8)
+		return -1;
+	c->id[c->n] = j->id;
+	c->made[c->n] = j->made;
+	snprintf(c->kind[c->n], 16, "%s", j->kind);
+	snprintf(c->backend[c->n], 16, "%s", j->backend);
+	c->n++;
+	return 0;
+}
+
+static void
+test_jobs(void **state)
+{
+	struct fixture *f = fixture(state);
+	struct store *st = open_ok(f);
+	struct store_job j1 = { 0, "flush", "b1", 0, 5, 0, "running", 1 };
+	struct store_job j2 = { 0, "rebalance", NULL, 30, 0, 0, "running", 2 };
+	struct jcoll jc;
+
+	assert_int_equal(st->ops->job_insert(st, &j1), 0);
+	assert_int_equal(st->ops->job_insert(st, &j2), 0);
+	assert_true(j2.id > j1.id && j1.id > 0);
+	assert_int_equal(st->ops->job_state(st, j1.id, "running", 7), 0);
+	assert_int_equal(st->ops->job_state(st, j2.id, "done", 30), 0);
+	memset(&jc, 0, sizeof(jc));
+	assert_int_equal(st->ops->job_list(st, collect_job, &jc), 0);
+	assert_int_equal(jc.n, 1);
+	assert_int_equal(jc.id[0], j1.id);
+	assert_int_equal(jc.made[0], 7);
+	assert_string_equal(jc.kind[0], "flush");
+	assert_string_equal(jc.backend[0], "b1");
+	store_free(st);
+}
+
+struct hcoll {
+	size_t	 n;
+	char	 backend[8][16];
+	char	 state[8][16];
+	char	 error[8][32];
+	int64_t	 latency[8];
+};
+
+static int
+collect_health(const struct store_health *h, void *arg)
+{
+	struct hcoll *c = arg;
+
+	if (c->n >= 8)
+		return -1;
+	snprintf(c->backend[c->n], 16, "%s", h->backend);
+	snprintf(c->state[c->n], 16, "%s", h->state);
+	snprintf(c->error[c->n], 32, "%s", h->error);
+	c->latency[c->n] = h->latency_ms;
+	c->n++;
+	return 0;
+}
+
+static void
+test_health(void **state)
+{
+	struct fixture *f = fixture(state);
+	struct store *st = open_ok(f);
+	struct store_health h = { "b2", "failed", 10, "refused", 0, 11 };
+	struct hcoll hc;
+
+	add_backend(st, "b1");
+	add_backend(st, "b2");
+	assert_int_equal(st->ops->health_put(st, &h), 0);
+	h.backend = "b1";
+	h.state = "ok";
+	h.error = NULL;
+	h.latency_ms = 3;
+	assert_int_equal(st->ops->health_put(st, &h), 0);
+	h.latency_ms = 4;
+	assert_int_equal(st->ops->health_put(st, &h), 0);	/* replaces */
+	memset(&hc, 0, sizeof(hc));
+	assert_int_equal(st->ops->health_load(st, collect_health, &hc), 0);
+	assert_int_equal(hc.n, 2);
+	assert_string_equal(hc.backend[0], "b1");
+	assert_int_equal(hc.latency[0], 4);
+	assert_string_equal(hc.error[0], "");
+	assert_string_equal(hc.state[1], "failed");
+	assert_string_equal(hc.error[1], "refused");
+	/* A verdict goes with its backend. */
+	assert_int_equal(st->ops->backend_delete(st, "b2", NULL), 0);
+	memset(&hc, 0, sizeof(hc));
+	assert_int_equal(st->ops->health_load(st, collect_health, &hc), 0);
+	assert_int_equal(hc.n, 1);
+	store_free(st);
+}
+
+/* A million-user store loads at start; here 20,000 in batches. */
+static void
+test_user_load_many(void **state)
+{
+	struct fixture *f = fixture(state);
+	struct store *st = open_ok(f);
+	struct store_user *us;
+	char (*names)[32];
+	size_t i, n = 20000, batch = 500;
+
+	add_backend(st, "b1");
+	us = xcalloc(n, sizeof(*us));
+	names = xcalloc(n, sizeof(*names));
+	for (i = 0; i < n; i++) {
+		snprintf(names[i], sizeof(names[i]), "user%06zu", i);
+		us[i].user = names[i];
+		us[i].backend = "b1";
+		us[i].tag = "";
+		us[i].since = (int64_t)i;
+	}
+	for (i = 0; i < n; i += batch)
+		if (st->ops->user_put(st, us + i, batch) == -1)
+			fail_msg("user_put: %s", store_error(st));
+	assert_int_equal(user_count(st), n);
+	free(us);
+	free(names);
+	store_free(st);
+}
+
+/*
+ * Another holder of the lock (another process for SQLite, another
+ * instance's transaction for PostgreSQL): a write gives up fast, says busy,
+ * and goes through once the lock is gone.
+ */
+static void
+test_busy_gives_up_fast(void **state)
+{
+	struct fixture *f = fixture(state);
+	struct store_user us[2] = {
+		{ "alice", "b1", "", 0, 1700000100, 0, 0, NULL, 0, 0 },
+		{ "bob", "b1", "", 0, 1700000100, 0, 0, NULL, 0, 0 },
+	};
+	struct store *st;
+	sqlite3 *other = NULL;
+	PGconn *pc = NULL;
+	uint64_t t0, ms;
+	char sql[128];
+
+	st = open_ok(f);
+	add_backend(st, "b1");
+	if (f->kind == K_SQLITE) {
+		assert_int_equal(sqlite3_open(f->path, &other), SQLITE_OK);
+		assert_int_equal(sqlite3_exec(other, "BEGIN IMMEDIATE", NULL,
+		    NULL, NULL), SQLITE_OK);
+	} else {
+		pc = PQconnectdb(pg.conninfo);
+		assert_int_equal(PQstatus(pc), CONNECTION_OK);
+		snprintf(sql, sizeof(sql), "BEGIN; LOCK TABLE %s.users IN "
+		    "EXCLUSIVE MODE", f->schema);
+		PQclear(PQexec(pc, sql));
+	}
+	t0 = now_msec_mono();
+	assert_int_equal(st->ops->user_put(st, us, 2), -1);
+	ms = now_msec_mono() - t0;
+	print_message("user_put gave up after %llu ms: %s\n",
+	    (unsigned long long)ms, store_error(st));
+	if (ms > 300)
+		fail_msg("user_put waited %llu ms for the lock",
+		    (unsigned long long)ms);
+	assert_true(st->busy);
+	/* Reads are not blocked by writers. */
+	assert_int_equal(st->ops->user_get(st, "alice", collect_user, NULL),
+	    0);
+	if (other != NULL) {
+		sqlite3_exec(other, "ROLLBACK", NULL, NULL, NULL);
+		sqlite3_close(other);
+	} else {
+		PQclear(PQexec(pc, "ROLLBACK"));
+		PQfinish(pc);
+	}
+	assert_int_equal(st->ops->user_put(st, us, 2), 0);
+	assert_int_equal(user_count(st), 2);
+	store_free(st);
+}
+
+/* ------------------------------------------------ PostgreSQL only */
+
+/* End the store's server session, as a restart or failover would. */
+static void
+pg_kill_sessions(void)
+{
+	pg_exec("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+	    " WHERE application_name = 'roostd' AND pid <> pg_backend_pid()");
+}
+
+/* Retry op for up to 5 s (the caller's retry loop); returns its result. */
+static int
+retry_put(struct store *st, const char *user)
+{
+	struct store_user u = { user, "b1", "", 0, 1, 0, 0, NULL, 0, 0 };
+	int i, rc = -1;
+
+	for (i = 0; i < 100; i++) {
+		if ((rc = st->ops->user_put(st, &u, 1)) == 0)
+			break;
+		if (!st->busy)
+			fail_msg("not busy: %s", store_error(st));
+		usleep(50000);
+	}
+	return rc;
+}
+
+/*
+ * The server ends the session (restart, failover, an admin): the open
+ * transaction is lost and commit says so (rollback keeps that error); the
+ * next calls are busy until the store has reconnected on its own, never
+ * blocking long, and then work; nothing half-done was kept.
+ */
+static void
+test_pg_connection_lost(void **state)
+{
+	struct fixture *f = fixture(state);
+	struct store *st = open_ok(f);
+	uint64_t t0, ms;
+	int rc;
+
+	add_backend(st, "b1");
+	assert_int_equal(st->ops->begin(st, 0), 0);
+	put_user(st, "alice", "b1");
+	pg_kill_sessions();
+	assert_int_equal(st->ops->commit(st), -1);
+	assert_true(st->busy);
+	assert_int_equal(st->ops->rollback(st), 0);
+	print_message("commit failed: %s\n", store_error(st));
+	if (strstr(store_error(st), "commit") == NULL)
+		fail_msg("after the rollback the error is \"%s\"",
+		    store_error(st));
+	assert_null(strstr(store_error(st), "password"));
+
+	t0 = now_msec_mono();
+	rc = st->ops->user_put(st, &(struct store_user){ "bob", "b1", "", 0, 1,
+	    0, 0, NULL, 0, 0 }, 1);
+	ms = now_msec_mono() - t0;
+	if (ms > 200)
+		fail_msg("a call while reconnecting took %llu ms",
+		    (unsigned long long)ms);
+	if (rc == -1)
+		assert_true(st->busy);
+	assert_int_equal(retry_put(st, "bob"), 0);
+	assert_int_equal(user_count(st), 1);	/* bob; alice was lost */
+
+	/* Without a transaction: the statement fails busy, then works. */
+	pg_kill_sessions();
+	assert_int_equal(retry_put(st, "carol"), 0);
+	assert_int_equal(user_count(st), 2);
+
+	/* A batch (pipelined) meets the lost session: all or nothing. */
+	{
+		struct store_user three[3] = {
+			{ "d1", "b1", "", 0, 1, 0, 0, NULL, 0, 0 },
+			{ "d2", "b1", "", 0, 1, 0, 0, NULL, 0, 0 },
+			{ "d3", "b1", "", 0, 1, 0, 0, NULL, 0, 0 },
+		};
+		int i;
+
+		usleep(1100 * 1000);	/* past the reconnect interval */
+		pg_kill_sessions();
+		assert_int_equal(st->ops->user_put(st, three, 3), -1);
+		assert_true(st->busy);
+		for (i = 0; i < 100; i++) {
+			if (st->ops->user_put(st, three, 3) == 0)
+				break;
+			assert_true(st->busy);
+			usleep(50000);
+		}
+		assert_true(i < 100);
+		assert_int_equal(user_count(st), 5);
+	}
+	store_free(st);
+}
+
+/* Every commit is on stable storage when it returns. */
+static void
+test_pg_durable(void **state)
+{
+	struct fixture *f = fixture(state);
+	struct store *st = open_ok(f);
+
+	assert_int_equal(st->ops->durable(st), 1);
+	assert_int_equal(st->ops->begin(st, STORE_TX_ADMIN), 0);
+	assert_int_equal(st->ops->durable(st), 1);
+	assert_int_equal(st->ops->rollback(st), 0);
+	store_free(st);
+}
+
+/* Refused opens say why, never with the password; a bad connection gives
+ * up within connect_timeout. */
+static void
+test_pg_open_errors(void **state)
+{
+	struct fixture *f = fixture(state);
+	struct store *st;
+	char url[1200], err[600], *pw;
+	const char *p;
+
+	/* The password from the harness's string, replaced by a wrong one. */
+	snprintf(url, sizeof(url), "%s", f->url);
+	if ((pw = strstr(url, "password=")) == NULL)
+		skip();
+	pw += strlen("password=");
+	memset(pw, 'x', strcspn(pw, " "));
+	st = store_open(url, err, sizeof(err));
+	assert_null(st);
+	print_message("wrong password: %s\n", err);
+	assert_non_null(strstr(err, "postgresql store"));
+	assert_null(strstr(err, "xxxxxxxx"));
+	p = strstr(f->url, "password=") + strlen("password=");
+	snprintf(url, sizeof(url), "%.*s", (int)strcspn(p, " "), p);
+	assert_null(strstr(err, url));
+
+	/* A search_path naming no schema. */
+	snprintf(url, sizeof(url), "postgresql:%s "
+	    "options='-csearch_path=nosuchschema'", pg.conninfo);
+	st = store_open(url, err, sizeof(err));
+	assert_null(st);
+	assert_non_null(strstr(err, "schema"));
+
+	st = store_open("postgresql:", err, sizeof(err));
+	assert_null(st);
+}
+
+/* Several instances opening one fresh schema at once migrate it once. */
+static void
+test_pg_concurrent_open(void **state)
+{
+	struct fixture *f = fixture(state);
+	struct store *st;
+	pid_t pids[4];
+	int i, status, ok = 0;
+
+	for (i = 0; i < 4; i++) {
+		if ((pids[i] = fork()) == 0) {
+			char err[600];
+
+			st = store_open(f->url, err, sizeof(err));
+			if (st == NULL) {
+				fprintf(stderr, "open: %s\n", err);
+				_exit(1);
+			}
+			store_free(st);
+			_exit(0);
+		}
+		assert_true(pids[i] > 0);
+	}
+	for (i = 0; i < 4; i++) {
+		assert_int_equal(waitpid(pids[i], &status, 0), pids[i]);
+		ok += WIFEXITED(status) && WEXITSTATUS(status) == 0;
+	}
+	assert_int_equal(ok, 4);
+	st = open_ok(f);
+	add_backend(st, "b1");
+	store_free(st);
+}
+
+/* One roostd per store (schema) until the change feed: a second open is
+ * refused, naming why, once the first is gone it works. */
+static void
+test_pg_one_roostd_per_store(void **state)
+{
+	struct fixture *f = fixture(state);
+	struct store *st, *other;
+	char err[600];
+	uint64_t t0, ms;
+
+	st = open_ok(f);
+	t0 = now_msec_mono();
+	other = store_open(f->url, err, sizeof(err));
+	ms = now_msec_mono() - t0;
+	assert_null(other);
+	print_message("second open refused after %llu ms: %s\n",
+	    (unsigned long long)ms, err);
+	assert_non_null(strstr(err, "in use by another roostd"));
+	assert_true(ms < 10000);
+	/* The first works on. */
+	add_backend(st, "b1");
+	store_free(st);
+	st = open_ok(f);
+	store_free(st);
+}
+
+#define BOTH(fn)							\
+	{ "sqlite_" #fn, fn, setup_sqlite, teardown, NULL },		\
+	{ "pg_" #fn, fn, setup_pg, teardown, NULL }
+#define PG(fn)		{ #fn, fn, setup_pg, teardown, NULL }
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		BOTH(test_reopen_keeps_data),
+		BOTH(test_survives_kill),
+		BOTH(test_schema_version),
+		BOTH(test_foreign_database_refused),
+		BOTH(test_backend_roundtrip),
+		BOTH(test_proxy_roundtrip),
+		BOTH(test_callback_stops),
+		BOTH(test_user_unknown_backend),
+		BOTH(test_backend_delete_releases),
+		BOTH(test_user_put_batch_atomic),
+		BOTH(test_user_put_keeps_confirmed),
+		BOTH(test_user_delete),
+		BOTH(test_user_list_pages),
+		BOTH(test_user_touch),
+		BOTH(test_audit),
+		BOTH(test_transactions),
+		BOTH(test_repl_records),
+		BOTH(test_moves),
+		BOTH(test_jobs),
+		BOTH(test_health),
+		BOTH(test_user_load_many),
+		BOTH(test_busy_gives_up_fast),
+		PG(test_pg_connection_lost),
+		PG(test_pg_durable),
+		PG(test_pg_open_errors),
+		PG(test_pg_concurrent_open),
+		PG(test_pg_one_roostd_per_store),
+	};
+	int rc;
+
+	rc = cmocka_run_group_tests(tests, NULL, NULL);
+	pg_down();
+	return rc;
+}
