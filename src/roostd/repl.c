@@ -867,7 +867,8 @@ item_result(struct repl *r, struct ritem *it, struct repl_sync *s,
 	struct umap_entry *e = umap_get(rs->users, it->key, it->keylen);
 	int64_t now = now_msec(), nows = now / 1000;
 	const char *state, *from = rs->backends[s->from] ?
-	    rs->backends[s->from]->name : "?";
+	    rs->backends[s->from]->name : "?", *to = rs->backends[s->to] ?
+	    rs->backends[s->to]->name : "?";
 	int taken = it->taken, again = it->again, again_full = it->again_full;
 	int prio;
 
@@ -933,8 +934,8 @@ item_result(struct repl *r, struct ritem *it, struct repl_sync *s,
 	if (it->queued == 0)
 		it->queued = now;
 	if (res->exit_code == 2) {
-		set_error(it, "sync from %s changed during the sync (exit 2)",
-		    from);
+		set_error(it, "sync from %s to %s: a mailbox changed during "
+		    "the sync (exit 2)", from, to);
 		if (++it->reruns <= REPL_RERUNS) {
 			it->due = now;
 			requeue(r, it, now);
@@ -943,14 +944,16 @@ item_result(struct repl *r, struct ritem *it, struct repl_sync *s,
 		}
 		if (!it->stuck)
 			log_warnx("replication: %s is stuck: its sync from %s "
-			    "exited 2 %d times in a row; retried with backoff "
-			    "only", it->key, from, it->reruns);
+			    "to %s exited 2 %d times in a row; retried with "
+			    "backoff only", it->key, from, to, it->reruns);
 		it->stuck = 1;
 		it->reruns = 0;
 		it->full = 1;
 	} else if (res->exit_code == 67 || res->exit_code == 68) {
-		set_error(it, "backend %s does not know the user (exit %d); "
-		    "dropped from the queue", from, res->exit_code);
+		/* dsync says 67 for a user unknown on either side. */
+		set_error(it, "sync from %s to %s: unknown user on one of "
+		    "them (exit %d); dropped from the queue", from, to,
+		    res->exit_code);
 		log_info("replication: %s: %s", it->key, it->error);
 		it->prio = -1;
 		it->fails = 0;
@@ -959,22 +962,23 @@ item_result(struct repl *r, struct ritem *it, struct repl_sync *s,
 		mark_dirty(r, it);
 		return;
 	} else if (res->exit_code == 75) {
-		set_error(it, "temporary failure on %s (exit 75)", from);
+		set_error(it, "sync from %s to %s: temporary failure (exit "
+		    "75)", from, to);
 	} else if (res->http_status == 0) {
 		/* No answer: 2.3's doveadm dies when the replica refuses the
 		 * connection; like 75, nothing says the state is bad. */
-		set_error(it, "sync from %s: %s", from, res->error ?
+		set_error(it, "sync from %s to %s: %s", from, to, res->error ?
 		    res->error : "no answer");
 	} else {
 		if (res->exit_code != 0)
-			set_error(it, "sync from %s failed (exit %d)", from,
-			    res->exit_code);
+			set_error(it, "sync from %s to %s failed (exit %d)",
+			    from, to, res->exit_code);
 		else if (res->http_status == 401)
 			set_error(it, "backend %s refused roostd's doveadm "
 			    "key", from);
 		else
-			set_error(it, "sync from %s: %s", from, res->error ?
-			    res->error : "failed");
+			set_error(it, "sync from %s to %s: %s", from, to,
+			    res->error ? res->error : "failed");
 		it->full = 1;
 	}
 	it->reruns = 0;
