@@ -1193,17 +1193,24 @@ void
 repl_backend_changed(struct roost *rs, long slot)
 {
 	struct repl *r = rs->repl;
+	const struct backend *b = slot_backend(rs, slot);
 	struct umap_entry *e;
 	struct ritem *it;
 	int64_t now = now_msec();
 	size_t i;
-	int again = 0;
+	int again = 0, usable;
 
 	if (r == NULL)
 		return;
+	/* Back in service: users whose syncs failed against it before the
+	 * probes noticed (their backoff began then) need not wait it out.
+	 * Stuck users failed for their own reasons and keep their backoff. */
+	usable = b != NULL && b->state != BACKEND_DOWN && !b->failed &&
+	    b->health == HEALTH_OK;
 	for (i = 0; i < r->nheap; i++) {
 		it = r->heap[i];
-		if (!it->blocked || (e = umap_get(rs->users, it->key,
+		if ((!it->blocked && (!usable || it->fails == 0 ||
+		    it->stuck)) || (e = umap_get(rs->users, it->key,
 		    it->keylen)) == NULL)
 			continue;
 		if ((long)e->backend == slot || (long)e->replica == slot) {
