@@ -67,17 +67,17 @@ def enter_rig(stack, t, r, users, **kw):
     """routed_rig on BASE_PORT, else on BASE_PORT + 50: the rig's ports
     are in the kernel's ephemeral range, and a port some client of
     another test used lingers in TIME-WAIT for a minute."""
-    for attempt in range(6):
+    for attempt in range(10):
         base = BASE_PORT + 50 * (attempt % 2)
         try:
             return stack.enter_context(riglib.routed_rig(t, r, base, users,
                                                          **kw))
         except riglib.RigError as e:
-            if "is in use" not in str(e) or attempt == 5:
+            if "is in use" not in str(e) or attempt == 9:
                 raise
             print("base port %d: %s" % (base, str(e).splitlines()[-1]))
             if attempt % 2:
-                time.sleep(10)
+                time.sleep(15)
     raise AssertionError("unreachable")
 
 
