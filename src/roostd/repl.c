@@ -23,7 +23,13 @@
  * Full syncs are spread evenly: a cursor walks the user map so that every
  * slot is passed once per replication_full_sync_interval.  A second walk,
  * at start and when a backend goes, gives replicas to users that have none
- * and queues a full sync for every replica not yet current.
+ * and queues a full sync for every replica not yet current.  A third, once
+ * after the start, queues an incremental sync of every current replica at
+ * the lowest priority: sessions open across a restart (or a kill) kept
+ * changing mail while nobody took their events, and without it those
+ * changes would wait for the user's next change or full sync.  It queues
+ * only while the lowest priority is short, so memory and store writes
+ * stay bounded on a large map.
  */
 #include <sys/queue.h>
 
@@ -54,6 +60,8 @@
 #define REPL_LATER_MS		1000	/* a user being moved or placed */
 #define REPL_LOCK_TIMEOUT	30	/* s: dsync's lock of the user */
 #define REPL_ASSIGN_SLOTS	4096	/* map slots the replica walk sees a tick */
+#define REPL_RESYNC_SLOTS	1024	/* slots the restart walk sees a tick */
+#define REPL_RESYNC_QUEUED	512	/* ... while fewer wait at "full" */
 #define REPL_ERR_MAX		200
 #define NOT_IN_HEAP		((size_t)-1)
 
@@ -132,6 +140,9 @@ struct repl {
 	int64_t			  full_last;	/* wall ms of the last walk */
 	size_t			  assign_cursor;
 	size_t			  assign_left;	/* slots the replica walk has
+						 * still to see */
+	size_t			  resync_cursor;
+	size_t			  resync_left;	/* slots the restart walk has
 						 * still to see */
 	uint64_t		  synced, failed, events, bypass, from_replica,
 				  refused;
@@ -1278,6 +1289,26 @@ walk_one(struct umap_entry *e, void *arg)
 	return 0;
 }
 
+/* The restart walk: an incremental sync of a current replica. */
+static int
+resync_one(struct umap_entry *e, void *arg)
+{
+	struct walk *w = arg;
+	struct repl *r = w->r;
+	struct ritem *it;
+
+	if ((e->flags & UMAP_F_PENDING) || e->replica == UMAP_NO_BACKEND ||
+	    !(e->flags & UMAP_F_REPL_CURRENT))
+		return 0;
+	it = item_find(r, e->key, e->keylen);
+	if (it != NULL && (it->prio >= 0 || it->sync != NULL))
+		return 0;
+	/* Not stored: a roostd killed again walks again. */
+	it = item_get(r, e->key, e->keylen);
+	item_queue(r, it, REPL_P_FULL, 0, w->now);
+	return 0;
+}
+
 static void
 repl_tick_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -1300,6 +1331,14 @@ repl_tick_cb(evutil_socket_t fd, short what, void *arg)
 			r->assign_left -= n < r->assign_left ? n :
 			    r->assign_left;
 			w.assign = 0;
+		}
+		if (r->resync_left > 0 &&
+		    r->nready[REPL_P_FULL] < REPL_RESYNC_QUEUED) {
+			n = umap_scan(rs->users, &r->resync_cursor,
+			    r->resync_left < REPL_RESYNC_SLOTS ?
+			    r->resync_left : REPL_RESYNC_SLOTS, resync_one, &w);
+			r->resync_left -= n < r->resync_left ? n :
+			    r->resync_left;
 		}
 		if (ival > 0 && r->full_last > 0 && w.now > r->full_last) {
 			budget = (double)slots * (double)(w.now -
@@ -1374,9 +1413,14 @@ repl_init(struct roost *rs)
 		goto fail;
 	}
 	r->assign_left = umap_slots(rs->users);
+	r->resync_left = umap_slots(rs->users);
 	if (r->count > 0)
 		log_info("replication: %zu users with work in the queue",
 		    r->count);
+	if (rs->conf->replication && umap_count(rs->users) > 0)
+		log_info("replication: every current replica gets an "
+		    "incremental sync, at the lowest priority, for changes "
+		    "made while roostd was not running");
 	if (event_add(r->tick_ev, &tv) == -1)
 		goto fail;
 	return 0;
