@@ -137,6 +137,7 @@ def main(t):
         mode = os.stat(home).st_mode & 0o7777
         os.chmod(home, 0)
         log_at = len(r.log())
+        rep_log_at = os.path.getsize(rig.inst(rep)["log"])
         t0 = time.monotonic()
         failing_mids = [deliver(rig, FAILING)]
         riglib.wait_for(lambda: rec(FAILING)["failures"] >= 1, 10)
@@ -192,6 +193,13 @@ def main(t):
                              "\n  ".join(attempts)))
         check(2 <= len(attempts) <= most, "%s tried %d times in %.0f s"
               % (FAILING, len(attempts), watched))
+        # The replica saw as many: one dsync server process each.
+        with open(rig.inst(rep)["log"], errors="replace") as f:
+            f.seek(rep_log_at)
+            seen = set(re.findall(r"doveadm\(%s\)<(\d+)>.*Permission "
+                                  r"denied" % FAILING, f.read()))
+        eq(len(seen), len(attempts), "syncs of %s that reached %s (dsync "
+           "processes in its log)" % (FAILING, rep))
         code_, s = r.api("GET", "/v1/replication")
         print("status: %r" % {k: s[k] for k in (
             "queued", "running", "failed", "stuck", "waiting", "backoff")})
