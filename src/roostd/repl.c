@@ -1295,10 +1295,18 @@ resync_one(struct umap_entry *e, void *arg)
 {
 	struct walk *w = arg;
 	struct repl *r = w->r;
+	const struct backend *p, *q;
 	struct ritem *it;
 
 	if ((e->flags & UMAP_F_PENDING) || e->replica == UMAP_NO_BACKEND ||
 	    !(e->flags & UMAP_F_REPL_CURRENT))
+		return 0;
+	/* Not toward a backend that is down: every user of it would wait
+	 * in memory and be written to the store at each look (block()).
+	 * Their next change or full sync carries what they missed. */
+	if ((p = slot_backend(r->rs, e->backend)) == NULL ||
+	    (q = slot_backend(r->rs, e->replica)) == NULL ||
+	    source_problem(p) != NULL || dest_problem(q) != NULL)
 		return 0;
 	it = item_find(r, e->key, e->keylen);
 	if (it != NULL && (it->prio >= 0 || it->sync != NULL))
