@@ -1209,25 +1209,24 @@ repl_backend_changed(struct roost *rs, long slot)
 	struct ritem *it;
 	int64_t now = now_msec();
 	size_t i;
-	int again = 0, usable;
+	int again = 0;
 
 	if (r == NULL)
 		return;
-	/* Back in service: users whose syncs failed against it before the
-	 * probes noticed (their backoff began then) need not wait it out.
-	 * Stuck users failed for their own reasons and keep their backoff. */
-	usable = b != NULL && b->state != BACKEND_DOWN && !b->failed &&
-	    b->health == HEALTH_OK;
 	for (i = 0; i < r->nheap; i++) {
 		it = r->heap[i];
-		if ((!it->blocked && (!usable || it->fails == 0 ||
-		    it->stuck)) || (e = umap_get(rs->users, it->key,
-		    it->keylen)) == NULL)
+		if ((e = umap_get(rs->users, it->key, it->keylen)) == NULL ||
+		    ((long)e->backend != slot && (long)e->replica != slot))
 			continue;
-		if ((long)e->backend == slot || (long)e->replica == slot) {
-			it->due = now;
-			again = 1;
-		}
+		/* Back in service: users whose syncs failed against it before
+		 * the probes noticed (their backoff began then) need not wait
+		 * it out.  Stuck users failed for reasons of their own. */
+		if (!it->blocked && (b == NULL || b->health != HEALTH_OK ||
+		    it->fails == 0 || it->stuck || ((long)e->backend == slot ?
+		    source_problem(b) : dest_problem(b)) != NULL))
+			continue;
+		it->due = now;
+		again = 1;
 	}
 	if (again) {
 		/* Due times only went down: rebuild the heap order. */
