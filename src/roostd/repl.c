@@ -962,9 +962,9 @@ item_result(struct repl *r, struct ritem *it, struct repl_sync *s,
 		it->full = 1;
 	} else if (res->exit_code == 67 || res->exit_code == 68) {
 		/* dsync says 67 for a user unknown on either side. */
-		set_error(it, "sync from %s to %s: unknown user on one of "
-		    "them (exit %d); dropped from the queue", from, to,
-		    res->exit_code);
+		set_error(it, "sync from %s to %s: %s or %s does not know the "
+		    "user (exit %d); dropped from the queue", from, to, from,
+		    to, res->exit_code);
 		log_info("replication: %s: %s", it->key, it->error);
 		it->prio = -1;
 		it->fails = 0;
