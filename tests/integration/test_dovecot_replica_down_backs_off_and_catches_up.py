@@ -20,7 +20,7 @@ from roosttest import check, eq  # noqa: E402
 BASE_PORT = 36000
 USERS = ["u%d" % i for i in range(1, 25)]
 LAG_MAX = 10		# s: a change may take this long to reach a replica
-CATCH_UP_MAX = 10	# s: from the restart to every waiting user synced
+CATCH_UP_MAX = 15	# s: from the restart to every waiting user synced
 
 
 def asked(fn, *args):
