@@ -23,7 +23,13 @@
  * Full syncs are spread evenly: a cursor walks the user map so that every
  * slot is passed once per replication_full_sync_interval.  A second walk,
  * at start and when a backend goes, gives replicas to users that have none
- * and queues a full sync for every replica not yet current.
+ * and queues a full sync for every replica not yet current.  A third, once
+ * after the start, queues an incremental sync of every current replica at
+ * the lowest priority: sessions open across a restart (or a kill) kept
+ * changing mail while nobody took their events, and without it those
+ * changes would wait for the user's next change or full sync.  It queues
+ * only while the lowest priority is short, so memory and store writes
+ * stay bounded on a large map.
  */
 #include <sys/queue.h>
 
@@ -54,6 +60,8 @@
 #define REPL_LATER_MS		1000	/* a user being moved or placed */
 #define REPL_LOCK_TIMEOUT	30	/* s: dsync's lock of the user */
 #define REPL_ASSIGN_SLOTS	4096	/* map slots the replica walk sees a tick */
+#define REPL_RESYNC_SLOTS	1024	/* slots the restart walk sees a tick */
+#define REPL_RESYNC_QUEUED	512	/* ... while fewer wait at "full" */
 #define REPL_ERR_MAX		200
 #define NOT_IN_HEAP		((size_t)-1)
 
@@ -132,6 +140,9 @@ struct repl {
 	int64_t			  full_last;	/* wall ms of the last walk */
 	size_t			  assign_cursor;
 	size_t			  assign_left;	/* slots the replica walk has
+						 * still to see */
+	size_t			  resync_cursor;
+	size_t			  resync_left;	/* slots the restart walk has
 						 * still to see */
 	uint64_t		  synced, failed, events, bypass, from_replica,
 				  refused;
@@ -867,7 +878,8 @@ item_result(struct repl *r, struct ritem *it, struct repl_sync *s,
 	struct umap_entry *e = umap_get(rs->users, it->key, it->keylen);
 	int64_t now = now_msec(), nows = now / 1000;
 	const char *state, *from = rs->backends[s->from] ?
-	    rs->backends[s->from]->name : "?";
+	    rs->backends[s->from]->name : "?", *to = rs->backends[s->to] ?
+	    rs->backends[s->to]->name : "?";
 	int taken = it->taken, again = it->again, again_full = it->again_full;
 	int prio;
 
@@ -933,8 +945,8 @@ item_result(struct repl *r, struct ritem *it, struct repl_sync *s,
 	if (it->queued == 0)
 		it->queued = now;
 	if (res->exit_code == 2) {
-		set_error(it, "sync from %s changed during the sync (exit 2)",
-		    from);
+		set_error(it, "sync from %s to %s: a mailbox changed during "
+		    "the sync (exit 2)", from, to);
 		if (++it->reruns <= REPL_RERUNS) {
 			it->due = now;
 			requeue(r, it, now);
@@ -943,14 +955,16 @@ item_result(struct repl *r, struct ritem *it, struct repl_sync *s,
 		}
 		if (!it->stuck)
 			log_warnx("replication: %s is stuck: its sync from %s "
-			    "exited 2 %d times in a row; retried with backoff "
-			    "only", it->key, from, it->reruns);
+			    "to %s exited 2 %d times in a row; retried with "
+			    "backoff only", it->key, from, to, it->reruns);
 		it->stuck = 1;
 		it->reruns = 0;
 		it->full = 1;
 	} else if (res->exit_code == 67 || res->exit_code == 68) {
-		set_error(it, "backend %s does not know the user (exit %d); "
-		    "dropped from the queue", from, res->exit_code);
+		/* dsync says 67 for a user unknown on either side. */
+		set_error(it, "sync from %s to %s: %s or %s does not know the "
+		    "user (exit %d); dropped from the queue", from, to, from,
+		    to, res->exit_code);
 		log_info("replication: %s: %s", it->key, it->error);
 		it->prio = -1;
 		it->fails = 0;
@@ -959,22 +973,23 @@ item_result(struct repl *r, struct ritem *it, struct repl_sync *s,
 		mark_dirty(r, it);
 		return;
 	} else if (res->exit_code == 75) {
-		set_error(it, "temporary failure on %s (exit 75)", from);
+		set_error(it, "sync from %s to %s: temporary failure (exit "
+		    "75)", from, to);
 	} else if (res->http_status == 0) {
 		/* No answer: 2.3's doveadm dies when the replica refuses the
 		 * connection; like 75, nothing says the state is bad. */
-		set_error(it, "sync from %s: %s", from, res->error ?
+		set_error(it, "sync from %s to %s: %s", from, to, res->error ?
 		    res->error : "no answer");
 	} else {
 		if (res->exit_code != 0)
-			set_error(it, "sync from %s failed (exit %d)", from,
-			    res->exit_code);
+			set_error(it, "sync from %s to %s failed (exit %d)",
+			    from, to, res->exit_code);
 		else if (res->http_status == 401)
 			set_error(it, "backend %s refused roostd's doveadm "
 			    "key", from);
 		else
-			set_error(it, "sync from %s: %s", from, res->error ?
-			    res->error : "failed");
+			set_error(it, "sync from %s to %s: %s", from, to,
+			    res->error ? res->error : "failed");
 		it->full = 1;
 	}
 	it->reruns = 0;
@@ -1189,6 +1204,7 @@ void
 repl_backend_changed(struct roost *rs, long slot)
 {
 	struct repl *r = rs->repl;
+	const struct backend *b = slot_backend(rs, slot);
 	struct umap_entry *e;
 	struct ritem *it;
 	int64_t now = now_msec();
@@ -1199,13 +1215,18 @@ repl_backend_changed(struct roost *rs, long slot)
 		return;
 	for (i = 0; i < r->nheap; i++) {
 		it = r->heap[i];
-		if (!it->blocked || (e = umap_get(rs->users, it->key,
-		    it->keylen)) == NULL)
+		if ((e = umap_get(rs->users, it->key, it->keylen)) == NULL ||
+		    ((long)e->backend != slot && (long)e->replica != slot))
 			continue;
-		if ((long)e->backend == slot || (long)e->replica == slot) {
-			it->due = now;
-			again = 1;
-		}
+		/* Back in service: users whose syncs failed against it before
+		 * the probes noticed (their backoff began then) need not wait
+		 * it out.  Stuck users failed for reasons of their own. */
+		if (!it->blocked && (b == NULL || b->health != HEALTH_OK ||
+		    it->fails == 0 || it->stuck || ((long)e->backend == slot ?
+		    source_problem(b) : dest_problem(b)) != NULL))
+			continue;
+		it->due = now;
+		again = 1;
 	}
 	if (again) {
 		/* Due times only went down: rebuild the heap order. */
@@ -1267,6 +1288,34 @@ walk_one(struct umap_entry *e, void *arg)
 	return 0;
 }
 
+/* The restart walk: an incremental sync of a current replica. */
+static int
+resync_one(struct umap_entry *e, void *arg)
+{
+	struct walk *w = arg;
+	struct repl *r = w->r;
+	const struct backend *p, *q;
+	struct ritem *it;
+
+	if ((e->flags & UMAP_F_PENDING) || e->replica == UMAP_NO_BACKEND ||
+	    !(e->flags & UMAP_F_REPL_CURRENT))
+		return 0;
+	/* Not toward a backend that is down: every user of it would wait
+	 * in memory and be written to the store at each look (block()).
+	 * Their next change or full sync carries what they missed. */
+	if ((p = slot_backend(r->rs, e->backend)) == NULL ||
+	    (q = slot_backend(r->rs, e->replica)) == NULL ||
+	    source_problem(p) != NULL || dest_problem(q) != NULL)
+		return 0;
+	it = item_find(r, e->key, e->keylen);
+	if (it != NULL && (it->prio >= 0 || it->sync != NULL))
+		return 0;
+	/* Not stored: a roostd killed again walks again. */
+	it = item_get(r, e->key, e->keylen);
+	item_queue(r, it, REPL_P_FULL, 0, w->now);
+	return 0;
+}
+
 static void
 repl_tick_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -1289,6 +1338,14 @@ repl_tick_cb(evutil_socket_t fd, short what, void *arg)
 			r->assign_left -= n < r->assign_left ? n :
 			    r->assign_left;
 			w.assign = 0;
+		}
+		if (r->resync_left > 0 &&
+		    r->nready[REPL_P_FULL] < REPL_RESYNC_QUEUED) {
+			n = umap_scan(rs->users, &r->resync_cursor,
+			    r->resync_left < REPL_RESYNC_SLOTS ?
+			    r->resync_left : REPL_RESYNC_SLOTS, resync_one, &w);
+			r->resync_left -= n < r->resync_left ? n :
+			    r->resync_left;
 		}
 		if (ival > 0 && r->full_last > 0 && w.now > r->full_last) {
 			budget = (double)slots * (double)(w.now -
@@ -1363,9 +1420,14 @@ repl_init(struct roost *rs)
 		goto fail;
 	}
 	r->assign_left = umap_slots(rs->users);
+	r->resync_left = umap_slots(rs->users);
 	if (r->count > 0)
 		log_info("replication: %zu users with work in the queue",
 		    r->count);
+	if (rs->conf->replication && umap_count(rs->users) > 0)
+		log_info("replication: every current replica gets an "
+		    "incremental sync, at the lowest priority, for changes "
+		    "made while roostd was not running");
 	if (event_add(r->tick_ev, &tv) == -1)
 		goto fail;
 	return 0;

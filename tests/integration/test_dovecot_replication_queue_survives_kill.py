@@ -1,0 +1,198 @@
+"""roostd killed with -9 while its replication queue is full loses no
+user: with replication paused, a delivery to each of 30 users leaves 30
+queued users (GET /v1/replication) and nothing on their replicas; after
+kill -9 and a restart (which resumes) the queue is read back and every
+message reaches its user's replica.  Then the same again with the kill
+right after a resume, while syncs are under way.  Prints the times from
+the restart to the last message on a replica."""
+import contextlib
+import os
+import re
+import smtplib
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                "..", "rig"))
+import riglib  # noqa: E402
+import roosttest as rt  # noqa: E402
+from roosttest import check, eq  # noqa: E402
+
+BASE_PORT = 36200
+USERS = ["u%d" % i for i in range(1, 31)]
+LAG_MAX = 10		# s: a change may take this long to reach a replica
+RESTART_MAX = 20	# s: from the restart to every queued user synced
+
+
+def asked(fn, *args):
+    """A doveadm question to a backend, asked again when it died of a
+    lock: 2.3's doveadm panics when fcntl() reports a deadlock with the
+    dsync or LMTP process writing the same user's index at that moment
+    ("Resource deadlock avoided")."""
+    for attempt in range(5):
+        try:
+            return fn(*args)
+        except riglib.RigError as e:
+            if "deadlock" not in str(e) or attempt == 4:
+                raise
+            time.sleep(0.1)
+
+
+def deliver(rig, user):
+    """One LMTP delivery through the proxy; its Message-ID.  A temporary
+    failure is tried again, as an MTA would: 2.3's lmtp can panic when
+    fcntl() reports a deadlock with the dsync of the same user
+    (dovecot.list.index.log, "Resource deadlock avoided"), and the proxy
+    then answers 451."""
+    p1 = rig.inst("p1")
+    mid, msg = riglib.unique_message(subject="repl " + user, to=user)
+    for attempt in range(3):
+        m = smtplib.LMTP(p1["address"], p1["ports"]["lmtp"], timeout=15)
+        try:
+            m.ehlo("roosttest")
+            eq(m.sendmail("s@example.com", [user], msg), {},
+               "%s: LMTP RCPT refused" % user)
+            return mid
+        except smtplib.SMTPResponseException as e:
+            if not 400 <= e.smtp_code < 500 or attempt == 2:
+                raise
+            print("%s: LMTP %d %r, delivered again" % (user, e.smtp_code,
+                                                       e.smtp_error))
+            time.sleep(0.2)
+        finally:
+            try:
+                m.quit()
+            except smtplib.SMTPException:
+                pass
+
+
+def roost_off_rig_ports(t, **settings):
+    """A started roostd whose port (any free one) is not among the rig's:
+    free_port() can return one of BASE_PORT's, and the rig then refuses
+    to start."""
+    for _ in range(20):
+        r = t.roost(start=False, **settings)
+        if not BASE_PORT <= r.port < BASE_PORT + 100:
+            break
+    r.start()
+    return r
+
+
+def enter_rig(stack, t, r, users, **kw):
+    """routed_rig on BASE_PORT, else on BASE_PORT + 50: the rig's ports
+    are in the kernel's ephemeral range, and a port some client of
+    another test used lingers in TIME-WAIT for a minute."""
+    for attempt in range(10):
+        base = BASE_PORT + 50 * (attempt % 2)
+        try:
+            return stack.enter_context(riglib.routed_rig(t, r, base, users,
+                                                         **kw))
+        except riglib.RigError as e:
+            if "is in use" not in str(e) or attempt == 9:
+                raise
+            print("base port %d: %s" % (base, str(e).splitlines()[-1]))
+            if attempt % 2:
+                time.sleep(15)
+    raise AssertionError("unreachable")
+
+
+def status(r):
+    return rt.status(r.api("GET", "/v1/replication"), 200,
+                     "GET /v1/replication")
+
+
+def main(t):
+    r = roost_off_rig_ports(t, events_token=True, replication="yes")
+    with contextlib.ExitStack() as stack:
+        rig = enter_rig(stack, t, r, ",".join(USERS))
+        pair, mids = {}, {}
+        for u in USERS:
+            eq(riglib.imap_login_from(rig, "p1", u)[0], "OK",
+               "%s logs in" % u)
+            info = r.user(u)
+            pair[u] = (info["backend"], info["replica"])
+            mids[u] = [deliver(rig, u)]
+
+        def on_replicas(users):
+            return all(asked(riglib.messages_with_id, rig, pair[u][1], u,
+                             m) == 1
+                       for u in users for m in mids[u])
+        riglib.wait_for(lambda: on_replicas(USERS), LAG_MAX, step=0.2)
+        check(on_replicas(USERS), "first deliveries on the replicas")
+        riglib.wait_for(lambda: sum(status(r)["queued"].values()) == 0 and
+                        status(r)["running"] == 0, 5)
+
+        def fill_queue():
+            """Pause, deliver to every user, and see them queued."""
+            s = rt.status(r.api("POST", "/v1/replication/pause"), 200,
+                          "pause")
+            eq(s["paused"], True, "paused")
+            for u in USERS:
+                mids[u].append(deliver(rig, u))
+            riglib.wait_for(lambda: status(r)["queued"]["high"] ==
+                            len(USERS), 10)
+            s = status(r)
+            print("queue before the kill: %r" % {k: s[k] for k in (
+                "paused", "queued", "running", "failed", "stuck",
+                "waiting", "backoff", "oldest_pending_s")})
+            eq(s["queued"], {"sync": 0, "high": len(USERS), "low": 0,
+                             "full": 0}, "every user queued once")
+            eq((s["running"], s["failed"], s["waiting"]), (0, 0, 0),
+               "nothing runs while paused")
+            for u in USERS:
+                eq(asked(riglib.messages_with_id, rig, pair[u][1], u,
+                                           mids[u][-1]), 0,
+                   "%s: nothing synced while paused" % u)
+                eq(rt.status(r.api("GET", "/v1/replication/users/" + u),
+                             200, "replication of %s" % u)["state"],
+                   "queued", "%s queued" % u)
+
+        def after_restart(what, least):
+            log_at = len(r.log())
+            t0 = time.monotonic()
+            r.start()
+            riglib.wait_for(lambda: on_replicas(USERS), RESTART_MAX,
+                            step=0.2)
+            took = time.monotonic() - t0
+            for u in USERS:
+                eq(asked(rig.message_ids, pair[u][1], u),
+                   asked(rig.message_ids, pair[u][0], u),
+                   "%s: %s: the same mail on %s and %s" %
+                   (what, u, pair[u][0], pair[u][1]))
+            log = r.log()[log_at:]
+            m = re.search(r"replication: (\d+) users with work in the "
+                          r"queue", log)
+            check(m is not None, "%s: the restart reads the queue back"
+                  % what)
+            print("%s: %s users read back; every message on its replica "
+                  "%.1f s after the restart" % (what, m.group(1), took))
+            check(least <= int(m.group(1)) <= len(USERS),
+                  "%s: %s users read back, want %d..%d" %
+                  (what, m.group(1), least, len(USERS)))
+            riglib.wait_for(lambda: sum(status(r)["queued"].values()) ==
+                            0 and status(r)["running"] == 0, 5)
+            s = status(r)
+            eq((s["paused"], s["queued"], s["running"], s["failed"],
+                s["stuck"]), (False, {"sync": 0, "high": 0, "low": 0,
+                                      "full": 0}, 0, 0, 0),
+               "%s: the queue empty and nothing failing: %r" % (what, s))
+            check(s["totals"]["synced"] >= least, "%s: syncs counted "
+                  "since the restart: %r" % (what, s))
+
+        # A full queue, paused: kill -9, restart (which resumes).
+        fill_queue()
+        r.kill()
+        after_restart("kill while paused", len(USERS))
+
+        # Again, killed right after the resume, while syncs run.
+        fill_queue()
+        s = rt.status(r.api("POST", "/v1/replication/resume"), 200,
+                      "resume")
+        r.kill()
+        print("at the kill: running %d, queued %r" % (s["running"],
+                                                      s["queued"]))
+        check(s["running"] > 0, "syncs under way at the kill: %r" % s)
+        after_restart("kill during syncs", len(USERS) - s["running"])
+
+
+rt.run(main)
