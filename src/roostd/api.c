@@ -1534,6 +1534,8 @@ h_repl_user_queue(struct call *c)
 		    "its pool has no other backend", e->key);
 		goto done;
 	}
+	/* An admin asking means now, not after the user's backoff. */
+	repl_now(c->rs, e);
 	log_info("admin: replicate %s (%s%s)", e->key,
 	    repl_priority_names[prio], full ? ", full" : "");
 	http_reply_json(c->req, 202, json_pack("{s:s, s:s, s:b}", "user",

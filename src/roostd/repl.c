@@ -348,7 +348,8 @@ user_row_dirty(struct repl *r, const struct umap_entry *e)
 	event_active(r->flush_ev, EV_TIMEOUT, 0);
 }
 
-static void
+/* Set the entry's error; 1 when it says something new. */
+static int
 set_error(struct ritem *it, const char *fmt, ...)
 {
 	char buf[REPL_ERR_MAX];
@@ -357,8 +358,11 @@ set_error(struct ritem *it, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(buf, sizeof(buf), fmt, ap);
 	va_end(ap);
+	if (it->error != NULL && strcmp(it->error, buf) == 0)
+		return 0;
 	free(it->error);
 	it->error = xstrdup(buf);
+	return 1;
 }
 
 /* An entry with nothing left to do or to write leaves memory. */
@@ -764,12 +768,17 @@ backoff(struct repl *r, struct ritem *it, int64_t now)
 
 /* Wait for a backend to come back (repl_backend_changed) or a while. */
 static void
-block(struct repl *r, struct ritem *it, int64_t now, int64_t ms)
+block(struct repl *r, struct ritem *it, int64_t now, int64_t ms,
+    int changed)
 {
 	it->blocked = 1;
 	it->due = now + ms;
 	requeue(r, it, now);
-	mark_dirty(r, it);
+	/* Stored when the reason changes, not at every look: a backend down
+	 * for hours must not cost a write per waiting user twice a minute.
+	 * (Its entry is in the store already; only the due time lags.) */
+	if (changed)
+		mark_dirty(r, it);
 }
 
 /* Start the sync of a ready entry, or put it back to wait. */
@@ -792,9 +801,9 @@ item_start(struct repl *r, struct ritem *it, int64_t now)
 		return;
 	}
 	if (e->flags & (UMAP_F_PENDING | UMAP_F_MOVING)) {
-		set_error(it, "waiting: the user is %s",
-		    (e->flags & UMAP_F_MOVING) ? "being moved" : "being placed");
-		block(r, it, now, REPL_LATER_MS);
+		block(r, it, now, REPL_LATER_MS, set_error(it, "waiting: the "
+		    "user is %s", (e->flags & UMAP_F_MOVING) ? "being moved" :
+		    "being placed"));
 		return;
 	}
 	if (e->replica == UMAP_NO_BACKEND && repl_choose(rs, e))
@@ -809,18 +818,18 @@ item_start(struct repl *r, struct ritem *it, int64_t now)
 		return;
 	}
 	if ((why = source_problem(p)) != NULL) {
-		set_error(it, "waiting: backend %s %s", p->name, why);
-		block(r, it, now, REPL_BLOCKED_MS);
+		block(r, it, now, REPL_BLOCKED_MS, set_error(it, "waiting: "
+		    "backend %s %s", p->name, why));
 		return;
 	}
 	if ((why = dest_problem(q)) != NULL) {
-		set_error(it, "waiting: replica %s %s", q->name, why);
-		block(r, it, now, REPL_BLOCKED_MS);
+		block(r, it, now, REPL_BLOCKED_MS, set_error(it, "waiting: "
+		    "replica %s %s", q->name, why));
 		return;
 	}
 	full = it->full || !(e->flags & UMAP_F_REPL_CURRENT);
 	if (!full && (state = item_state(r, it)) == NULL) {
-		block(r, it, now, REPL_LATER_MS);
+		block(r, it, now, REPL_LATER_MS, 0);
 		return;
 	}
 	it->taken = it->prio;
@@ -1116,6 +1125,21 @@ repl_enqueue(struct roost *rs, struct umap_entry *e, int prio, int full,
 	}
 	if (req != NULL)
 		add_waiter(r, req);
+}
+
+void
+repl_now(struct roost *rs, struct umap_entry *e)
+{
+	struct repl *r = rs->repl;
+	struct ritem *it = item_find(r, e->key, e->keylen);
+	int64_t now = now_msec();
+
+	if (it == NULL || it->sync != NULL || it->prio < 0 || it->due <= now)
+		return;
+	it->due = now;
+	it->blocked = 0;
+	requeue(r, it, now);
+	dispatch(r);
 }
 
 void

@@ -74,6 +74,9 @@ int	repl_choose(struct roost *, struct umap_entry *);
 long	repl_pick(struct roost *, const char *key, size_t len, const char *tag,
 	    long primary);
 
+/* An admin asked for the user: its queued sync runs now, whatever its
+ * backoff (a failure after it backs off further). */
+void	repl_now(struct roost *, struct umap_entry *);
 /* Pause or resume the dispatch of syncs (running ones finish). */
 void	repl_pause(struct roost *, int paused);
 /* Queue every user with a replica; returns how many. */

@@ -5,7 +5,6 @@ and an expunge made over IMAP through the proxy.  The replica is the one
 roostd stored for the user, never the user's own backend, and the user's
 replication record shows the good syncs."""
 import os
-import smtplib
 import sys
 import time
 
@@ -15,22 +14,13 @@ import riglib  # noqa: E402
 import roosttest as rt  # noqa: E402
 from roosttest import check, eq  # noqa: E402
 
-BASE_PORT = 37000
+BASE_PORT = 29100
 USERS = ["u%d" % i for i in range(1, 7)]
 LAG_MAX = 10	# seconds a change may take to reach the replica here
 
 
 def deliver(rig, user):
-    p1 = rig.inst("p1")
-    mid, msg = riglib.unique_message(subject="repl " + user, to=user)
-    m = smtplib.LMTP(p1["address"], p1["ports"]["lmtp"], timeout=15)
-    try:
-        m.ehlo("roosttest")
-        eq(m.sendmail("s@example.com", [user], msg), {},
-           "%s: LMTP RCPT refused" % user)
-    finally:
-        m.quit()
-    return mid
+    return riglib.lmtp_deliver(rig, user, subject="repl " + user)
 
 
 def until(pred, what, seconds=LAG_MAX):

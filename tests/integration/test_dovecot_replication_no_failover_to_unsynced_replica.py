@@ -13,7 +13,7 @@ import riglib  # noqa: E402
 import roosttest as rt  # noqa: E402
 from roosttest import check, eq  # noqa: E402
 
-BASE_PORT = 37200
+BASE_PORT = 29300
 USERS = ["u%d" % i for i in range(1, 9)]
 
 

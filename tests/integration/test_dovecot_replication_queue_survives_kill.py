@@ -8,7 +8,6 @@ the restart to the last message on a replica."""
 import contextlib
 import os
 import re
-import smtplib
 import sys
 import time
 
@@ -18,7 +17,7 @@ import riglib  # noqa: E402
 import roosttest as rt  # noqa: E402
 from roosttest import check, eq  # noqa: E402
 
-BASE_PORT = 36200
+BASE_PORT = 28900
 USERS = ["u%d" % i for i in range(1, 31)]
 LAG_MAX = 10		# s: a change may take this long to reach a replica
 RESTART_MAX = 20	# s: from the restart to every queued user synced
@@ -39,31 +38,7 @@ def asked(fn, *args):
 
 
 def deliver(rig, user):
-    """One LMTP delivery through the proxy; its Message-ID.  A temporary
-    failure is tried again, as an MTA would: 2.3's lmtp can panic when
-    fcntl() reports a deadlock with the dsync of the same user
-    (dovecot.list.index.log, "Resource deadlock avoided"), and the proxy
-    then answers 451."""
-    p1 = rig.inst("p1")
-    mid, msg = riglib.unique_message(subject="repl " + user, to=user)
-    for attempt in range(3):
-        m = smtplib.LMTP(p1["address"], p1["ports"]["lmtp"], timeout=15)
-        try:
-            m.ehlo("roosttest")
-            eq(m.sendmail("s@example.com", [user], msg), {},
-               "%s: LMTP RCPT refused" % user)
-            return mid
-        except smtplib.SMTPResponseException as e:
-            if not 400 <= e.smtp_code < 500 or attempt == 2:
-                raise
-            print("%s: LMTP %d %r, delivered again" % (user, e.smtp_code,
-                                                       e.smtp_error))
-            time.sleep(0.2)
-        finally:
-            try:
-                m.quit()
-            except smtplib.SMTPException:
-                pass
+    return riglib.lmtp_deliver(rig, user, subject="repl " + user)
 
 
 def roost_off_rig_ports(t, **settings):
