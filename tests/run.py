@@ -225,6 +225,39 @@ def run_scenario(path, names, build, tally, dovecot=None):
               flush=True)
 
 
+def run_pool(tasks, jobs, names, build, tally):
+    """Dovecot scenarios, (path, version) each, at most `jobs` at once and
+    never two of one file (both versions of a scenario use its ports)."""
+    pending = list(tasks)
+    running = {}		# path -> (thread, tally)
+
+    def reap():
+        for path, (th, side) in list(running.items()):
+            if not th.is_alive():
+                th.join()
+                tally.passed += side.passed
+                tally.failed += side.failed
+                tally.skipped += side.skipped
+                tally.failures += side.failures
+                del running[path]
+
+    while pending or running:
+        reap()
+        for task in list(pending):
+            if len(running) >= jobs:
+                break
+            path, version = task
+            if path in running:
+                continue
+            pending.remove(task)
+            side = Tally()
+            th = threading.Thread(target=run_scenario,
+                                  args=(path, names, build, side, version))
+            th.start()
+            running[path] = (th, side)
+        time.sleep(0.05)
+
+
 def main():
     ap = argparse.ArgumentParser(description="Run Roost's tests.")
     ap.add_argument("--build", default="build",
@@ -233,6 +266,8 @@ def main():
                     help="skip the cmocka unit tests")
     ap.add_argument("--no-integration", action="store_true",
                     help="skip the black-box scenarios")
+    ap.add_argument("--jobs", type=int, default=1, choices=range(1, 5),
+                    help="Dovecot scenarios run at once (default 1)")
     ap.add_argument("names", nargs="*",
                     help="run only tests whose name contains one of these")
     a = ap.parse_args()
@@ -264,15 +299,16 @@ def main():
                                   args=(p, a.names, build, side))
             th.start()
             threads.append((th, side))
+        dovecot = []
         for p in paths:
             if p in beside:
                 continue
             # Scenarios with real Dovecot run once per version.
             if os.path.basename(p).startswith("test_dovecot_"):
-                for version in DOVECOT_VERSIONS:
-                    run_scenario(p, a.names, build, tally, version)
+                dovecot += [(p, version) for version in DOVECOT_VERSIONS]
             else:
                 run_scenario(p, a.names, build, tally)
+        run_pool(dovecot, a.jobs, a.names, build, tally)
         for th, side in threads:
             th.join()
             tally.passed += side.passed
