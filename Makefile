@@ -101,8 +101,12 @@ fuzz:
 
 # Every test: cmocka units, then black-box scenarios against the binaries
 # (and real Dovecot where a scenario needs it).  Ends "N passed, N failed".
+# Dovecot scenarios two at a time: each has its own ports, and most of their
+# time is spent waiting (TEST_JOBS=1 runs them one by one).
+TEST_JOBS	?= 2
+
 check: all unit
-	python3 tests/run.py --build $(BUILD) $(TESTS)
+	python3 tests/run.py --build $(BUILD) --jobs $(TEST_JOBS) $(TESTS)
 
 demo: all
 	./scripts/demo start
