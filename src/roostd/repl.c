@@ -1122,6 +1122,11 @@ repl_enqueue(struct roost *rs, struct umap_entry *e, int prio, int full,
 		it = item_get(r, e->key, e->keylen);
 		item_queue(r, it, prio, full, now_msec());
 		mark_dirty(r, it);
+		/* The sync starts now, beside the store write: the lag of a
+		 * delivery is what a replicator is judged by.  A crash before
+		 * the write only means the change was not acknowledged, and the
+		 * exporter's event is answered after the write. */
+		dispatch(r);
 	}
 	if (req != NULL)
 		add_waiter(r, req);
