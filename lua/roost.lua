@@ -1,7 +1,7 @@
 -- roost.lua: Dovecot auth passdb that asks roostd which backend serves a user.
 --
 -- Loaded by Dovecot proxies (2.3.19+ and 2.4) as a Lua passdb. For every login it
--- calls GET /v1/lookup on the first roostd that answers and returns the proxy
+-- sends GET /v1/lookup to the first roostd that answers and returns the proxy
 -- fields (proxy, host, hostip, port, and ssl or starttls for a backend reached
 -- over TLS). It never guesses: when no controller gives a usable answer the
 -- login gets a temporary failure, and an answer that did not come from roostd
@@ -22,6 +22,11 @@
 --   request_timeout      per controller, default 3s
 --   down_retry           seconds a controller that gave no roostd answer is
 --                        tried only after the others, default 5
+--   transport            how requests reach roostd: socket (one keep-alive
+--                        connection per auth process, through lua-socket),
+--                        dovecot (Dovecot's dovecot.http.client), or auto
+--                        (default: socket when lua-socket loads and every
+--                        URL is http://, else dovecot)
 --
 -- Dovecot 2.4 passes the settings as lua_settings { } to script_init(). Dovecot
 -- 2.3 rejects unknown passdb args, so there every setting is read from the
@@ -40,6 +45,7 @@ local DEFAULTS = {
 	connect_timeout = "1s",
 	request_timeout = "3s",
 	down_retry = "5",
+	transport = "auto",
 }
 
 -- Dovecot's protocol names mapped to roostd's. ManageSieve logins arrive as
@@ -55,8 +61,10 @@ local PROTOCOLS = {
 }
 
 local settings
-local controllers = {}		-- { url = "...", down_until = 0 }
-local http_client
+local controllers = {}		-- { url, down_until, host, port, sock }
+local http_client		-- dovecot.http.client, transport "dovecot"
+local socket_lib		-- lua-socket, transport "socket"
+local transport			-- "socket" or "dovecot"
 local token = nil
 
 -- JSON ---------------------------------------------------------------------
@@ -286,6 +294,12 @@ function roost.configure(args)
 	if s.down_retry == nil then
 		error("roost: down_retry: not a number of seconds")
 	end
+	s.transport = raw.transport:lower()
+	if s.transport ~= "auto" and s.transport ~= "socket" and
+	    s.transport ~= "dovecot" then
+		error("roost: transport: want auto, socket or dovecot, got " ..
+		    raw.transport)
+	end
 	if s.tag ~= "" and s.tag_field ~= "" then
 		error("roost: set tag or tag_field, not both")
 	end
@@ -359,12 +373,258 @@ local function new_http_client(s, v24)
 	})
 end
 
+-- Transports ---------------------------------------------------------------
+
+-- Both transports answer ask(c, path) with status, body, content type; or
+-- nil and why there was no answer.
+--
+-- "dovecot": dovecot.http.client. Its submit() is synchronous in Lua: every
+-- request builds a private ioloop, moves the connection into it and tears it
+-- down again (bench/PROFILING.md counts what that costs a login).
+--
+-- "socket": lua-socket, one HTTP/1.1 keep-alive connection per controller in
+-- each auth process, one request at a time, never pipelined. Any error,
+-- timeout or answer we cannot frame closes the connection, so a late answer
+-- can never be read as the answer to a later login. Only a request sent on a
+-- reused connection that the server had already closed (EOF or reset before
+-- the first byte of an answer: roostd restarted, or dropped the idle
+-- connection) is sent once more, on a new connection; a GET to
+-- /v1/lookup may be repeated.
+
+local function dovecot_ask(c, path)
+	local r = http_client:request({ url = c.url .. path, method = "GET" })
+	r:add_header("Accept", "application/json")
+	if token ~= nil then
+		r:add_header("Authorization", "Bearer " .. token)
+	end
+	local resp = r:submit()
+	local status = resp:status()
+	if status >= 9000 then
+		return nil, "http client status " .. status
+	end
+	return status, resp:payload(), resp:header("Content-Type")
+end
+
+-- roostd's answers are small; anything bigger is not one of them.
+local MAX_BODY = 65536
+local MAX_HEADERS = 64
+
+local function sock_close(c)
+	if c.sock ~= nil then
+		c.sock:close()
+		c.sock = nil
+	end
+end
+
+-- One receive bounded by the request's deadline.
+local function sock_recv(s, pattern, deadline)
+	local left = deadline - socket_lib.gettime()
+	if left <= 0 then
+		return nil, "timeout"
+	end
+	s:settimeout(left)
+	return s:receive(pattern)
+end
+
+-- Reads one answer. Returns status, body, content type, keep (the
+-- connection may carry the next request); or nil, why, and whether any byte
+-- of an answer arrived.
+local function sock_read(s, deadline)
+	local line, err = sock_recv(s, "*l", deadline)
+	if line == nil then
+		return nil, err, false
+	end
+	local minor, status = line:match('^HTTP/1%.([01]) (%d%d%d)[ \r]?')
+	if status == nil then
+		return nil, "not an HTTP answer", true
+	end
+	local keep = minor == "1"
+	local len, ctype, chunked
+	for n = 1, MAX_HEADERS + 1 do
+		if n > MAX_HEADERS then
+			return nil, "too many header lines", true
+		end
+		line, err = sock_recv(s, "*l", deadline)
+		if line == nil then
+			return nil, err, true
+		end
+		if line == "" or line == "\r" then
+			break
+		end
+		local name, value = line:match('^([^:%s]+):[ \t]*(.-)[ \t\r]*$')
+		if name == nil then
+			return nil, "bad header line", true
+		end
+		name = name:lower()
+		if name == "content-length" then
+			if len ~= nil or value:match('^%d+$') == nil then
+				return nil, "bad Content-Length", true
+			end
+			len = tonumber(value)
+		elseif name == "content-type" then
+			ctype = value
+		elseif name == "transfer-encoding" then
+			chunked = true
+		elseif name == "connection" then
+			local v = value:lower()
+			if v:match('close') then
+				keep = false
+			elseif v:match('keep%-alive') then
+				keep = true
+			end
+		end
+	end
+	-- roostd sends Content-Length; a chunked answer is not one of its own
+	if chunked then
+		return nil, "chunked answer (not roostd's framing)", true
+	end
+	local body = ""
+	if len ~= nil then
+		if len > MAX_BODY then
+			return nil, "answer of " .. len .. " bytes", true
+		end
+		if len > 0 then
+			body, err = sock_recv(s, len, deadline)
+			if body == nil then
+				return nil, err, true
+			end
+		end
+	else
+		-- the body ends where the server closes
+		local parts, n = {}, 0
+		keep = false
+		while true do
+			local data, rerr, partial = sock_recv(s, 4096, deadline)
+			if data == nil and rerr ~= "closed" then
+				return nil, rerr, true
+			end
+			-- at the close, lua-socket hands over the last bytes
+			-- as its third result
+			data = data or partial
+			parts[#parts + 1] = data
+			n = n + #data
+			if n > MAX_BODY then
+				return nil, "answer over " .. MAX_BODY .. " bytes", true
+			end
+			if rerr == "closed" then
+				break
+			end
+		end
+		body = table.concat(parts)
+	end
+	return tonumber(status), body, ctype, keep
+end
+
+local function sock_connect(c)
+	local s, err = socket_lib.tcp()
+	if s == nil then
+		return nil, "socket: " .. tostring(err)
+	end
+	s:settimeout(settings.connect_ms / 1000)
+	local ok
+	ok, err = s:connect(c.host, c.port)
+	if ok == nil then
+		s:close()
+		return nil, "connect: " .. tostring(err)
+	end
+	s:setoption("tcp-nodelay", true)
+	return s
+end
+
+local function sock_ask(c, path)
+	local req = "GET " .. path .. " HTTP/1.1\r\nHost: " .. c.hostport ..
+	    "\r\nUser-Agent: roost.lua\r\nAccept: application/json\r\n" ..
+	    (token ~= nil and "Authorization: Bearer " .. token .. "\r\n" or "") ..
+	    "\r\n"
+	local deadline
+	for _ = 1, 2 do
+		local reused = c.sock ~= nil
+		if not reused then
+			local s, err = sock_connect(c)
+			if s == nil then
+				return nil, err
+			end
+			c.sock = s
+		end
+		-- the request timeout starts once connected (as Dovecot's
+		-- client counts it), and a repeat gets no more time
+		deadline = deadline or socket_lib.gettime() + settings.request_ms / 1000
+		local s = c.sock
+		local status, body, ctype, keep
+		s:settimeout(math.max(deadline - socket_lib.gettime(), 0))
+		local sent, err = s:send(req)
+		local answered = false
+		if sent ~= nil then
+			status, body, ctype, keep = sock_read(s, deadline)
+			if status == nil then
+				err, answered = body, ctype
+			end
+		end
+		if status ~= nil then
+			if not keep then
+				sock_close(c)
+			end
+			return status, body, ctype
+		end
+		sock_close(c)
+		-- only a reused connection the server had already given up
+		if not reused or answered or err == "timeout" then
+			return nil, err
+		end
+	end
+	return nil, "connection closed twice"
+end
+
+local function ask(c, path)
+	if transport == "socket" then
+		return sock_ask(c, path)
+	end
+	return dovecot_ask(c, path)
+end
+
+-- Which transport runs: "auto" takes lua-socket when it loads and every URL
+-- is plain http (lua-socket has no TLS), else Dovecot's client. "socket"
+-- asked for and not possible stops script_init with the reason.
+local function choose_transport(s)
+	local why
+	if s.transport ~= "dovecot" then
+		local ok, lib = pcall(require, "socket")
+		if not ok or type(lib) ~= "table" or lib.tcp == nil then
+			why = "lua-socket not loadable (" ..
+			    tostring(lib):match('^[^\n]*') .. ")"
+		else
+			for _, u in ipairs(s.urls) do
+				if u:match('^https:') then
+					why = "lua-socket speaks no TLS: " .. u
+					break
+				end
+			end
+			if why == nil then
+				return "socket", lib, nil
+			end
+		end
+		if s.transport == "socket" then
+			error("roost: transport = socket: " .. why)
+		end
+	end
+	return "dovecot", nil, why
+end
+
 function script_init(args)
 	settings = roost.configure(type(args) == "table" and args or nil)
+	for _, c in ipairs(controllers) do
+		sock_close(c)
+	end
 	controllers = {}
 	token = nil
 	for i, u in ipairs(settings.urls) do
-		controllers[i] = { url = u, down_until = 0 }
+		local hostport = u:match('^https?://(.*)$')
+		local host, port = hostport:match('^%[(.*)%]:?(%d*)$')
+		if host == nil then
+			host, port = hostport:match('^([^:]*):?(%d*)$')
+		end
+		controllers[i] = { url = u, down_until = 0, hostport = hostport,
+		    host = host, port = tonumber(port) or 80 }
 	end
 	if settings.token_file ~= "" then
 		local t, err = read_token(settings.token_file)
@@ -373,11 +633,29 @@ function script_init(args)
 		end
 	end
 	load_token()
-	http_client = new_http_client(settings, is_dovecot24(args))
+	local why
+	transport, socket_lib, why = choose_transport(settings)
+	http_client = nil
+	local msg
+	if transport == "socket" then
+		msg = "roost: lookup transport socket (" ..
+		    tostring(socket_lib._VERSION) ..
+		    ", a keep-alive connection per auth process)"
+	else
+		http_client = new_http_client(settings, is_dovecot24(args))
+		msg = "roost: lookup transport dovecot (dovecot.http.client)"
+		if why ~= nil then
+			msg = msg .. ": " .. why
+		end
+	end
+	(dovecot.i_info or dovecot.i_error)(msg)
 	return 0
 end
 
 function script_deinit()
+	for _, c in ipairs(controllers) do
+		sock_close(c)
+	end
 end
 
 -- Lookup -------------------------------------------------------------------
@@ -426,16 +704,6 @@ local function controller_order()
 	return up
 end
 
-local function ask(c, path)
-	local r = http_client:request({ url = c.url .. path, method = "GET" })
-	r:add_header("Accept", "application/json")
-	if token ~= nil then
-		r:add_header("Authorization", "Bearer " .. token)
-	end
-	local resp = r:submit()
-	return resp:status(), resp:payload(), resp:header("Content-Type")
-end
-
 local function valid_port(p)
 	if type(p) == "table" and p.number then
 		p = p.number
@@ -472,8 +740,8 @@ end
 --   "foreign", why         not a roostd answer (try the next, mark it down)
 local function interpret(status, body, ctype)
 	local PASSDB = dovecot.auth
-	if status >= 9000 then
-		return "foreign", "no answer (http client status " .. status .. ")"
+	if status == nil then
+		return "foreign", "no answer (" .. tostring(body) .. ")"
 	end
 	if status ~= 200 and status ~= 400 and status ~= 401 and
 	    status ~= 403 and status ~= 503 then
