@@ -9,7 +9,8 @@
 --
 -- Settings (key = value; see docs/dovecot.md):
 --   urls                 comma-separated controller base URLs, tried in order
---                        (default http://127.0.0.1:8470)
+--                        (default http://127.0.0.1:8470); unix:/PATH is
+--                        roostd's listen_unix socket (transport socket)
 --   lookup_token_file    file whose first line is the lookup token
 --   lookup_token         the token itself (prefer the file)
 --   tag                  a fixed tag sent with every lookup
@@ -64,6 +65,7 @@ local settings
 local controllers = {}		-- { url, down_until, host, port, sock }
 local http_client		-- dovecot.http.client, transport "dovecot"
 local socket_lib		-- lua-socket, transport "socket"
+local socket_unix		-- its socket.unix, for unix: URLs
 local transport			-- "socket" or "dovecot"
 local token = nil
 
@@ -304,8 +306,11 @@ function roost.configure(args)
 		error("roost: set tag or tag_field, not both")
 	end
 	for u in raw.urls:gmatch('[^,%s]+') do
-		u = u:gsub('/+$', '')
-		if u:match('^https?://[^/]+$') == nil then
+		if not u:match('^unix:') then
+			u = u:gsub('/+$', '')
+		end
+		if u:match('^https?://[^/]+$') == nil and
+		    u:match('^unix:/[^%c]+$') == nil then
 			error("roost: urls: not a base URL: " .. u)
 		end
 		s.urls[#s.urls + 1] = u
@@ -516,18 +521,29 @@ local function sock_read(s, deadline)
 end
 
 local function sock_connect(c)
-	local s, err = socket_lib.tcp()
+	local s, err
+	if c.path ~= nil then
+		s, err = socket_unix.stream()
+	else
+		s, err = socket_lib.tcp()
+	end
 	if s == nil then
 		return nil, "socket: " .. tostring(err)
 	end
 	s:settimeout(settings.connect_ms / 1000)
 	local ok
-	ok, err = s:connect(c.host, c.port)
+	if c.path ~= nil then
+		ok, err = s:connect(c.path)
+	else
+		ok, err = s:connect(c.host, c.port)
+	end
 	if ok == nil then
 		s:close()
 		return nil, "connect: " .. tostring(err)
 	end
-	s:setoption("tcp-nodelay", true)
+	if c.path == nil then
+		s:setoption("tcp-nodelay", true)
+	end
 	return s
 end
 
@@ -587,6 +603,29 @@ end
 -- asked for and not possible stops script_init with the reason.
 local function choose_transport(s)
 	local why
+	local unix_url
+	for _, u in ipairs(s.urls) do
+		if u:match('^unix:') then
+			unix_url = u
+		end
+	end
+	if unix_url ~= nil then
+		-- only lua-socket reaches a unix socket
+		local ok, lib = pcall(require, "socket")
+		local uok, ulib = pcall(require, "socket.unix")
+		if s.transport == "dovecot" or not ok or not uok or
+		    type(ulib) ~= "table" or ulib.stream == nil then
+			error("roost: " .. unix_url .. " needs transport socket " ..
+			    "(lua-socket with socket.unix)")
+		end
+		for _, u in ipairs(s.urls) do
+			if u:match('^https:') then
+				error("roost: transport socket (for " .. unix_url ..
+				    ") speaks no TLS: " .. u)
+			end
+		end
+		return "socket", lib, nil, ulib
+	end
 	if s.transport ~= "dovecot" then
 		local ok, lib = pcall(require, "socket")
 		if not ok or type(lib) ~= "table" or lib.tcp == nil then
@@ -618,13 +657,14 @@ function script_init(args)
 	controllers = {}
 	token = nil
 	for i, u in ipairs(settings.urls) do
-		local hostport = u:match('^https?://(.*)$')
+		local path = u:match('^unix:(.*)$')
+		local hostport = u:match('^https?://(.*)$') or "localhost"
 		local host, port = hostport:match('^%[(.*)%]:?(%d*)$')
 		if host == nil then
 			host, port = hostport:match('^([^:]*):?(%d*)$')
 		end
 		controllers[i] = { url = u, down_until = 0, hostport = hostport,
-		    host = host, port = tonumber(port) or 80 }
+		    host = host, port = tonumber(port) or 80, path = path }
 	end
 	if settings.token_file ~= "" then
 		local t, err = read_token(settings.token_file)
@@ -634,13 +674,14 @@ function script_init(args)
 	end
 	load_token()
 	local why
-	transport, socket_lib, why = choose_transport(settings)
+	transport, socket_lib, why, socket_unix = choose_transport(settings)
 	http_client = nil
 	local msg
 	if transport == "socket" then
 		msg = "roost: lookup transport socket (" ..
 		    tostring(socket_lib._VERSION) ..
-		    ", a keep-alive connection per auth process)"
+		    ", a keep-alive connection per auth process" ..
+		    (socket_unix ~= nil and ", unix socket" or "") .. ")"
 	else
 		http_client = new_http_client(settings, is_dovecot24(args))
 		msg = "roost: lookup transport dovecot (dovecot.http.client)"

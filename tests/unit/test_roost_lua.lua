@@ -157,7 +157,8 @@ local fake_socket = {
 		function conn:connect(host, port)
 			sock_stats.connects = sock_stats.connects + 1
 			sock_stats.last_connect_timeout = self.timeout
-			self.base = "http://" .. host .. ":" .. port .. "/"
+			self.base = "http://" .. host .. (port == 80 and "" or
+			    ":" .. port) .. "/"
 			if answer_for(self.base, { url = self.base, headers = {} }) == nil then
 				return nil, "connection refused"
 			end
@@ -237,6 +238,20 @@ local fake_socket = {
 	end,
 }
 package.loaded.socket = fake_socket
+-- socket.unix: the same fake connections; the path is remembered and the
+-- answers are those for http://localhost/ (the Host roost.lua sends)
+local unix_paths = {}
+package.loaded["socket.unix"] = {
+	stream = function()
+		local conn = fake_socket.tcp()
+		local tcp_connect = conn.connect
+		function conn:connect(path)
+			unix_paths[#unix_paths + 1] = path
+			return tcp_connect(self, "localhost", 80)
+		end
+		return conn
+	end,
+}
 
 local function new_req(user, protocol)
 	return {
@@ -660,6 +675,41 @@ reset_sock_stats()
 r, f = auth_passdb_lookup(new_req("a", "imap"))
 check(r == OK and f.host == "h1" and sock_stats.closes == 1,
     "HTTP/1.0 200 without length: read to the close, then closed")
+
+-- roostd's unix socket (listen_unix): unix:/PATH
+infos = {}
+check(script_init({ urls = "unix:/run/roost/roostd.sock,http://c2:2" }) == 0 and
+    infos[1]:match("transport socket") and infos[1]:match("unix socket"),
+    "a unix: URL: socket transport, logged: " .. tostring(infos[1]))
+answers = { ["http://localhost/"] = { 200, ok_body } }
+unix_paths, requests = {}, {}
+reset_sock_stats()
+r, f = auth_passdb_lookup(new_req("a", "imap"))
+check(r == OK and f.host == "h1" and unix_paths[1] == "/run/roost/roostd.sock" and
+    requests[1].headers.Host == "localhost" and sock_stats.nodelay == 0,
+    "lookup over the unix socket (" .. tostring(unix_paths[1]) .. ")")
+auth_passdb_lookup(new_req("a", "imap"))
+check(#unix_paths == 1 and #requests == 2, "the unix connection is kept")
+answers = { ["http://c2:2/"] = { 200, body({ user = "a", backend = "b2",
+    host = "h2", port = "143" }) } }
+logged = {}
+r, f = auth_passdb_lookup(new_req("a", "imap"))
+check(r == OK and f.host == "h2" and logged[1] and
+    logged[1]:match("unix:/run/roost/roostd.sock"),
+    "the unix socket gone: the next URL, the log names the socket")
+check(not pcall(script_init, { urls = "unix:/x.sock", transport = "dovecot" }),
+    "a unix: URL with transport dovecot is an error")
+check(not pcall(script_init, { urls = "unix:x.sock" }),
+    "a unix: URL must be an absolute path")
+check(not pcall(script_init, { urls = "unix:/x.sock,https://c1:1" }),
+    "a unix: URL beside an https one is an error")
+local saved_unix = package.loaded["socket.unix"]
+package.loaded["socket.unix"] = nil
+package.preload["socket.unix"] = function() error("module 'socket.unix' not found") end
+check(not pcall(script_init, { urls = "unix:/x.sock" }),
+    "a unix: URL without socket.unix is an error")
+package.loaded["socket.unix"] = saved_unix
+package.preload["socket.unix"] = nil
 
 -- every controller gone: a temporary failure, never a guess
 script_init({ urls = "http://c1:1,http://c2:2", transport = "socket" })
