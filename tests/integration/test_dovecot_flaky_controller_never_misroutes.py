@@ -20,7 +20,7 @@ import riglib  # noqa: E402
 import roosttest as rt  # noqa: E402
 from roosttest import check, eq  # noqa: E402
 
-BASE_PORT = 33500
+BASE_PORT = 29700           # +100 and +200 for the later phases
 USERS = ["u1", "u2", "u3"]
 CONNECT_S, REQUEST_S = 0.5, 1.0
 LATE_S = 1.5            # a hung request is answered this late (too late)
@@ -168,8 +168,13 @@ class Tally:
                % (self.what, u))
 
 
+PHASES = ("drop", "restart", "hang")
+
+
 def phase(t, what):
-    """One rig and one roostd for one kind of trouble."""
+    """One rig and one roostd for one kind of trouble.  Each phase has
+    ports of its own: the proxy's connections of the one before may still
+    hold some of its ports in TIME_WAIT."""
     r = t.roost()
     front = None
     urls = [r.url]
@@ -180,8 +185,8 @@ def phase(t, what):
                 "request_timeout": "%dms" % (REQUEST_S * 1000),
                 "down_retry": "0"}
     try:
-        with riglib.routed_rig(t, r, BASE_PORT, ",".join(USERS),
-                               roost_urls=urls,
+        with riglib.routed_rig(t, r, BASE_PORT + 100 * PHASES.index(what),
+                               ",".join(USERS), roost_urls=urls,
                                lua_settings=settings) as rig:
             b1, b2 = rig.backends
             tally = Tally(rig, what)

@@ -14,7 +14,7 @@ import riglib  # noqa: E402
 import roosttest as rt  # noqa: E402
 from roosttest import check, eq  # noqa: E402
 
-BASE_PORT = 33300
+BASE_PORT = 29600
 USERS = ["u%d" % i for i in range(1, 9)]
 
 

@@ -237,7 +237,7 @@ local fake_socket = {
 		return conn
 	end,
 }
-package.loaded.socket = fake_socket
+package.loaded["socket.core"] = fake_socket
 -- socket.unix: the same fake connections; the path is remembered and the
 -- answers are those for http://localhost/ (the Host roost.lua sends)
 local unix_paths = {}
@@ -741,8 +741,8 @@ OPTS_24.request_max_attempts = true
 fake_version = "2.3"
 dovecot.doveadm_client = nil
 client_calls = 0
-package.loaded.socket = nil
-package.preload.socket = function() error("module 'socket' not found") end
+package.loaded["socket.core"] = nil
+package.preload["socket.core"] = function() error("module 'socket.core' not found") end
 infos = {}
 check(script_init() == 0, "2.3: script_init without arguments")
 check(#infos == 1 and infos[1]:match("transport dovecot") and
