@@ -279,6 +279,9 @@ for _, bad in ipairs({
 	'', '[]', '{', '{"a":1', '{"a":1}x', '{"a":{"b":1}}', '{"a":[1]}',
 	'{"a":"x\ny"}', '{"a":01}', '{"a":1,}', '{a:1}', '{"a":1 "b":2}',
 	'{"a":1,"a":2}', '{"a":"\\x"}', '{"a":"\\ud800"}', '{"a":tru}',
+	-- the same through the fast path for "key":"value" members
+	'{"a":"x","a":"y"}', '{"a":"x",}', '{"a":"x"}x', '{"a":"x"', '{"a":"x"]',
+	'{"a":"x\ty"}', '{"a":"x","b"}',
 }) do
 	check(roost.json_decode(bad) == nil, "refused: " .. bad)
 end
