@@ -118,6 +118,7 @@ struct loadgen {
 	long long		 count;		/* 0: run for duration */
 	struct userfmt		 ufmt;
 	long long		 user_count;
+	long long		 first_user;	/* 0-based: where clients start */
 	const char		*password;
 	int			 json;
 
@@ -149,7 +150,8 @@ usage(int status)
 	    "usage: roost-loadgen --mode imap|lmtp --port P [--host ADDR]\n"
 	    "           [--clients N] [--duration S | --count N]"
 	    " [--users FMT]\n"
-	    "           [--user-count K] [--password PASS] [--json]\n");
+	    "           [--user-count K] [--first-user F] [--password PASS]"
+	    " [--json]\n");
 	exit(status);
 }
 
@@ -759,7 +761,7 @@ loadgen_setup(struct loadgen *lg)
 
 		c->lg = lg;
 		c->id = i;
-		c->next_user = i;
+		c->next_user = (lg->first_user + i) % lg->user_count;
 		c->state = CS_IDLE;
 		c->timer = evtimer_new(lg->base, client_timer, c);
 		if (c->timer == NULL)
@@ -868,6 +870,7 @@ main(int argc, char *argv[])
 		{ "count",	required_argument,	NULL, 'n' },
 		{ "users",	required_argument,	NULL, 'u' },
 		{ "user-count",	required_argument,	NULL, 'k' },
+		{ "first-user",	required_argument,	NULL, 'f' },
 		{ "password",	required_argument,	NULL, 'P' },
 		{ "json",	no_argument,		NULL, 'j' },
 		{ "help",	no_argument,		NULL, 'h' },
@@ -947,6 +950,14 @@ main(int argc, char *argv[])
 				usage(2);
 			}
 			lg.user_count = v;
+			break;
+		case 'f':
+			if (parse_ll(optarg, 1, USERS_MAX, &v) == -1) {
+				log_warnx("--first-user must be 1..%lld",
+				    USERS_MAX);
+				usage(2);
+			}
+			lg.first_user = v - 1;
 			break;
 		case 'P':
 			lg.password = optarg;

@@ -1,7 +1,7 @@
 -- roost.lua: Dovecot auth passdb that asks roostd which backend serves a user.
 --
 -- Loaded by Dovecot proxies (2.3.19+ and 2.4) as a Lua passdb. For every login it
--- calls GET /v1/lookup on the first roostd that answers and returns the proxy
+-- sends GET /v1/lookup to the first roostd that answers and returns the proxy
 -- fields (proxy, host, hostip, port, and ssl or starttls for a backend reached
 -- over TLS). It never guesses: when no controller gives a usable answer the
 -- login gets a temporary failure, and an answer that did not come from roostd
@@ -9,7 +9,8 @@
 --
 -- Settings (key = value; see docs/dovecot.md):
 --   urls                 comma-separated controller base URLs, tried in order
---                        (default http://127.0.0.1:8470)
+--                        (default http://127.0.0.1:8470); unix:/PATH is
+--                        roostd's listen_unix socket (transport socket)
 --   lookup_token_file    file whose first line is the lookup token
 --   lookup_token         the token itself (prefer the file)
 --   tag                  a fixed tag sent with every lookup
@@ -22,6 +23,11 @@
 --   request_timeout      per controller, default 3s
 --   down_retry           seconds a controller that gave no roostd answer is
 --                        tried only after the others, default 5
+--   transport            how requests reach roostd: socket (one keep-alive
+--                        connection per auth process, through lua-socket),
+--                        dovecot (Dovecot's dovecot.http.client), or auto
+--                        (default: socket when lua-socket loads and every
+--                        URL is http://, else dovecot)
 --
 -- Dovecot 2.4 passes the settings as lua_settings { } to script_init(). Dovecot
 -- 2.3 rejects unknown passdb args, so there every setting is read from the
@@ -40,6 +46,7 @@ local DEFAULTS = {
 	connect_timeout = "1s",
 	request_timeout = "3s",
 	down_retry = "5",
+	transport = "auto",
 }
 
 -- Dovecot's protocol names mapped to roostd's. ManageSieve logins arrive as
@@ -55,8 +62,11 @@ local PROTOCOLS = {
 }
 
 local settings
-local controllers = {}		-- { url = "...", down_until = 0 }
-local http_client
+local controllers = {}		-- { url, down_until, host, port, sock }
+local http_client		-- dovecot.http.client, transport "dovecot"
+local socket_lib		-- lua-socket, transport "socket"
+local socket_unix		-- its socket.unix, for unix: URLs
+local transport			-- "socket" or "dovecot"
 local token = nil
 
 -- JSON ---------------------------------------------------------------------
@@ -85,7 +95,12 @@ local ESCAPES = {
 }
 
 local function json_string(s, i)
-	-- s:sub(i, i) is the opening quote
+	-- s:sub(i, i) is the opening quote.  Most strings have no escape:
+	-- one find, one sub.
+	local j = s:find('["\\%c]', i + 1)
+	if j ~= nil and s:byte(j) == 34 then
+		return s:sub(i + 1, j - 1), j + 1
+	end
 	local out = {}
 	i = i + 1
 	while true do
@@ -148,10 +163,10 @@ local function json_number(s, i)
 end
 
 local function json_value(s, i)
-	local c = s:sub(i, i)
-	if c == '"' then
+	local b = s:byte(i)
+	if b == 34 then				-- "
 		return json_string(s, i)
-	elseif c == '-' or c:match('%d') then
+	elseif b == 45 or (b ~= nil and b >= 48 and b <= 57) then -- - 0-9
 		return json_number(s, i)
 	elseif s:sub(i, i + 3) == "true" then
 		return true, i + 4
@@ -163,21 +178,47 @@ local function json_value(s, i)
 	return nil, "unexpected value at byte " .. i
 end
 
+-- The first byte at or after i that is not JSON white space (roostd sends
+-- none: one byte compared, no pattern).
+local function skip_ws(s, i)
+	local b = s:byte(i)
+	if b == 32 or b == 9 or b == 10 or b == 13 then
+		return s:find('[^ \t\r\n]', i) or #s + 1
+	end
+	return i
+end
+
 function roost.json_decode(s)
 	if type(s) ~= "string" then
 		return nil, "no body"
 	end
 	local obj = {}
-	local i = s:find('[^ \t\r\n]') or #s + 1
-	if s:sub(i, i) ~= '{' then
+	local i = skip_ws(s, 1)
+	if s:byte(i) ~= 123 then			-- {
 		return nil, "not a JSON object"
 	end
-	i = s:find('[^ \t\r\n]', i + 1) or #s + 1
-	if s:sub(i, i) == '}' then
+	i = skip_ws(s, i + 1)
+	if s:byte(i) == 125 then			-- }
 		i = i + 1
 	else
 		while true do
-			if s:sub(i, i) ~= '"' then
+			-- the common member, "key":"value" without escapes or
+			-- blanks, in one find; anything else below, byte by byte
+			local _, e, fk, fv, sep = s:find(
+			    '^"([^"\\%c]*)":"([^"\\%c]*)"([,}])', i)
+			if e ~= nil then
+				if obj[fk] ~= nil then
+					return nil, "duplicate key " .. fk
+				end
+				obj[fk] = fv
+				i = e + 1
+				if sep == "}" then
+					break
+				end
+				i = skip_ws(s, i)
+				goto next
+			end
+			if s:byte(i) ~= 34 then			-- "
 				return nil, "expected a key at byte " .. i
 			end
 			local key, v
@@ -188,27 +229,28 @@ function roost.json_decode(s)
 			if obj[key] ~= nil then
 				return nil, "duplicate key " .. key
 			end
-			i = s:find('[^ \t\r\n]', i) or #s + 1
-			if s:sub(i, i) ~= ':' then
+			i = skip_ws(s, i)
+			if s:byte(i) ~= 58 then			-- :
 				return nil, "expected ':' at byte " .. i
 			end
-			i = s:find('[^ \t\r\n]', i + 1) or #s + 1
+			i = skip_ws(s, i + 1)
 			v, i = json_value(s, i)
 			if v == nil then
 				return nil, i
 			end
 			obj[key] = v
-			i = s:find('[^ \t\r\n]', i) or #s + 1
-			local c = s:sub(i, i)
-			i = s:find('[^ \t\r\n]', i + 1) or #s + 1
-			if c == '}' then
+			i = skip_ws(s, i)
+			local c = s:byte(i)
+			i = skip_ws(s, i + 1)
+			if c == 125 then			-- }
 				break
-			elseif c ~= ',' then
+			elseif c ~= 44 then			-- ,
 				return nil, "expected ',' or '}'"
 			end
+			::next::
 		end
 	end
-	if s:find('[^ \t\r\n]', i) ~= nil then
+	if i <= #s and s:find('[^ \t\r\n]', i) ~= nil then
 		return nil, "trailing data after the object"
 	end
 	return obj
@@ -286,12 +328,21 @@ function roost.configure(args)
 	if s.down_retry == nil then
 		error("roost: down_retry: not a number of seconds")
 	end
+	s.transport = raw.transport:lower()
+	if s.transport ~= "auto" and s.transport ~= "socket" and
+	    s.transport ~= "dovecot" then
+		error("roost: transport: want auto, socket or dovecot, got " ..
+		    raw.transport)
+	end
 	if s.tag ~= "" and s.tag_field ~= "" then
 		error("roost: set tag or tag_field, not both")
 	end
 	for u in raw.urls:gmatch('[^,%s]+') do
-		u = u:gsub('/+$', '')
-		if u:match('^https?://[^/]+$') == nil then
+		if not u:match('^unix:') then
+			u = u:gsub('/+$', '')
+		end
+		if u:match('^https?://[^/]+$') == nil and
+		    u:match('^unix:/[^%c]+$') == nil then
 			error("roost: urls: not a base URL: " .. u)
 		end
 		s.urls[#s.urls + 1] = u
@@ -359,12 +410,304 @@ local function new_http_client(s, v24)
 	})
 end
 
+-- Transports ---------------------------------------------------------------
+
+-- Both transports answer ask(c, path) with status, body, content type; or
+-- nil and why there was no answer.
+--
+-- "dovecot": dovecot.http.client. Its submit() is synchronous in Lua: every
+-- request builds a private ioloop, moves the connection into it and tears it
+-- down again (bench/PROFILING.md counts what that costs a login).
+--
+-- "socket": lua-socket, one HTTP/1.1 keep-alive connection per controller in
+-- each auth process, one request at a time, never pipelined. Any error,
+-- timeout or answer we cannot frame closes the connection, so a late answer
+-- can never be read as the answer to a later login. Only a request sent on a
+-- reused connection that the server had already closed (EOF or reset before
+-- the first byte of an answer: roostd restarted, or dropped the idle
+-- connection) is sent once more, on a new connection; a GET to
+-- /v1/lookup may be repeated.
+
+local function dovecot_ask(c, path)
+	local r = http_client:request({ url = c.url .. path, method = "GET" })
+	r:add_header("Accept", "application/json")
+	if token ~= nil then
+		r:add_header("Authorization", "Bearer " .. token)
+	end
+	local resp = r:submit()
+	local status = resp:status()
+	if status >= 9000 then
+		return nil, "http client status " .. status
+	end
+	return status, resp:payload(), resp:header("Content-Type")
+end
+
+-- The answer headers sock_read looks at; it skips the others unparsed.
+local HEADERS_READ = { ["content-length"] = true, ["content-type"] = true,
+    ["transfer-encoding"] = true, connection = true }
+
+-- roostd's answers are small; anything bigger is not one of them.
+local MAX_BODY = 65536
+local MAX_HEADERS = 64
+
+local function sock_close(c)
+	if c.sock ~= nil then
+		c.sock:close()
+		c.sock = nil
+	end
+end
+
+-- One receive bounded by the request's deadline.
+local function sock_recv(s, pattern, deadline)
+	local left = deadline - socket_lib.gettime()
+	if left <= 0 then
+		return nil, "timeout"
+	end
+	s:settimeout(left)
+	return s:receive(pattern)
+end
+
+-- Reads one answer. Returns status, body, content type, keep (the
+-- connection may carry the next request); or nil, why, and whether any byte
+-- of an answer arrived.
+local function sock_read(s, deadline)
+	local line, err = sock_recv(s, "*l", deadline)
+	if line == nil then
+		return nil, err, false
+	end
+	local minor, status = line:match('^HTTP/1%.([01]) (%d%d%d)[ \r]?')
+	if status == nil then
+		return nil, "not an HTTP answer", true
+	end
+	local keep = minor == "1"
+	local len, ctype, chunked
+	for n = 1, MAX_HEADERS + 1 do
+		if n > MAX_HEADERS then
+			return nil, "too many header lines", true
+		end
+		line, err = sock_recv(s, "*l", deadline)
+		if line == nil then
+			return nil, err, true
+		end
+		if line == "" or line == "\r" then
+			break
+		end
+		local name, value = line:match('^([^:%s]+):[ \t]*(.*)$')
+		if name == nil then
+			return nil, "bad header line", true
+		end
+		name = name:lower()
+		if HEADERS_READ[name] then
+			-- blanks at the end (roostd sends none)
+			local b = value:byte(-1)
+			if b == 32 or b == 9 or b == 13 then
+				value = value:match('^(.-)[ \t\r]*$')
+			end
+		end
+		if name == "content-length" then
+			if len ~= nil or value:match('^%d+$') == nil then
+				return nil, "bad Content-Length", true
+			end
+			len = tonumber(value)
+		elseif name == "content-type" then
+			ctype = value
+		elseif name == "transfer-encoding" then
+			chunked = true
+		elseif name == "connection" then
+			local v = value:lower()
+			if v:match('close') then
+				keep = false
+			elseif v:match('keep%-alive') then
+				keep = true
+			end
+		end
+	end
+	-- roostd sends Content-Length; a chunked answer is not one of its own
+	if chunked then
+		return nil, "chunked answer (not roostd's framing)", true
+	end
+	local body = ""
+	if len ~= nil then
+		if len > MAX_BODY then
+			return nil, "answer of " .. len .. " bytes", true
+		end
+		if len > 0 then
+			body, err = sock_recv(s, len, deadline)
+			if body == nil then
+				return nil, err, true
+			end
+		end
+	else
+		-- the body ends where the server closes
+		local parts, n = {}, 0
+		keep = false
+		while true do
+			local data, rerr, partial = sock_recv(s, 4096, deadline)
+			if data == nil and rerr ~= "closed" then
+				return nil, rerr, true
+			end
+			-- at the close, lua-socket hands over the last bytes
+			-- as its third result
+			data = data or partial
+			parts[#parts + 1] = data
+			n = n + #data
+			if n > MAX_BODY then
+				return nil, "answer over " .. MAX_BODY .. " bytes", true
+			end
+			if rerr == "closed" then
+				break
+			end
+		end
+		body = table.concat(parts)
+	end
+	return tonumber(status), body, ctype, keep
+end
+
+local function sock_connect(c)
+	local s, err
+	if c.path ~= nil then
+		s, err = socket_unix.stream()
+	else
+		s, err = socket_lib.tcp()
+	end
+	if s == nil then
+		return nil, "socket: " .. tostring(err)
+	end
+	s:settimeout(settings.connect_ms / 1000)
+	local ok
+	if c.path ~= nil then
+		ok, err = s:connect(c.path)
+	else
+		ok, err = s:connect(c.host, c.port)
+	end
+	if ok == nil then
+		s:close()
+		return nil, "connect: " .. tostring(err)
+	end
+	if c.path == nil then
+		s:setoption("tcp-nodelay", true)
+	end
+	return s
+end
+
+local function sock_ask(c, path)
+	local req = "GET " .. path .. " HTTP/1.1\r\nHost: " .. c.hostport ..
+	    "\r\nUser-Agent: roost.lua\r\nAccept: application/json\r\n" ..
+	    (token ~= nil and "Authorization: Bearer " .. token .. "\r\n" or "") ..
+	    "\r\n"
+	local deadline
+	for _ = 1, 2 do
+		local reused = c.sock ~= nil
+		if not reused then
+			local s, err = sock_connect(c)
+			if s == nil then
+				return nil, err
+			end
+			c.sock = s
+		end
+		-- the request timeout starts once connected (as Dovecot's
+		-- client counts it), and a repeat gets no more time
+		deadline = deadline or socket_lib.gettime() + settings.request_ms / 1000
+		local s = c.sock
+		local status, body, ctype, keep
+		s:settimeout(math.max(deadline - socket_lib.gettime(), 0))
+		local sent, err = s:send(req)
+		local answered = false
+		if sent ~= nil then
+			status, body, ctype, keep = sock_read(s, deadline)
+			if status == nil then
+				err, answered = body, ctype
+			end
+		end
+		if status ~= nil then
+			if not keep then
+				sock_close(c)
+			end
+			return status, body, ctype
+		end
+		sock_close(c)
+		-- only a reused connection the server had already given up
+		if not reused or answered or err == "timeout" then
+			return nil, err
+		end
+	end
+	return nil, "connection closed twice"
+end
+
+local function ask(c, path)
+	if transport == "socket" then
+		return sock_ask(c, path)
+	end
+	return dovecot_ask(c, path)
+end
+
+-- Which transport runs: "auto" takes lua-socket when it loads and every URL
+-- is plain http (lua-socket has no TLS), else Dovecot's client. "socket"
+-- asked for and not possible stops script_init with the reason.
+local function choose_transport(s)
+	local why
+	local unix_url
+	for _, u in ipairs(s.urls) do
+		if u:match('^unix:') then
+			unix_url = u
+		end
+	end
+	if unix_url ~= nil then
+		-- only lua-socket reaches a unix socket
+		local ok, lib = pcall(require, "socket.core")
+		local uok, ulib = pcall(require, "socket.unix")
+		if s.transport == "dovecot" or not ok or not uok or
+		    type(ulib) ~= "table" or ulib.stream == nil then
+			error("roost: " .. unix_url .. " needs transport socket " ..
+			    "(lua-socket with socket.unix)")
+		end
+		for _, u in ipairs(s.urls) do
+			if u:match('^https:') then
+				error("roost: transport socket (for " .. unix_url ..
+				    ") speaks no TLS: " .. u)
+			end
+		end
+		return "socket", lib, nil, ulib
+	end
+	if s.transport ~= "dovecot" then
+		local ok, lib = pcall(require, "socket.core")
+		if not ok or type(lib) ~= "table" or lib.tcp == nil then
+			why = "lua-socket not loadable (" ..
+			    tostring(lib):match('^[^\n]*') .. ")"
+		else
+			for _, u in ipairs(s.urls) do
+				if u:match('^https:') then
+					why = "lua-socket speaks no TLS: " .. u
+					break
+				end
+			end
+			if why == nil then
+				return "socket", lib, nil
+			end
+		end
+		if s.transport == "socket" then
+			error("roost: transport = socket: " .. why)
+		end
+	end
+	return "dovecot", nil, why
+end
+
 function script_init(args)
 	settings = roost.configure(type(args) == "table" and args or nil)
+	for _, c in ipairs(controllers) do
+		sock_close(c)
+	end
 	controllers = {}
 	token = nil
 	for i, u in ipairs(settings.urls) do
-		controllers[i] = { url = u, down_until = 0 }
+		local path = u:match('^unix:(.*)$')
+		local hostport = u:match('^https?://(.*)$') or "localhost"
+		local host, port = hostport:match('^%[(.*)%]:?(%d*)$')
+		if host == nil then
+			host, port = hostport:match('^([^:]*):?(%d*)$')
+		end
+		controllers[i] = { url = u, down_until = 0, hostport = hostport,
+		    host = host, port = tonumber(port) or 80, path = path }
 	end
 	if settings.token_file ~= "" then
 		local t, err = read_token(settings.token_file)
@@ -373,11 +716,30 @@ function script_init(args)
 		end
 	end
 	load_token()
-	http_client = new_http_client(settings, is_dovecot24(args))
+	local why
+	transport, socket_lib, why, socket_unix = choose_transport(settings)
+	http_client = nil
+	local msg
+	if transport == "socket" then
+		msg = "roost: lookup transport socket (" ..
+		    tostring(socket_lib._VERSION) ..
+		    ", a keep-alive connection per auth process" ..
+		    (socket_unix ~= nil and ", unix socket" or "") .. ")"
+	else
+		http_client = new_http_client(settings, is_dovecot24(args))
+		msg = "roost: lookup transport dovecot (dovecot.http.client)"
+		if why ~= nil then
+			msg = msg .. ": " .. why
+		end
+	end
+	(dovecot.i_info or dovecot.i_error)(msg)
 	return 0
 end
 
 function script_deinit()
+	for _, c in ipairs(controllers) do
+		sock_close(c)
+	end
 end
 
 -- Lookup -------------------------------------------------------------------
@@ -412,6 +774,13 @@ end
 -- a timeout.
 local function controller_order()
 	local now = os.time()
+	local all_up = true
+	for _, c in ipairs(controllers) do
+		all_up = all_up and c.down_until <= now
+	end
+	if all_up then
+		return controllers		-- the usual case: no copies
+	end
 	local up, down = {}, {}
 	for _, c in ipairs(controllers) do
 		if c.down_until <= now then
@@ -424,16 +793,6 @@ local function controller_order()
 		up[#up + 1] = c
 	end
 	return up
-end
-
-local function ask(c, path)
-	local r = http_client:request({ url = c.url .. path, method = "GET" })
-	r:add_header("Accept", "application/json")
-	if token ~= nil then
-		r:add_header("Authorization", "Bearer " .. token)
-	end
-	local resp = r:submit()
-	return resp:status(), resp:payload(), resp:header("Content-Type")
 end
 
 local function valid_port(p)
@@ -472,8 +831,8 @@ end
 --   "foreign", why         not a roostd answer (try the next, mark it down)
 local function interpret(status, body, ctype)
 	local PASSDB = dovecot.auth
-	if status >= 9000 then
-		return "foreign", "no answer (http client status " .. status .. ")"
+	if status == nil then
+		return "foreign", "no answer (" .. tostring(body) .. ")"
 	end
 	if status ~= 200 and status ~= 400 and status ~= 401 and
 	    status ~= 403 and status ~= 503 then

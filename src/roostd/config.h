@@ -23,6 +23,7 @@ enum username_format {
 
 struct config {
 	char			*listen;		/* "host:port" */
+	char			*listen_unix;		/* NULL = none */
 	char			*store;			/* "sqlite:/path" */
 	char			*admin_token_file;
 	char			*lookup_token_file;	/* NULL = lookups open */

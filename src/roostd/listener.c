@@ -18,8 +18,15 @@
  * free too, but 2.1.12's filters stall evhttp's replies.)  There is one
  * listener per process, so the state is file-static: connections that
  * evhttp_free closes after listener_stop still find it.
+ *
+ * With listen_unix the same API also listens on a unix socket, for proxies
+ * on roostd's own host: their lookups then skip TCP.  Its connections are
+ * counted and limited with the others.
  */
 #include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -31,6 +38,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "listener.h"
@@ -53,6 +61,8 @@
 
 static struct {
 	struct evconnlistener	*lev;		/* owned by evhttp */
+	struct evconnlistener	*ulev;		/* listen_unix, owned by evhttp */
+	char			*upath;		/* removed again at stop */
 	struct event		*resume_ev;
 	struct event		*adopt_ev;
 	struct bufferevent	**pending;	/* accepted, not yet adopted */
@@ -75,10 +85,15 @@ listener_update(void)
 {
 	if (L.lev == NULL)
 		return;
-	if (L.full || L.paused)
+	if (L.full || L.paused) {
 		evconnlistener_disable(L.lev);
-	else
+		if (L.ulev != NULL)
+			evconnlistener_disable(L.ulev);
+	} else {
 		evconnlistener_enable(L.lev);
+		if (L.ulev != NULL)
+			evconnlistener_enable(L.ulev);
+	}
 }
 
 /* One counted connection is gone. */
@@ -267,6 +282,84 @@ listener_default_max(long long *nofile)
 	return n;
 }
 
+/*
+ * The unix socket of listen_unix.  A socket file that a roostd left behind
+ * is replaced; one that some process still answers on is not, nor anything
+ * that is not a socket.  Anyone who can reach the directory may connect
+ * (mode 0666): put it where only the proxies' auth processes get.  The
+ * admin API still wants its token, and lookups theirs when one is set.
+ */
+static int
+listener_bind_unix(struct evhttp *http, struct event_base *base,
+    const char *path)
+{
+	struct sockaddr_un sun;
+	struct stat st;
+	int fd;
+
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	if (strlen(path) >= sizeof(sun.sun_path)) {
+		log_warnx("listen_unix %s: longer than %zu bytes", path,
+		    sizeof(sun.sun_path) - 1);
+		goto fail;
+	}
+	memcpy(sun.sun_path, path, strlen(path));
+	if (lstat(path, &st) == 0) {
+		if (!S_ISSOCK(st.st_mode)) {
+			log_warnx("listen_unix %s: exists and is not a socket",
+			    path);
+			goto fail;
+		}
+		if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) ==
+		    -1) {
+			log_warn("listen_unix: socket");
+			goto fail;
+		}
+		if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0) {
+			close(fd);
+			log_warnx("listen_unix %s: in use by another process",
+			    path);
+			goto fail;
+		}
+		close(fd);
+		if (unlink(path) == -1) {
+			log_warn("listen_unix %s: removing the old socket",
+			    path);
+			goto fail;
+		}
+	}
+	if ((L.ulev = evconnlistener_new_bind(base, NULL, NULL,
+	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 128,
+	    (struct sockaddr *)&sun, sizeof(sun))) == NULL) {
+		log_warn("listen_unix %s", path);
+		goto fail;
+	}
+	L.upath = xstrdup(path);
+	if (chmod(path, 0666) == -1) {
+		log_warn("listen_unix %s: chmod", path);
+		goto fail;
+	}
+	if (evhttp_bind_listener(http, L.ulev) == NULL) {
+		log_warnx("listen_unix %s: evhttp_bind_listener", path);
+		goto fail;
+	}
+	evconnlistener_set_error_cb(L.ulev, listener_accept_error);
+	log_info("listening on %s too", path);
+	return 0;
+fail:
+	if (L.ulev != NULL) {
+		evconnlistener_free(L.ulev);
+		L.ulev = NULL;
+	}
+	if (L.upath != NULL) {
+		unlink(L.upath);
+		free(L.upath);
+		L.upath = NULL;
+	}
+	return -1;
+}
+
 int
 listener_start(struct evhttp *http, const char *host, uint16_t port,
     const struct config *conf, void (*cb)(struct evhttp_request *, void *),
@@ -306,6 +399,9 @@ listener_start(struct evhttp *http, const char *host, uint16_t port,
 	    (L.adopt_ev = event_new(evconnlistener_get_base(L.lev), -1, 0,
 	    listener_adopt, NULL)) == NULL)
 		fatalx("out of memory for the listener");
+	if (conf->listen_unix != NULL && listener_bind_unix(http,
+	    evconnlistener_get_base(L.lev), conf->listen_unix) == -1)
+		return -1;
 	log_info("accepting up to %lld connections", L.max);
 	return 0;
 }
@@ -314,6 +410,12 @@ void
 listener_stop(void)
 {
 	L.lev = NULL;
+	L.ulev = NULL;		/* evhttp_free closes it */
+	if (L.upath != NULL) {
+		unlink(L.upath);
+		free(L.upath);
+		L.upath = NULL;
+	}
 	if (L.resume_ev != NULL)
 		event_free(L.resume_ev);
 	L.resume_ev = NULL;

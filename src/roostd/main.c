@@ -78,6 +78,15 @@ on_reload(evutil_socket_t sig, short what, void *arg)
 		free(nc->listen);
 		nc->listen = xstrdup(old->listen);
 	}
+	if ((nc->listen_unix == NULL) != (old->listen_unix == NULL) ||
+	    (nc->listen_unix != NULL &&
+	    strcmp(nc->listen_unix, old->listen_unix) != 0)) {
+		log_warnx("reload: listen_unix changes need a restart; keeping "
+		    "%s", old->listen_unix ? old->listen_unix : "none");
+		free(nc->listen_unix);
+		nc->listen_unix = old->listen_unix ?
+		    xstrdup(old->listen_unix) : NULL;
+	}
 	if (strcmp(nc->store, old->store) != 0) {
 		log_warnx("reload: store changes need a restart; keeping the "
 		    "current store");

@@ -108,7 +108,7 @@ def run_bench(env, results, flush_status=404):
         mod.ROOSTD = mod.LOADGEN = "/bin/true"
         mod.Roostd = FakeRoostd
         mod.setup_logins = lambda work, roost: (FakeRig(), {})
-        mod.run_logins = lambda rig, roost: ({}, medians())
+        mod.run_logins = lambda rig, roost, uset: ({}, medians())
         mod.sh = lambda *a, **kw: None
         mod.run_lookups = lambda work, roost: {
             "medians": {"lookup": {"requests_per_s": 9000.0, "p50_ms": 0.2,

@@ -341,6 +341,14 @@ test_listen(void **state)
 	}
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		value_fails("listen", bad[i]);
+	/* listen_unix: an absolute path, unset by default */
+	c = parse_ok("listen_unix = /run/roost/roostd.sock\n");
+	assert_string_equal(c->listen_unix, "/run/roost/roostd.sock");
+	config_free(c);
+	c = parse_ok("listen = 127.0.0.1:8470\n");
+	assert_null(c->listen_unix);
+	config_free(c);
+	value_fails("listen_unix", "roostd.sock");
 	/* The reason says what is wrong. */
 	parse_fails("listen = 127.0.0.1:0\n",
 	    "test.conf:1: listen: '127.0.0.1:0': port must be 1-65535");
@@ -757,7 +765,7 @@ test_example_and_manual(void **state)
 		"move_login_wait", "username_format",
 		"master_user_separator", "log_level", "max_connections",
 		"request_timeout", "events_token_file", "unconfirmed_expire",
-		"activity_poll_interval",
+		"activity_poll_interval", "listen_unix",
 	};
 	struct config *c;
 	char *example, *manual, err[512];
