@@ -16,6 +16,11 @@ upper bound, by at most one search (poll_ms in the report). The next
 message is delivered only when the last one arrived or timed out, so every
 lag is that of a single change on an idle replica.
 
+--replica-maildir DIR (or --files with --rig) looks in the replica's sdbox
+files instead (a directory read every --poll-ms): no doveadm process on the
+replica per look, so the probe neither waits for nor slows the dsync it
+measures; make bench measures that way, with --poll-ms 1.
+
 Prints the median, p99 (nearest rank) and max in ms, then one JSON line;
 --json FILE writes the same JSON with every lag. --rig DIR takes the LMTP
 port of --primary and the doveadm URL and key of --replica from a running
@@ -141,6 +146,38 @@ class Doveadm:
         return False
 
 
+class MailFiles:
+    """The replica's mail files themselves (sdbox: one file a message
+    under mailboxes/MAILBOX/dbox-Mails): a message is there once a file
+    holding its Message-ID is.  Looking costs a directory read, not a
+    doveadm process on the replica, so the probe neither waits for nor
+    slows the dsync it measures."""
+
+    def __init__(self, maildir):
+        self.maildir = maildir
+        self.seen = {}		# file name -> its Message-ID line
+
+    def has_message(self, user, mailbox, message_id):
+        d = os.path.join(self.maildir, "mailboxes", mailbox, "dbox-Mails")
+        try:
+            names = os.listdir(d)
+        except OSError:
+            return False
+        want = message_id.encode()
+        for n in names:
+            if not n.startswith("u.") or self.seen.get(n):
+                continue
+            try:
+                with open(os.path.join(d, n), "rb") as f:
+                    data = f.read(65536)
+            except OSError:
+                continue
+            self.seen[n] = True
+            if want in data:
+                return True
+        return False
+
+
 def loadavg():
     """The 1-minute load average: other work on the machine moves lags."""
     try:
@@ -171,6 +208,9 @@ def from_rig(args):
     args.replica_doveadm = args.replica_doveadm or r["doveadm_url"]
     args.doveadm_key = args.doveadm_key or r["doveadm_api_key"]
     args.user = args.user or rig["users"][0]
+    if args.files and not args.replica_maildir:
+        # the rig's users live in MAIL_DIR/USER with mail_path ~/sdbox
+        args.replica_maildir = os.path.join(r["mail_dir"], args.user, "sdbox")
 
 
 def main():
@@ -194,6 +234,13 @@ def main():
                     help="deliveries before the measured ones (default 3)")
     ap.add_argument("--json", help="write the report with every lag here")
     ap.add_argument("--label", default="", help="copied into the JSON")
+    ap.add_argument("--replica-maildir",
+                    help="look for the message in the user's sdbox files "
+                    "there (its home's sdbox directory) instead of asking "
+                    "the replica's doveadm API")
+    ap.add_argument("--files", action="store_true",
+                    help="with --rig: look in the replica's mail files "
+                    "(--replica-maildir from the rig)")
     ap.add_argument("--rig", help="take the defaults from a running rig")
     ap.add_argument("--primary", default="b1")
     ap.add_argument("--replica", default="b2")
@@ -216,6 +263,8 @@ def main():
     except ValueError:
         die("--lmtp: want HOST:PORT")
     replica = Doveadm(args.replica_doveadm, args.doveadm_key)
+    if args.replica_maildir:
+        replica = MailFiles(args.replica_maildir)
 
     lags, polls, missing = [], [], 0
     load_before = loadavg()
@@ -255,6 +304,7 @@ def main():
         "user": args.user,
         "lmtp": args.lmtp,
         "replica_doveadm": args.replica_doveadm,
+        "detect": "mail files" if args.replica_maildir else "doveadm search",
         "count": args.count,
         "arrived": len(lags),
         "missing": missing,

@@ -20,58 +20,14 @@ LAG_MAX = 10		# s: a change may take this long to reach a replica
 RESTART_MAX = 15	# s: from the restart to every change on a replica
 
 
-def asked(fn, *args):
-    """A doveadm question to a backend, asked again when it died of a
-    lock: 2.3's doveadm panics when fcntl() reports a deadlock with the
-    dsync or LMTP process writing the same user's index at that moment
-    ("Resource deadlock avoided")."""
-    for attempt in range(5):
-        try:
-            return fn(*args)
-        except riglib.RigError as e:
-            if "deadlock" not in str(e) or attempt == 4:
-                raise
-            time.sleep(0.1)
-
-
 def deliver(rig, user):
     return riglib.lmtp_deliver(rig, user, subject="repl " + user)
 
 
-def roost_off_rig_ports(t, **settings):
-    """A started roostd whose port (any free one) is not among the rig's:
-    free_port() can return one of BASE_PORT's, and the rig then refuses
-    to start."""
-    for _ in range(20):
-        r = t.roost(start=False, **settings)
-        if not BASE_PORT <= r.port < BASE_PORT + 100:
-            break
-    r.start()
-    return r
-
-
-def enter_rig(stack, t, r, users, **kw):
-    """routed_rig on BASE_PORT, else on BASE_PORT + 50: the rig's ports
-    are in the kernel's ephemeral range, and a port some client of
-    another test used lingers in TIME-WAIT for a minute."""
-    for attempt in range(10):
-        base = BASE_PORT + 50 * (attempt % 2)
-        try:
-            return stack.enter_context(riglib.routed_rig(t, r, base, users,
-                                                         **kw))
-        except riglib.RigError as e:
-            if "is in use" not in str(e) or attempt == 9:
-                raise
-            print("base port %d: %s" % (base, str(e).splitlines()[-1]))
-            if attempt % 2:
-                time.sleep(15)
-    raise AssertionError("unreachable")
-
-
 def main(t):
-    r = roost_off_rig_ports(t, events_token=True, replication="yes")
+    r = t.roost(events_token=True, replication="yes")
     with contextlib.ExitStack() as stack:
-        rig = enter_rig(stack, t, r, ",".join(USERS))
+        rig = riglib.enter_routed_rig(stack, t, r, BASE_PORT, ",".join(USERS))
         pair, mids = {}, {}
         for u in USERS:
             eq(riglib.imap_login_from(rig, "p1", u)[0], "OK",
@@ -82,9 +38,9 @@ def main(t):
 
         def same(u):
             b, rep = pair[u]
-            return (asked(rig.message_ids, rep, u) ==
-                    asked(rig.message_ids, b, u) and
-                    asked(rig.flags, rep, u) == asked(rig.flags, b, u))
+            return (riglib.asked(rig.message_ids, rep, u) ==
+                    riglib.asked(rig.message_ids, b, u) and
+                    riglib.asked(rig.flags, rep, u) == riglib.asked(rig.flags, b, u))
         riglib.wait_for(lambda: all(same(u) for u in USERS), LAG_MAX,
                         step=0.2)
         for u in USERS:
@@ -111,7 +67,7 @@ def main(t):
         eq(sess[x].cmd("STORE 2 +FLAGS (\\Deleted)")[0], "OK",
            "%s: STORE \\Deleted" % x)
         eq(sess[x].cmd("EXPUNGE")[0], "OK", "%s: EXPUNGE" % x)
-        eq(asked(riglib.messages_with_id, rig, pair[a][0], a, mid), 1,
+        eq(riglib.asked(riglib.messages_with_id, rig, pair[a][0], a, mid), 1,
            "%s: the APPEND is on its backend" % a)
         check(not same(a) and not same(f) and not same(x),
               "the changes are not on the replicas yet")
@@ -127,16 +83,16 @@ def main(t):
             check(same(u), "%s: every change on replica %s within %d s of "
                   "the restart: %r / %r against %r / %r" % (
                       u, pair[u][1], RESTART_MAX,
-                      asked(rig.message_ids, pair[u][1], u),
-                      asked(rig.flags, pair[u][1], u),
-                      asked(rig.message_ids, pair[u][0], u),
-                      asked(rig.flags, pair[u][0], u)))
-        eq(asked(riglib.messages_with_id, rig, pair[a][1], a, mid), 1,
+                      riglib.asked(rig.message_ids, pair[u][1], u),
+                      riglib.asked(rig.flags, pair[u][1], u),
+                      riglib.asked(rig.message_ids, pair[u][0], u),
+                      riglib.asked(rig.flags, pair[u][0], u)))
+        eq(riglib.asked(riglib.messages_with_id, rig, pair[a][1], a, mid), 1,
            "%s: the APPEND made while roostd was down is on %s" %
            (a, pair[a][1]))
-        check("\\Flagged" in asked(rig.flags, pair[f][1], f)[mids[f][0]],
+        check("\\Flagged" in riglib.asked(rig.flags, pair[f][1], f)[mids[f][0]],
               "%s: the flag is on %s" % (f, pair[f][1]))
-        eq(len(asked(rig.message_ids, pair[x][1], x)), 1,
+        eq(len(riglib.asked(rig.message_ids, pair[x][1], x)), 1,
            "%s: the expunge is on %s" % (x, pair[x][1]))
         print("every change made while roostd was down on its replica "
               "%.1f s after the restart" % took)

@@ -25,20 +25,6 @@ LAG_MAX = 10		# s: a change may take this long to reach a replica
 WINDOW = 25		# s: how long the failing user is watched
 
 
-def asked(fn, *args):
-    """A doveadm question to a backend, asked again when it died of a
-    lock: 2.3's doveadm panics when fcntl() reports a deadlock with the
-    dsync or LMTP process writing the same user's index at that moment
-    ("Resource deadlock avoided")."""
-    for attempt in range(5):
-        try:
-            return fn(*args)
-        except riglib.RigError as e:
-            if "deadlock" not in str(e) or attempt == 4:
-                raise
-            time.sleep(0.1)
-
-
 def deliver(rig, user):
     return riglib.lmtp_deliver(rig, user, subject="repl " + user)
 
@@ -48,48 +34,18 @@ def lag(rig, user, replica):
     its replica (None: not within LAG_MAX)."""
     mid = deliver(rig, user)
     t0 = time.monotonic()
-    if riglib.wait_for(lambda: asked(riglib.messages_with_id, 
+    if riglib.wait_for(lambda: riglib.asked(riglib.messages_with_id, 
             rig, replica, user, mid) == 1, LAG_MAX, step=0.02):
         return time.monotonic() - t0
     return None
 
 
-def roost_off_rig_ports(t, **settings):
-    """A started roostd whose port (any free one) is not among the rig's:
-    free_port() can return one of BASE_PORT's, and the rig then refuses
-    to start."""
-    for _ in range(20):
-        r = t.roost(start=False, **settings)
-        if not BASE_PORT <= r.port < BASE_PORT + 100:
-            break
-    r.start()
-    return r
-
-
-def enter_rig(stack, t, r, users, **kw):
-    """routed_rig on BASE_PORT, else on BASE_PORT + 50: the rig's ports
-    are in the kernel's ephemeral range, and a port some client of
-    another test used lingers in TIME-WAIT for a minute."""
-    for attempt in range(10):
-        base = BASE_PORT + 50 * (attempt % 2)
-        try:
-            return stack.enter_context(riglib.routed_rig(t, r, base, users,
-                                                         **kw))
-        except riglib.RigError as e:
-            if "is in use" not in str(e) or attempt == 9:
-                raise
-            print("base port %d: %s" % (base, str(e).splitlines()[-1]))
-            if attempt % 2:
-                time.sleep(15)
-    raise AssertionError("unreachable")
-
-
 def main(t):
-    r = roost_off_rig_ports(t, events_token=True, replication="yes",
+    r = t.roost(events_token=True, replication="yes",
                             replication_max_conns="1", log_level="debug")
     users = [FAILING] + OTHERS
     with contextlib.ExitStack() as stack:
-        rig = enter_rig(stack, t, r, ",".join(users))
+        rig = riglib.enter_routed_rig(stack, t, r, BASE_PORT, ",".join(users))
         pair = {}
         for u in users:
             eq(riglib.imap_login_from(rig, "p1", u)[0], "OK",
@@ -209,13 +165,13 @@ def main(t):
         wait = max(0.0, st["next_try"] - time.time()) + 10
         check(wait <= 50, "%s: next try within its 40 s backoff: %r" %
               (FAILING, st))
-        riglib.wait_for(lambda: all(asked(riglib.messages_with_id, 
+        riglib.wait_for(lambda: all(riglib.asked(riglib.messages_with_id, 
             rig, rep, FAILING, m) == 1 for m in failing_mids), wait,
             step=0.5)
         for m in failing_mids:
-            eq(asked(riglib.messages_with_id, rig, rep, FAILING, m), 1,
+            eq(riglib.asked(riglib.messages_with_id, rig, rep, FAILING, m), 1,
                "%s: %s on %s by its next try" % (FAILING, m, rep))
-        eq(asked(rig.message_ids, rep, FAILING), asked(rig.message_ids, 
+        eq(riglib.asked(rig.message_ids, rep, FAILING), riglib.asked(rig.message_ids, 
             pair[FAILING][0], FAILING), "%s: the same mail on both" %
             FAILING)
         st = rec(FAILING)

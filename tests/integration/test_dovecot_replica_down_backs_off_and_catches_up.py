@@ -22,20 +22,6 @@ LAG_MAX = 10		# s: a change may take this long to reach a replica
 CATCH_UP_MAX = 15	# s: from the restart to every waiting user synced
 
 
-def asked(fn, *args):
-    """A doveadm question to a backend, asked again when it died of a
-    lock: 2.3's doveadm panics when fcntl() reports a deadlock with the
-    dsync or LMTP process writing the same user's index at that moment
-    ("Resource deadlock avoided")."""
-    for attempt in range(5):
-        try:
-            return fn(*args)
-        except riglib.RigError as e:
-            if "deadlock" not in str(e) or attempt == 4:
-                raise
-            time.sleep(0.1)
-
-
 def deliver(rig, user):
     return riglib.lmtp_deliver(rig, user, subject="repl " + user)
 
@@ -45,7 +31,7 @@ def lag(rig, user, replica):
     its replica (None: not within LAG_MAX)."""
     mid = deliver(rig, user)
     t0 = time.monotonic()
-    if riglib.wait_for(lambda: asked(riglib.messages_with_id, 
+    if riglib.wait_for(lambda: riglib.asked(riglib.messages_with_id, 
             rig, replica, user, mid) == 1, LAG_MAX, step=0.02):
         return time.monotonic() - t0
     return None
@@ -55,43 +41,13 @@ def health(r, name):
     return r.backend(name)["health"]["state"]
 
 
-def roost_off_rig_ports(t, **settings):
-    """A started roostd whose port (any free one) is not among the rig's:
-    free_port() can return one of BASE_PORT's, and the rig then refuses
-    to start."""
-    for _ in range(20):
-        r = t.roost(start=False, **settings)
-        if not BASE_PORT <= r.port < BASE_PORT + 100:
-            break
-    r.start()
-    return r
-
-
-def enter_rig(stack, t, r, users, **kw):
-    """routed_rig on BASE_PORT, else on BASE_PORT + 50: the rig's ports
-    are in the kernel's ephemeral range, and a port some client of
-    another test used lingers in TIME-WAIT for a minute."""
-    for attempt in range(10):
-        base = BASE_PORT + 50 * (attempt % 2)
-        try:
-            return stack.enter_context(riglib.routed_rig(t, r, base, users,
-                                                         **kw))
-        except riglib.RigError as e:
-            if "is in use" not in str(e) or attempt == 9:
-                raise
-            print("base port %d: %s" % (base, str(e).splitlines()[-1]))
-            if attempt % 2:
-                time.sleep(15)
-    raise AssertionError("unreachable")
-
-
 def main(t):
-    r = roost_off_rig_ports(t, events_token=True, replication="yes",
+    r = t.roost(events_token=True, replication="yes",
                             probe_interval="1s", probe_timeout="1s",
                             probe_fall="2", probe_rise="2",
                             log_level="debug")
     with contextlib.ExitStack() as stack:
-        rig = enter_rig(stack, t, r, ",".join(USERS), backends=3)
+        rig = riglib.enter_routed_rig(stack, t, r, BASE_PORT, ",".join(USERS), backends=3)
         pair = {}
         for u in USERS:
             eq(riglib.imap_login_from(rig, "p1", u)[0], "OK",
@@ -154,7 +110,7 @@ def main(t):
             if u not in early:
                 pending[u] = [deliver(rig, u)]
         for u in down:
-            eq(asked(riglib.messages_with_id, rig, pair[u][0], u,
+            eq(riglib.asked(riglib.messages_with_id, rig, pair[u][0], u,
                      pending[u][0]),
                1, "%s: delivered on its backend %s" % (u, pair[u][0]))
         # Users whose replica is up keep their lag meanwhile.
@@ -216,21 +172,21 @@ def main(t):
         rig.restart(x)
 
         def caught_up():
-            return all(sorted(asked(riglib.messages_with_id, rig, x, u, m)
+            return all(sorted(riglib.asked(riglib.messages_with_id, rig, x, u, m)
                               for m in pending[u]) == [1, 1]
                        for u in down)
         riglib.wait_for(caught_up, CATCH_UP_MAX, step=0.2)
         took = time.monotonic() - t1
         for u in down:
             for m in pending[u]:
-                eq(asked(riglib.messages_with_id, rig, x, u, m), 1,
+                eq(riglib.asked(riglib.messages_with_id, rig, x, u, m), 1,
                    "%s: %s reached %s within %d s of its restart" %
                    (u, m, x, CATCH_UP_MAX))
         print("every waiting user on %s %.1f s after its restart "
               "(health %s)" % (x, took, health(r, x)))
         for u in down:
-            eq(asked(rig.message_ids, x, u),
-               asked(rig.message_ids, pair[u][0], u),
+            eq(riglib.asked(rig.message_ids, x, u),
+               riglib.asked(rig.message_ids, pair[u][0], u),
                "%s: the same mail on %s and %s" % (u, pair[u][0], x))
         riglib.wait_for(lambda: all(rec(u)["last_error"] is None
                                     for u in down), 5)

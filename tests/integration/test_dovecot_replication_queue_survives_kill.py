@@ -23,52 +23,8 @@ LAG_MAX = 10		# s: a change may take this long to reach a replica
 RESTART_MAX = 20	# s: from the restart to every queued user synced
 
 
-def asked(fn, *args):
-    """A doveadm question to a backend, asked again when it died of a
-    lock: 2.3's doveadm panics when fcntl() reports a deadlock with the
-    dsync or LMTP process writing the same user's index at that moment
-    ("Resource deadlock avoided")."""
-    for attempt in range(5):
-        try:
-            return fn(*args)
-        except riglib.RigError as e:
-            if "deadlock" not in str(e) or attempt == 4:
-                raise
-            time.sleep(0.1)
-
-
 def deliver(rig, user):
     return riglib.lmtp_deliver(rig, user, subject="repl " + user)
-
-
-def roost_off_rig_ports(t, **settings):
-    """A started roostd whose port (any free one) is not among the rig's:
-    free_port() can return one of BASE_PORT's, and the rig then refuses
-    to start."""
-    for _ in range(20):
-        r = t.roost(start=False, **settings)
-        if not BASE_PORT <= r.port < BASE_PORT + 100:
-            break
-    r.start()
-    return r
-
-
-def enter_rig(stack, t, r, users, **kw):
-    """routed_rig on BASE_PORT, else on BASE_PORT + 50: the rig's ports
-    are in the kernel's ephemeral range, and a port some client of
-    another test used lingers in TIME-WAIT for a minute."""
-    for attempt in range(10):
-        base = BASE_PORT + 50 * (attempt % 2)
-        try:
-            return stack.enter_context(riglib.routed_rig(t, r, base, users,
-                                                         **kw))
-        except riglib.RigError as e:
-            if "is in use" not in str(e) or attempt == 9:
-                raise
-            print("base port %d: %s" % (base, str(e).splitlines()[-1]))
-            if attempt % 2:
-                time.sleep(15)
-    raise AssertionError("unreachable")
 
 
 def status(r):
@@ -77,9 +33,9 @@ def status(r):
 
 
 def main(t):
-    r = roost_off_rig_ports(t, events_token=True, replication="yes")
+    r = t.roost(events_token=True, replication="yes")
     with contextlib.ExitStack() as stack:
-        rig = enter_rig(stack, t, r, ",".join(USERS))
+        rig = riglib.enter_routed_rig(stack, t, r, BASE_PORT, ",".join(USERS))
         pair, mids = {}, {}
         for u in USERS:
             eq(riglib.imap_login_from(rig, "p1", u)[0], "OK",
@@ -89,7 +45,7 @@ def main(t):
             mids[u] = [deliver(rig, u)]
 
         def on_replicas(users):
-            return all(asked(riglib.messages_with_id, rig, pair[u][1], u,
+            return all(riglib.asked(riglib.messages_with_id, rig, pair[u][1], u,
                              m) == 1
                        for u in users for m in mids[u])
         riglib.wait_for(lambda: on_replicas(USERS), LAG_MAX, step=0.2)
@@ -115,7 +71,7 @@ def main(t):
             eq((s["running"], s["failed"], s["waiting"]), (0, 0, 0),
                "nothing runs while paused")
             for u in USERS:
-                eq(asked(riglib.messages_with_id, rig, pair[u][1], u,
+                eq(riglib.asked(riglib.messages_with_id, rig, pair[u][1], u,
                                            mids[u][-1]), 0,
                    "%s: nothing synced while paused" % u)
                 eq(rt.status(r.api("GET", "/v1/replication/users/" + u),
@@ -130,8 +86,8 @@ def main(t):
                             step=0.2)
             took = time.monotonic() - t0
             for u in USERS:
-                eq(asked(rig.message_ids, pair[u][1], u),
-                   asked(rig.message_ids, pair[u][0], u),
+                eq(riglib.asked(rig.message_ids, pair[u][1], u),
+                   riglib.asked(rig.message_ids, pair[u][0], u),
                    "%s: %s: the same mail on %s and %s" %
                    (what, u, pair[u][0], pair[u][1]))
             log = r.log()[log_at:]

@@ -471,6 +471,38 @@ def routed_rig(t, roost, base_port, users, **rig_kw):
         yield rig
 
 
+def asked(fn, *args):
+    """fn(*args) (a doveadm question to a backend), asked again when
+    doveadm died of a lock: 2.3's doveadm panics when fcntl() reports a
+    deadlock with the dsync or LMTP process writing the same user's index
+    at that moment ("Resource deadlock avoided")."""
+    for attempt in range(5):
+        try:
+            return fn(*args)
+        except RigError as e:
+            if "deadlock" not in str(e) or attempt == 4:
+                raise
+            time.sleep(0.1)
+
+
+def enter_routed_rig(stack, t, roost, base_port, users, **kw):
+    """routed_rig entered on stack (a contextlib.ExitStack), on base_port
+    or else base_port + 50: a port a client of another test used can
+    linger in TIME-WAIT for a minute."""
+    for attempt in range(10):
+        base = base_port + 50 * (attempt % 2)
+        try:
+            return stack.enter_context(routed_rig(t, roost, base, users,
+                                                  **kw))
+        except RigError as e:
+            if "is in use" not in str(e) or attempt == 9:
+                raise
+            print("base port %d: %s" % (base, str(e).splitlines()[-1]))
+            if attempt % 2:
+                time.sleep(15)
+    raise RigError("no base port for the rig")
+
+
 def logins_by_backend(rig, settle=0.3, limit=5.0):
     """{user: {backend: number of login lines}} from every backend log.
 
