@@ -734,19 +734,20 @@ got_state(const struct store_repl *sr, void *arg)
 	return 0;
 }
 
-/* The dsync state to start from: not yet stored, else the store's. */
+/* The user's dsync state to start from: the one not yet stored, else the
+ * store's ("" when it has none); NULL when the store cannot say. */
 static char *
-item_state(struct repl *r, struct ritem *it)
+item_state(struct repl *r, const char *key, size_t keylen)
 {
 	struct store *st = r->rs->store;
 	struct state_get g = { NULL };
+	struct ritem *it = item_find(r, key, keylen);
 
 	if (it != NULL && it->state != NULL)
 		return xstrdup(it->state);
-	if (st->ops->repl_get(st, it != NULL ? it->key : "", got_state,
-	    &g) == -1) {
-		log_debug("replication: reading the state of %s: %s",
-		    it != NULL ? it->key : "", store_error(st));
+	if (st->ops->repl_get(st, key, got_state, &g) == -1) {
+		log_debug("replication: reading the state of %s: %s", key,
+		    store_error(st));
 		return NULL;
 	}
 	return g.state != NULL ? g.state : xstrdup("");
@@ -828,7 +829,7 @@ item_start(struct repl *r, struct ritem *it, int64_t now)
 		return;
 	}
 	full = it->full || !(e->flags & UMAP_F_REPL_CURRENT);
-	if (!full && (state = item_state(r, it)) == NULL) {
+	if (!full && (state = item_state(r, it->key, it->keylen)) == NULL) {
 		block(r, it, now, REPL_LATER_MS, 0);
 		return;
 	}
@@ -1050,7 +1051,6 @@ repl_run_sync(struct roost *rs, struct umap_entry *e, long from, long to,
 {
 	struct repl *r = rs->repl;
 	struct repl_run *run;
-	struct ritem *it;
 	char *state = NULL;
 	int full;
 
@@ -1058,19 +1058,8 @@ repl_run_sync(struct roost *rs, struct umap_entry *e, long from, long to,
 	if (given != NULL && *given != '\0') {
 		full = 0;
 		state = xstrdup(given);
-	} else if (!full) {
-		it = item_find(r, e->key, e->keylen);
-		if (it != NULL && it->state != NULL)
-			state = xstrdup(it->state);
-		else {
-			struct state_get g = { NULL };
-
-			if (rs->store->ops->repl_get(rs->store, e->key,
-			    got_state, &g) == -1)
-				return NULL;
-			state = g.state;
-		}
-	}
+	} else if (!full && (state = item_state(r, e->key, e->keylen)) == NULL)
+		return NULL;
 	run = xcalloc(1, sizeof(*run));
 	run->cb = cb;
 	run->arg = arg;
@@ -1281,12 +1270,28 @@ struct walk {
 	int		 assign;
 };
 
+/* Queue the user for a walk unless it has work queued or running already;
+ * stored: whether the entry is written (the restart walk's are not). */
+static void
+walk_queue(struct walk *w, struct umap_entry *e, int prio, int full,
+    int stored)
+{
+	struct repl *r = w->r;
+	struct ritem *it = item_find(r, e->key, e->keylen);
+
+	if (it != NULL && (it->prio >= 0 || it->sync != NULL))
+		return;
+	it = item_get(r, e->key, e->keylen);
+	item_queue(r, it, prio, full, w->now);
+	if (stored)
+		mark_dirty(r, it);
+}
+
 static int
 walk_one(struct umap_entry *e, void *arg)
 {
 	struct walk *w = arg;
 	struct repl *r = w->r;
-	struct ritem *it;
 
 	if (e->flags & UMAP_F_PENDING)
 		return 0;
@@ -1296,24 +1301,12 @@ walk_one(struct umap_entry *e, void *arg)
 				return 0;
 			user_row_dirty(r, e);
 		}
-		if (e->flags & UMAP_F_REPL_CURRENT)
-			return 0;
-		it = item_find(r, e->key, e->keylen);
-		if (it != NULL && (it->prio >= 0 || it->sync != NULL))
-			return 0;
-		it = item_get(r, e->key, e->keylen);
-		item_queue(r, it, REPL_P_LOW, 1, w->now);
-		mark_dirty(r, it);
+		if (!(e->flags & UMAP_F_REPL_CURRENT))
+			walk_queue(w, e, REPL_P_LOW, 1, 1);
 		return 0;
 	}
-	if (e->replica == UMAP_NO_BACKEND)
-		return 0;
-	it = item_find(r, e->key, e->keylen);
-	if (it != NULL && (it->prio >= 0 || it->sync != NULL))
-		return 0;
-	it = item_get(r, e->key, e->keylen);
-	item_queue(r, it, REPL_P_FULL, 1, w->now);
-	mark_dirty(r, it);
+	if (e->replica != UMAP_NO_BACKEND)
+		walk_queue(w, e, REPL_P_FULL, 1, 1);
 	return 0;
 }
 
@@ -1324,7 +1317,6 @@ resync_one(struct umap_entry *e, void *arg)
 	struct walk *w = arg;
 	struct repl *r = w->r;
 	const struct backend *p, *q;
-	struct ritem *it;
 
 	if ((e->flags & UMAP_F_PENDING) || e->replica == UMAP_NO_BACKEND ||
 	    !(e->flags & UMAP_F_REPL_CURRENT))
@@ -1336,12 +1328,8 @@ resync_one(struct umap_entry *e, void *arg)
 	    (q = slot_backend(r->rs, e->replica)) == NULL ||
 	    source_problem(p) != NULL || dest_problem(q) != NULL)
 		return 0;
-	it = item_find(r, e->key, e->keylen);
-	if (it != NULL && (it->prio >= 0 || it->sync != NULL))
-		return 0;
 	/* Not stored: a roostd killed again walks again. */
-	it = item_get(r, e->key, e->keylen);
-	item_queue(r, it, REPL_P_FULL, 0, w->now);
+	walk_queue(w, e, REPL_P_FULL, 0, 0);
 	return 0;
 }
 
