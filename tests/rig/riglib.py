@@ -473,14 +473,17 @@ def routed_rig(t, roost, base_port, users, **rig_kw):
 
 def asked(fn, *args):
     """fn(*args) (a doveadm question to a backend), asked again when
-    doveadm died of a lock: 2.3's doveadm panics when fcntl() reports a
-    deadlock with the dsync or LMTP process writing the same user's index
-    at that moment ("Resource deadlock avoided")."""
+    doveadm tripped over a dsync of the same user running there: 2.3's
+    doveadm panics when fcntl() reports a deadlock with the dsync or LMTP
+    process writing the user's index ("Resource deadlock avoided"), and
+    exits 65 when dsync creates the mailbox it was opening ("Mailbox
+    already exists")."""
     for attempt in range(5):
         try:
             return fn(*args)
         except RigError as e:
-            if "deadlock" not in str(e) or attempt == 4:
+            if ("deadlock" not in str(e) and
+                    "Mailbox already exists" not in str(e)) or attempt == 4:
                 raise
             time.sleep(0.1)
 
