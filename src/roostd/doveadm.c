@@ -24,6 +24,7 @@
 #include "doveadm.h"
 #include "log.h"
 #include "util.h"
+#include "warm.h"
 #include "xmalloc.h"
 
 #ifndef ROOST_VERSION
@@ -44,6 +45,7 @@ struct doveadm {
 	struct event		*timer;
 	struct doveadm_call	*calls;		/* every call not called back */
 	size_t			 ncalls;
+	struct warm		*warm;		/* connections opened ahead */
 	unsigned long long	 seq;		/* for request tags */
 };
 
@@ -59,6 +61,8 @@ struct doveadm_call {
 	int			 too_big;
 	int			 ping;		/* GET: any 200 will do */
 	int			 not_found_ok;	/* exitCode 68 is success */
+	int			 took_warm;	/* this attempt's socket was
+						 * opened ahead: connected */
 	char			 tag[32];
 	char			 curl_err[CURL_ERROR_SIZE];
 	char			 err[DOVEADM_ERR_MAX];
@@ -366,6 +370,7 @@ doveadm_new(struct event_base *base)
 	struct doveadm *dc = xcalloc(1, sizeof(*dc));
 
 	dc->base = base;
+	dc->warm = warm_new(base);
 	if ((dc->multi = curl_multi_init()) == NULL ||
 	    (dc->timer = evtimer_new(base, on_timer, dc)) == NULL)
 		fatalx("doveadm: cannot start the HTTP client");
@@ -387,6 +392,7 @@ doveadm_free(struct doveadm *dc)
 		call_free(dc->calls);
 	curl_multi_cleanup(dc->multi);
 	event_free(dc->timer);
+	warm_free(dc->warm);
 	free(dc);
 }
 
@@ -470,10 +476,40 @@ fail:
 	return rc;
 }
 
+/* CURLOPT_OPENSOCKETFUNCTION of a call that may use a connection opened
+ * ahead: that one when it is ready, else a new socket as curl would. */
+static curl_socket_t
+open_sock(void *arg, curlsocktype purpose, struct curl_sockaddr *addr)
+{
+	struct doveadm_call *c = arg;
+	int fd;
+
+	c->took_warm = 0;
+	if (purpose == CURLSOCKTYPE_IPCXN && addr->socktype == SOCK_STREAM &&
+	    (fd = warm_take(c->dc->warm, &addr->addr, addr->addrlen)) != -1) {
+		c->took_warm = 1;
+		return fd;
+	}
+	fd = socket(addr->family, addr->socktype | SOCK_CLOEXEC,
+	    addr->protocol);
+	return fd == -1 ? CURL_SOCKET_BAD : fd;
+}
+
+/* CURLOPT_SOCKOPTFUNCTION: curl must not connect what is connected. */
+static int
+sock_opt(void *arg, curl_socket_t fd, curlsocktype purpose)
+{
+	struct doveadm_call *c = arg;
+
+	(void)fd;
+	(void)purpose;
+	return c->took_warm ? CURL_SOCKOPT_ALREADY_CONNECTED : CURL_SOCKOPT_OK;
+}
+
 static struct doveadm_call *
 call_start(struct doveadm *dc, const char *url, const char *api_key,
-    const char *command, json_t *params, unsigned timeout_ms, doveadm_cb cb,
-    void *arg)
+    const char *command, json_t *params, unsigned timeout_ms, int warm,
+    doveadm_cb cb, void *arg)
 {
 	struct doveadm_call *c = xcalloc(1, sizeof(*c));
 	json_t *body;
@@ -549,6 +585,12 @@ call_start(struct doveadm *dc, const char *url, const char *api_key,
 	curl_easy_setopt(c->easy, CURLOPT_MAXFILESIZE_LARGE,
 	    (curl_off_t)DOVEADM_BODY_MAX);
 	curl_easy_setopt(c->easy, CURLOPT_USERAGENT, "roostd/" ROOST_VERSION);
+	if (warm) {
+		curl_easy_setopt(c->easy, CURLOPT_OPENSOCKETFUNCTION, open_sock);
+		curl_easy_setopt(c->easy, CURLOPT_OPENSOCKETDATA, c);
+		curl_easy_setopt(c->easy, CURLOPT_SOCKOPTFUNCTION, sock_opt);
+		curl_easy_setopt(c->easy, CURLOPT_SOCKOPTDATA, c);
+	}
 	if (curl_multi_add_handle(dc->multi, c->easy) != CURLM_OK) {
 		curl_easy_cleanup(c->easy);
 		c->easy = NULL;
@@ -568,15 +610,30 @@ doveadm_run(struct doveadm *dc, const char *url, const char *api_key,
     const char *command, json_t *params, unsigned timeout_ms, doveadm_cb cb,
     void *arg)
 {
-	return call_start(dc, url, api_key, command, params, timeout_ms, cb,
-	    arg);
+	return call_start(dc, url, api_key, command, params, timeout_ms, 0,
+	    cb, arg);
+}
+
+struct doveadm_call *
+doveadm_run_warm(struct doveadm *dc, const char *url, const char *api_key,
+    const char *command, json_t *params, unsigned timeout_ms, doveadm_cb cb,
+    void *arg)
+{
+	return call_start(dc, url, api_key, command, params, timeout_ms, 1,
+	    cb, arg);
+}
+
+size_t
+doveadm_warm_ready(const struct doveadm *dc)
+{
+	return warm_ready(dc->warm);
 }
 
 struct doveadm_call *
 doveadm_ping(struct doveadm *dc, const char *url, const char *api_key,
     unsigned timeout_ms, doveadm_cb cb, void *arg)
 {
-	return call_start(dc, url, api_key, NULL, NULL, timeout_ms, cb, arg);
+	return call_start(dc, url, api_key, NULL, NULL, timeout_ms, 0, cb, arg);
 }
 
 struct doveadm_call *
@@ -586,7 +643,7 @@ doveadm_kick_user(struct doveadm *dc, const char *url, const char *api_key,
 	struct doveadm_call *c;
 
 	c = call_start(dc, url, api_key, "kick", json_pack("{s:[s]}", "mask",
-	    user), timeout_ms, cb, arg);
+	    user), timeout_ms, 0, cb, arg);
 	c->not_found_ok = 1;	/* 2.3: nobody was logged in */
 	return c;
 }
@@ -601,9 +658,9 @@ doveadm_kick_field(struct doveadm *dc, const char *url, const char *api_key,
 	if (v == DOVEADM_V23)
 		return call_start(dc, url, api_key, "proxyKick",
 		    json_pack("{s:s,s:[s]}", "passdbField", field, "user",
-		    value), timeout_ms, cb, arg);
+		    value), timeout_ms, 0, cb, arg);
 	return call_start(dc, url, api_key, "kick", json_pack("{s:s,s:[s]}",
-	    "passdbField", field, "mask", value), timeout_ms, cb, arg);
+	    "passdbField", field, "mask", value), timeout_ms, 0, cb, arg);
 }
 
 struct doveadm_call *
@@ -611,5 +668,5 @@ doveadm_who_user(struct doveadm *dc, const char *url, const char *api_key,
     const char *user, unsigned timeout_ms, doveadm_cb cb, void *arg)
 {
 	return call_start(dc, url, api_key, "who", json_pack("{s:[s]}", "mask",
-	    user), timeout_ms, cb, arg);
+	    user), timeout_ms, 0, cb, arg);
 }

@@ -79,6 +79,16 @@ void		 doveadm_free(struct doveadm *);
 struct doveadm_call *doveadm_run(struct doveadm *, const char *url,
 		    const char *api_key, const char *command, json_t *params,
 		    unsigned timeout_ms, doveadm_cb, void *arg);
+/*
+ * doveadm_run on a connection opened ahead when one is ready (warm.h):
+ * for the calls whose latency counts, the replication syncs.  The first
+ * call to an address opens the first such connection, for the next.
+ */
+struct doveadm_call *doveadm_run_warm(struct doveadm *, const char *url,
+		    const char *api_key, const char *command, json_t *params,
+		    unsigned timeout_ms, doveadm_cb, void *arg);
+/* Connections opened ahead that wait for a call. */
+size_t		 doveadm_warm_ready(const struct doveadm *);
 /* Stop a call; its callback never runs.  NULL is fine. */
 void		 doveadm_cancel(struct doveadm_call *);
 /* Calls not yet called back. */

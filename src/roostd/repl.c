@@ -713,9 +713,9 @@ sync_start(struct repl *r, struct umap_entry *e, long from, long to, int full,
 	s->to = to;
 	memcpy(s->key, e->key, e->keylen + 1);
 	s->keylen = e->keylen;
-	s->call = doveadm_run(rs->doveadm, src->doveadm_url, src->doveadm_key,
-	    "sync", params, (unsigned)rs->conf->replication_sync_timeout *
-	    1000, sync_done, s);
+	s->call = doveadm_run_warm(rs->doveadm, src->doveadm_url,
+	    src->doveadm_key, "sync", params,
+	    (unsigned)rs->conf->replication_sync_timeout * 1000, sync_done, s);
 	log_debug("replication: %s: %s sync %s -> %s", e->key,
 	    full ? "full" : "incremental", src->name, dst->name);
 	return s;

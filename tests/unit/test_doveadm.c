@@ -5,9 +5,11 @@
  * answer reaches the callback (a response, an exit code, 401, 400, a
  * server that never answers, a refused connection, an oversized body),
  * that a cancelled call never calls back, that 200 calls at once all end,
- * and that the key shows up in no error text.
+ * that the key shows up in no error text, and that a sync goes out on a
+ * connection opened ahead when one is ready (doveadm_run_warm).
  */
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
@@ -48,6 +50,12 @@ struct fake {
 	char			 auth[256];
 	char			 ctype[128];
 	char			*body;
+	int			 close;		/* answer Connection: close, as
+						 * 2.3 does */
+	struct bufferevent	*accepted[64];	/* connections, in order */
+	unsigned		 naccepted;
+	int			 conn;		/* of the last request: index in
+						 * accepted, -1 unknown */
 };
 
 /* One call's outcome, copied out of the callback. */
@@ -71,8 +79,40 @@ fake_reply(struct evhttp_request *req, int code, const char *text)
 	evbuffer_add(out, text, strlen(text));
 	evhttp_add_header(evhttp_request_get_output_headers(req),
 	    "Content-Type", "application/json");
+	if (F->close)
+		evhttp_add_header(evhttp_request_get_output_headers(req),
+		    "Connection", "close");
 	evhttp_send_reply(req, code, code == 200 ? "OK" : "No", out);
 	evbuffer_free(out);
+}
+
+/* Which accepted connection a request came on. */
+static int
+conn_index(struct fake *f, struct evhttp_request *req)
+{
+	struct bufferevent *bev = evhttp_connection_get_bufferevent(
+	    evhttp_request_get_connection(req));
+	unsigned i;
+
+	/* From the newest: a closed connection's memory may be reused. */
+	for (i = f->naccepted; i > 0; i--)
+		if (f->accepted[i - 1] == bev)
+			return (int)i - 1;
+	return -1;
+}
+
+/* evhttp makes each accepted connection's bufferevent here: a record of
+ * the connections in the order they were accepted. */
+static struct bufferevent *
+fake_accept(struct event_base *base, void *arg)
+{
+	struct fake *f = arg;
+	struct bufferevent *bev = bufferevent_socket_new(base, -1,
+	    BEV_OPT_CLOSE_ON_FREE);
+
+	if (f->naccepted < sizeof(f->accepted) / sizeof(f->accepted[0]))
+		f->accepted[f->naccepted++] = bev;
+	return bev;
 }
 
 static void
@@ -86,6 +126,7 @@ fake_handle(struct evhttp_request *req, void *arg)
 	size_t n;
 
 	f->requests++;
+	f->conn = conn_index(f, req);
 	snprintf(f->method, sizeof(f->method), "%s",
 	    evhttp_request_get_command(req) == EVHTTP_REQ_POST ? "POST" :
 	    evhttp_request_get_command(req) == EVHTTP_REQ_GET ? "GET" : "?");
@@ -184,6 +225,8 @@ setup(void **state)
 	f->base = event_base_new();
 	f->http = evhttp_new(f->base);
 	evhttp_set_gencb(f->http, fake_handle_tagged, f);
+	evhttp_set_bevcb(f->http, fake_accept, f);
+	f->conn = -1;
 	bs = evhttp_bind_socket_with_handle(f->http, "127.0.0.1", 0);
 	assert_non_null(bs);
 	getsockname(evhttp_bound_socket_get_fd(bs), (struct sockaddr *)&sin,
@@ -520,6 +563,73 @@ test_who_and_kick_helpers(void **state)
 	doveadm_free(dc);
 }
 
+static void
+call_and_wait(struct fake *f, struct doveadm *dc, int warm,
+    struct outcome *o)
+{
+	memset(o, 0, sizeof(*o));
+	assert_non_null((warm ? doveadm_run_warm : doveadm_run)(dc, f->url,
+	    KEY, "who", json_pack("{s:[s]}", "mask", "alice"), 5000, record,
+	    o));
+	wait_for(f, dc, &o->done, 10000);
+	assert_int_equal(o->done, 1);
+	assert_int_equal(o->ok, 1);
+	free(o->response);
+}
+
+/* Run the loop until a connection opened ahead is ready. */
+static void
+wait_warm(struct fake *f, struct doveadm *dc)
+{
+	struct timeval tv = { 0, 10 * 1000 };
+	unsigned waited;
+
+	for (waited = 0; doveadm_warm_ready(dc) == 0 && waited < 5000;
+	    waited += 10) {
+		event_base_loopexit(f->base, &tv);
+		event_base_dispatch(f->base);
+	}
+	assert_int_equal(doveadm_warm_ready(dc), 1);
+}
+
+/*
+ * A server that closes after each answer (2.3): after the first sync a
+ * connection is opened ahead, the next sync's request comes on it (one
+ * that the server accepted before the call was made), and another is
+ * opened for the one after.  Calls that are not syncs never take it.
+ */
+static void
+test_warm_connection_opened_ahead(void **state)
+{
+	struct fake *f = *state;
+	struct doveadm *dc = doveadm_new(f->base);
+	struct outcome o;
+	unsigned before;
+	int first;
+
+	f->close = 1;
+	assert_int_equal(doveadm_warm_ready(dc), 0);
+	call_and_wait(f, dc, 1, &o);
+	first = f->conn;
+	assert_true(first >= 0);
+	wait_warm(f, dc);
+	before = f->naccepted;
+	assert_true(before >= 2);
+
+	call_and_wait(f, dc, 1, &o);
+	assert_true(f->conn >= 0);
+	assert_true((unsigned)f->conn < before);	/* accepted before */
+	assert_true(f->conn != first);
+	wait_warm(f, dc);				/* the next one */
+
+	before = f->naccepted;
+	call_and_wait(f, dc, 0, &o);
+	assert_true((unsigned)f->conn >= before);	/* a new one */
+	assert_int_equal(doveadm_warm_ready(dc), 1);	/* still there */
+	assert_int_equal(f->requests, 3);
+	doveadm_free(dc);
+}
+
 int
 main(void)
 {
@@ -543,6 +653,8 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_who_and_kick_helpers,
 		    setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_warm_connection_opened_ahead, setup, teardown),
 	};
 	int rc;
 
