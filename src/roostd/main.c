@@ -2,6 +2,7 @@
  * main.c: roostd's start, its signals and its one event loop.
  *
  *	roostd [-d] [-f FILE] [-n]
+ *	roostd [-f FILE] -C [FROM] TO	(store_copy.c)
  *
  * Start order matters for invariant 2: the store is opened and the whole
  * map loaded before the listener binds, so the first lookup answered after a
@@ -13,6 +14,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +32,7 @@
 #include "move.h"
 #include "repl.h"
 #include "roostd.h"
+#include "store_copy.h"
 #include "util.h"
 #include "xmalloc.h"
 
@@ -40,8 +43,45 @@
 static void
 usage(void)
 {
-	fprintf(stderr, "usage: roostd [-dn] [-f file]\n");
+	fprintf(stderr, "usage: roostd [-dn] [-f file]\n"
+	    "       roostd [-f file] -C [FROM] TO\n");
 	exit(2);
+}
+
+/*
+ * -C: copy a store into a new one and exit, roostd running on neither.
+ * Without FROM the configuration's store is the source: the usual move is
+ * "this roostd's SQLite store into PostgreSQL".
+ */
+static int
+copy_store(const char *conf_path, int argc, char *argv[])
+{
+	struct config *conf = NULL;
+	const char *from, *to;
+	char err[1024];
+	int rv;
+
+	if (argc < 1 || argc > 2)
+		usage();
+	log_init("roostd", 1);
+	log_set_level(LOG_LEVEL_WARN);
+	if (argc == 1) {
+		if ((conf = config_load(conf_path, err, sizeof(err))) == NULL) {
+			fprintf(stderr, "roostd: %s\n", err);
+			return 1;
+		}
+		from = conf->store;
+		to = argv[0];
+	} else {
+		from = argv[0];
+		to = argv[1];
+	}
+	umask(077);
+	rv = store_copy_urls(from, to, stdout, err, sizeof(err));
+	if (rv == -1)
+		fprintf(stderr, "roostd: copy: %s\n", err);
+	config_free(conf);
+	return rv == -1 ? 1 : 0;
 }
 
 static void
@@ -155,12 +195,19 @@ main(int argc, char *argv[])
 	struct event *ev_term, *ev_int, *ev_hup;
 	struct timeval tv = { 0, MAINTAIN_INTERVAL_MS * 1000 };
 	char err[1024];
-	int ch, debug = 0, check = 0;
+	static const struct option longopts[] = {
+		{ "copy-store", no_argument, NULL, 'C' },
+		{ NULL, 0, NULL, 0 }
+	};
+	int ch, debug = 0, check = 0, copy = 0;
 
 	memset(&rs, 0, sizeof(rs));
 	rs.conf_path = CONFIG_DEFAULT_PATH;
-	while ((ch = getopt(argc, argv, "df:n")) != -1) {
+	while ((ch = getopt_long(argc, argv, "Cdf:n", longopts, NULL)) != -1) {
 		switch (ch) {
+		case 'C':
+			copy = 1;
+			break;
 		case 'd':
 			debug = 1;
 			break;
@@ -173,6 +220,11 @@ main(int argc, char *argv[])
 		default:
 			usage();
 		}
+	}
+	if (copy) {
+		if (debug || check)
+			usage();
+		return copy_store(rs.conf_path, argc - optind, argv + optind);
 	}
 	if (optind != argc)
 		usage();

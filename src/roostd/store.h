@@ -94,6 +94,7 @@ struct store_job {
 	int64_t		 made;		/* moves made so far */
 	const char	*state;		/* "running", "done" */
 	int64_t		 created;
+	int64_t		 updated;	/* last progress (job lists only) */
 };
 
 /*
@@ -223,6 +224,24 @@ struct store_ops {
 	/* Newest first, ids below `before` (0 = from the newest). */
 	int	(*audit_list)(struct store *, int64_t before, size_t limit,
 		    store_audit_cb, void *);
+
+	/*
+	 * For the offline copy of a whole store (store_copy.c).  repl_list:
+	 * every replication record, with work or not, ordered by user in the
+	 * store's own order, after `after` (NULL: from the start), at most
+	 * `limit`.  job_list_all: every job, done ones too.  The restores
+	 * insert records exactly as given, ids and times included; a later
+	 * insert still gets a higher id than any restored one.
+	 */
+	int	(*repl_list)(struct store *, const char *after, size_t limit,
+		    store_repl_cb, void *);
+	int	(*job_list_all)(struct store *, store_job_cb, void *);
+	int	(*move_restore)(struct store *, const struct store_move *,
+		    size_t);
+	int	(*job_restore)(struct store *, const struct store_job *,
+		    size_t);
+	int	(*audit_restore)(struct store *, const struct store_audit *,
+		    size_t);
 };
 
 struct store {

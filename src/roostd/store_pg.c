@@ -240,6 +240,8 @@ _Static_assert(PROTO_IMAP == 0 && PROTO_POP3 == 1 && PROTO_LMTP == 2 &&
 #define PROXY_COLS	"name, doveadm_url, doveadm_key, created, updated"
 #define MOVE_COLS	"id, \"user\", from_backend, to_backend, reason, " \
 			"state, pin, error, created, updated"
+#define JOB_COLS	"id, kind, backend, max, rate, made, state, created, " \
+			"updated"
 /* Byte order for names, whatever the database's collation. */
 #define C_USER		"\"user\" COLLATE \"C\""
 
@@ -275,6 +277,14 @@ enum stmt {
 	S_REPL_GET,
 	S_REPL_LOAD,
 	S_REPL_DELETE,
+	S_REPL_LIST,
+	S_JOB_LIST_ALL,
+	S_MOVE_RESTORE,
+	S_JOB_RESTORE,
+	S_AUDIT_RESTORE,
+	S_MOVE_SEQ,
+	S_JOB_SEQ,
+	S_AUDIT_SEQ,
 	S_COUNT
 };
 
@@ -350,8 +360,8 @@ static const char *const stmt_sql[S_COUNT] = {
 	    " VALUES ($1, $2, $3, $4, 0, 'running', $5, $5) RETURNING id",
 	[S_JOB_STATE] = "UPDATE move_jobs SET state = $2, made = $3,"
 	    " updated = $4 WHERE id = $1",
-	[S_JOB_LIST] = "SELECT id, kind, backend, max, rate, made, state,"
-	    " created FROM move_jobs WHERE state = 'running' ORDER BY id",
+	[S_JOB_LIST] = "SELECT " JOB_COLS " FROM move_jobs"
+	    " WHERE state = 'running' ORDER BY id",
 	/* The dsync state and the times of good syncs are written only
 	 * when given (after a sync), never wiped by a queue change. */
 	[S_REPL_PUT] = "INSERT INTO repl (" REPL_COLS ")"
@@ -369,6 +379,25 @@ static const char *const stmt_sql[S_COUNT] = {
 	[S_REPL_LOAD] = "SELECT " REPL_COLS " FROM repl"
 	    " WHERE priority IS NOT NULL OR fails > 0 OR stuck > 0",
 	[S_REPL_DELETE] = "DELETE FROM repl WHERE \"user\" = $1",
+	/* The primary key's own order, so each page is an index range; no
+	 * user is named "": after NULL binds "". */
+	[S_REPL_LIST] = "SELECT " REPL_COLS " FROM repl WHERE \"user\" > $1"
+	    " ORDER BY \"user\" LIMIT $2",
+	[S_JOB_LIST_ALL] = "SELECT " JOB_COLS " FROM move_jobs ORDER BY id",
+	[S_MOVE_RESTORE] = "INSERT INTO moves (" MOVE_COLS ")"
+	    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+	[S_JOB_RESTORE] = "INSERT INTO move_jobs (" JOB_COLS ")"
+	    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+	[S_AUDIT_RESTORE] = "INSERT INTO audit (id, at, actor, action,"
+	    " subject, detail) VALUES ($1, $2, $3, $4, $5, $6)",
+	/* After a restore the identity goes on from the highest id (a
+	 * NULL max, an empty table, leaves it alone). */
+	[S_MOVE_SEQ] = "SELECT setval(pg_get_serial_sequence('moves', 'id'),"
+	    " max(id)) FROM moves",
+	[S_JOB_SEQ] = "SELECT setval(pg_get_serial_sequence('move_jobs',"
+	    " 'id'), max(id)) FROM move_jobs",
+	[S_AUDIT_SEQ] = "SELECT setval(pg_get_serial_sequence('audit', 'id'),"
+	    " max(id)) FROM audit",
 };
 
 struct pg_store {
@@ -1973,6 +2002,7 @@ row_job(struct store *st, const PGresult *res, int r, void *cbp, void *arg)
 	j.made = col_int(res, r, 5);
 	j.state = col(res, r, 6);
 	j.created = col_int(res, r, 7);
+	j.updated = col_int(res, r, 8);
 	return cb(&j, arg) == -1 ? -1 : 0;
 }
 
@@ -2131,6 +2161,124 @@ pg_repl_delete(struct store *st, const char *user)
 	return n > 0 ? 1 : 0;
 }
 
+static int
+pg_repl_list(struct store *st, const char *after, size_t limit,
+    store_repl_cb cb, void *arg)
+{
+	struct params p = { 0 };
+
+	p_text(&p, after != NULL ? after : "");
+	p_int(&p, limit > INT64_MAX ? INT64_MAX : (int64_t)limit);
+	return rows(st, S_REPL_LIST, &p, 1, "repl list", row_repl,
+	    (void *)cb, arg) == -1 ? -1 : 0;
+}
+
+static int
+pg_job_list_all(struct store *st, store_job_cb cb, void *arg)
+{
+	return rows(st, S_JOB_LIST_ALL, NULL, 1, "job list", row_job,
+	    (void *)cb, arg) == -1 ? -1 : 0;
+}
+
+static int
+fill_move(struct store *st, const void *recs, size_t i, struct params *p)
+{
+	const struct store_move *m = (const struct store_move *)recs + i;
+
+	(void)st;
+	p_int(p, m->id);
+	p_text(p, m->user);
+	p_text(p, m->from);
+	p_text(p, m->to);
+	p_text(p, m->reason);
+	p_text(p, m->state);
+	p_int(p, m->pin != 0);
+	p_text(p, m->error != NULL ? m->error : "");
+	p_int(p, m->created);
+	p_int(p, m->updated);
+	return 0;
+}
+
+static int
+fill_job(struct store *st, const void *recs, size_t i, struct params *p)
+{
+	const struct store_job *j = (const struct store_job *)recs + i;
+
+	(void)st;
+	p_int(p, j->id);
+	p_text(p, j->kind);
+	p_text(p, j->backend != NULL ? j->backend : "");
+	p_int(p, j->max);
+	p_int(p, j->rate);
+	p_int(p, j->made);
+	p_text(p, j->state);
+	p_int(p, j->created);
+	p_int(p, j->updated);
+	return 0;
+}
+
+static int
+fill_audit(struct store *st, const void *recs, size_t i, struct params *p)
+{
+	const struct store_audit *a = (const struct store_audit *)recs + i;
+
+	(void)st;
+	p_int(p, a->id);
+	p_int(p, a->at);
+	p_text(p, a->actor);
+	p_text(p, a->action);
+	p_text(p, a->subject != NULL ? a->subject : "");
+	p_text(p, a->detail != NULL ? a->detail : "{}");
+	return 0;
+}
+
+/* Insert n records as given, then move the identity past them; all or
+ * none. */
+static int
+restore(struct store *st, enum stmt id, enum stmt seq, const void *recs,
+    size_t n, fill_fn fill, const char *what)
+{
+	enum txmode mode;
+	PGresult *err;
+	size_t bad;
+
+	if (n == 0)
+		return 0;
+	if (tx_start(st, &mode) == -1)
+		return -1;
+	if (run_batch(st, id, recs, n, fill, what, &bad, &err) == -1) {
+		PQclear(err);
+		goto fail;
+	}
+	if (run_cmd(st, seq, NULL, what, NULL) == -1)
+		goto fail;
+	return tx_end(st, mode, 1);
+fail:
+	tx_end(st, mode, 0);
+	return -1;
+}
+
+static int
+pg_move_restore(struct store *st, const struct store_move *ms, size_t n)
+{
+	return restore(st, S_MOVE_RESTORE, S_MOVE_SEQ, ms, n, fill_move,
+	    "move restore");
+}
+
+static int
+pg_job_restore(struct store *st, const struct store_job *js, size_t n)
+{
+	return restore(st, S_JOB_RESTORE, S_JOB_SEQ, js, n, fill_job,
+	    "job restore");
+}
+
+static int
+pg_audit_restore(struct store *st, const struct store_audit *as, size_t n)
+{
+	return restore(st, S_AUDIT_RESTORE, S_AUDIT_SEQ, as, n, fill_audit,
+	    "audit restore");
+}
+
 const struct store_ops store_pg_ops = {
 	.name = "postgresql",
 	.open = pg_open,
@@ -2169,4 +2317,9 @@ const struct store_ops store_pg_ops = {
 	.repl_get = pg_repl_get,
 	.repl_load = pg_repl_load,
 	.repl_delete = pg_repl_delete,
+	.repl_list = pg_repl_list,
+	.job_list_all = pg_job_list_all,
+	.move_restore = pg_move_restore,
+	.job_restore = pg_job_restore,
+	.audit_restore = pg_audit_restore,
 };

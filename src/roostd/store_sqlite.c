@@ -243,11 +243,18 @@ enum stmt {
 	S_REPL_GET,
 	S_REPL_LOAD,
 	S_REPL_DELETE,
+	S_REPL_LIST,
+	S_JOB_LIST_ALL,
+	S_MOVE_RESTORE,
+	S_JOB_RESTORE,
+	S_AUDIT_RESTORE,
 	S_COUNT
 };
 
 #define MOVE_COLS	"id, user, from_backend, to_backend, reason, state," \
 			" pin, error, created, updated"
+#define JOB_COLS	"id, kind, backend, max, rate, made, state, created," \
+			" updated"
 
 static const char *const stmt_sql[S_COUNT] = {
 	[S_BEGIN] = "BEGIN IMMEDIATE",
@@ -326,8 +333,8 @@ static const char *const stmt_sql[S_COUNT] = {
 	    " VALUES (?1, ?2, ?3, ?4, 0, 'running', ?5, ?5)",
 	[S_JOB_STATE] = "UPDATE move_jobs SET state = ?2, made = ?3,"
 	    " updated = ?4 WHERE id = ?1",
-	[S_JOB_LIST] = "SELECT id, kind, backend, max, rate, made, state,"
-	    " created FROM move_jobs WHERE state = 'running' ORDER BY id",
+	[S_JOB_LIST] = "SELECT " JOB_COLS " FROM move_jobs"
+	    " WHERE state = 'running' ORDER BY id",
 	/* The dsync state and the times of good syncs are written only
 	 * when given (after a sync), never wiped by a queue change. */
 	[S_REPL_PUT] = "INSERT INTO repl (" REPL_COLS ")"
@@ -345,6 +352,17 @@ static const char *const stmt_sql[S_COUNT] = {
 	[S_REPL_LOAD] = "SELECT " REPL_COLS " FROM repl"
 	    " WHERE priority IS NOT NULL OR fails > 0 OR stuck > 0",
 	[S_REPL_DELETE] = "DELETE FROM repl WHERE user = ?1",
+	/* No user is named "": after NULL binds "". */
+	[S_REPL_LIST] = "SELECT " REPL_COLS " FROM repl WHERE user > ?1"
+	    " ORDER BY user LIMIT ?2",
+	[S_JOB_LIST_ALL] = "SELECT " JOB_COLS " FROM move_jobs ORDER BY id",
+	/* AUTOINCREMENT keeps the highest id inserted: later ids follow. */
+	[S_MOVE_RESTORE] = "INSERT INTO moves (" MOVE_COLS ")"
+	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+	[S_JOB_RESTORE] = "INSERT INTO move_jobs (" JOB_COLS ")"
+	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+	[S_AUDIT_RESTORE] = "INSERT INTO audit (id, at, actor, action,"
+	    " subject, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
 };
 
 /*
@@ -1706,9 +1724,9 @@ sqlite_job_state(struct store *st, int64_t id, const char *state,
 }
 
 static int
-sqlite_job_list(struct store *st, store_job_cb cb, void *arg)
+job_rows(struct store *st, enum stmt id, store_job_cb cb, void *arg)
 {
-	sqlite3_stmt *s = impl(st)->stmt[S_JOB_LIST];
+	sqlite3_stmt *s = impl(st)->stmt[id];
 	struct store_job j;
 	int rc;
 
@@ -1721,6 +1739,7 @@ sqlite_job_list(struct store *st, store_job_cb cb, void *arg)
 		j.made = sqlite3_column_int64(s, 5);
 		j.state = col_text(s, 6);
 		j.created = sqlite3_column_int64(s, 7);
+		j.updated = sqlite3_column_int64(s, 8);
 		if (cb(&j, arg) == -1) {
 			store_set_error(st, "job list: stopped by caller");
 			stmt_done(s);
@@ -1734,6 +1753,18 @@ sqlite_job_list(struct store *st, store_job_cb cb, void *arg)
 	}
 	stmt_done(s);
 	return 0;
+}
+
+static int
+sqlite_job_list(struct store *st, store_job_cb cb, void *arg)
+{
+	return job_rows(st, S_JOB_LIST, cb, arg);
+}
+
+static int
+sqlite_job_list_all(struct store *st, store_job_cb cb, void *arg)
+{
+	return job_rows(st, S_JOB_LIST_ALL, cb, arg);
 }
 
 static int
@@ -1918,6 +1949,122 @@ sqlite_repl_delete(struct store *st, const char *user)
 	return sqlite3_changes(ss->db) > 0 ? 1 : 0;
 }
 
+static int
+sqlite_repl_list(struct store *st, const char *after, size_t limit,
+    store_repl_cb cb, void *arg)
+{
+	sqlite3_stmt *s = impl(st)->stmt[S_REPL_LIST];
+
+	bind_text(s, 1, after != NULL ? after : "");
+	sqlite3_bind_int64(s, 2, limit > INT64_MAX ? INT64_MAX :
+	    (int64_t)limit);
+	return repl_rows(st, s, "repl list", cb, arg) == -1 ? -1 : 0;
+}
+
+/* Bind record i of a restore batch; returns an SQLite code. */
+typedef int (*restore_bind)(sqlite3_stmt *, const void *, size_t);
+
+static int
+bind_move(sqlite3_stmt *s, const void *recs, size_t i)
+{
+	const struct store_move *m = (const struct store_move *)recs + i;
+	int rc;
+
+	rc = sqlite3_bind_int64(s, 1, m->id);
+	rc |= bind_text(s, 2, m->user);
+	rc |= bind_text(s, 3, m->from);
+	rc |= bind_text(s, 4, m->to);
+	rc |= bind_text(s, 5, m->reason);
+	rc |= bind_text(s, 6, m->state);
+	rc |= sqlite3_bind_int(s, 7, m->pin != 0);
+	rc |= bind_text(s, 8, m->error != NULL ? m->error : "");
+	rc |= sqlite3_bind_int64(s, 9, m->created);
+	rc |= sqlite3_bind_int64(s, 10, m->updated);
+	return rc;
+}
+
+static int
+bind_job(sqlite3_stmt *s, const void *recs, size_t i)
+{
+	const struct store_job *j = (const struct store_job *)recs + i;
+	int rc;
+
+	rc = sqlite3_bind_int64(s, 1, j->id);
+	rc |= bind_text(s, 2, j->kind);
+	rc |= bind_text(s, 3, j->backend != NULL ? j->backend : "");
+	rc |= sqlite3_bind_int64(s, 4, j->max);
+	rc |= sqlite3_bind_int64(s, 5, j->rate);
+	rc |= sqlite3_bind_int64(s, 6, j->made);
+	rc |= bind_text(s, 7, j->state);
+	rc |= sqlite3_bind_int64(s, 8, j->created);
+	rc |= sqlite3_bind_int64(s, 9, j->updated);
+	return rc;
+}
+
+static int
+bind_audit(sqlite3_stmt *s, const void *recs, size_t i)
+{
+	const struct store_audit *a = (const struct store_audit *)recs + i;
+	int rc;
+
+	rc = sqlite3_bind_int64(s, 1, a->id);
+	rc |= sqlite3_bind_int64(s, 2, a->at);
+	rc |= bind_text(s, 3, a->actor);
+	rc |= bind_text(s, 4, a->action);
+	rc |= bind_text(s, 5, a->subject != NULL ? a->subject : "");
+	rc |= bind_text(s, 6, a->detail != NULL ? a->detail : "{}");
+	return rc;
+}
+
+/* Insert n records as given, all or none. */
+static int
+restore(struct store *st, enum stmt id, const void *recs, size_t n,
+    restore_bind bind, const char *what)
+{
+	struct sqlite_store *ss = impl(st);
+	sqlite3_stmt *s = ss->stmt[id];
+	enum txmode mode;
+	size_t i;
+
+	if (n == 0)
+		return 0;
+	if (tx_start(st, &mode) == -1)
+		return -1;
+	for (i = 0; i < n; i++) {
+		if (bind(s, recs, i) != SQLITE_OK) {
+			sq_fail(st, what);
+			stmt_done(s);
+			goto fail;
+		}
+		if (stmt_exec(st, id, what) == -1)
+			goto fail;
+	}
+	return tx_end(st, mode, 1);
+fail:
+	tx_end(st, mode, 0);
+	return -1;
+}
+
+static int
+sqlite_move_restore(struct store *st, const struct store_move *ms, size_t n)
+{
+	return restore(st, S_MOVE_RESTORE, ms, n, bind_move, "move restore");
+}
+
+static int
+sqlite_job_restore(struct store *st, const struct store_job *js, size_t n)
+{
+	return restore(st, S_JOB_RESTORE, js, n, bind_job, "job restore");
+}
+
+static int
+sqlite_audit_restore(struct store *st, const struct store_audit *as,
+    size_t n)
+{
+	return restore(st, S_AUDIT_RESTORE, as, n, bind_audit,
+	    "audit restore");
+}
+
 const struct store_ops store_sqlite_ops = {
 	.name = "sqlite",
 	.open = sqlite_open,
@@ -1956,4 +2103,9 @@ const struct store_ops store_sqlite_ops = {
 	.repl_get = sqlite_repl_get,
 	.repl_load = sqlite_repl_load,
 	.repl_delete = sqlite_repl_delete,
+	.repl_list = sqlite_repl_list,
+	.job_list_all = sqlite_job_list_all,
+	.move_restore = sqlite_move_restore,
+	.job_restore = sqlite_job_restore,
+	.audit_restore = sqlite_audit_restore,
 };

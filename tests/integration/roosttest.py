@@ -20,6 +20,7 @@ Binaries come from $ROOST_BUILD (set by tests/run.py), else ./build.
 
 import base64
 import atexit
+import glob
 import http.client
 import json
 import os
@@ -474,6 +475,58 @@ class Roost:
 
 
 # ---------------------------------------------------------------- running
+
+def wait_for(what, fn, seconds=20):
+    """fn()'s first true value, asked every 0.1 s; a Failure naming what
+    when there is none within seconds."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        v = fn()
+        if v:
+            return v
+        time.sleep(0.1)
+    raise Failure("%s: not within %ds" % (what, seconds))
+
+
+class Pg:
+    """A throw-away PostgreSQL cluster (tests/pg/pgtmp) of one scenario, gone
+    when the scenario's process ends; Skip when PostgreSQL is not
+    installed.  conninfo is its libpq string, password the password in it."""
+
+    PGTMP = os.path.join(TOP, "tests", "pg", "pgtmp")
+
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix="pgtmp.", dir="/tmp")
+        p = subprocess.run([self.PGTMP, "start", self.dir, "--owner-pid",
+                            str(os.getpid())], capture_output=True,
+                           timeout=90)
+        if p.returncode == 77:
+            raise Skip("PostgreSQL is not installed "
+                       "(scripts/install-deps installs it)")
+        if p.returncode != 0:
+            raise Failure("pgtmp start: exit %d: %s" %
+                          (p.returncode, p.stderr.decode()[-2000:]))
+        self.conninfo = p.stdout.decode().strip()
+        self.password = dict(kv.split("=", 1) for kv in
+                             self.conninfo.split())["password"]
+        psql = sorted(glob.glob("/usr/lib/postgresql/*/bin/psql"))
+        check(psql, "psql installed with the server")
+        self.psql = psql[-1]
+
+    def query(self, sql):
+        """Rows of one query as lists of strings (psql, unaligned)."""
+        p = subprocess.run([self.psql, "-X", "-q", "-tA", "-F", "\t",
+                            "-d", self.conninfo, "-c", sql],
+                           capture_output=True, timeout=30)
+        if p.returncode != 0:
+            raise Failure("psql %r: %s" % (sql, p.stderr.decode()))
+        return [line.split("\t") for line in
+                p.stdout.decode().splitlines() if line]
+
+    def stop(self):
+        subprocess.run([self.PGTMP, "stop", self.dir], capture_output=True,
+                       timeout=60)
+
 
 class Test:
     """Per-scenario state: temp dirs and the daemons started in them."""

@@ -10,59 +10,15 @@ log and no answer; a malformed string is a FILE:LINE error of roostd -n; a
 second roostd on the same store exits (one per store until the change
 feed)."""
 
-import glob
 import json
-import os
-import signal
-import subprocess
-import tempfile
 import time
 
 import roosttest as rt
 from roosttest import Conn, check, eq, error, q, status
 from fakedoveadm import FakeDoveadm
 
-TOP = os.path.dirname(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__))))
-PGTMP = os.path.join(TOP, "tests", "pg", "pgtmp")
 KEY = "fake-doveadm-key-pg-5521"
 N = 2000
-
-
-class Pg:
-    """A cluster of our own for this scenario, gone when it ends."""
-
-    def __init__(self):
-        self.dir = tempfile.mkdtemp(prefix="pgtmp.", dir="/tmp")
-        p = subprocess.run([PGTMP, "start", self.dir, "--owner-pid",
-                            str(os.getpid())], capture_output=True,
-                           timeout=90)
-        if p.returncode == 77:
-            raise rt.Skip("PostgreSQL is not installed "
-                          "(scripts/install-deps installs it)")
-        if p.returncode != 0:
-            raise rt.Failure("pgtmp start: exit %d: %s" %
-                             (p.returncode, p.stderr.decode()[-2000:]))
-        self.conninfo = p.stdout.decode().strip()
-        self.password = dict(kv.split("=", 1) for kv in
-                             self.conninfo.split())["password"]
-        psql = sorted(glob.glob("/usr/lib/postgresql/*/bin/psql"))
-        check(psql, "psql installed with the server")
-        self.psql = psql[-1]
-
-    def query(self, sql):
-        """Rows of one query as lists of strings (psql, unaligned)."""
-        p = subprocess.run([self.psql, "-X", "-q", "-tA", "-F", "\t",
-                            "-d", self.conninfo, "-c", sql],
-                           capture_output=True, timeout=30)
-        if p.returncode != 0:
-            raise rt.Failure("psql %r: %s" % (sql, p.stderr.decode()))
-        return [line.split("\t") for line in
-                p.stdout.decode().splitlines() if line]
-
-    def stop(self):
-        subprocess.run([PGTMP, "stop", self.dir], capture_output=True,
-                       timeout=60)
 
 
 def lookup_all(r, names, what):
@@ -86,18 +42,8 @@ def lookup_all(r, names, what):
     return out
 
 
-def wait_for(what, fn, seconds=20):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        v = fn()
-        if v:
-            return v
-        time.sleep(0.1)
-    raise rt.Failure("%s: not within %ds" % (what, seconds))
-
-
 def main(t):
-    pg = Pg()
+    pg = rt.Pg()
     try:
         scenario(t, pg)
     finally:
@@ -147,7 +93,7 @@ def scenario(t, pg):
     check(off_hash > 20, "users placed while b1 was down stay off the hash "
           "(%d of 200)" % off_hash)
     # Every new user's replica gets its first sync through the fakes.
-    wait_for("the replication queue drains", lambda: sum(status(
+    rt.wait_for("the replication queue drains", lambda: sum(status(
         r.api("GET", "/v1/replication"), 200, "repl")["queued"].values())
         == 0, 60)
 
@@ -163,12 +109,12 @@ def scenario(t, pg):
     js = status(r.api("POST", "/v1/moves", {"user": moved,
                                             "backend": mtarget}), 202, "move")
     mid = js["move"]["id"]
-    wait_for("the move is done", lambda: status(
+    rt.wait_for("the move is done", lambda: status(
         r.api("GET", "/v1/moves/%d" % mid), 200, "move")["state"] == "done")
     # A rebalance job of at most 3 moves, to its end.
     job = status(r.api("POST", "/v1/rebalance", {"max": 3}), 202,
                  "rebalance")["job"]
-    wait_for("the rebalance ends", lambda: not status(
+    rt.wait_for("the rebalance ends", lambda: not status(
         r.api("GET", "/v1/moves"), 200, "moves")["jobs"])
     moves = status(r.api("GET", "/v1/moves?state=all&limit=100"), 200,
                    "moves")["moves"]
@@ -253,10 +199,10 @@ def scenario(t, pg):
        "the move after restart")
     # The queue survived: each queued user is synced after the restart
     # (replication is not paused any more).
-    wait_for("the queued users synced", lambda: all(
+    rt.wait_for("the queued users synced", lambda: all(
         len(fakes[before[x]["backend"]].commands("sync", x)) > syncs[x]
         for x in queued), 30)
-    wait_for("the queue drains after the restart", lambda: sum(status(
+    rt.wait_for("the queue drains after the restart", lambda: sum(status(
         r.api("GET", "/v1/replication"), 200, "repl")["queued"].values())
         == 0, 30)
     r.secrets_absent(pg.password, KEY)
