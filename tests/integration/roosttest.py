@@ -475,6 +475,46 @@ class Roost:
 
 # ---------------------------------------------------------------- running
 
+class Pg:
+    """A throw-away PostgreSQL cluster (tests/pg/pgtmp) for one scenario,
+    gone when it stops or when the scenario's process dies; psql runs
+    raw SQL on it, as another writer would."""
+
+    def __init__(self):
+        import glob
+        self.dir = tempfile.mkdtemp(prefix="pgtmp.", dir="/tmp")
+        p = subprocess.run([os.path.join(TOP, "tests", "pg", "pgtmp"),
+                            "start", self.dir, "--owner-pid",
+                            str(os.getpid())], capture_output=True,
+                           timeout=90)
+        if p.returncode == 77:
+            raise Skip("PostgreSQL is not installed "
+                       "(scripts/install-deps installs it)")
+        if p.returncode != 0:
+            raise Failure("pgtmp start: exit %d: %s" %
+                          (p.returncode, p.stderr.decode()[-2000:]))
+        self.conninfo = p.stdout.decode().strip()
+        self.password = dict(kv.split("=", 1) for kv in
+                             self.conninfo.split())["password"]
+        psql = sorted(glob.glob("/usr/lib/postgresql/*/bin/psql"))
+        check(psql, "psql installed with the server")
+        self.psql = psql[-1]
+
+    def query(self, sql):
+        """Rows of one query as lists of strings (psql, unaligned)."""
+        p = subprocess.run([self.psql, "-X", "-q", "-tA", "-F", "\t",
+                            "-v", "ON_ERROR_STOP=1", "-d", self.conninfo,
+                            "-c", sql], capture_output=True, timeout=30)
+        if p.returncode != 0:
+            raise Failure("psql %r: %s" % (sql, p.stderr.decode()))
+        return [line.split("\t") for line in
+                p.stdout.decode().splitlines() if line]
+
+    def stop(self):
+        subprocess.run([os.path.join(TOP, "tests", "pg", "pgtmp"), "stop",
+                        self.dir], capture_output=True, timeout=60)
+
+
 class Test:
     """Per-scenario state: temp dirs and the daemons started in them."""
 

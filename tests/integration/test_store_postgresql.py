@@ -10,59 +10,18 @@ log and no answer; a malformed string is a FILE:LINE error of roostd -n; a
 second roostd on the same store exits (one per store until the change
 feed)."""
 
-import glob
 import json
 import os
 import signal
 import subprocess
-import tempfile
 import time
 
 import roosttest as rt
 from roosttest import Conn, check, eq, error, q, status
 from fakedoveadm import FakeDoveadm
 
-TOP = os.path.dirname(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__))))
-PGTMP = os.path.join(TOP, "tests", "pg", "pgtmp")
 KEY = "fake-doveadm-key-pg-5521"
 N = 2000
-
-
-class Pg:
-    """A cluster of our own for this scenario, gone when it ends."""
-
-    def __init__(self):
-        self.dir = tempfile.mkdtemp(prefix="pgtmp.", dir="/tmp")
-        p = subprocess.run([PGTMP, "start", self.dir, "--owner-pid",
-                            str(os.getpid())], capture_output=True,
-                           timeout=90)
-        if p.returncode == 77:
-            raise rt.Skip("PostgreSQL is not installed "
-                          "(scripts/install-deps installs it)")
-        if p.returncode != 0:
-            raise rt.Failure("pgtmp start: exit %d: %s" %
-                             (p.returncode, p.stderr.decode()[-2000:]))
-        self.conninfo = p.stdout.decode().strip()
-        self.password = dict(kv.split("=", 1) for kv in
-                             self.conninfo.split())["password"]
-        psql = sorted(glob.glob("/usr/lib/postgresql/*/bin/psql"))
-        check(psql, "psql installed with the server")
-        self.psql = psql[-1]
-
-    def query(self, sql):
-        """Rows of one query as lists of strings (psql, unaligned)."""
-        p = subprocess.run([self.psql, "-X", "-q", "-tA", "-F", "\t",
-                            "-d", self.conninfo, "-c", sql],
-                           capture_output=True, timeout=30)
-        if p.returncode != 0:
-            raise rt.Failure("psql %r: %s" % (sql, p.stderr.decode()))
-        return [line.split("\t") for line in
-                p.stdout.decode().splitlines() if line]
-
-    def stop(self):
-        subprocess.run([PGTMP, "stop", self.dir], capture_output=True,
-                       timeout=60)
 
 
 def lookup_all(r, names, what):
@@ -97,7 +56,7 @@ def wait_for(what, fn, seconds=20):
 
 
 def main(t):
-    pg = Pg()
+    pg = rt.Pg()
     try:
         scenario(t, pg)
     finally:
