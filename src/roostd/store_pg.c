@@ -23,8 +23,11 @@
  * at most RESET_BUDGET_MS on PQresetPoll, once a RESET_INTERVAL_MS at most
  * (a host name in the connection string still resolves synchronously).
  *
- * For now one roostd per store, as with SQLite: each keeps the whole map
- * in memory and nothing yet tells it of another's changes, so open takes a
+ * The change feed (feed.c): triggers number every change of what a lookup
+ * answers in a `changes` table and notify at commit (migration 9 -> 10);
+ * each session tags its writes with roost.origin (change_origin()), so an
+ * instance skips its own.  For now still one roostd per store, as with
+ * SQLite, until leases say who owns moves, syncs and probes: open takes a
  * session advisory lock on the schema (and again after a reconnect; a
  * roostd that lost it to another answers busy).
  *
@@ -42,9 +45,7 @@
  *    pass), or a store thread with completions; store.h then returns
  *    results through callbacks and a transaction handle instead of return
  *    values and hidden state; a reconnect resolves host names off the loop;
- *  - a change feed: every mutation also bumps a change sequence and sends
- *    NOTIFY, each instance LISTENs and reads the changes after the last
- *    sequence it saw (also after a reconnect);
+ *  - (done: the change feed, see above and feed.c);
  *  - insert-if-absent for new users (ON CONFLICT DO NOTHING RETURNING, the
  *    loser adopts the stored row) instead of user_put's upsert;
  *  - leases (claimed rows with an expiry, or advisory locks) for moves,
@@ -76,7 +77,7 @@
 #define CONNECT_TIMEOUT_S	"5"	/* at open; the string may override */
 /* Two instances migrating one database at once: the second waits. */
 #define MIGRATE_LOCK_KEY	"7263737400000001"
-/* One roostd per schema until the change feed: a session lock on the
+/* One roostd per schema until leases: a session lock on the
  * schema's name, taken at open (waiting up to OWNER_WAIT_MS for a killed
  * holder's session to end) and again after each reconnect. */
 #define OWNER_LOCK_SQL		"SELECT pg_try_advisory_lock(72637374," \
@@ -608,8 +609,9 @@ session_setup(struct store *st)
 
 /*
  * Take the one-roostd lock: 1 taken, 0 another session holds it, -1 error.
- * Several roostd on one store would each keep the whole map in memory and
- * drift apart; the change feed of issue 11 lifts this.
+ * Several roostd on one store would each run the same moves, syncs and
+ * probes; leases (issue 11) lift this, the change feed already keeps their
+ * memories in step.
  */
 static int
 owner_lock(struct store *st)
