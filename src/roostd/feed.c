@@ -8,7 +8,8 @@
  * a second libpq connection that only LISTENs, driven by the event loop
  * without ever waiting on it: connecting (PQconnectStart/PQconnectPoll),
  * LISTEN and the notifications are all read on the socket's events, and a
- * lost connection is tried again with a growing backoff.
+ * lost connection is tried again with a growing backoff (and the changes
+ * are polled every FEED_TICK_MS meanwhile).
  *
  * A notification (and every (re)connect, which may have missed some) runs
  * a pass: the changes after the last one applied, read through the store
@@ -44,7 +45,8 @@
 
 #define FEED_CHANNEL	"roost_changes"
 #define FEED_BATCH	1000		/* changes read a pass */
-#define FEED_TICK_MS	1000		/* retry a failed pass; prune */
+#define FEED_TICK_MS	1000		/* retry a failed pass, poll while
+					 * not listening; prune */
 #define FEED_PRUNE_MS	60000		/* between prunes */
 #define FEED_RETAIN_MS	(10 * 60 * 1000) /* changes kept for the late */
 #define BACKOFF_MIN_MS	100
@@ -548,7 +550,8 @@ on_tick(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if (f->behind)
+	/* Without the connection nothing wakes a pass: poll meanwhile. */
+	if (f->behind || f->state != F_READY)
 		feed_pass(f);
 	if (now - f->pruned_at >= FEED_PRUNE_MS) {
 		f->pruned_at = now;

@@ -338,7 +338,6 @@ enum stmt {
 	/* the change feed */
 	S_CHANGE_HEAD,
 	S_CHANGE_LIST,
-	S_CHANGE_PRUNED,
 	S_CHANGE_PRUNE,
 	S_BACKEND_GET,
 	S_HEALTH_GET,
@@ -442,10 +441,13 @@ static const char *const stmt_sql[S_COUNT] = {
 	[S_CHANGE_HEAD] = "SELECT greatest((SELECT coalesce(max(seq), 0)"
 	    " FROM changes), (SELECT coalesce(max(value::int8), 0) FROM meta"
 	    " WHERE key = 'changes_pruned'))",
-	[S_CHANGE_LIST] = "SELECT seq, kind, key, origin, at FROM changes"
-	    " WHERE seq > $1 ORDER BY seq LIMIT $2",
-	[S_CHANGE_PRUNED] = "SELECT coalesce(max(value::int8), 0) FROM meta"
-	    " WHERE key = 'changes_pruned'",
+	/* The prune mark with the changes, in one snapshot; one row with
+	 * NULL changes when there are none. */
+	[S_CHANGE_LIST] = "SELECT p.v, c.seq, c.kind, c.key, c.origin, c.at"
+	    " FROM (SELECT coalesce(max(value::int8), 0) AS v FROM meta"
+	    " WHERE key = 'changes_pruned') p LEFT JOIN LATERAL"
+	    " (SELECT seq, kind, key, origin, at FROM changes WHERE seq > $1"
+	    " ORDER BY seq LIMIT $2) c ON true ORDER BY c.seq",
 	[S_CHANGE_PRUNE] = "WITH gone AS (DELETE FROM changes WHERE at <"
 	    " (extract(epoch FROM clock_timestamp()) * 1000)::int8 - $1"
 	    " RETURNING seq) INSERT INTO meta (key, value)"
@@ -2255,36 +2257,44 @@ pg_change_head(struct store *st, int64_t *seq)
 	return one_int(st, S_CHANGE_HEAD, NULL, "change head", seq);
 }
 
+struct change_ctx {
+	store_change_cb	 cb;
+	void		*arg;
+	int64_t		*pruned;
+};
+
 static int
 row_change(struct store *st, const PGresult *res, int r, void *cbp,
     void *arg)
 {
-	store_change_cb cb = (store_change_cb)cbp;
+	struct change_ctx *cx = cbp;
 	struct store_change c;
 
 	(void)st;
-	c.seq = col_int(res, r, 0);
-	c.kind = col(res, r, 1);
-	c.key = col(res, r, 2);
-	c.origin = col(res, r, 3);
-	c.at = col_int(res, r, 4);
-	return cb(&c, arg) == -1 ? -1 : 0;
+	(void)arg;
+	*cx->pruned = col_int(res, r, 0);
+	if (PQgetisnull(res, r, 1))
+		return 0;		/* no changes, only the mark */
+	c.seq = col_int(res, r, 1);
+	c.kind = col(res, r, 2);
+	c.key = col(res, r, 3);
+	c.origin = col(res, r, 4);
+	c.at = col_int(res, r, 5);
+	return cx->cb(&c, cx->arg) == -1 ? -1 : 0;
 }
 
-/* The list before the prune mark: a prune in between then shows in the
- * mark, and the caller reloads rather than miss what it took. */
 static int
 pg_change_list(struct store *st, int64_t after, size_t limit,
     int64_t *pruned, store_change_cb cb, void *arg)
 {
+	struct change_ctx cx = { cb, arg, pruned };
 	struct params p = { 0 };
 
+	*pruned = 0;
 	p_int(&p, after);
 	p_int(&p, (int64_t)limit);
-	if (rows(st, S_CHANGE_LIST, &p, 0, "change list", row_change,
-	    (void *)cb, arg) == -1)
-		return -1;
-	return one_int(st, S_CHANGE_PRUNED, NULL, "change list", pruned);
+	return rows(st, S_CHANGE_LIST, &p, 0, "change list", row_change,
+	    &cx, NULL) == -1 ? -1 : 0;
 }
 
 static int
