@@ -22,6 +22,7 @@
 #include "api.h"
 #include "failover.h"
 #include "events.h"
+#include "feed.h"
 #include "http.h"
 #include "listener.h"
 #include "log.h"
@@ -416,12 +417,14 @@ h_status(struct call *c)
 {
 	struct roost *rs = c->rs;
 
-	http_reply_json(c->req, 200, json_pack("{s:s, s:s, s:I, s:I, s:o, s:I}",
+	http_reply_json(c->req, 200, json_pack("{s:s, s:s, s:I, s:I, s:o, s:I,"
+	    " s:o}",
 	    "version", ROOST_VERSION, "store", rs->store->ops->name,
 	    "users", (json_int_t)umap_count(rs->users),
 	    "started", (json_int_t)rs->started,
 	    "backends", backends_array(rs),
-	    "proxies", (json_int_t)rs->nproxies));
+	    "proxies", (json_int_t)rs->nproxies,
+	    "feed", feed_status_json(rs)));
 }
 
 static void

@@ -456,10 +456,9 @@ health_free(struct roost *rs)
 	rs->health = NULL;
 }
 
-static int
-load_verdict(const struct store_health *sh, void *arg)
+int
+health_verdict_set(struct roost *rs, const struct store_health *sh)
 {
-	struct roost *rs = arg;
 	struct health_slot *hs;
 	struct backend *b;
 	enum health_state state;
@@ -482,6 +481,12 @@ load_verdict(const struct store_health *sh, void *arg)
 	hs = slot_get(rs, slot);
 	hs->count.state = state;
 	return 0;
+}
+
+static int
+load_verdict(const struct store_health *sh, void *arg)
+{
+	return health_verdict_set(arg, sh);
 }
 
 int

@@ -32,6 +32,10 @@ int	health_init(struct roost *);
 void	health_free(struct roost *);
 /* Load the verdicts kept in the store onto the backends (at start). */
 int	health_load(struct roost *);
+/* A verdict as stored (at start, or another instance's through the
+ * feed) onto its backend; health_reroute() then decides again. */
+struct store_health;
+int	health_verdict_set(struct roost *, const struct store_health *);
 /* The config changed (SIGHUP): new interval, timeout, counts. */
 void	health_reconfigure(struct roost *);
 /* Decide again which backends are handed out (after a verdict, or when a

@@ -26,6 +26,7 @@
 #include "config.h"
 #include "doveadm.h"
 #include "events.h"
+#include "feed.h"
 #include "health.h"
 #include "log.h"
 #include "lookup.h"
@@ -255,6 +256,10 @@ main(int argc, char *argv[])
 	}
 	if ((rs.store = store_open(rs.conf->store, err, sizeof(err))) == NULL)
 		fatalx("%s", err);
+	/* Where the change feed starts: before the load, so that what is
+	 * committed meanwhile comes again rather than not at all. */
+	if (feed_init(&rs) == -1)
+		fatalx("cannot start the change feed");
 	rs.users = umap_new(0);
 	if (state_load(&rs) == -1)
 		fatalx("cannot load the store");
@@ -275,6 +280,8 @@ main(int argc, char *argv[])
 		fatalx("cannot take up the open moves");
 	if (events_init(&rs) == -1)
 		fatalx("cannot start the event intake");
+	if (feed_start(&rs) == -1)
+		fatalx("cannot start the change feed");
 	if (api_start(&rs) == -1)
 		fatalx("cannot start the API listener");
 	rs.started = now_sec();
@@ -299,6 +306,7 @@ main(int argc, char *argv[])
 	event_free(ev_int);
 	event_free(ev_hup);
 	event_free(rs.touch_ev);
+	feed_free(&rs);
 	events_free(&rs);	/* before the doveadm client its polls use */
 	move_free(&rs);
 	repl_free(&rs);

@@ -38,6 +38,7 @@
 
 #include "api.h"
 #include "doveadm.h"
+#include "feed.h"
 #include "http.h"
 #include "log.h"
 #include "lookup.h"
@@ -1189,6 +1190,13 @@ move_park(struct roost *rs, struct umap_entry *e, struct evhttp_request *req,
 {
 	struct move *m = move_find(rs, e->key, e->keylen);
 
+	if (m == NULL && feed_moving(rs, e->key, e->keylen)) {
+		/* Another instance moves the user: only its end, through
+		 * the feed, lets the login through. */
+		http_reply_error_reason(req, 503, "moving", "user %s is being "
+		    "moved; try again", e->key);
+		return;
+	}
 	if (m == NULL) {
 		/* A flag without a move: nothing holds the user any more. */
 		e->flags &= ~UMAP_F_MOVING;

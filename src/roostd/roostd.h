@@ -32,6 +32,7 @@ struct failovers;
 struct doveadm;
 struct events;
 struct repl;
+struct feed;
 
 struct roost {
 	struct event_base	*base;
@@ -56,6 +57,7 @@ struct roost {
 	struct doveadm		 *doveadm;	/* every HTTP call to Dovecot */
 	struct events		 *events;	/* who is active where */
 	struct repl		 *repl;		/* the replication queue */
+	struct feed		 *feed;		/* others' changes (PostgreSQL) */
 	struct event		 *touch_ev;
 	int64_t			  started;
 };
@@ -84,6 +86,14 @@ size_t		 state_backend_users(const struct roost *, long slot);
 long		 state_proxy_find(const struct roost *, const char *name);
 void		 state_proxy_insert(struct roost *, struct proxy *);
 void		 state_proxy_remove(struct roost *, long idx);
+/* A stored row written by another (feed.c) or read at start, into memory;
+ * see state.c for what each keeps of memory. */
+int		 state_user_apply(struct roost *, const struct store_user *);
+long		 state_backend_apply(struct roost *, const struct backend *);
+void		 state_proxy_apply(struct roost *, const struct proxy *);
+/* Forget every user for which keep() says 0 (a reload, feed.c). */
+void		 state_users_retain(struct roost *,
+		    int (*)(const struct umap_entry *, void *), void *);
 /* Is an assignment to this slot still usable for a user of this tag? */
 int		 state_backend_usable(const struct roost *, long slot,
 		    const char *tag);

@@ -133,6 +133,34 @@ state_user_record(const struct roost *rs, const struct umap_entry *e,
 	su->failed_over = (e->flags & UMAP_F_FAILED_OVER) != 0;
 }
 
+struct retain {
+	struct roost	*rs;
+	int		(*keep)(const struct umap_entry *, void *);
+	void		*arg;
+};
+
+static int
+retain_user(struct umap_entry *e, void *arg)
+{
+	struct retain *r = arg;
+
+	if (r->keep(e, r->arg))
+		return 0;
+	if (e->backend < r->rs->nslots)
+		r->rs->slot_users[e->backend]--;
+	repl_forget(r->rs, e->key, e->keylen);
+	return 1;
+}
+
+void
+state_users_retain(struct roost *rs,
+    int (*keep)(const struct umap_entry *, void *), void *arg)
+{
+	struct retain r = { rs, keep, arg };
+
+	umap_walk(rs->users, retain_user, &r);
+}
+
 size_t
 state_backend_users(const struct roost *rs, long slot)
 {
@@ -234,32 +262,35 @@ load_proxy(const struct proxy *p, void *arg)
 	return 0;
 }
 
-static int
-load_user(const struct store_user *su, void *arg)
+/*
+ * Set the user's entry from its stored row: at start, and when another
+ * writer changed the row (feed.c).  Lookup times and a confirmation never
+ * go back.  Returns -1 when the row names a backend not in memory, or a
+ * name the map cannot hold.
+ */
+int
+state_user_apply(struct roost *rs, const struct store_user *su)
 {
-	struct roost *rs = arg;
 	struct umap_entry *e;
 	size_t len = strlen(su->user);
 	long slot;
 	int created;
 
-	if ((slot = state_backend_find(rs, su->backend)) == -1) {
-		/* The foreign key makes this impossible; say so if not. */
-		log_warnx("store: user %s on unknown backend %s; ignored",
-		    su->user, su->backend);
-		return 0;
-	}
-	if ((e = umap_put(rs->users, su->user, len, &created)) == NULL) {
-		log_warnx("store: invalid user name of %zu bytes; ignored", len);
-		return 0;
-	}
+	if ((slot = state_backend_find(rs, su->backend)) == -1)
+		return -1;
+	if ((e = umap_put(rs->users, su->user, len, &created)) == NULL)
+		return -1;
 	state_user_assign(rs, e, (uint16_t)slot);
 	e->tag = state_tag_intern(rs, su->tag ? su->tag : "");
 	e->pinned = su->pinned != 0;
 	e->since = (uint32_t)su->since;
-	e->last_lookup = e->touched = (uint32_t)su->last_lookup;
+	if ((uint32_t)su->last_lookup > e->last_lookup)
+		e->last_lookup = (uint32_t)su->last_lookup;
+	if ((uint32_t)su->last_lookup > e->touched)
+		e->touched = (uint32_t)su->last_lookup;
 	if (su->confirmed)
 		e->flags |= UMAP_F_CONFIRMED;
+	e->flags &= ~(UMAP_F_REPL_CURRENT | UMAP_F_FAILED_OVER);
 	e->replica = UMAP_NO_BACKEND;
 	if (su->replica != NULL &&
 	    (slot = state_backend_find(rs, su->replica)) != -1) {
@@ -270,6 +301,65 @@ load_user(const struct store_user *su, void *arg)
 	if (su->failed_over)
 		e->flags |= UMAP_F_FAILED_OVER;
 	return 0;
+}
+
+static int
+load_user(const struct store_user *su, void *arg)
+{
+	struct roost *rs = arg;
+
+	/* The foreign key makes an unknown backend impossible; say so if
+	 * not. */
+	if (state_user_apply(rs, su) == -1)
+		log_warnx("store: user %s on unknown backend %s, or an invalid "
+		    "name; ignored", su->user, su->backend);
+	return 0;
+}
+
+/*
+ * Another writer's version of a backend (feed.c): its settings replace
+ * ours, what this instance learnt of it (health, failover, evacuation)
+ * stays.  A new one takes a slot.  Returns the slot, or -1 when every
+ * slot is taken.
+ */
+long
+state_backend_apply(struct roost *rs, const struct backend *b)
+{
+	struct backend *nb, *old;
+	long slot;
+
+	if ((slot = state_backend_find(rs, b->name)) == -1) {
+		if (state_backend_full(rs))
+			return -1;
+		return state_backend_insert(rs, backend_dup(b));
+	}
+	old = rs->backends[slot];
+	nb = backend_dup(b);
+	nb->health = old->health;
+	nb->health_since = old->health_since;
+	nb->health_checked = old->health_checked;
+	nb->health_latency_ms = old->health_latency_ms;
+	memcpy(nb->health_error, old->health_error, sizeof(nb->health_error));
+	nb->failed = old->failed;
+	nb->force_failover = old->force_failover;
+	nb->evacuating = old->evacuating;
+	backend_free(old);
+	rs->backends[slot] = nb;
+	return slot;
+}
+
+/* Another writer's version of a proxy (feed.c), or a new one. */
+void
+state_proxy_apply(struct roost *rs, const struct proxy *p)
+{
+	long idx;
+
+	if ((idx = state_proxy_find(rs, p->name)) != -1) {
+		proxy_free(rs->proxies[idx]);
+		rs->proxies[idx] = proxy_dup(p);
+		return;
+	}
+	state_proxy_insert(rs, proxy_dup(p));
 }
 
 int

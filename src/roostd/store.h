@@ -23,7 +23,7 @@
 #include "backend.h"
 #include "proxy.h"
 
-#define STORE_SCHEMA_VERSION	9
+#define STORE_SCHEMA_VERSION	10
 
 /* begin() flags */
 #define STORE_TX_ADMIN	0x01	/* an admin change: on stable storage, not
@@ -118,6 +118,21 @@ struct store_repl {
 	int64_t		 last_ok;	/* last good sync of either kind */
 };
 
+/*
+ * One entry of the change feed (feed.c): something a lookup answers
+ * changed.  kind names what, key which one: "user" (user name), "backend"
+ * and "health" (backend name), "proxy" (proxy name), "move" (user name).
+ */
+struct store_change {
+	int64_t		 seq;		/* numbered in commit order */
+	const char	*kind;
+	const char	*key;
+	const char	*origin;	/* the writer's change_origin(), "" for
+					 * a writer that is not a roostd */
+	int64_t		 at;		/* unix ms it was written */
+};
+
+typedef int (*store_change_cb)(const struct store_change *, void *);
 typedef int (*store_backend_cb)(const struct backend *, void *);
 typedef int (*store_job_cb)(const struct store_job *, void *);
 typedef int (*store_proxy_cb)(const struct proxy *, void *);
@@ -242,6 +257,36 @@ struct store_ops {
 		    size_t);
 	int	(*audit_restore)(struct store *, const struct store_audit *,
 		    size_t);
+
+	/*
+	 * The change feed (feed.c).  NULL in a store that has none (SQLite:
+	 * one roostd per file, nobody else writes).  Every commit that
+	 * changes what a lookup answers (users but not their lookup times,
+	 * backends, health verdicts, proxies, the marking of a move) adds
+	 * changes, numbered in commit order, and wakes the listeners.
+	 */
+	/* The tag this store's own writes carry (to skip them). */
+	const char *(*change_origin)(struct store *);
+	/* *seq: the newest change (0: none yet). */
+	int	(*change_head)(struct store *, int64_t *seq);
+	/* Changes after `after`, oldest first, at most limit.  *pruned: the
+	 * newest change forgotten; when it is past `after`, changes were
+	 * missed and only a reload of everything catches up. */
+	int	(*change_list)(struct store *, int64_t after, size_t limit,
+		    int64_t *pruned, store_change_cb, void *);
+	/* Forget the changes older than older_ms (by the store's clock,
+	 * the one that wrote them). */
+	int	(*change_prune)(struct store *, int64_t older_ms);
+	/* One record; each returns 1 and calls cb when found, 0 when not. */
+	int	(*backend_get)(struct store *, const char *name,
+		    store_backend_cb, void *);
+	int	(*health_get)(struct store *, const char *backend,
+		    store_health_cb, void *);
+	int	(*proxy_get)(struct store *, const char *name,
+		    store_proxy_cb, void *);
+	/* 1 when the user has a move past its start (kicking, waiting or
+	 * syncing: its logins wait), 0 when not. */
+	int	(*move_marked)(struct store *, const char *user);
 };
 
 struct store {

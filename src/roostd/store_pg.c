@@ -23,8 +23,11 @@
  * at most RESET_BUDGET_MS on PQresetPoll, once a RESET_INTERVAL_MS at most
  * (a host name in the connection string still resolves synchronously).
  *
- * For now one roostd per store, as with SQLite: each keeps the whole map
- * in memory and nothing yet tells it of another's changes, so open takes a
+ * The change feed (feed.c): triggers number every change of what a lookup
+ * answers in a `changes` table and notify at commit (migration 9 -> 10);
+ * each session tags its writes with roost.origin (change_origin()), so an
+ * instance skips its own.  For now still one roostd per store, as with
+ * SQLite, until leases say who owns moves, syncs and probes: open takes a
  * session advisory lock on the schema (and again after a reconnect; a
  * roostd that lost it to another answers busy).
  *
@@ -42,9 +45,7 @@
  *    pass), or a store thread with completions; store.h then returns
  *    results through callbacks and a transaction handle instead of return
  *    values and hidden state; a reconnect resolves host names off the loop;
- *  - a change feed: every mutation also bumps a change sequence and sends
- *    NOTIFY, each instance LISTENs and reads the changes after the last
- *    sequence it saw (also after a reconnect);
+ *  - (done: the change feed, see above and feed.c);
  *  - insert-if-absent for new users (ON CONFLICT DO NOTHING RETURNING, the
  *    loser adopts the stored row) instead of user_put's upsert;
  *  - leases (claimed rows with an expiry, or advisory locks) for moves,
@@ -76,7 +77,7 @@
 #define CONNECT_TIMEOUT_S	"5"	/* at open; the string may override */
 /* Two instances migrating one database at once: the second waits. */
 #define MIGRATE_LOCK_KEY	"7263737400000001"
-/* One roostd per schema until the change feed: a session lock on the
+/* One roostd per schema until leases: a session lock on the
  * schema's name, taken at open (waiting up to OWNER_WAIT_MS for a killed
  * holder's session to end) and again after each reconnect. */
 #define OWNER_LOCK_SQL		"SELECT pg_try_advisory_lock(72637374," \
@@ -222,6 +223,65 @@ static const struct {
 	"  WHERE replica = OLD.name; RETURN NULL; END $$;"
 	"CREATE TRIGGER backends_replica_gone AFTER DELETE ON backends"
 	"  FOR EACH ROW EXECUTE FUNCTION roost_backends_replica_gone();" },
+	/*
+	 * 9 -> 10: the change feed.  A row per change of what a lookup
+	 * answers, written by triggers (so a writer that is not a roostd is
+	 * seen too) and numbered in commit order: each writing transaction
+	 * holds CHANGES_LOCK from its first change to its commit, so a
+	 * reader that saw change n has seen every change before it (with a
+	 * plain sequence a slow transaction would commit a number below
+	 * one already read, and its change would be skipped).  The lock is
+	 * per schema; roostd's transactions are short.  origin is the
+	 * session's roost.origin (store_pg sets it), so an instance skips
+	 * its own changes.  Lookup bookkeeping (last_lookup, confirmed) and
+	 * a probe round that keeps the verdict are not changes: they would
+	 * flood the feed.  pg_notify waits for the commit, and repeats in
+	 * one transaction fold into one.
+	 */
+	{ 9, 10,
+	"CREATE TABLE changes ("
+	"  seq int8 GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
+	"  kind text NOT NULL,"
+	"  key text NOT NULL,"
+	"  origin text NOT NULL DEFAULT '',"
+	"  at int8 NOT NULL"
+	");"
+	"CREATE INDEX changes_at ON changes(at);"
+	"CREATE FUNCTION roost_changed() RETURNS trigger"
+	"  LANGUAGE plpgsql AS $$ DECLARE r jsonb; BEGIN"
+	"  IF TG_OP = 'DELETE' THEN r := to_jsonb(OLD);"
+	"  ELSE r := to_jsonb(NEW); END IF;"
+	"  PERFORM pg_advisory_xact_lock(72637375, hashtext(current_schema()));"
+	"  INSERT INTO changes (kind, key, origin, at) VALUES (TG_ARGV[0],"
+	"    r->>TG_ARGV[1], coalesce(current_setting('roost.origin', true),"
+	"    ''), (extract(epoch FROM clock_timestamp()) * 1000)::int8);"
+	"  PERFORM pg_notify('roost_changes', current_schema());"
+	"  RETURN NULL; END $$;"
+	"CREATE TRIGGER users_changed AFTER INSERT OR DELETE ON users"
+	"  FOR EACH ROW EXECUTE FUNCTION roost_changed('user', 'user');"
+	"CREATE TRIGGER users_changed_upd AFTER UPDATE ON users FOR EACH ROW"
+	"  WHEN ((OLD.\"user\", OLD.backend, OLD.tag, OLD.pinned, OLD.since,"
+	"  OLD.replica, OLD.replica_current, OLD.failed_over) IS DISTINCT FROM"
+	"  (NEW.\"user\", NEW.backend, NEW.tag, NEW.pinned, NEW.since,"
+	"  NEW.replica, NEW.replica_current, NEW.failed_over))"
+	"  EXECUTE FUNCTION roost_changed('user', 'user');"
+	"CREATE TRIGGER backends_changed AFTER INSERT OR UPDATE OR DELETE"
+	"  ON backends FOR EACH ROW"
+	"  EXECUTE FUNCTION roost_changed('backend', 'name');"
+	"CREATE TRIGGER health_changed AFTER INSERT OR DELETE ON backend_health"
+	"  FOR EACH ROW EXECUTE FUNCTION roost_changed('health', 'backend');"
+	"CREATE TRIGGER health_changed_upd AFTER UPDATE ON backend_health"
+	"  FOR EACH ROW WHEN ((OLD.state, OLD.since, OLD.error) IS DISTINCT"
+	"  FROM (NEW.state, NEW.since, NEW.error))"
+	"  EXECUTE FUNCTION roost_changed('health', 'backend');"
+	"CREATE TRIGGER proxies_changed AFTER INSERT OR UPDATE OR DELETE"
+	"  ON proxies FOR EACH ROW"
+	"  EXECUTE FUNCTION roost_changed('proxy', 'name');"
+	"CREATE TRIGGER moves_changed AFTER INSERT ON moves FOR EACH ROW"
+	"  EXECUTE FUNCTION roost_changed('move', 'user');"
+	"CREATE TRIGGER moves_changed_upd AFTER UPDATE ON moves FOR EACH ROW"
+	"  WHEN (OLD.state IS DISTINCT FROM NEW.state)"
+	"  EXECUTE FUNCTION roost_changed('move', 'user');" },
 };
 
 _Static_assert(PROTO_IMAP == 0 && PROTO_POP3 == 1 && PROTO_LMTP == 2 &&
@@ -285,6 +345,14 @@ enum stmt {
 	S_MOVE_SEQ,
 	S_JOB_SEQ,
 	S_AUDIT_SEQ,
+	/* the change feed */
+	S_CHANGE_HEAD,
+	S_CHANGE_LIST,
+	S_CHANGE_PRUNE,
+	S_BACKEND_GET,
+	S_HEALTH_GET,
+	S_PROXY_GET,
+	S_MOVE_MARKED,
 	S_COUNT
 };
 
@@ -398,6 +466,30 @@ static const char *const stmt_sql[S_COUNT] = {
 	    " 'id'), max(id)) FROM move_jobs",
 	[S_AUDIT_SEQ] = "SELECT setval(pg_get_serial_sequence('audit', 'id'),"
 	    " max(id)) FROM audit",
+	/* A store whose changes were all pruned still counts on. */
+	[S_CHANGE_HEAD] = "SELECT greatest((SELECT coalesce(max(seq), 0)"
+	    " FROM changes), (SELECT coalesce(max(value::int8), 0) FROM meta"
+	    " WHERE key = 'changes_pruned'))",
+	/* The prune mark with the changes, in one snapshot; one row with
+	 * NULL changes when there are none. */
+	[S_CHANGE_LIST] = "SELECT p.v, c.seq, c.kind, c.key, c.origin, c.at"
+	    " FROM (SELECT coalesce(max(value::int8), 0) AS v FROM meta"
+	    " WHERE key = 'changes_pruned') p LEFT JOIN LATERAL"
+	    " (SELECT seq, kind, key, origin, at FROM changes WHERE seq > $1"
+	    " ORDER BY seq LIMIT $2) c ON true ORDER BY c.seq",
+	[S_CHANGE_PRUNE] = "WITH gone AS (DELETE FROM changes WHERE at <"
+	    " (extract(epoch FROM clock_timestamp()) * 1000)::int8 - $1"
+	    " RETURNING seq) INSERT INTO meta (key, value)"
+	    " SELECT 'changes_pruned', max(seq)::text FROM gone"
+	    " HAVING count(*) > 0 ON CONFLICT (key) DO UPDATE SET value ="
+	    " greatest(meta.value::int8, excluded.value::int8)::text",
+	[S_BACKEND_GET] = "SELECT " BACKEND_COLS " FROM backends"
+	    " WHERE name = $1",
+	[S_HEALTH_GET] = "SELECT backend, state, since, error, latency_ms,"
+	    " checked FROM backend_health WHERE backend = $1",
+	[S_PROXY_GET] = "SELECT " PROXY_COLS " FROM proxies WHERE name = $1",
+	[S_MOVE_MARKED] = "SELECT count(*) FROM moves WHERE \"user\" = $1"
+	    " AND state IN ('kicking', 'waiting', 'syncing')",
 };
 
 struct pg_store {
@@ -408,6 +500,7 @@ struct pg_store {
 	int		 resetting;	/* PQresetStart done, polling */
 	int		 owner;		/* holds the one-roostd lock */
 	uint64_t	 reset_at;	/* last reconnect attempt, mono ms */
+	char		 origin[48];	/* roost.origin: tags our changes */
 };
 
 /* How an operation groups its statements: its own transaction, or a
@@ -532,8 +625,9 @@ session_setup(struct store *st)
 
 	snprintf(sql, sizeof(sql), "SET lock_timeout = %d;"
 	    " SET statement_timeout = %d; SET client_encoding = 'UTF8';"
-	    " SET idle_in_transaction_session_timeout = 60000",
-	    LOCK_TIMEOUT_MS, STMT_TIMEOUT_MS);
+	    " SET idle_in_transaction_session_timeout = 60000;"
+	    " SET roost.origin = '%s'", LOCK_TIMEOUT_MS, STMT_TIMEOUT_MS,
+	    impl(st)->origin);
 	res = PQexec(impl(st)->conn, sql);
 	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
 		pg_fail(st, "session setup", res);
@@ -546,8 +640,9 @@ session_setup(struct store *st)
 
 /*
  * Take the one-roostd lock: 1 taken, 0 another session holds it, -1 error.
- * Several roostd on one store would each keep the whole map in memory and
- * drift apart; the change feed of issue 11 lifts this.
+ * Several roostd on one store would each run the same moves, syncs and
+ * probes; leases (issue 11) lift this, the change feed already keeps their
+ * memories in step.
  */
 static int
 owner_lock(struct store *st)
@@ -1072,6 +1167,9 @@ pg_open(struct store *st, const char *spec)
 	}
 	ps = xcalloc(1, sizeof(*ps));
 	st->impl = ps;
+	/* Unique enough among the instances of one store: pid and time. */
+	snprintf(ps->origin, sizeof(ps->origin), "%ld-%llx", (long)getpid(),
+	    (unsigned long long)now_msec());
 	ps->conn = PQconnectdbParams(keys, vals, 1);
 	if (ps->conn == NULL) {
 		store_set_error(st, "out of memory");
@@ -2279,6 +2377,134 @@ pg_audit_restore(struct store *st, const struct store_audit *as, size_t n)
 	    "audit restore");
 }
 
+/* The change feed: see migration 9 -> 10 and feed.c. */
+
+static const char *
+pg_change_origin(struct store *st)
+{
+	return impl(st)->origin;
+}
+
+/* The first column of the one row of a query with parameters p. */
+static int
+one_int(struct store *st, enum stmt id, const struct params *p,
+    const char *what, int64_t *out)
+{
+	PGresult *res;
+
+	if ((res = run(st, id, p, what, NULL)) == NULL)
+		return -1;
+	*out = PQntuples(res) > 0 ? col_int(res, 0, 0) : 0;
+	PQclear(res);
+	return 0;
+}
+
+static int
+pg_change_head(struct store *st, int64_t *seq)
+{
+	return one_int(st, S_CHANGE_HEAD, NULL, "change head", seq);
+}
+
+struct change_ctx {
+	store_change_cb	 cb;
+	void		*arg;
+	int64_t		*pruned;
+};
+
+static int
+row_change(struct store *st, const PGresult *res, int r, void *cbp,
+    void *arg)
+{
+	struct change_ctx *cx = cbp;
+	struct store_change c;
+
+	(void)st;
+	(void)arg;
+	*cx->pruned = col_int(res, r, 0);
+	if (PQgetisnull(res, r, 1))
+		return 0;		/* no changes, only the mark */
+	c.seq = col_int(res, r, 1);
+	c.kind = col(res, r, 2);
+	c.key = col(res, r, 3);
+	c.origin = col(res, r, 4);
+	c.at = col_int(res, r, 5);
+	return cx->cb(&c, cx->arg) == -1 ? -1 : 0;
+}
+
+static int
+pg_change_list(struct store *st, int64_t after, size_t limit,
+    int64_t *pruned, store_change_cb cb, void *arg)
+{
+	struct change_ctx cx = { cb, arg, pruned };
+	struct params p = { 0 };
+
+	*pruned = 0;
+	p_int(&p, after);
+	p_int(&p, (int64_t)limit);
+	return rows(st, S_CHANGE_LIST, &p, 0, "change list", row_change,
+	    &cx, NULL) == -1 ? -1 : 0;
+}
+
+static int
+pg_change_prune(struct store *st, int64_t older_ms)
+{
+	struct params p = { 0 };
+
+	p_int(&p, older_ms);
+	return op_cmd(st, S_CHANGE_PRUNE, &p, "change prune", NULL, NULL);
+}
+
+static int
+pg_backend_get(struct store *st, const char *name, store_backend_cb cb,
+    void *arg)
+{
+	struct params p = { 0 };
+	int64_t n;
+
+	p_text(&p, name);
+	n = rows(st, S_BACKEND_GET, &p, 0, "backend get", row_backend,
+	    (void *)cb, arg);
+	return n == -1 ? -1 : n > 0;
+}
+
+static int
+pg_health_get(struct store *st, const char *backend, store_health_cb cb,
+    void *arg)
+{
+	struct params p = { 0 };
+	int64_t n;
+
+	p_text(&p, backend);
+	n = rows(st, S_HEALTH_GET, &p, 0, "health get", row_health,
+	    (void *)cb, arg);
+	return n == -1 ? -1 : n > 0;
+}
+
+static int
+pg_proxy_get(struct store *st, const char *name, store_proxy_cb cb,
+    void *arg)
+{
+	struct params p = { 0 };
+	int64_t n;
+
+	p_text(&p, name);
+	n = rows(st, S_PROXY_GET, &p, 0, "proxy get", row_proxy,
+	    (void *)cb, arg);
+	return n == -1 ? -1 : n > 0;
+}
+
+static int
+pg_move_marked(struct store *st, const char *user)
+{
+	struct params p = { 0 };
+	int64_t n;
+
+	p_text(&p, user);
+	if (one_int(st, S_MOVE_MARKED, &p, "move marked", &n) == -1)
+		return -1;
+	return n > 0;
+}
+
 const struct store_ops store_pg_ops = {
 	.name = "postgresql",
 	.open = pg_open,
@@ -2322,4 +2548,12 @@ const struct store_ops store_pg_ops = {
 	.move_restore = pg_move_restore,
 	.job_restore = pg_job_restore,
 	.audit_restore = pg_audit_restore,
+	.change_origin = pg_change_origin,
+	.change_head = pg_change_head,
+	.change_list = pg_change_list,
+	.change_prune = pg_change_prune,
+	.backend_get = pg_backend_get,
+	.health_get = pg_health_get,
+	.proxy_get = pg_proxy_get,
+	.move_marked = pg_move_marked,
 };

@@ -181,6 +181,19 @@ static const char *const migrations[] = {
 	"CREATE TRIGGER backends_replica_gone AFTER DELETE ON backends"
 	"  BEGIN UPDATE users SET replica = NULL, replica_current = 0"
 	"  WHERE replica = old.name; END;",
+	/* 9 -> 10: the change feed's table, as in PostgreSQL, so that one
+	 * schema version means the same tables in both stores (a copy from
+	 * one to the other relies on it).  Nothing fills it here: one
+	 * roostd per SQLite file, so there is nobody to tell, and the
+	 * store has no change_* operations. */
+	"CREATE TABLE changes ("
+	"  seq		INTEGER PRIMARY KEY AUTOINCREMENT,"
+	"  kind		TEXT NOT NULL,"
+	"  key		TEXT NOT NULL,"
+	"  origin		TEXT NOT NULL DEFAULT '',"
+	"  at		INTEGER NOT NULL"
+	");"
+	"CREATE INDEX changes_at ON changes(at);",
 };
 
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) ==

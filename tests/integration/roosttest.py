@@ -516,8 +516,8 @@ class Pg:
     def query(self, sql):
         """Rows of one query as lists of strings (psql, unaligned)."""
         p = subprocess.run([self.psql, "-X", "-q", "-tA", "-F", "\t",
-                            "-d", self.conninfo, "-c", sql],
-                           capture_output=True, timeout=30)
+                            "-v", "ON_ERROR_STOP=1", "-d", self.conninfo,
+                            "-c", sql], capture_output=True, timeout=30)
         if p.returncode != 0:
             raise Failure("psql %r: %s" % (sql, p.stderr.decode()))
         return [line.split("\t") for line in

@@ -363,7 +363,7 @@ test_schema_version(void **state)
 	store_free(st);
 	/* The stored version is this roostd's: a newer one is refused. */
 	raw_sql(f, "UPDATE meta SET value = '99' WHERE key = 'schema_version'"
-	    " AND value = '9'");
+	    " AND value = '10'");
 	st = store_open(f->url, err, sizeof(err));
 	assert_null(st);
 	assert_non_null(strstr(err, "newer"));
@@ -1591,6 +1591,256 @@ test_pg_one_roostd_per_store(void **state)
 	store_free(st);
 }
 
+/* The change feed's rows after `after`, as "kind:key" lines. */
+struct ccoll {
+	size_t	 n;
+	int64_t	 last;
+	char	 line[64][80];
+	char	 origin[64][48];
+};
+
+static int
+collect_change(const struct store_change *c, void *arg)
+{
+	struct ccoll *cc = arg;
+
+	if (cc->n >= 64)
+		return -1;
+	assert_true(c->seq > cc->last);		/* oldest first */
+	assert_true(c->at > 0);
+	cc->last = c->seq;
+	snprintf(cc->line[cc->n], sizeof(cc->line[0]), "%s:%s", c->kind,
+	    c->key);
+	snprintf(cc->origin[cc->n], sizeof(cc->origin[0]), "%s", c->origin);
+	cc->n++;
+	return 0;
+}
+
+static void
+changes_after(struct store *st, int64_t after, struct ccoll *cc,
+    int64_t *pruned)
+{
+	memset(cc, 0, sizeof(*cc));
+	cc->last = after;
+	if (st->ops->change_list(st, after, 64, pruned, collect_change,
+	    cc) == -1)
+		fail_msg("change_list: %s", store_error(st));
+}
+
+/* What a change list holds, in order, joined by spaces. */
+static void
+assert_changes(const struct ccoll *cc, const char *want)
+{
+	char got[2048];
+	size_t i, len = 0;
+
+	got[0] = '\0';
+	for (i = 0; i < cc->n; i++)
+		len += (size_t)snprintf(got + len, sizeof(got) - len, "%s%s",
+		    i > 0 ? " " : "", cc->line[i]);
+	assert_string_equal(got, want);
+}
+
+static int
+found_backend(const struct backend *b, void *arg)
+{
+	(void)b;
+	(*(int *)arg)++;
+	return 0;
+}
+
+static int
+found_proxy(const struct proxy *p, void *arg)
+{
+	(void)p;
+	(*(int *)arg)++;
+	return 0;
+}
+
+static int
+found_health(const struct store_health *h, void *arg)
+{
+	(void)h;
+	(*(int *)arg)++;
+	return 0;
+}
+
+/*
+ * Every mutation of what a lookup answers leaves a change, in commit
+ * order, tagged with the writer's origin; lookup bookkeeping, a probe
+ * round that keeps the verdict and a move step that keeps the state do
+ * not.  A writer that is not a roostd leaves changes too, untagged.
+ */
+static void
+test_pg_changes(void **state)
+{
+	struct fixture *f = fixture(state);
+	struct store *st = open_ok(f);
+	struct store_user u = { "u1", "b1", "", 0, 1700000100, 0, 0, NULL, 0,
+	    0 };
+	struct store_health h = { "b1", "ok", 1700000000, "", 3, 1700000000 };
+	struct store_move m = { 0, "u1", "b1", "b2", "move", "queued", "", 0,
+	    1700000000, 1700000000 };
+	struct backend *b = mkbackend("b1", "");
+	struct proxy *px = proxy_new("px1");
+	struct ccoll cc;
+	int64_t head, pruned, released;
+	const char *origin;
+	size_t i;
+	int n = 0;
+
+	assert_non_null(st->ops->change_head);
+	assert_int_equal(st->ops->change_head(st, &head), 0);
+	assert_int_equal(head, 0);
+	origin = st->ops->change_origin(st);
+	assert_true(origin[0] != '\0');
+
+	add_backend(st, "b1");
+	add_backend(st, "b2");
+	b->weight = 50;
+	assert_int_equal(st->ops->backend_update(st, b), 0);
+	put_user(st, "u1", "b1");
+	/* A lookup's bookkeeping is no change. */
+	u.last_lookup = 1700000200;
+	u.confirmed = 1;
+	assert_int_equal(st->ops->user_put(st, &u, 1), 0);
+	u.last_lookup = 1700000300;
+	assert_int_equal(st->ops->user_touch(st, &u, 1), 0);
+	u.pinned = 1;
+	assert_int_equal(st->ops->user_put(st, &u, 1), 0);
+	assert_int_equal(st->ops->health_put(st, &h), 0);
+	h.checked = 1700000010;		/* the same verdict, checked again */
+	assert_int_equal(st->ops->health_put(st, &h), 0);
+	h.state = "failed";
+	assert_int_equal(st->ops->health_put(st, &h), 0);
+	px->doveadm_url = xstrdup("http://127.0.0.1:8080/doveadm/v1");
+	px->doveadm_key = xstrdup("k");
+	assert_int_equal(st->ops->proxy_insert(st, px), 0);
+	assert_int_equal(st->ops->move_insert(st, &m), 0);
+	assert_int_equal(st->ops->move_state(st, m.id, "waiting", ""), 0);
+	assert_int_equal(st->ops->move_state(st, m.id, "waiting", ""), 0);
+	assert_int_equal(st->ops->proxy_delete(st, "px1"), 0);
+	put_user(st, "u2", "b2");
+	assert_int_equal(st->ops->user_delete(st, "u1"), 1);
+	assert_int_equal(st->ops->backend_delete(st, "b2", &released), 0);
+	assert_int_equal(released, 1);
+
+	changes_after(st, head, &cc, &pruned);
+	assert_int_equal(pruned, 0);
+	assert_changes(&cc, "backend:b1 backend:b2 backend:b1 user:u1 "
+	    "user:u1 health:b1 health:b1 proxy:px1 move:u1 move:u1 "
+	    "proxy:px1 user:u2 user:u1 user:u2 backend:b2");
+	for (i = 0; i < cc.n; i++)
+		assert_string_equal(cc.origin[i], origin);
+	assert_int_equal(st->ops->change_head(st, &head), 0);
+	assert_int_equal(head, cc.last);
+
+	/* Another writer: seen, without our origin. */
+	raw_sql(f, "UPDATE backends SET state = 'drain' WHERE name = 'b1'");
+	changes_after(st, head, &cc, &pruned);
+	assert_changes(&cc, "backend:b1");
+	assert_string_equal(cc.origin[0], "");
+
+	/* The rows a change names, read again. */
+	assert_int_equal(st->ops->move_marked(st, "u1"), 1);
+	assert_int_equal(st->ops->move_marked(st, "nobody"), 0);
+	assert_int_equal(st->ops->backend_get(st, "b1", found_backend, &n), 1);
+	assert_int_equal(st->ops->backend_get(st, "b2", found_backend, &n), 0);
+	assert_int_equal(st->ops->health_get(st, "b1", found_health, &n), 1);
+	assert_int_equal(st->ops->health_get(st, "b2", found_health, &n), 0);
+	assert_int_equal(st->ops->proxy_get(st, "px1", found_proxy, &n), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(st->ops->move_state(st, m.id, "done", ""), 0);
+	assert_int_equal(st->ops->move_marked(st, "u1"), 0);
+
+	proxy_free(px);
+	backend_free(b);
+	store_free(st);
+}
+
+/*
+ * Pruning forgets old changes and says how far: a reader that had read
+ * that far goes on, one that had not knows it missed some (and reloads);
+ * the numbering goes on past the pruned ones.
+ */
+static void
+test_pg_changes_pruned(void **state)
+{
+	struct fixture *f = fixture(state);
+	struct store *st = open_ok(f);
+	struct ccoll cc;
+	int64_t head, pruned, mid;
+
+	add_backend(st, "b1");
+	put_user(st, "u1", "b1");
+	assert_int_equal(st->ops->change_head(st, &mid), 0);
+	put_user(st, "u2", "b1");
+	assert_int_equal(st->ops->change_head(st, &head), 0);
+	assert_true(head > mid);
+
+	/* Kept for 10 minutes: nothing goes. */
+	assert_int_equal(st->ops->change_prune(st, 600000), 0);
+	changes_after(st, 0, &cc, &pruned);
+	assert_int_equal(cc.n, 3);
+	assert_int_equal(pruned, 0);
+
+	usleep(5000);
+	assert_int_equal(st->ops->change_prune(st, 0), 0);
+	changes_after(st, 0, &cc, &pruned);
+	assert_int_equal(cc.n, 0);
+	assert_int_equal(pruned, head);
+	/* Read up to mid only: changes were missed. */
+	changes_after(st, mid, &cc, &pruned);
+	assert_true(pruned > mid);
+	/* Read all: nothing missed, and the head stays. */
+	changes_after(st, head, &cc, &pruned);
+	assert_false(pruned > head);
+	assert_int_equal(st->ops->change_head(st, &mid), 0);
+	assert_int_equal(mid, head);
+
+	put_user(st, "u3", "b1");
+	changes_after(st, head, &cc, &pruned);
+	assert_changes(&cc, "user:u3");
+	assert_true(cc.last > head);
+	store_free(st);
+}
+
+/*
+ * Changes are numbered in commit order: a writer's transaction holds the
+ * numbering from its first change to its commit, so a reader that saw
+ * change n never finds a lower one later (a slow transaction committing
+ * below what was read would be skipped for good).  Another writer waits,
+ * bounded: the store answers busy, then goes on.
+ */
+static void
+test_pg_changes_commit_order(void **state)
+{
+	struct fixture *f = fixture(state);
+	struct store *st = open_ok(f);
+	struct store_user u = { "quick", "b1", "", 0, 1, 0, 0, NULL, 0, 0 };
+	struct ccoll cc;
+	int64_t head, pruned;
+	char *sql;
+
+	add_backend(st, "b1");
+	assert_int_equal(st->ops->change_head(st, &head), 0);
+	xasprintf(&sql, "BEGIN; SET LOCAL search_path = %s;"
+	    " INSERT INTO users (\"user\", backend) VALUES ('slow', 'b1')",
+	    f->schema);
+	pg_exec(sql);
+	free(sql);
+	/* Behind the open transaction: busy, nothing numbered. */
+	assert_int_equal(st->ops->user_put(st, &u, 1), -1);
+	assert_true(st->busy);
+	changes_after(st, head, &cc, &pruned);
+	assert_int_equal(cc.n, 0);
+	pg_exec("COMMIT");
+	put_user(st, "quick", "b1");
+	changes_after(st, head, &cc, &pruned);
+	assert_changes(&cc, "user:slow user:quick");
+	store_free(st);
+}
+
 #define BOTH(fn)							\
 	{ "sqlite_" #fn, fn, setup_sqlite, teardown, NULL },		\
 	{ "pg_" #fn, fn, setup_pg, teardown, NULL }
@@ -1627,6 +1877,9 @@ main(void)
 		PG(test_pg_open_errors),
 		PG(test_pg_concurrent_open),
 		PG(test_pg_one_roostd_per_store),
+		PG(test_pg_changes),
+		PG(test_pg_changes_pruned),
+		PG(test_pg_changes_commit_order),
 	};
 	int rc;
 
