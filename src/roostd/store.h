@@ -149,9 +149,9 @@ struct store_ops {
 	void	(*close)(struct store *);
 	int	(*ping)(struct store *);
 
-	/* Group several mutations into one atomic unit.  A failed commit()
-	 * leaves no transaction open; a rollback() after it returns 0 and
-	 * keeps the commit's error. */
+	/* Group several mutations into one atomic unit.  A failed begin()
+	 * or commit() leaves no transaction open; a rollback() after it
+	 * returns 0 and keeps that error (and its busy class). */
 	int	(*begin)(struct store *, int flags);
 	int	(*commit)(struct store *);
 	int	(*rollback)(struct store *);

@@ -496,7 +496,7 @@ struct pg_store {
 	PGconn		*conn;
 	int		 prepared[S_COUNT];	/* on this connection */
 	int		 in_tx;		/* inside the caller's begin() */
-	int		 commit_failed;	/* commit() failed and closed it */
+	int		 tx_failed;	/* begin() or commit() failed: none open */
 	int		 resetting;	/* PQresetStart done, polling */
 	int		 owner;		/* holds the one-roostd lock */
 	uint64_t	 reset_at;	/* last reconnect attempt, mono ms */
@@ -1236,9 +1236,11 @@ pg_begin(struct store *st, int flags)
 		store_set_error(st, "begin: a transaction is already open");
 		return -1;
 	}
-	ps->commit_failed = 0;
-	if (conn_ready(st) == -1 || simple(st, "BEGIN", "begin") == -1)
+	ps->tx_failed = 0;
+	if (conn_ready(st) == -1 || simple(st, "BEGIN", "begin") == -1) {
+		ps->tx_failed = 1;
 		return -1;
+	}
 	ps->in_tx = 1;
 	return 0;
 }
@@ -1258,12 +1260,12 @@ pg_commit(struct store *st)
 		pg_fail(st, "commit: connection lost, the transaction with it",
 		    NULL);
 		st->busy = 1;
-		ps->commit_failed = 1;
+		ps->tx_failed = 1;
 		return -1;
 	}
 	rv = tx_end(st, TX_OWN, 1);
 	if (rv == -1) {
-		ps->commit_failed = 1;
+		ps->tx_failed = 1;
 		if (PQstatus(ps->conn) == CONNECTION_OK &&
 		    PQtransactionStatus(ps->conn) != PQTRANS_IDLE) {
 			char saved[sizeof(st->err)];
@@ -1284,10 +1286,10 @@ pg_rollback(struct store *st)
 	struct pg_store *ps = impl(st);
 
 	if (!ps->in_tx) {
-		/* After a failed commit there is nothing left to undo, and
-		 * st->err must keep saying why the commit failed. */
-		if (ps->commit_failed) {
-			ps->commit_failed = 0;
+		/* After a failed begin or commit there is nothing to undo, and
+		 * st->err must keep saying why it failed. */
+		if (ps->tx_failed) {
+			ps->tx_failed = 0;
 			return 0;
 		}
 		store_set_error(st, "rollback: no transaction is open");

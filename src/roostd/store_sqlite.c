@@ -406,7 +406,7 @@ struct sqlite_store {
 	sqlite3_stmt	*stmt[S_COUNT];
 	int		 in_tx;		/* inside the caller's begin() */
 	int		 tx_full;	/* ... an admin one, synchronous=FULL */
-	int		 commit_failed;	/* commit() failed and closed it */
+	int		 tx_failed;	/* begin() or commit() failed: none open */
 	int		 lockfd;	/* FILE.lock, flocked while open */
 	struct ckpt	 ckpt;
 };
@@ -951,15 +951,18 @@ sqlite_begin(struct store *st, int flags)
 		store_set_error(st, "begin: a transaction is already open");
 		return -1;
 	}
-	ss->commit_failed = 0;
+	ss->tx_failed = 0;
 	if (flags & STORE_TX_ADMIN) {
 		if (sqlite3_exec(ss->db, "PRAGMA synchronous = FULL", NULL,
-		    NULL, NULL) != SQLITE_OK)
+		    NULL, NULL) != SQLITE_OK) {
+			ss->tx_failed = 1;
 			return sq_fail(st, "synchronous = FULL");
+		}
 		ss->tx_full = 1;
 	}
 	if (stmt_exec(st, S_BEGIN, "begin") == -1) {
 		tx_closed(st);
+		ss->tx_failed = 1;
 		return -1;
 	}
 	ss->in_tx = 1;
@@ -978,7 +981,7 @@ sqlite_commit(struct store *st)
 	if (sqlite3_get_autocommit(ss->db)) {
 		/* SQLite already rolled it back after an I/O error. */
 		tx_closed(st);
-		ss->commit_failed = 1;
+		ss->tx_failed = 1;
 		store_set_error(st, "commit: the transaction was rolled "
 		    "back after an earlier error");
 		return -1;
@@ -987,7 +990,7 @@ sqlite_commit(struct store *st)
 		if (!sqlite3_get_autocommit(ss->db))
 			sqlite3_exec(ss->db, "ROLLBACK", NULL, NULL, NULL);
 		tx_closed(st);
-		ss->commit_failed = 1;
+		ss->tx_failed = 1;
 		return -1;
 	}
 	tx_closed(st);
@@ -1001,10 +1004,10 @@ sqlite_rollback(struct store *st)
 	int rv = 0;
 
 	if (!ss->in_tx) {
-		/* After a failed commit there is nothing left to undo, and
-		 * st->err must keep saying why the commit failed. */
-		if (ss->commit_failed) {
-			ss->commit_failed = 0;
+		/* After a failed begin or commit there is nothing to undo, and
+		 * st->err must keep saying why it failed. */
+		if (ss->tx_failed) {
+			ss->tx_failed = 0;
 			return 0;
 		}
 		store_set_error(st, "rollback: no transaction is open");
