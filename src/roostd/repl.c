@@ -65,6 +65,10 @@
 #define REPL_ERR_MAX		200
 #define NOT_IN_HEAP		((size_t)-1)
 
+/* While the store is away the queue is written again at every tick: one
+ * warning every so often says so, not one a tick. */
+static struct log_limit	store_limit = LOG_LIMIT_INIT(30 * 1000);
+
 const char *const repl_priority_names[REPL_P_COUNT] = {
 	"sync", "high", "low", "full"
 };
@@ -422,7 +426,7 @@ answer_waiters(struct repl *r, int ok)
 		else
 			http_reply_error_reason(r->waiters[i], 503, "store",
 			    "the replication queue could not be stored; "
-			    "a later full sync covers this change");
+			    "the sync waits in memory for the store");
 	}
 	r->nwait = 0;
 	r->wait_since = 0;
@@ -503,8 +507,8 @@ busy:
 			fatalx("event_add");
 		goto out;
 	}
-	log_warnx("replication: storing %zu queue entries: %s", n,
-	    store_error(st));
+	log_limited(&store_limit, LOG_LEVEL_WARN, "replication: storing %zu "
+	    "queue entries: %s", n, store_error(st));
 	answer_waiters(r, 0);
 	/* Kept dirty: written with the next change or the next tick. */
 	r->wait_since = 0;
