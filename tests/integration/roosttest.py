@@ -491,27 +491,37 @@ def wait_for(what, fn, seconds=20):
 class Pg:
     """A throw-away PostgreSQL cluster (tests/pg/pgtmp) of one scenario, gone
     when the scenario's process ends; Skip when PostgreSQL is not
-    installed.  conninfo is its libpq string, password the password in it."""
+    installed.  conninfo is its libpq string, password the password in it.
+    standby_of=PG makes it a streaming standby of that cluster; halt() stops
+    it as a crash would, resume() starts it again on the same port."""
 
     PGTMP = os.path.join(TOP, "tests", "pg", "pgtmp")
 
-    def __init__(self):
+    def __init__(self, standby_of=None):
         self.dir = tempfile.mkdtemp(prefix="pgtmp.", dir="/tmp")
-        p = subprocess.run([self.PGTMP, "start", self.dir, "--owner-pid",
-                            str(os.getpid())], capture_output=True,
-                           timeout=90)
+        if standby_of is None:
+            p = self._pgtmp("start", self.dir, "--owner-pid", str(os.getpid()))
+        else:
+            p = self._pgtmp("standby", self.dir, standby_of.dir,
+                            "--owner-pid", str(os.getpid()))
         if p.returncode == 77:
             raise Skip("PostgreSQL is not installed "
                        "(scripts/install-deps installs it)")
         if p.returncode != 0:
-            raise Failure("pgtmp start: exit %d: %s" %
-                          (p.returncode, p.stderr.decode()[-2000:]))
+            raise Failure("pgtmp %s: exit %d: %s" %
+                          ("start" if standby_of is None else "standby",
+                           p.returncode, p.stderr.decode()[-2000:]))
         self.conninfo = p.stdout.decode().strip()
-        self.password = dict(kv.split("=", 1) for kv in
-                             self.conninfo.split())["password"]
+        self.fields = dict(kv.split("=", 1) for kv in self.conninfo.split())
+        self.password = self.fields["password"]
+        self.port = int(self.fields["port"])
         psql = sorted(glob.glob("/usr/lib/postgresql/*/bin/psql"))
         check(psql, "psql installed with the server")
         self.psql = psql[-1]
+
+    def _pgtmp(self, *args, timeout=90):
+        return subprocess.run([self.PGTMP] + list(args), capture_output=True,
+                              timeout=timeout)
 
     def query(self, sql):
         """Rows of one query as lists of strings (psql, unaligned)."""
@@ -523,9 +533,33 @@ class Pg:
         return [line.split("\t") for line in
                 p.stdout.decode().splitlines() if line]
 
+    def halt(self):
+        p = self._pgtmp("halt", self.dir)
+        eq(p.returncode, 0, "pgtmp halt: %s" % p.stderr.decode())
+
+    def resume(self):
+        p = self._pgtmp("start", self.dir)
+        eq(p.returncode, 0, "pgtmp start again: %s" % p.stderr.decode())
+        eq(p.stdout.decode().strip(), self.conninfo,
+           "the same connection string after a restart")
+
+    def promote(self):
+        p = self._pgtmp("promote", self.dir)
+        eq(p.returncode, 0, "pgtmp promote: %s" % p.stderr.decode())
+
     def stop(self):
-        subprocess.run([self.PGTMP, "stop", self.dir], capture_output=True,
-                       timeout=60)
+        self._pgtmp("stop", self.dir, timeout=60)
+
+
+def pg_multi_host(*pgs):
+    """One libpq connection string naming every cluster, in order, that
+    connects only to the one that takes writes (a promoted standby)."""
+    f = pgs[0].fields
+    return ("host=%s port=%s user=%s password=%s dbname=%s "
+            "connect_timeout=2 target_session_attrs=read-write" % (
+                ",".join(p.fields["host"] for p in pgs),
+                ",".join(str(p.port) for p in pgs), f["user"],
+                f["password"], f["dbname"]))
 
 
 class Test:
