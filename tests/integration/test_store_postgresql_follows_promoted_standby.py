@@ -8,21 +8,13 @@ before the crash is there (synchronous replication: nothing acknowledged
 is lost), new users and admin changes are stored again, and a restarted
 roostd finds all of it.  The password is in no log and no answer."""
 
-import json
 import time
 
 import roosttest as rt
-from roosttest import Conn, Pg, check, eq, q, status, wait_for, pg_multi_host
+from roosttest import Pg, check, eq, q, status, wait_for, pg_multi_host
 from fakedoveadm import FakeDoveadm
 
 KEY = "fake-doveadm-key-standby-4410"
-
-
-def lookup(c, r, user):
-    st, _, body = c.request("GET", "/v1/lookup?user=%s&protocol=imap" %
-                            q(user), headers={"Authorization": "Bearer " +
-                                              r.admin_token})
-    return st, json.loads(body) if body else None
 
 
 def main(t):
@@ -57,11 +49,10 @@ def scenario(t, primary, standby, fakes):
         r.add_backend(n, "127.0.0.%d" % (11 + i),
                       ports={"imap": 10001 + i, "doveadm": 24245},
                       doveadm={"url": fakes[n].url, "api_key": KEY})
-    c = Conn(r.port)
     users = ["ha%03d" % i for i in range(100)]
     where = {}
     for u in users:
-        st, js = lookup(c, r, u)
+        st, js = r.lookup(u)
         eq(st, 200, "lookup %s" % u)
         where[u] = js["backend"]
     pinned = users[7]
@@ -76,19 +67,19 @@ def scenario(t, primary, standby, fakes):
     t0 = time.monotonic()
     # Before the promotion: no server takes writes.
     for u in users[:20]:
-        st, js = lookup(c, r, u)
+        st, js = r.lookup(u)
         eq((st, js["backend"]), (200, where[u]), "%s with no primary" % u)
-    st, js = lookup(c, r, "while-no-primary")
+    st, js = r.lookup("while-no-primary")
     eq((st, js.get("reason")), (503, "store"), "a new user with no primary")
     standby.promote()
 
     def placed():
-        st, js = lookup(c, r, "after-promotion")
+        st, js = r.lookup("after-promotion")
         return js["backend"] if st == 200 else None
     fresh = wait_for("a new user placed on the promoted standby", placed, 30)
     print("writes again %.1f s after the crash" % (time.monotonic() - t0))
     for u in users:
-        st, js = lookup(c, r, u)
+        st, js = r.lookup(u)
         eq((st, js["backend"]), (200, where[u]), "%s after the promotion" % u)
     status(r.api("PUT", "/v1/users/" + q(users[8]), {"backend": "b1"}), 200,
            "a pin after the promotion")
@@ -101,9 +92,8 @@ def scenario(t, primary, standby, fakes):
 
     r.stop()
     r.start()
-    c = Conn(r.port)
     for u in users + ["after-promotion"]:
-        st, js = lookup(c, r, u)
+        st, js = r.lookup(u)
         eq((st, js["backend"]), (200, where.get(u, fresh)),
            "%s after a restart" % u)
     eq((r.user(pinned)["pinned"], r.user(users[8])["pinned"]), (True, True),

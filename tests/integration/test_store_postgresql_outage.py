@@ -12,18 +12,11 @@ import json
 import time
 
 import roosttest as rt
-from roosttest import Conn, Pg, check, eq, q, status, wait_for
+from roosttest import Pg, check, eq, q, status, wait_for
 from fakedoveadm import FakeDoveadm
 
 KEY = "fake-doveadm-key-outage-7731"
 OUTAGE_S = 10
-
-
-def lookup(c, r, user):
-    st, _, body = c.request("GET", "/v1/lookup?user=%s&protocol=imap" %
-                            q(user), headers={"Authorization": "Bearer " +
-                                              r.admin_token})
-    return st, json.loads(body) if body else None
 
 
 def main(t):
@@ -49,10 +42,9 @@ def scenario(t, pg, fakes):
                       ports={"imap": 10001 + i, "doveadm": 24245},
                       doveadm={"url": fakes[n].url, "api_key": KEY})
     known = ["known%02d" % i for i in range(40)]
-    c = Conn(r.port)
     where = {}
     for u in known:
-        st, js = lookup(c, r, u)
+        st, js = r.lookup(u)
         eq(st, 200, "lookup %s before" % u)
         where[u] = js["backend"]
     wait_for("the first syncs", lambda: sum(status(
@@ -73,13 +65,13 @@ def scenario(t, pg, fakes):
     served, refused, i = 0, 0, 0
     while time.monotonic() - t0 < OUTAGE_S:
         u = known[i % len(known)]
-        st, js = lookup(c, r, u)
+        st, js = r.lookup(u)
         eq((st, js and js.get("backend")), (200, where[u]),
            "known user %s %.1fs into the outage" % (u, time.monotonic() -
                                                     t0))
         served += 1
         if i % 10 == 0:
-            st, js = lookup(c, r, "new%03d" % i)
+            st, js = r.lookup("new%03d" % i)
             eq(st, 503, "a new user during the outage: %r" % js)
             eq(js.get("reason"), "store", "the 503 names the store: %r" % js)
             check("backend" not in js and "host" not in js,
@@ -108,28 +100,27 @@ def scenario(t, pg, fakes):
     pg.resume()
     st, js = wait_for("a new user placed after the database is back",
                       lambda: (lambda x: x if x[0] == 200 else None)(
-                          lookup(c, r, "after-outage")), 30)
+                          r.lookup("after-outage")), 30)
     placed = js["backend"]
     status(r.api("PUT", "/v1/users/" + q(pin), {"backend": other}), 200,
            "the pin after the outage")
     wait_for("the waiting sync is done", lambda: len(
         fakes[where[waiting]].commands("sync", waiting)) > synced_before)
     for u in known:
-        st, js = lookup(c, r, u)
+        st, js = r.lookup(u)
         eq((st, js["backend"]), (200, other if u == pin else where[u]),
            "%s after the outage" % u)
 
     # What was acknowledged is in the database: a new roostd says so.
     r.stop()
     r.start()
-    c = Conn(r.port)
     eq(r.user("after-outage")["backend"], placed,
        "the user placed after the outage")
     eq((r.user(pin)["backend"], r.user(pin)["pinned"]), (other, True),
        "the pin")
     for u in known:
         if u != pin:
-            eq(lookup(c, r, u)[1]["backend"], where[u], "%s after restart"
+            eq(r.lookup(u)[1]["backend"], where[u], "%s after restart"
                % u)
     r.secrets_absent(pg.password, KEY)
 
