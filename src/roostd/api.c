@@ -216,7 +216,7 @@ tx_begin(struct call *c)
 	}
 	if (st->ops->begin(st, STORE_TX_ADMIN) == -1) {
 		log_warnx("store: %s", store_error(st));
-		if (st->busy)
+		if (store_retryable(st))
 			http_reply_error(c->req, 503, NULL, "store busy; "
 			    "nothing was changed");
 		else
@@ -576,8 +576,8 @@ abort:
 	st->ops->rollback(st);
 fail:
 	log_warnx("store: %s", store_error(st));
-	http_reply_error(req, st->busy ? 503 : 500, NULL, "store write failed; "
-	    "nothing was changed");
+	http_reply_error(req, store_http_status(st), NULL, "store write "
+	    "failed; nothing was changed");
 }
 
 static void
@@ -1475,7 +1475,7 @@ h_repl_user_get(struct call *c)
 	if ((e = assigned_user(c)) == NULL)
 		return;
 	if ((o = repl_user_json(c->rs, e)) == NULL) {
-		http_reply_error(c->req, c->rs->store->busy ? 503 : 500, NULL,
+		http_reply_error(c->req, store_http_status(c->rs->store), NULL,
 		    "the replication record could not be read");
 		return;
 	}

@@ -252,7 +252,8 @@ batch_commit(struct roost *rs, int final)
 		}
 		if (st->ops->user_put(st, rec, n) == -1) {
 			now = now_msec_mono();
-			if (st->busy && !final && (lb->busy_since == 0 ||
+			if (store_retryable(st) && !final &&
+			    (lb->busy_since == 0 ||
 			    now - lb->busy_since < BATCH_BUSY_MAX_MS)) {
 				if (lb->busy_since == 0) {
 					lb->busy_since = now;
@@ -549,7 +550,7 @@ maint_collect(struct umap_entry *e, void *arg)
 static void
 maint_error(struct store *st, const char *what)
 {
-	if (st->busy)
+	if (store_retryable(st))
 		log_debug("%s: %s; trying again later", what, store_error(st));
 	else
 		log_warnx("%s: %s", what, store_error(st));
