@@ -200,6 +200,24 @@ backend_reply(struct call *c, int status, long slot)
 	http_reply_json(c->req, status, o);
 }
 
+/*
+ * A store write failed and nothing was changed: 503 when it may work
+ * later, 409 naming the conflict (another change got there first; store
+ * errors never hold secrets), else 500.  status: store_http_status() taken
+ * before the rollback.
+ */
+static void
+reply_write_failed(struct evhttp_request *req, int status,
+    const struct store *st)
+{
+	if (status == 409)
+		http_reply_error(req, 409, NULL, "%s; nothing was changed",
+		    store_error(st));
+	else
+		http_reply_error(req, status, NULL, "%s; nothing was changed",
+		    status == 503 ? "store busy" : "store write failed");
+}
+
 /* Store transaction with an audit record; returns 0 or replies 500 (503
  * when another process holds the store). */
 static int
@@ -216,7 +234,7 @@ tx_begin(struct call *c)
 	}
 	if (st->ops->begin(st, STORE_TX_ADMIN) == -1) {
 		log_warnx("store: %s", store_error(st));
-		if (st->busy)
+		if (store_retryable(st))
 			http_reply_error(c->req, 503, NULL, "store busy; "
 			    "nothing was changed");
 		else
@@ -239,10 +257,11 @@ tx_commit(struct call *c, const char *action, const char *subject,
 		text = json_dumps(detail, JSON_COMPACT | JSON_SORT_KEYS);
 	if (st->ops->audit_add(st, "admin", action, subject,
 	    text ? text : "{}") == -1 || st->ops->commit(st) == -1) {
+		int status = store_http_status(st);
+
 		log_warnx("store: %s", store_error(st));
 		st->ops->rollback(st);
-		http_reply_error(c->req, 500, NULL, "store write failed; "
-		    "nothing was changed");
+		reply_write_failed(c->req, status, st);
 		goto done;
 	}
 	log_info("admin: %s %s", action, subject);
@@ -257,11 +276,11 @@ static void
 tx_abort(struct call *c)
 {
 	struct store *st = c->rs->store;
+	int status = store_http_status(st);
 
 	log_warnx("store: %s", store_error(st));
 	st->ops->rollback(st);
-	http_reply_error(c->req, 500, NULL, "store write failed; nothing was "
-	    "changed");
+	reply_write_failed(c->req, status, st);
 }
 
 static int
@@ -576,8 +595,7 @@ abort:
 	st->ops->rollback(st);
 fail:
 	log_warnx("store: %s", store_error(st));
-	http_reply_error(req, st->busy ? 503 : 500, NULL, "store write failed; "
-	    "nothing was changed");
+	reply_write_failed(req, store_http_status(st), st);
 }
 
 static void
@@ -715,14 +733,23 @@ h_user_get(struct call *c)
 	    umap_get(c->rs->users, key, (size_t)n), tag ? tag : ""));
 }
 
+/* The backend of the row a pin did not overwrite. */
+static int
+pin_lost(const struct store_user *su, void *arg)
+{
+	snprintf(arg, BACKEND_NAME_MAX + 2, "%s", su->backend[0] != '\0' ?
+	    su->backend : "?");
+	return 0;
+}
+
 static void
 h_user_pin(struct call *c)
 {
 	struct roost *rs = c->rs;
 	struct store_user su;
 	struct umap_entry *e;
-	const char *key1, *bname = NULL;
-	char key[256];
+	const char *key1, *bname = NULL, *expect;
+	char key[256], stored[BACKEND_NAME_MAX + 2] = "";
 	json_t *body, *v;
 	long slot, replica = -1;
 	uint32_t now = (uint32_t)now_sec();
@@ -801,8 +828,19 @@ h_user_pin(struct call *c)
 	su.pinned = 1;
 	su.since = (e != NULL && e->backend == slot) ? e->since : now;
 	su.last_lookup = e != NULL ? e->last_lookup : 0;
-	if (rs->store->ops->user_put(rs->store, &su, 1) == -1) {
+	/* Only over the row memory knows: another controller sharing the
+	 * store may have placed or moved the user meanwhile. */
+	expect = e != NULL ? rs->backends[e->backend]->name : NULL;
+	if (rs->store->ops->user_place(rs->store, &su, &expect, 1, pin_lost,
+	    stored) == -1) {
 		tx_abort(c);
+		goto done;
+	}
+	if (stored[0] != '\0') {
+		rs->store->ops->rollback(rs->store);
+		http_reply_error(c->req, 409, "user", "user %s was changed by "
+		    "another controller (the store has it on %s); nothing was "
+		    "changed", key, stored);
 		goto done;
 	}
 	if (tx_commit(c, "user.pin", key, json_pack("{s:s, s:o}", "backend",
@@ -1475,7 +1513,7 @@ h_repl_user_get(struct call *c)
 	if ((e = assigned_user(c)) == NULL)
 		return;
 	if ((o = repl_user_json(c->rs, e)) == NULL) {
-		http_reply_error(c->req, c->rs->store->busy ? 503 : 500, NULL,
+		http_reply_error(c->req, store_http_status(c->rs->store), NULL,
 		    "the replication record could not be read");
 		return;
 	}

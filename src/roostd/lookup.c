@@ -10,6 +10,12 @@
  * the requests get 503, so no answer ever names a backend the store does not
  * hold.  Lookups for a pending user wait for the same commit.
  *
+ * Several roostd may place the same user at once, so the batch is a
+ * compare-and-set (user_place): a new user is written only if the store
+ * has no row for them, a user re-placed only if their row is still on the
+ * backend memory had.  When another instance got there first, memory
+ * adopts the stored row and both answer the same backend.
+ *
  * When another process holds the store's write lock, the commit gives up
  * after a few milliseconds (the store's bound) and the batch stays pending:
  * it is tried again every BATCH_RETRY_MS, the loop answering known users in
@@ -46,6 +52,7 @@ struct pending {
 	char		 key[256];
 	size_t		 len;
 	int		 created;	/* entry did not exist before */
+	int		 repeat;	/* pending already in this batch */
 	uint16_t	 prev_backend;
 	uint16_t	 prev_tag;
 	uint32_t	 prev_since;
@@ -63,6 +70,23 @@ struct waiter {
 	enum proto		 proto;
 };
 
+/* A new user another instance placed first: the row the store holds. */
+struct adopt {
+	char		 key[256];
+	size_t		 len;
+	char		 backend[BACKEND_NAME_MAX + 1];
+	char		 tag[BACKEND_NAME_MAX + 1];
+	char		 replica[BACKEND_NAME_MAX + 1];	/* "" = none */
+	int		 pinned;
+	int		 confirmed;
+	int		 replica_current;
+	int		 failed_over;
+	int64_t		 since;
+	int64_t		 last_lookup;
+	int		 status;	/* the waiters' answer: 0 the route */
+	const char	*unknown;	/* 503: the backend not in memory */
+};
+
 struct lookup_batch {
 	struct event	*ev;
 	size_t		 maint_cursor;	/* where the next maintenance slice starts */
@@ -71,6 +95,9 @@ struct lookup_batch {
 	size_t		 npend, cpend;
 	struct waiter	*wait;
 	size_t		 nwait, cwait;
+	struct adopt	*adopt;
+	size_t		 nadopt, cadopt;
+	size_t		 nrefused;	/* adoptions not answered by the route */
 };
 
 static void	lookup_flush_cb(evutil_socket_t, short, void *);
@@ -99,6 +126,7 @@ lookup_free(struct roost *rs)
 	event_free(lb->ev);
 	free(lb->pend);
 	free(lb->wait);
+	free(lb->adopt);
 	free(lb);
 	rs->batch = NULL;
 }
@@ -188,6 +216,7 @@ pending_add(struct roost *rs, struct umap_entry *e, int created)
 	memcpy(p->key, e->key, e->keylen + 1);
 	p->len = e->keylen;
 	p->created = created;
+	p->repeat = (e->flags & UMAP_F_PENDING) != 0;
 	p->prev_backend = e->backend;
 	p->prev_tag = e->tag;
 	p->prev_since = e->since;
@@ -229,6 +258,109 @@ batch_pending(struct roost *rs)
 	return &lb->pend[lb->npend++];
 }
 
+/* The store's row of a new user that another instance placed first. */
+static int
+batch_adopt(const struct store_user *su, void *arg)
+{
+	struct lookup_batch *lb = arg;
+	struct adopt *a;
+
+	if (lb->nadopt == lb->cadopt) {
+		lb->cadopt = lb->cadopt ? lb->cadopt * 2 : 16;
+		lb->adopt = xreallocarray(lb->adopt, lb->cadopt,
+		    sizeof(*lb->adopt));
+	}
+	a = &lb->adopt[lb->nadopt++];
+	memset(a, 0, sizeof(*a));
+	a->len = strlen(su->user);
+	if (a->len >= sizeof(a->key)) {
+		lb->nadopt--;
+		return -1;
+	}
+	memcpy(a->key, su->user, a->len + 1);
+	/* A name too long to be ours matches no backend: refused below. */
+	snprintf(a->backend, sizeof(a->backend), "%s", su->backend);
+	snprintf(a->tag, sizeof(a->tag), "%s", su->tag ? su->tag : "");
+	snprintf(a->replica, sizeof(a->replica), "%s",
+	    su->replica ? su->replica : "");
+	a->pinned = su->pinned;
+	a->confirmed = su->confirmed;
+	a->replica_current = su->replica_current;
+	a->failed_over = su->failed_over;
+	a->since = su->since;
+	a->last_lookup = su->last_lookup;
+	return 0;
+}
+
+/*
+ * Memory takes the row the store holds for a user another instance placed
+ * or re-placed first, so that both answer the same backend.  A backend this roostd has
+ * not heard of yet (added by another instance) cannot be answered, nor
+ * left in memory: its lookups get 503 and the entry goes, to be read
+ * again.  A row of another pool answers the lookup like any user of
+ * another pool: 409.
+ */
+static void
+batch_adopt_apply(struct roost *rs, struct umap_entry *e, struct adopt *a)
+{
+	struct store_user su;
+	long slot, rslot = UMAP_NO_BACKEND;
+	uint16_t asked = e->tag;
+	int pair_changed;
+
+	if ((slot = state_backend_find(rs, a->backend)) == -1)
+		a->unknown = a->backend;
+	else if (a->replica[0] != '\0' &&
+	    (rslot = state_backend_find(rs, a->replica)) == -1)
+		a->unknown = a->replica;
+	if (a->unknown != NULL) {
+		log_warnx("user %s: placed by another instance on backend %s, "
+		    "which this roostd does not know yet", a->key, a->unknown);
+		a->status = 503;
+		rs->batch->nrefused++;
+		return;
+	}
+	log_info("user %s: placed by another instance on %s; adopted",
+	    a->key, a->backend);
+	pair_changed = e->backend != slot || e->replica != rslot;
+	memset(&su, 0, sizeof(su));
+	su.user = a->key;
+	su.backend = a->backend;
+	su.tag = a->tag;
+	su.pinned = a->pinned;
+	su.since = a->since;
+	su.last_lookup = a->last_lookup;
+	su.confirmed = a->confirmed;
+	su.replica = a->replica[0] != '\0' ? a->replica : NULL;
+	su.replica_current = a->replica_current;
+	su.failed_over = a->failed_over;
+	state_user_apply(rs, &su);	/* its backends are known: see above */
+	/* The first sync was queued for the pair this roostd chose. */
+	if (pair_changed) {
+		repl_forget(rs, e->key, e->keylen);
+		repl_enqueue(rs, e, REPL_P_LOW, 1, NULL);
+	}
+	if (e->tag != asked) {
+		a->status = 409;
+		rs->batch->nrefused++;
+	}
+}
+
+/* The adoption that refuses waiter w's answer, if any. */
+static const struct adopt *
+batch_refused(const struct lookup_batch *lb, const struct waiter *w)
+{
+	size_t i;
+
+	if (lb->nrefused == 0)
+		return NULL;
+	for (i = 0; i < lb->nadopt; i++)
+		if (lb->adopt[i].status != 0 && lb->adopt[i].len == w->len &&
+		    memcmp(lb->adopt[i].key, w->key, w->len) == 0)
+			return &lb->adopt[i];
+	return NULL;
+}
+
 /* Commit the batch; `final`: no retry later, a busy store fails it. */
 static int
 batch_commit(struct roost *rs, int final)
@@ -237,22 +369,39 @@ batch_commit(struct roost *rs, int final)
 	struct store *st = rs->store;
 	struct store_user *rec;
 	struct umap_entry *e;
+	const struct adopt *a;
 	struct timeval tv = { 0, BATCH_RETRY_MS * 1000 };
-	size_t i, n = lb->npend;
+	size_t i, n = lb->npend, nrec = 0;
+	const char **expect;
 	uint64_t now;
 	int ok = 1;
 
 	if (lb->npend == 0 && lb->nwait == 0)
 		return 0;
+	lb->nadopt = lb->nrefused = 0;
 	if (n > 0) {
+		/* Each user once, as memory has it now; expected where it
+		 * was before the batch (a removed backend took the row). */
 		rec = xcalloc(n, sizeof(*rec));
+		expect = xcalloc(n, sizeof(*expect));
 		for (i = 0; i < n; i++) {
-			e = umap_get(rs->users, lb->pend[i].key, lb->pend[i].len);
-			state_user_record(rs, e, &rec[i]);
+			struct pending *p = &lb->pend[i];
+
+			if (p->repeat)
+				continue;
+			if (!p->created && p->prev_backend < rs->nslots &&
+			    rs->backends[p->prev_backend] != NULL)
+				expect[nrec] =
+				    rs->backends[p->prev_backend]->name;
+			state_user_record(rs, umap_get(rs->users, p->key,
+			    p->len), &rec[nrec++]);
 		}
-		if (st->ops->user_put(st, rec, n) == -1) {
+		if (st->ops->user_place(st, rec, expect, nrec, batch_adopt,
+		    lb) == -1) {
+			lb->nadopt = 0;
 			now = now_msec_mono();
-			if (st->busy && !final && (lb->busy_since == 0 ||
+			if (store_retryable(st) && !final &&
+			    (lb->busy_since == 0 ||
 			    now - lb->busy_since < BATCH_BUSY_MAX_MS)) {
 				if (lb->busy_since == 0) {
 					lb->busy_since = now;
@@ -260,6 +409,7 @@ batch_commit(struct roost *rs, int final)
 					    "wait: %s", n, store_error(st));
 				}
 				free(rec);
+				free(expect);
 				if (event_add(lb->ev, &tv) == -1)
 					fatalx("event_add");
 				return -1;
@@ -270,6 +420,7 @@ batch_commit(struct roost *rs, int final)
 		}
 		lb->busy_since = 0;
 		free(rec);
+		free(expect);
 		/* Undo newest first: a key assigned twice in one batch ends
 		 * with its state from before the batch. */
 		for (i = n; i-- > 0;) {
@@ -291,8 +442,13 @@ batch_commit(struct roost *rs, int final)
 				e->flags |= p->prev_flags;
 			}
 		}
+		for (i = 0; i < lb->nadopt; i++)
+			if ((e = umap_get(rs->users, lb->adopt[i].key,
+			    lb->adopt[i].len)) != NULL)
+				batch_adopt_apply(rs, e, &lb->adopt[i]);
 		if (ok)
-			log_debug("committed %zu new assignments", n);
+			log_debug("committed %zu new assignments, %zu placed "
+			    "by another instance", n - lb->nadopt, lb->nadopt);
 	}
 	lb->npend = 0;
 	for (i = 0; i < lb->nwait; i++) {
@@ -302,10 +458,26 @@ batch_commit(struct roost *rs, int final)
 		if (!ok || e == NULL)
 			http_reply_error_reason(w->req, 503, "store",
 			    "the assignment could not be stored; try again");
-		else
+		else if ((a = batch_refused(lb, w)) == NULL)
 			reply_route(rs, w->req, e, w->proto);
+		else if (a->status == 409)
+			http_reply_error(w->req, 409, "tag", "user %s belongs "
+			    "to pool \"%s\"", e->key, state_tag_name(rs,
+			    e->tag));
+		else
+			http_reply_error_reason(w->req, 503, "unknown_backend",
+			    "user %s is on backend %s, which this controller "
+			    "does not know yet; try again", e->key, a->unknown);
 	}
 	lb->nwait = 0;
+	/* Not answerable from memory: the next lookup places the user
+	 * again and meets the same row, until this roostd knows that
+	 * backend (a restart, or the change feed of issue 11). */
+	for (i = 0; i < lb->nadopt; i++)
+		if (lb->adopt[i].status == 503 && (e = umap_get(rs->users,
+		    lb->adopt[i].key, lb->adopt[i].len)) != NULL)
+			state_user_forget(rs, e);
+	lb->nadopt = lb->nrefused = 0;
 	return 0;
 }
 
@@ -549,7 +721,7 @@ maint_collect(struct umap_entry *e, void *arg)
 static void
 maint_error(struct store *st, const char *what)
 {
-	if (st->busy)
+	if (store_retryable(st))
 		log_debug("%s: %s; trying again later", what, store_error(st));
 	else
 		log_warnx("%s: %s", what, store_error(st));

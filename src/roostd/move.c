@@ -1163,7 +1163,7 @@ move_submit(struct roost *rs, struct umap_entry *e, long to,
 	    st->ops->audit_add(st, "admin", "user.move", m->user,
 	    "{}") == -1 || st->ops->commit(st) == -1) {
 		st->ops->rollback(st);
-		*status = st->busy ? 503 : 500;
+		*status = store_http_status(st);
 		*field = NULL;
 		snprintf(err, errlen, "the move could not be stored; nothing "
 		    "was changed");
@@ -1279,7 +1279,7 @@ move_job_start(struct roost *rs, long slot, int failback, long long max,
 	    detail) == -1 ||
 	    st->ops->commit(st) == -1) {
 		st->ops->rollback(st);
-		*status = st->busy ? 503 : 500;
+		*status = store_http_status(st);
 		snprintf(err, errlen, "the job could not be stored; nothing was "
 		    "changed");
 		log_warnx("%s: %s", sj.kind, store_error(st));

@@ -502,7 +502,8 @@ repl_flush(struct repl *r)
 busy:
 	if (r->wait_since == 0)
 		r->wait_since = now_msec_mono();
-	if (st->busy && now_msec_mono() - r->wait_since < REPL_WAIT_MAX_MS) {
+	if (store_retryable(st) &&
+	    now_msec_mono() - r->wait_since < REPL_WAIT_MAX_MS) {
 		if (event_add(r->flush_ev, &tv) == -1)
 			fatalx("event_add");
 		goto out;

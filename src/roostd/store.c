@@ -60,13 +60,49 @@ store_error(const struct store *st)
 	return st->err;
 }
 
+int
+store_retryable(const struct store *st)
+{
+	return st->errclass == STORE_ERETRY;
+}
+
+int
+store_http_status(const struct store *st)
+{
+	switch (st->errclass) {
+	case STORE_ERETRY:
+		return 503;
+	case STORE_ECONFLICT:
+		return 409;
+	default:
+		return 500;
+	}
+}
+
+static void
+set_error(struct store *st, enum store_err class, const char *fmt,
+    va_list ap)
+{
+	st->errclass = class;
+	vsnprintf(st->err, sizeof(st->err), fmt, ap);
+}
+
 void
 store_set_error(struct store *st, const char *fmt, ...)
 {
 	va_list ap;
 
-	st->busy = 0;
 	va_start(ap, fmt);
-	vsnprintf(st->err, sizeof(st->err), fmt, ap);
+	set_error(st, STORE_EFATAL, fmt, ap);
+	va_end(ap);
+}
+
+void
+store_set_conflict(struct store *st, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	set_error(st, STORE_ECONFLICT, fmt, ap);
 	va_end(ap);
 }

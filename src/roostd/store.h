@@ -9,10 +9,14 @@
  * only during the call; records passed to callbacks are valid only during the
  * callback.  A callback returning -1 stops the iteration, which then returns -1.
  *
- * roostd calls the store from its one event loop, so an implementation never
- * waits long for a lock another process holds: it gives up after a few
- * milliseconds, returns -1 and sets `busy`, and the caller tries again later
- * or answers 503.
+ * Every failure also sets `errclass` (enum store_err), what the caller
+ * does next: a retryable one (STORE_ERETRY) wrote nothing and the same call
+ * may work later; a conflict (STORE_ECONFLICT) is the store's rows saying
+ * no, so trying again changes nothing until the caller re-reads; anything
+ * else is STORE_EFATAL.  roostd calls the store from its one event loop, so
+ * an implementation never waits long for a lock another process holds: it
+ * gives up after a few milliseconds with STORE_ERETRY, and the caller
+ * tries again later or answers 503.
  */
 #ifndef ROOST_STORE_H
 #define ROOST_STORE_H
@@ -30,6 +34,15 @@
 				 * only written, when commit() returns */
 
 struct store;
+
+enum store_err {
+	STORE_OK = 0,
+	STORE_ERETRY,		/* another's lock, a timeout, a serialization
+				 * failure, a lost connection */
+	STORE_ECONFLICT,	/* a unique or foreign key said no: another
+				 * change got there first */
+	STORE_EFATAL,		/* anything else */
+};
 
 struct store_user {
 	const char	*user;		/* the routing key (normalized user name) */
@@ -151,7 +164,7 @@ struct store_ops {
 
 	/* Group several mutations into one atomic unit.  A failed begin()
 	 * or commit() leaves no transaction open; a rollback() after it
-	 * returns 0 and keeps that error (and its busy class). */
+	 * returns 0 and keeps that error (and its class). */
 	int	(*begin)(struct store *, int flags);
 	int	(*commit)(struct store *);
 	int	(*rollback)(struct store *);
@@ -287,13 +300,26 @@ struct store_ops {
 	/* 1 when the user has a move past its start (kicking, waiting or
 	 * syncing: its logins wait), 0 when not. */
 	int	(*move_marked)(struct store *, const char *user);
+
+	/*
+	 * Compare-and-set of assignments that several roostd may race on:
+	 * record i is written (as user_put would) only if its user has no
+	 * row (insert-if-absent), or, when expect is given and expect[i] is
+	 * not NULL, has one still on backend expect[i].  For each record not
+	 * written cb gets the row the store holds (a user twice in recs: the
+	 * second meets the first's).  All or nothing; cb is called before the
+	 * call returns, so when it then returns -1 what cb was told is void.
+	 * user_put stays the overwrite, for changes that must win.
+	 */
+	int	(*user_place)(struct store *, const struct store_user *,
+		    const char *const *expect, size_t, store_user_cb, void *);
 };
 
 struct store {
 	const struct store_ops	*ops;
 	void			*impl;		/* the implementation's state */
 	char			 err[512];	/* last error, never with secrets */
-	int			 busy;		/* it was another process's lock */
+	enum store_err		 errclass;	/* of the last error */
 };
 
 extern const struct store_ops	store_sqlite_ops;
@@ -302,8 +328,16 @@ extern const struct store_ops	store_sqlite_ops;
 struct store	*store_open(const char *url, char *err, size_t errlen);
 void		 store_free(struct store *);
 const char	*store_error(const struct store *);
-/* For implementations: record an error message (and clear `busy`). */
+/* The last error was retryable (STORE_ERETRY). */
+int		 store_retryable(const struct store *);
+/* The HTTP status that answers the last error: 503 retryable, 409
+ * conflict, else 500. */
+int		 store_http_status(const struct store *);
+/* For implementations: record an error message, of class STORE_EFATAL
+ * or STORE_ECONFLICT. */
 void		 store_set_error(struct store *, const char *, ...)
+		    __attribute__((format(printf, 2, 3)));
+void		 store_set_conflict(struct store *, const char *, ...)
 		    __attribute__((format(printf, 2, 3)));
 
 #endif

@@ -16,9 +16,10 @@
  * Time bounds: the session runs with lock_timeout LOCK_TIMEOUT_MS and
  * statement_timeout STMT_TIMEOUT_MS, so no call waits long for another
  * instance's row lock or a slow server; such a failure, a serialization
- * failure or a lost connection sets `busy` (retryable: the caller answers
- * 503 or tries again).  The loads at start and backend_delete (which may
- * release many users) lift the statement bound for their own transaction.
+ * failure or a lost connection is STORE_ERETRY (the caller answers 503 or
+ * tries again); a violated constraint (SQLSTATE class 23) STORE_ECONFLICT.
+ * The loads at start and backend_delete (which may release many users)
+ * lift the statement bound for their own transaction.
  * A lost connection is re-established without blocking: each call spends
  * at most RESET_BUDGET_MS on PQresetPoll, once a RESET_INTERVAL_MS at most
  * (a host name in the connection string still resolves synchronously).
@@ -46,8 +47,8 @@
  *    results through callbacks and a transaction handle instead of return
  *    values and hidden state; a reconnect resolves host names off the loop;
  *  - (done: the change feed, see above and feed.c);
- *  - insert-if-absent for new users (ON CONFLICT DO NOTHING RETURNING, the
- *    loser adopts the stored row) instead of user_put's upsert;
+ *  - (done: insert-if-absent and compare-and-set of assignments,
+ *    user_place, the loser adopts the stored row);
  *  - leases (claimed rows with an expiry, or advisory locks) for moves,
  *    syncs, jobs and health verdicts that one instance must own;
  *  - then the one-roostd lock goes.
@@ -317,6 +318,7 @@ enum stmt {
 	S_USER_GET,
 	S_USER_LIST,
 	S_USER_TOUCH,
+	S_USER_PLACE,
 	S_AUDIT_ADD,
 	S_AUDIT_LIST,
 	S_HEALTH_PUT,
@@ -392,6 +394,17 @@ static const char *const stmt_sql[S_COUNT] = {
 	[S_USER_TOUCH] = "UPDATE users SET"
 	    " last_lookup = greatest(last_lookup, $2::int8),"
 	    " confirmed = greatest(confirmed, $3::int4) WHERE \"user\" = $1",
+	[S_USER_PLACE] = "INSERT INTO users (" USER_COLS ")"
+	    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+	    " ON CONFLICT (\"user\") DO UPDATE SET backend = excluded.backend,"
+	    " tag = excluded.tag, pinned = excluded.pinned,"
+	    " since = excluded.since, last_lookup = excluded.last_lookup,"
+	    " confirmed = greatest(users.confirmed, excluded.confirmed),"
+	    " replica = excluded.replica,"
+	    " replica_current = excluded.replica_current,"
+	    " failed_over = excluded.failed_over"
+	    /* NULL: never, the row stays as it is */
+	    " WHERE users.backend = $11",
 	[S_AUDIT_ADD] = "INSERT INTO audit (at, actor, action, subject, detail)"
 	    " VALUES ($1, $2, $3, $4, $5)",
 	[S_AUDIT_LIST] = "SELECT id, at, actor, action, subject, detail"
@@ -595,8 +608,10 @@ pg_fail(struct store *st, const char *what, const PGresult *res)
 	if (msg == NULL)
 		msg = conn != NULL ? PQerrorMessage(conn) : "no connection";
 	set_msg(st, what, msg);
-	st->busy = retryable(state) || conn == NULL ||
-	    PQstatus(conn) != CONNECTION_OK;
+	if (retryable(state) || conn == NULL || PQstatus(conn) != CONNECTION_OK)
+		st->errclass = STORE_ERETRY;
+	else if (state != NULL && strncmp(state, "23", 2) == 0)
+		st->errclass = STORE_ECONFLICT;	/* integrity constraint */
 	return -1;
 }
 
@@ -696,7 +711,7 @@ conn_ready(struct store *st)
 			return 0;
 		case 0:
 			owner_taken(st);
-			st->busy = 1;
+			st->errclass = STORE_ERETRY;
 			return -1;
 		default:
 			return -1;
@@ -704,7 +719,7 @@ conn_ready(struct store *st)
 	}
 	if (ps->in_tx) {
 		set_msg(st, "store", "connection lost inside a transaction");
-		st->busy = 1;
+		st->errclass = STORE_ERETRY;
 		return -1;
 	}
 	now = now_msec_mono();
@@ -746,7 +761,7 @@ conn_ready(struct store *st)
 	return conn_ready(st);
 busy:
 	pg_fail(st, "store connection lost, reconnecting", NULL);
-	st->busy = 1;
+	st->errclass = STORE_ERETRY;
 	return -1;
 }
 
@@ -820,6 +835,17 @@ run(struct store *st, enum stmt id, const struct params *p,
 	return NULL;
 }
 
+/* The number of rows a command changed. */
+static int64_t
+cmd_tuples(PGresult *res)
+{
+	long long n;
+
+	if (parse_ll(PQcmdTuples(res), 0, LLONG_MAX, &n) == -1)
+		n = 0;
+	return n;
+}
+
 /* Run a statement that returns no rows; *changed (if given) gets the
  * number of rows it changed. */
 static int
@@ -827,15 +853,11 @@ run_cmd(struct store *st, enum stmt id, const struct params *p,
     const char *what, int64_t *changed)
 {
 	PGresult *res;
-	long long n;
 
 	if ((res = run(st, id, p, what, NULL)) == NULL)
 		return -1;
-	if (changed != NULL) {
-		if (parse_ll(PQcmdTuples(res), 0, LLONG_MAX, &n) == -1)
-			n = 0;
-		*changed = n;
-	}
+	if (changed != NULL)
+		*changed = cmd_tuples(res);
 	PQclear(res);
 	return 0;
 }
@@ -849,13 +871,14 @@ typedef int (*fill_fn)(struct store *, const void *, size_t,
  * statements a round trip instead of one each, inside the caller's unit of
  * work.  Stops at the first failure: *bad gets the record's index and
  * *errres its result (for the caller to PQclear), when the server refused
- * it.  Blocking sends are safe at this size: the results of PIPE_MAX
+ * it.  changed, when given, gets the number of rows each statement changed.  Blocking sends are safe at this size: the results of PIPE_MAX
  * statements fit in the socket buffers while the server reads on.
  */
 #define PIPE_MAX	256
 static int
 run_batch(struct store *st, enum stmt id, const void *recs, size_t n,
-    fill_fn fill, const char *what, size_t *bad, PGresult **errres)
+    fill_fn fill, const char *what, size_t *bad, PGresult **errres,
+    int64_t *changed)
 {
 	PGconn *conn = impl(st)->conn;
 	struct params p;
@@ -898,6 +921,8 @@ run_batch(struct store *st, enum stmt id, const void *recs, size_t n,
 		for (j = 0; j < sent && PQstatus(conn) == CONNECTION_OK; j++) {
 			while ((res = PQgetResult(conn)) != NULL) {
 				rs = PQresultStatus(res);
+				if (rs == PGRES_COMMAND_OK && changed != NULL)
+					changed[i + j] = cmd_tuples(res);
 				if (rs == PGRES_COMMAND_OK ||
 				    rs == PGRES_PIPELINE_ABORTED || failed) {
 					PQclear(res);
@@ -926,7 +951,7 @@ run_batch(struct store *st, enum stmt id, const void *recs, size_t n,
 		if (PQstatus(conn) != CONNECTION_OK) {
 			if (!failed)
 				pg_fail(st, what, NULL);
-			st->busy = 1;
+			st->errclass = STORE_ERETRY;
 			failed = 1;
 		}
 	}
@@ -954,7 +979,7 @@ tx_end(struct store *st, enum txmode mode, int ok)
 	struct pg_store *ps = impl(st);
 	char saved[sizeof(st->err)];
 	PGresult *res;
-	int busy;
+	enum store_err class;
 
 	if (mode == TX_NONE)
 		return ok ? 0 : -1;
@@ -976,7 +1001,7 @@ tx_end(struct store *st, enum txmode mode, int ok)
 		return -1;
 	}
 	memcpy(saved, st->err, sizeof(saved));
-	busy = st->busy;
+	class = st->errclass;
 	if (PQtransactionStatus(ps->conn) != PQTRANS_IDLE &&
 	    PQstatus(ps->conn) == CONNECTION_OK) {
 		if (mode == TX_OWN)
@@ -985,7 +1010,7 @@ tx_end(struct store *st, enum txmode mode, int ok)
 			simple(st, "RELEASE roost_op", "release");
 	}
 	memcpy(st->err, saved, sizeof(saved));
-	st->busy = busy;
+	st->errclass = class;
 	return -1;
 }
 
@@ -1259,7 +1284,7 @@ pg_commit(struct store *st)
 	if (PQstatus(ps->conn) != CONNECTION_OK) {
 		pg_fail(st, "commit: connection lost, the transaction with it",
 		    NULL);
-		st->busy = 1;
+		st->errclass = STORE_ERETRY;
 		ps->tx_failed = 1;
 		return -1;
 	}
@@ -1269,12 +1294,12 @@ pg_commit(struct store *st)
 		if (PQstatus(ps->conn) == CONNECTION_OK &&
 		    PQtransactionStatus(ps->conn) != PQTRANS_IDLE) {
 			char saved[sizeof(st->err)];
-			int busy = st->busy;
+			enum store_err class = st->errclass;
 
 			memcpy(saved, st->err, sizeof(saved));
 			simple(st, "ROLLBACK", "rollback");
 			memcpy(st->err, saved, sizeof(saved));
-			st->busy = busy;
+			st->errclass = class;
 		}
 	}
 	return rv;
@@ -1545,7 +1570,7 @@ pg_backend_insert(struct store *st, const struct backend *b)
 	    &err) == 0)
 		return 0;
 	if (err != NULL && is_state(err, "23505"))
-		store_set_error(st, "backend %s already exists", b->name);
+		store_set_conflict(st, "backend %s already exists", b->name);
 	PQclear(err);
 	return -1;
 }
@@ -1562,7 +1587,7 @@ pg_backend_update(struct store *st, const struct backend *b)
 	    NULL) == -1)
 		return -1;
 	if (n == 0) {
-		store_set_error(st, "no backend named %s", b->name);
+		store_set_conflict(st, "no backend named %s", b->name);
 		return -1;
 	}
 	return 0;
@@ -1585,7 +1610,7 @@ pg_backend_delete(struct store *st, const char *name, int64_t *released)
 	    run_cmd(st, S_BACKEND_DELETE, &p, "backend delete", &gone) == -1)
 		goto fail;
 	if (gone == 0) {
-		store_set_error(st, "no backend named %s", name);
+		store_set_conflict(st, "no backend named %s", name);
 		goto fail;
 	}
 	/* Back to the bound for the rest of the caller's transaction. */
@@ -1648,7 +1673,7 @@ proxy_write(struct store *st, enum stmt id, const struct proxy *p,
 	if (op_cmd(st, id, &pp, what, n, &err) == 0)
 		return 0;
 	if (err != NULL && is_state(err, "23505"))
-		store_set_error(st, "proxy %s already exists", p->name);
+		store_set_conflict(st, "proxy %s already exists", p->name);
 	PQclear(err);
 	return -1;
 }
@@ -1814,15 +1839,86 @@ pg_user_put(struct store *st, const struct store_user *us, size_t n)
 	if ((n > 1 || impl(st)->in_tx) && tx_start(st, &mode) == -1)
 		return -1;
 	if (run_batch(st, S_USER_PUT, us, n, fill_user, "user put", &bad,
-	    &err) == -1) {
+	    &err, NULL) == -1) {
 		if (err != NULL && is_state(err, "23503"))
-			store_set_error(st, "user %s: no backend named %s",
+			store_set_conflict(st, "user %s: no backend named %s",
 			    us[bad].user, us[bad].backend);
 		PQclear(err);
 		tx_end(st, mode, 0);
 		return -1;
 	}
 	return tx_end(st, mode, 1);
+}
+
+struct place {
+	const struct store_user	 *us;
+	const char *const	 *expect;
+};
+
+static int
+fill_place(struct store *st, const void *recs, size_t i, struct params *p)
+{
+	const struct place *pl = recs;
+
+	if (fill_user(st, pl->us, i, p) == -1)
+		return -1;
+	p_text(p, pl->expect != NULL ? pl->expect[i] : NULL);
+	return 0;
+}
+
+/*
+ * Pipelined like user_put.  A record that wrote nothing met a row that
+ * another transaction committed (one still open makes the statement wait
+ * for it, up to lock_timeout: then STORE_ERETRY) or that is on another
+ * backend; the read after it, a statement of its own under READ COMMITTED,
+ * sees that row.  A row deleted in between leaves nothing to report:
+ * STORE_ERETRY, nothing written.
+ */
+static int
+pg_user_place(struct store *st, const struct store_user *us,
+    const char *const *expect, size_t n, store_user_cb cb, void *arg)
+{
+	struct place pl = { us, expect };
+	enum txmode mode = TX_NONE;
+	struct params p;
+	PGresult *err;
+	int64_t *changed, got;
+	size_t i, bad;
+
+	if (n == 0)
+		return 0;
+	changed = xcalloc(n, sizeof(*changed));
+	if ((n > 1 || impl(st)->in_tx) && tx_start(st, &mode) == -1)
+		goto fail;
+	if (run_batch(st, S_USER_PLACE, &pl, n, fill_place, "user place",
+	    &bad, &err, changed) == -1) {
+		if (err != NULL && is_state(err, "23503"))
+			store_set_conflict(st, "user %s: no backend named %s",
+			    us[bad].user, us[bad].backend);
+		PQclear(err);
+		goto fail;
+	}
+	for (i = 0; i < n; i++) {
+		if (changed[i] > 0)
+			continue;
+		memset(&p, 0, sizeof(p));
+		p_text(&p, us[i].user);
+		if ((got = rows(st, S_USER_GET, &p, 0, "user place", row_user,
+		    (void *)cb, arg)) == -1)
+			goto fail;
+		if (got == 0) {
+			store_set_error(st, "user place: the row of %s went "
+			    "while it was read", us[i].user);
+			st->errclass = STORE_ERETRY;
+			goto fail;
+		}
+	}
+	free(changed);
+	return tx_end(st, mode, 1);
+fail:
+	free(changed);
+	tx_end(st, mode, 0);
+	return -1;
 }
 
 static int
@@ -1889,7 +1985,7 @@ pg_user_touch(struct store *st, const struct store_user *us, size_t n)
 	if ((n > 1 || impl(st)->in_tx) && tx_start(st, &mode) == -1)
 		return -1;
 	if (run_batch(st, S_USER_TOUCH, us, n, fill_touch, "user touch",
-	    &bad, &err) == -1) {
+	    &bad, &err, NULL) == -1) {
 		PQclear(err);
 		tx_end(st, mode, 0);
 		return -1;
@@ -1954,7 +2050,7 @@ pg_move_insert(struct store *st, struct store_move *m)
 	if ((res = run(st, S_MOVE_INSERT, &p, "move insert", &err)) == NULL) {
 		if (err != NULL && is_state(err, "23505") &&
 		    strcmp(constraint(err), "moves_open") == 0)
-			store_set_error(st, "user %s is being moved already",
+			store_set_conflict(st, "user %s is being moved already",
 			    m->user);
 		PQclear(err);
 		tx_end(st, mode, 0);
@@ -2221,7 +2317,7 @@ pg_repl_put(struct store *st, const struct store_repl *rs, size_t n)
 	if ((n > 1 || impl(st)->in_tx) && tx_start(st, &mode) == -1)
 		return -1;
 	if (run_batch(st, S_REPL_PUT, rs, n, fill_repl, "repl put", &bad,
-	    &err) == -1) {
+	    &err, NULL) == -1) {
 		PQclear(err);
 		tx_end(st, mode, 0);
 		return -1;
@@ -2346,7 +2442,7 @@ restore(struct store *st, enum stmt id, enum stmt seq, const void *recs,
 		return 0;
 	if (tx_start(st, &mode) == -1)
 		return -1;
-	if (run_batch(st, id, recs, n, fill, what, &bad, &err) == -1) {
+	if (run_batch(st, id, recs, n, fill, what, &bad, &err, NULL) == -1) {
 		PQclear(err);
 		goto fail;
 	}
@@ -2528,6 +2624,7 @@ const struct store_ops store_pg_ops = {
 	.user_touch = pg_user_touch,
 	.audit_add = pg_audit_add,
 	.audit_list = pg_audit_list,
+	.user_place = pg_user_place,
 	.move_insert = pg_move_insert,
 	.move_state = pg_move_state,
 	.move_switch = pg_move_switch,

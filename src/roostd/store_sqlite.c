@@ -236,6 +236,7 @@ enum stmt {
 	S_USER_LIST_BACKEND,
 	S_USER_LIST_BACKEND_AFTER,
 	S_USER_TOUCH,
+	S_USER_PLACE,
 	S_AUDIT_ADD,
 	S_AUDIT_LIST,
 	S_HEALTH_PUT,
@@ -314,6 +315,17 @@ static const char *const stmt_sql[S_COUNT] = {
 	/* max(): a late flush of older lookup times never moves one back. */
 	[S_USER_TOUCH] = "UPDATE users SET last_lookup = max(last_lookup, ?2),"
 	    " confirmed = max(confirmed, ?3) WHERE user = ?1",
+	[S_USER_PLACE] = "INSERT INTO users (" USER_COLS ")"
+	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+	    " ON CONFLICT (user) DO UPDATE SET backend = excluded.backend,"
+	    " tag = excluded.tag, pinned = excluded.pinned,"
+	    " since = excluded.since, last_lookup = excluded.last_lookup,"
+	    " confirmed = max(confirmed, excluded.confirmed),"
+	    " replica = excluded.replica,"
+	    " replica_current = excluded.replica_current,"
+	    " failed_over = excluded.failed_over"
+	    /* NULL: never, the row stays as it is */
+	    " WHERE users.backend = ?11",
 	[S_AUDIT_ADD] = "INSERT INTO audit (at, actor, action, subject, detail)"
 	    " VALUES (?1, ?2, ?3, ?4, ?5)",
 	[S_AUDIT_LIST] = "SELECT id, at, actor, action, subject, detail"
@@ -436,7 +448,15 @@ sq_fail(struct store *st, const char *what)
 	sqlite3 *db = impl(st)->db;
 
 	store_set_error(st, "%s: %s", what, sqlite3_errmsg(db));
-	st->busy = (sqlite3_extended_errcode(db) & 0xff) == SQLITE_BUSY;
+	switch (sqlite3_extended_errcode(db) & 0xff) {
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+		st->errclass = STORE_ERETRY;
+		break;
+	case SQLITE_CONSTRAINT:
+		st->errclass = STORE_ECONFLICT;
+		break;
+	}
 	return -1;
 }
 
@@ -498,7 +518,7 @@ tx_end(struct store *st, enum txmode mode, int ok)
 {
 	struct sqlite_store *ss = impl(st);
 	char saved[sizeof(st->err)];
-	int busy;
+	enum store_err class;
 
 	if (mode == TX_NONE)
 		return ok ? 0 : -1;
@@ -509,7 +529,7 @@ tx_end(struct store *st, enum txmode mode, int ok)
 		/* A failed COMMIT may leave the transaction open. */
 	}
 	memcpy(saved, st->err, sizeof(saved));
-	busy = st->busy;
+	class = st->errclass;
 	if (mode == TX_OWN) {
 		if (!sqlite3_get_autocommit(ss->db) &&
 		    stmt_exec(st, S_ROLLBACK, "rollback") == -1)
@@ -524,7 +544,7 @@ tx_end(struct store *st, enum txmode mode, int ok)
 		 * back; the caller's commit() then reports it. */
 	}
 	memcpy(st->err, saved, sizeof(saved));
-	st->busy = busy;
+	st->errclass = class;
 	return -1;
 }
 
@@ -1184,7 +1204,7 @@ sqlite_backend_insert(struct store *st, const struct backend *b)
 	rc = sqlite3_step(s);
 	if (rc != SQLITE_DONE) {
 		if (rc == SQLITE_CONSTRAINT_PRIMARYKEY)
-			store_set_error(st, "backend %s already exists",
+			store_set_conflict(st, "backend %s already exists",
 			    b->name);
 		else
 			sq_fail(st, "backend insert");
@@ -1210,7 +1230,7 @@ sqlite_backend_update(struct store *st, const struct backend *b)
 	}
 	stmt_done(s);
 	if (sqlite3_changes(ss->db) == 0) {
-		store_set_error(st, "no backend named %s", b->name);
+		store_set_conflict(st, "no backend named %s", b->name);
 		return -1;
 	}
 	return 0;
@@ -1233,7 +1253,7 @@ sqlite_backend_delete(struct store *st, const char *name, int64_t *released)
 	if (stmt_exec(st, S_BACKEND_DELETE, "backend delete") == -1)
 		goto fail;
 	if (sqlite3_changes64(ss->db) == 0) {
-		store_set_error(st, "no backend named %s", name);
+		store_set_conflict(st, "no backend named %s", name);
 		goto fail;
 	}
 	if (tx_end(st, mode, 1) == -1)
@@ -1308,7 +1328,7 @@ proxy_write(struct store *st, enum stmt id, const struct proxy *p,
 	rc = sqlite3_step(s);
 	if (rc != SQLITE_DONE) {
 		if (rc == SQLITE_CONSTRAINT_PRIMARYKEY)
-			store_set_error(st, "proxy %s already exists", p->name);
+			store_set_conflict(st, "proxy %s already exists", p->name);
 		else
 			sq_fail(st, what);
 		stmt_done(s);
@@ -1406,6 +1426,47 @@ sqlite_user_load(struct store *st, store_user_cb cb, void *arg)
 	return 0;
 }
 
+/* Bind record i of a batch to the user columns of s and run it. */
+static int
+user_write(struct store *st, sqlite3_stmt *s, const struct store_user *u,
+    size_t i, const char *what)
+{
+	int rc;
+
+	if (u->user == NULL || u->backend == NULL) {
+		store_set_error(st, "%s: record %zu has no %s", what, i,
+		    u->user == NULL ? "user" : "backend");
+		return -1;
+	}
+	rc = bind_text(s, 1, u->user);
+	rc |= bind_text(s, 2, u->backend);
+	rc |= bind_text(s, 3, u->tag != NULL ? u->tag : "");
+	rc |= sqlite3_bind_int(s, 4, u->pinned != 0);
+	rc |= sqlite3_bind_int64(s, 5, u->since);
+	rc |= sqlite3_bind_int64(s, 6, u->last_lookup);
+	rc |= sqlite3_bind_int(s, 7, u->confirmed != 0);
+	rc |= bind_text(s, 8, u->replica);
+	rc |= sqlite3_bind_int(s, 9, u->replica_current != 0);
+	rc |= sqlite3_bind_int(s, 10, u->failed_over != 0);
+	if (rc != SQLITE_OK) {
+		sq_fail(st, what);
+		stmt_done(s);
+		return -1;
+	}
+	rc = sqlite3_step(s);
+	if (rc != SQLITE_DONE) {
+		if (rc == SQLITE_CONSTRAINT_FOREIGNKEY)
+			store_set_conflict(st, "user %s: no backend named %s",
+			    u->user, u->backend);
+		else
+			sq_fail(st, what);
+		stmt_done(s);
+		return -1;
+	}
+	stmt_done(s);
+	return 0;
+}
+
 static int
 sqlite_user_put(struct store *st, const struct store_user *us, size_t n)
 {
@@ -1413,48 +1474,49 @@ sqlite_user_put(struct store *st, const struct store_user *us, size_t n)
 	sqlite3_stmt *s = ss->stmt[S_USER_PUT];
 	enum txmode mode = TX_NONE;
 	size_t i;
-	int rc;
 
 	if (n == 0)
 		return 0;
 	/* One statement is atomic on its own; a batch needs a transaction. */
 	if ((n > 1 || ss->in_tx) && tx_start(st, &mode) == -1)
 		return -1;
+	for (i = 0; i < n; i++)
+		if (user_write(st, s, &us[i], i, "user put") == -1)
+			goto fail;
+	return tx_end(st, mode, 1);
+fail:
+	tx_end(st, mode, 0);
+	return -1;
+}
+
+/*
+ * SQLite has one writer at a time, so within the transaction a record that
+ * changed nothing met a row that stays as it is until the commit, and that
+ * row is what cb gets.
+ */
+static int
+sqlite_user_place(struct store *st, const struct store_user *us,
+    const char *const *expect, size_t n, store_user_cb cb, void *arg)
+{
+	struct sqlite_store *ss = impl(st);
+	sqlite3_stmt *s = ss->stmt[S_USER_PLACE], *get = ss->stmt[S_USER_GET];
+	enum txmode mode = TX_NONE;
+	size_t i;
+
+	if (n == 0)
+		return 0;
+	if ((n > 1 || ss->in_tx) && tx_start(st, &mode) == -1)
+		return -1;
 	for (i = 0; i < n; i++) {
-		if (us[i].user == NULL || us[i].backend == NULL) {
-			store_set_error(st, "user put: record %zu has no %s",
-			    i, us[i].user == NULL ? "user" : "backend");
+		/* user_write binds the rest and clears them all after. */
+		bind_text(s, 11, expect != NULL ? expect[i] : NULL);
+		if (user_write(st, s, &us[i], i, "user place") == -1)
 			goto fail;
-		}
-		rc = bind_text(s, 1, us[i].user);
-		rc |= bind_text(s, 2, us[i].backend);
-		rc |= bind_text(s, 3, us[i].tag != NULL ? us[i].tag : "");
-		rc |= sqlite3_bind_int(s, 4, us[i].pinned != 0);
-		rc |= sqlite3_bind_int64(s, 5, us[i].since);
-		rc |= sqlite3_bind_int64(s, 6, us[i].last_lookup);
-		rc |= sqlite3_bind_int(s, 7, us[i].confirmed != 0);
-		if (us[i].replica != NULL)
-			rc |= bind_text(s, 8, us[i].replica);
-		else
-			rc |= sqlite3_bind_null(s, 8);
-		rc |= sqlite3_bind_int(s, 9, us[i].replica_current != 0);
-		rc |= sqlite3_bind_int(s, 10, us[i].failed_over != 0);
-		if (rc != SQLITE_OK) {
-			sq_fail(st, "user put");
-			stmt_done(s);
+		if (sqlite3_changes(ss->db) > 0)
+			continue;
+		bind_text(get, 1, us[i].user);
+		if (user_rows(st, get, "user place", cb, arg) == -1)
 			goto fail;
-		}
-		rc = sqlite3_step(s);
-		if (rc != SQLITE_DONE) {
-			if (rc == SQLITE_CONSTRAINT_FOREIGNKEY)
-				store_set_error(st, "user %s: no backend "
-				    "named %s", us[i].user, us[i].backend);
-			else
-				sq_fail(st, "user put");
-			stmt_done(s);
-			goto fail;
-		}
-		stmt_done(s);
 	}
 	return tx_end(st, mode, 1);
 fail:
@@ -1610,7 +1672,7 @@ sqlite_move_insert(struct store *st, struct store_move *m)
 	rc = sqlite3_step(s);
 	if (rc != SQLITE_DONE) {
 		if (rc == SQLITE_CONSTRAINT_UNIQUE)
-			store_set_error(st, "user %s is being moved already",
+			store_set_conflict(st, "user %s is being moved already",
 			    m->user);
 		else
 			sq_fail(st, "move insert");
@@ -2102,6 +2164,7 @@ const struct store_ops store_sqlite_ops = {
 	.user_touch = sqlite_user_touch,
 	.audit_add = sqlite_audit_add,
 	.audit_list = sqlite_audit_list,
+	.user_place = sqlite_user_place,
 	.move_insert = sqlite_move_insert,
 	.move_state = sqlite_move_state,
 	.move_switch = sqlite_move_switch,

@@ -12,6 +12,7 @@
 #include <sys/wait.h>
 
 #include <errno.h>
+#include <pthread.h>
 #include <limits.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -620,7 +621,7 @@ test_user_unknown_backend(void **state)
 	add_backend(st, "b1");
 	assert_int_equal(st->ops->user_put(st, &u, 1), -1);
 	assert_non_null(strstr(store_error(st), "ghost"));
-	assert_false(st->busy);
+	assert_int_equal(st->errclass, STORE_ECONFLICT);
 	assert_int_equal(user_count(st), 0);
 	store_free(st);
 }
@@ -1370,7 +1371,7 @@ test_busy_gives_up_fast(void **state)
 	if (ms > 300)
 		fail_msg("user_put waited %llu ms for the lock",
 		    (unsigned long long)ms);
-	assert_true(st->busy);
+	assert_int_equal(st->errclass, STORE_ERETRY);
 	/* Reads are not blocked by writers. */
 	assert_int_equal(st->ops->user_get(st, "alice", collect_user, NULL),
 	    0);
@@ -1383,6 +1384,228 @@ test_busy_gives_up_fast(void **state)
 	}
 	assert_int_equal(st->ops->user_put(st, us, 2), 0);
 	assert_int_equal(user_count(st), 2);
+	store_free(st);
+}
+
+/* Another instance's connection to the store, raw SQL behind the store's
+ * back (for SQLite another process's handle on the file). */
+struct other {
+	sqlite3	*db;
+	PGconn	*pc;
+};
+
+static void
+other_open(const struct fixture *f, struct other *o)
+{
+	char sql[128];
+
+	memset(o, 0, sizeof(*o));
+	if (f->kind == K_SQLITE) {
+		assert_int_equal(sqlite3_open(f->path, &o->db), SQLITE_OK);
+		return;
+	}
+	o->pc = PQconnectdb(pg.conninfo);
+	assert_int_equal(PQstatus(o->pc), CONNECTION_OK);
+	snprintf(sql, sizeof(sql), "SET search_path = %s", f->schema);
+	PQclear(PQexec(o->pc, sql));
+}
+
+static void
+other_exec(struct other *o, const char *sql)
+{
+	PGresult *res;
+
+	if (o->db != NULL) {
+		if (sqlite3_exec(o->db, sql, NULL, NULL, NULL) != SQLITE_OK)
+			fail_msg("%s: %s", sql, sqlite3_errmsg(o->db));
+		return;
+	}
+	res = PQexec(o->pc, sql);
+	if (PQresultStatus(res) != PGRES_COMMAND_OK &&
+	    PQresultStatus(res) != PGRES_TUPLES_OK)
+		fail_msg("%s: %s", sql, PQerrorMessage(o->pc));
+	PQclear(res);
+}
+
+static void
+other_close(struct other *o)
+{
+	if (o->db != NULL)
+		sqlite3_close(o->db);
+	if (o->pc != NULL)
+		PQfinish(o->pc);
+}
+
+#define OTHER_COLS	"(\"user\", backend, tag, pinned, since, last_lookup," \
+			" confirmed, replica, replica_current, failed_over)"
+
+/*
+ * Insert-if-absent: new users are written, a user with a row keeps it
+ * untouched and the caller gets that row; a user twice in one batch gets
+ * its first record's row; a failure writes nothing, and inside begin() a
+ * rollback undoes it.  Compare-and-set: a row is overwritten only while on
+ * the expected backend, and a user without a row is inserted.
+ */
+static void
+test_user_place(void **state)
+{
+	struct fixture *f = fixture(state);
+	struct store *st = open_ok(f);
+	struct store_user stored = { "alice", "b2", "gold", 1, 1700000001, 5,
+	    1, "b1", 1, 0 };
+	struct store_user recs[3] = {
+		{ "alice", "b1", "", 0, 1700000100, 7, 0, NULL, 0, 0 },
+		{ "bob", "b1", "", 0, 1700000100, 7, 0, "b2", 0, 0 },
+		{ "bob", "b2", "", 0, 1700000200, 8, 0, NULL, 0, 0 },
+	};
+	struct store_user ghost[2] = {
+		{ "carol", "b1", "", 0, 1, 0, 0, NULL, 0, 0 },
+		{ "dave", "nosuch", "", 0, 1, 0, 0, NULL, 0, 0 },
+	};
+	struct ucoll lost, uc;
+
+	add_backend(st, "b1");
+	add_backend(st, "b2");
+	assert_int_equal(st->ops->user_put(st, &stored, 1), 0);
+
+	memset(&lost, 0, sizeof(lost));
+	assert_int_equal(st->ops->user_place(st, recs, NULL, 3, collect_user,
+	    &lost), 0);
+	assert_int_equal(lost.n, 2);
+	assert_string_equal(lost.user[0], "alice");
+	assert_string_equal(lost.backend[0], "b2");
+	assert_string_equal(lost.tag[0], "gold");
+	assert_int_equal(lost.pinned[0], 1);
+	assert_int_equal(lost.since[0], 1700000001);
+	assert_string_equal(lost.replica[0], "b1");
+	assert_int_equal(lost.replica_current[0], 1);
+	assert_int_equal(lost.confirmed[0], 1);
+	assert_string_equal(lost.user[1], "bob");
+	assert_string_equal(lost.backend[1], "b1");
+	assert_int_equal(lost.since[1], 1700000100);
+	/* alice untouched, bob as first given */
+	assert_int_equal(get_user(st, "alice", &uc), 1);
+	assert_string_equal(uc.backend[0], "b2");
+	assert_int_equal(uc.last_lookup[0], 5);
+	assert_int_equal(uc.pinned[0], 1);
+	assert_int_equal(get_user(st, "bob", &uc), 1);
+	assert_string_equal(uc.backend[0], "b1");
+	assert_string_equal(uc.replica[0], "b2");
+	assert_int_equal(user_count(st), 2);
+
+	/* A backend the store does not hold: a conflict, nothing written. */
+	assert_int_equal(st->ops->user_place(st, ghost, NULL, 2, collect_user,
+	    &lost), -1);
+	assert_int_equal(st->errclass, STORE_ECONFLICT);
+	assert_non_null(strstr(store_error(st), "nosuch"));
+	assert_int_equal(get_user(st, "carol", &uc), 0);
+
+	/* Inside the caller's transaction: its rollback undoes it. */
+	assert_int_equal(st->ops->begin(st, 0), 0);
+	assert_int_equal(st->ops->user_place(st, ghost, NULL, 1, collect_user,
+	    &lost), 0);
+	assert_int_equal(st->ops->rollback(st), 0);
+	assert_int_equal(get_user(st, "carol", &uc), 0);
+	assert_int_equal(user_count(st), 2);
+
+	/* alice is on b2, bob on b1: only bob's row is as expected. */
+	{
+		const char *expect[3] = { "b1", "b1", "b2" };
+		struct store_user cas[3] = {
+			{ "alice", "b1", "", 0, 1700000300, 9, 0, NULL, 0, 0 },
+			{ "bob", "b2", "", 1, 1700000300, 9, 0, NULL, 0, 0 },
+			{ "erin", "b2", "", 0, 1700000300, 9, 0, NULL, 0, 0 },
+		};
+
+		memset(&lost, 0, sizeof(lost));
+		assert_int_equal(st->ops->user_place(st, cas, expect, 3,
+		    collect_user, &lost), 0);
+		assert_int_equal(lost.n, 1);
+		assert_string_equal(lost.user[0], "alice");
+		assert_string_equal(lost.backend[0], "b2");
+		assert_int_equal(get_user(st, "alice", &uc), 1);
+		assert_string_equal(uc.backend[0], "b2");
+		assert_int_equal(uc.since[0], 1700000001);
+		assert_int_equal(get_user(st, "bob", &uc), 1);
+		assert_string_equal(uc.backend[0], "b2");
+		assert_int_equal(uc.pinned[0], 1);
+		assert_int_equal(uc.since[0], 1700000300);
+		assert_int_equal(uc.has_replica[0], 0);
+		assert_int_equal(get_user(st, "erin", &uc), 1);
+		assert_string_equal(uc.backend[0], "b2");
+	}
+	store_free(st);
+}
+
+/*
+ * Error classes: a duplicate is a conflict (trying again changes nothing);
+ * another connection's lock is retryable and writes nothing, and once it
+ * is gone the same call works.  An insert-if-absent that meets a row
+ * another connection inserted and has not committed yet waits for it
+ * (bounded), then adopts what that connection committed.
+ */
+static void
+test_error_classes(void **state)
+{
+	struct fixture *f = fixture(state);
+	struct store *st = open_ok(f);
+	struct store_move m = { 0, "alice", "b1", "b2", "move", "queued", "",
+	    0, 1700000000, 0 };
+	struct store_user carol = { "carol", "b1", "", 0, 1700000100, 0, 0,
+	    NULL, 0, 0 };
+	struct store_user alice = { "alice", "b2", "", 0, 1700000100, 0, 0,
+	    NULL, 0, 0 };
+	struct backend *b = mkbackend("b1", "");
+	struct other o;
+	struct ucoll lost, uc;
+	uint64_t t0;
+
+	add_backend(st, "b1");
+	add_backend(st, "b2");
+	put_user(st, "alice", "b1");
+	assert_int_equal(st->ops->backend_insert(st, b), -1);
+	assert_int_equal(st->errclass, STORE_ECONFLICT);
+	assert_int_equal(store_http_status(st), 409);
+	backend_free(b);
+	assert_int_equal(st->ops->move_insert(st, &m), 0);
+	assert_int_equal(st->ops->move_insert(st, &m), -1);
+	assert_int_equal(st->errclass, STORE_ECONFLICT);
+
+	/* A lock held by another connection: on alice's row (PostgreSQL),
+	 * on the whole file (SQLite). */
+	other_open(f, &o);
+	if (f->kind == K_SQLITE)
+		other_exec(&o, "BEGIN IMMEDIATE");
+	else
+		other_exec(&o, "BEGIN; SELECT 1 FROM users WHERE \"user\" ="
+		    " 'alice' FOR UPDATE");
+	t0 = now_msec_mono();
+	assert_int_equal(st->ops->user_put(st, &alice, 1), -1);
+	print_message("locked row: %s after %llu ms\n", store_error(st),
+	    (unsigned long long)(now_msec_mono() - t0));
+	assert_int_equal(st->errclass, STORE_ERETRY);
+	assert_true(store_retryable(st));
+	assert_int_equal(store_http_status(st), 503);
+	other_exec(&o, "ROLLBACK");
+	assert_int_equal(st->ops->user_put(st, &alice, 1), 0);
+
+	/* Another instance placing carol, not committed yet. */
+	other_exec(&o, f->kind == K_SQLITE ? "BEGIN IMMEDIATE" : "BEGIN");
+	other_exec(&o, "INSERT INTO users " OTHER_COLS " VALUES ('carol',"
+	    " 'b2', '', 0, 1700000050, 0, 0, NULL, 0, 0)");
+	memset(&lost, 0, sizeof(lost));
+	assert_int_equal(st->ops->user_place(st, &carol, NULL, 1, collect_user,
+	    &lost), -1);
+	assert_int_equal(st->errclass, STORE_ERETRY);
+	assert_int_equal(lost.n, 0);
+	other_exec(&o, "COMMIT");
+	assert_int_equal(st->ops->user_place(st, &carol, NULL, 1, collect_user,
+	    &lost), 0);
+	assert_int_equal(lost.n, 1);
+	assert_string_equal(lost.backend[0], "b2");
+	assert_int_equal(get_user(st, "carol", &uc), 1);
+	assert_string_equal(uc.backend[0], "b2");
+	other_close(&o);
 	store_free(st);
 }
 
@@ -1406,7 +1629,7 @@ retry_put(struct store *st, const char *user)
 	for (i = 0; i < 100; i++) {
 		if ((rc = st->ops->user_put(st, &u, 1)) == 0)
 			break;
-		if (!st->busy)
+		if (!store_retryable(st))
 			fail_msg("not busy: %s", store_error(st));
 		usleep(50000);
 	}
@@ -1432,7 +1655,7 @@ test_pg_connection_lost(void **state)
 	put_user(st, "alice", "b1");
 	pg_kill_sessions();
 	assert_int_equal(st->ops->commit(st), -1);
-	assert_true(st->busy);
+	assert_int_equal(st->errclass, STORE_ERETRY);
 	assert_int_equal(st->ops->rollback(st), 0);
 	print_message("commit failed: %s\n", store_error(st));
 	if (strstr(store_error(st), "commit") == NULL)
@@ -1448,7 +1671,7 @@ test_pg_connection_lost(void **state)
 		fail_msg("a call while reconnecting took %llu ms",
 		    (unsigned long long)ms);
 	if (rc == -1)
-		assert_true(st->busy);
+		assert_int_equal(st->errclass, STORE_ERETRY);
 	assert_int_equal(retry_put(st, "bob"), 0);
 	assert_int_equal(user_count(st), 1);	/* bob; alice was lost */
 
@@ -1469,11 +1692,11 @@ test_pg_connection_lost(void **state)
 		usleep(1100 * 1000);	/* past the reconnect interval */
 		pg_kill_sessions();
 		assert_int_equal(st->ops->user_put(st, three, 3), -1);
-		assert_true(st->busy);
+		assert_int_equal(st->errclass, STORE_ERETRY);
 		for (i = 0; i < 100; i++) {
 			if (st->ops->user_put(st, three, 3) == 0)
 				break;
-			assert_true(st->busy);
+			assert_int_equal(st->errclass, STORE_ERETRY);
 			usleep(50000);
 		}
 		assert_true(i < 100);
@@ -1831,13 +2054,167 @@ test_pg_changes_commit_order(void **state)
 	free(sql);
 	/* Behind the open transaction: busy, nothing numbered. */
 	assert_int_equal(st->ops->user_put(st, &u, 1), -1);
-	assert_true(st->busy);
+	assert_int_equal(st->errclass, STORE_ERETRY);
 	changes_after(st, head, &cc, &pruned);
 	assert_int_equal(cc.n, 0);
 	pg_exec("COMMIT");
 	put_user(st, "quick", "b1");
 	changes_after(st, head, &cc, &pruned);
 	assert_changes(&cc, "user:slow user:quick");
+	store_free(st);
+}
+
+/*
+ * Two instances placing the same 1000 new users at once, the same batches
+ * of 100 started together, the other going through each batch backwards:
+ * the store through user_place, the other as raw INSERT ... ON
+ * CONFLICT DO NOTHING (one roostd per schema still holds the store's
+ * lock).  Where they meet the store waits (bounded) or deadlocks, fails
+ * retryable and tries again.  Every user ends with one row, and what the
+ * store reported (its own insert, or the row it lost to) is that row: both
+ * see the same backend.
+ */
+#define RACE_USERS	1000
+#define RACE_BATCH	100
+
+struct race {
+	const struct fixture	*f;
+	pthread_barrier_t	 go;	/* both start each batch together */
+	int			 failed;
+	char			 why[256];
+};
+
+static void *
+race_other(void *arg)
+{
+	struct race *r = arg;
+	char *sql, *q;
+	PGconn *pc;
+	PGresult *res;
+	int i, j;
+
+	pc = PQconnectdb(pg.conninfo);
+	if (PQstatus(pc) != CONNECTION_OK) {
+		snprintf(r->why, sizeof(r->why), "connect failed");
+		r->failed = 1;
+	}
+	/* The same batches as the store, at the same time. */
+	for (i = RACE_BATCH; i <= RACE_USERS; i += RACE_BATCH) {
+		if (r->failed) {
+			pthread_barrier_wait(&r->go);
+			continue;
+		}
+		xasprintf(&sql, "SET search_path = %s; BEGIN; INSERT INTO users "
+		    OTHER_COLS " VALUES", r->f->schema);
+		/* Each batch backwards: the two meet inside it. */
+		for (j = i - 1; j >= i - RACE_BATCH; j--) {
+			xasprintf(&q, "%s%s('u%04d', 'b2', '', 0, 1, 0, 0, NULL,"
+			    " 0, 0)", sql, j < i - 1 ? ", " : " ", j);
+			free(sql);
+			sql = q;
+		}
+		xasprintf(&q, "%s ON CONFLICT (\"user\") DO NOTHING; COMMIT",
+		    sql);
+		free(sql);
+		pthread_barrier_wait(&r->go);
+		res = PQexec(pc, q);
+		free(q);
+		if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+			snprintf(r->why, sizeof(r->why), "%s",
+			    PQerrorMessage(pc));
+			r->failed = 1;
+		}
+		PQclear(res);
+	}
+	PQfinish(pc);
+	return NULL;
+}
+
+struct seen {
+	char	 backend[RACE_USERS][4];
+	size_t	 adopted;
+};
+
+static int
+race_adopt(const struct store_user *u, void *arg)
+{
+	struct seen *s = arg;
+	long long i;
+
+	if (parse_ll(u->user + 1, 0, RACE_USERS - 1, &i) == -1)
+		return -1;
+	snprintf(s->backend[i], sizeof(s->backend[i]), "%s", u->backend);
+	s->adopted++;
+	return 0;
+}
+
+static void
+test_pg_insert_new_race(void **state)
+{
+	struct fixture *f = fixture(state);
+	struct store *st = open_ok(f);
+	struct store_user recs[RACE_BATCH];
+	char names[RACE_BATCH][8], sql[256];
+	struct seen *seen = xcalloc(1, sizeof(*seen));
+	struct race r = { .f = f };
+	size_t retries = 0, rows;
+	pthread_t t;
+	PGresult *res;
+	int i, j, k;
+
+	add_backend(st, "b1");
+	add_backend(st, "b2");
+	assert_int_equal(pthread_barrier_init(&r.go, NULL, 2), 0);
+	assert_int_equal(pthread_create(&t, NULL, race_other, &r), 0);
+	for (i = 0; i < RACE_USERS; i += RACE_BATCH) {
+		for (j = 0; j < RACE_BATCH; j++) {
+			snprintf(names[j], sizeof(names[j]), "u%04d", i + j);
+			recs[j] = (struct store_user){ names[j], "b1", "", 0,
+			    2, 0, 0, NULL, 0, 0 };
+		}
+		pthread_barrier_wait(&r.go);
+		/* The caller's retry: a retryable failure wrote nothing. */
+		for (k = 0; k < 200; k++) {
+			size_t before = seen->adopted;
+
+			if (st->ops->user_place(st, recs, NULL, RACE_BATCH,
+			    race_adopt, seen) == 0)
+				break;
+			if (!store_retryable(st))
+				fail_msg("not retryable: %s", store_error(st));
+			/* What a failed call reported is void. */
+			for (j = 0; j < RACE_BATCH; j++)
+				seen->backend[i + j][0] = '\0';
+			seen->adopted = before;
+			retries++;
+			usleep(1000);
+		}
+		assert_true(k < 200);
+		for (j = 0; j < RACE_BATCH; j++)
+			if (seen->backend[i + j][0] == '\0')
+				snprintf(seen->backend[i + j], 4, "b1");
+	}
+	assert_int_equal(pthread_join(t, NULL), 0);
+	pthread_barrier_destroy(&r.go);
+	if (r.failed)
+		fail_msg("the other instance: %s", r.why);
+	print_message("%zu of %d users lost to the other instance, %zu "
+	    "retries\n", seen->adopted, RACE_USERS, retries);
+
+	/* One row per user, and it is what the store reported. */
+	snprintf(sql, sizeof(sql), "SELECT \"user\", backend FROM %s.users"
+	    " ORDER BY \"user\"", f->schema);
+	res = PQexec(pg.admin, sql);
+	assert_int_equal(PQresultStatus(res), PGRES_TUPLES_OK);
+	rows = (size_t)PQntuples(res);
+	assert_int_equal(rows, RACE_USERS);
+	for (i = 0; i < RACE_USERS; i++)
+		if (strcmp(PQgetvalue(res, i, 1), seen->backend[i]) != 0)
+			fail_msg("%s: stored on %s, the store said %s",
+			    PQgetvalue(res, i, 0), PQgetvalue(res, i, 1),
+			    seen->backend[i]);
+	PQclear(res);
+	free(seen);
 	store_free(st);
 }
 
@@ -1872,11 +2249,14 @@ main(void)
 		BOTH(test_health),
 		BOTH(test_user_load_many),
 		BOTH(test_busy_gives_up_fast),
+		BOTH(test_user_place),
+		BOTH(test_error_classes),
 		PG(test_pg_connection_lost),
 		PG(test_pg_durable),
 		PG(test_pg_open_errors),
 		PG(test_pg_concurrent_open),
 		PG(test_pg_one_roostd_per_store),
+		PG(test_pg_insert_new_race),
 		PG(test_pg_changes),
 		PG(test_pg_changes_pruned),
 		PG(test_pg_changes_commit_order),

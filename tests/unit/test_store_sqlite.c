@@ -1346,7 +1346,7 @@ test_busy_gives_up_fast(void **state)
 		    (unsigned long long)ms);
 	if (strstr(store_error(st), "locked") == NULL)
 		fail_msg("error: %s", store_error(st));
-	assert_true(st->busy);
+	assert_int_equal(st->errclass, STORE_ERETRY);
 
 	t0 = now_msec_mono();
 	assert_int_equal(st->ops->begin(st, 0), -1);
@@ -1356,7 +1356,7 @@ test_busy_gives_up_fast(void **state)
 		    (unsigned long long)ms);
 	if (strstr(store_error(st), "locked") == NULL)
 		fail_msg("error: %s", store_error(st));
-	assert_true(st->busy);
+	assert_int_equal(st->errclass, STORE_ERETRY);
 	t0 = now_msec_mono();
 	assert_int_equal(st->ops->begin(st, STORE_TX_ADMIN), -1);
 	ms = now_msec_mono() - t0;
@@ -1365,7 +1365,7 @@ test_busy_gives_up_fast(void **state)
 		    (unsigned long long)ms);
 	if (strstr(store_error(st), "locked") == NULL)
 		fail_msg("error: %s", store_error(st));
-	assert_true(st->busy);
+	assert_int_equal(st->errclass, STORE_ERETRY);
 	/* A refused admin begin leaves the connection as it was. */
 	assert_int_equal(st->ops->durable(st), 0);
 
