@@ -48,6 +48,10 @@
 #define BATCH_RETRY_MS		10	/* between commits of a batch the store refused */
 #define BATCH_BUSY_MAX_MS	2000	/* then its lookups get 503 */
 
+/* Each refused batch answers its lookups 503; while the store is away the
+ * log says so every so often, not once a batch. */
+static struct log_limit	commit_limit = LOG_LIMIT_INIT(30 * 1000);
+
 struct pending {
 	char		 key[256];
 	size_t		 len;
@@ -414,7 +418,8 @@ batch_commit(struct roost *rs, int final)
 					fatalx("event_add");
 				return -1;
 			}
-			log_warnx("committing %zu assignments: %s", n,
+			log_limited(&commit_limit, LOG_LEVEL_WARN,
+			    "committing %zu assignments: %s", n,
 			    store_error(st));
 			ok = 0;
 		}
