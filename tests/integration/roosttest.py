@@ -178,6 +178,9 @@ class Roost:
         self._write_secret(self.lookup_token_file, self.lookup_token, 0o600)
         self._write_secret(self.events_token_file, self.events_token, 0o600)
         self.settings = {}
+        self.store = "sqlite:" + self.db_path
+        if TEST_STORE == "postgresql" and "store" not in conf:
+            self.store = _pg_store()
         self.write_config(lookup_token=lookup_token, extra_lines=extra_lines,
                           **conf)
         self._conn = None
@@ -195,7 +198,7 @@ class Roost:
         lookup_token_file.  extra_lines are appended verbatim."""
         s = {
             "listen": "127.0.0.1:%d" % self.port,
-            "store": "sqlite:" + self.db_path,
+            "store": self.store,
             "admin_token_file": self.admin_token_file,
             "log_level": "info",
             # Most scenarios register backends where nothing listens:
@@ -475,6 +478,25 @@ class Roost:
 
 
 # ---------------------------------------------------------------- running
+
+# ROOST_TEST_STORE=postgresql: every roostd a scenario starts without a
+# store of its own runs on PostgreSQL instead of its SQLite file, each in a
+# schema of its own of one cluster per scenario process (.ci/run runs the
+# Dovecot scenarios once more that way).
+TEST_STORE = os.environ.get("ROOST_TEST_STORE", "sqlite")
+_pg_shared = []
+
+
+def _pg_store():
+    if not _pg_shared:
+        _pg_shared.append(Pg())
+        atexit.register(_pg_shared[0].stop)
+    pg = _pg_shared[0]
+    schema = "r%d" % len(_pg_shared)
+    _pg_shared.append(schema)
+    pg.query("CREATE SCHEMA %s" % schema)
+    return "postgresql:%s options='-csearch_path=%s'" % (pg.conninfo, schema)
+
 
 def wait_for(what, fn, seconds=20):
     """fn()'s first true value, asked every 0.1 s; a Failure naming what
