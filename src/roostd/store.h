@@ -327,6 +327,10 @@ struct store_ops {
 	int	(*role_claim)(struct store *, const char *role);
 	int	(*role_release)(struct store *, const char *role);
 	int	(*role_held)(struct store *, const char *role);
+	/* This process alone (roostd -C): fails, naming why, while a roostd
+	 * has the store open, and keeps any from opening it.  NULL where
+	 * opening already takes the store alone (SQLite). */
+	int	(*exclusive)(struct store *);
 };
 
 struct store {

@@ -83,6 +83,9 @@
 #define CONNECT_TIMEOUT_S	"5"	/* at open; the string may override */
 /* Two instances migrating one database at once: the second waits. */
 #define MIGRATE_LOCK_KEY	"7263737400000001"
+/* Every roostd holds the store's open lock shared, and roostd -C (the
+ * copy) holds it alone (exclusive()): neither runs while the other does. */
+#define OPEN_LOCK		"(72637374, hashtext(current_schema()))"
 /* A role's session lock: one int8 key, the schema's hash above the
  * role's (the two-int4 keys of the locks above are another key space). */
 #define ROLE_KEY		"((hashtext(current_schema())::int8 << 32) |" \
@@ -662,6 +665,27 @@ session_setup(struct store *st)
 	return 0;
 }
 
+/* The open lock: shared (every roostd) or alone (a copy); 1 taken, 0
+ * not, -1 on error. */
+static int
+open_lock(struct store *st, int alone)
+{
+	PGresult *res;
+	int rv;
+
+	res = PQexec(impl(st)->conn, alone ? "SELECT pg_advisory_unlock_all();"
+	    " SELECT pg_try_advisory_lock" OPEN_LOCK :
+	    "SELECT pg_try_advisory_lock_shared" OPEN_LOCK);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
+		pg_fail(st, "store lock", res);
+		PQclear(res);
+		return -1;
+	}
+	rv = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+	PQclear(res);
+	return rv;
+}
+
 /* The session that held the roles is gone, and the roles with it. */
 static void
 roles_forget(struct pg_store *ps)
@@ -732,6 +756,8 @@ conn_ready(struct store *st)
 	if (session_setup(st) == -1)
 		return -1;
 	log_info("postgresql store: connection re-established");
+	if (open_lock(st, 0) == 0)
+		log_warnx("postgresql store: a copy (roostd -C) has the store");
 	if (ps->nroles > 0) {
 		/* The caller may be about to write as a role's holder:
 		 * not in this session, which holds none. */
@@ -1192,6 +1218,13 @@ pg_open(struct store *st, const char *spec)
 	if (simple(st, "SET statement_timeout = 0; SET lock_timeout = 0",
 	    "open") == -1 || migrate(st) == -1 || session_setup(st) == -1)
 		goto fail;
+	switch (open_lock(st, 0)) {
+	case 0:
+		store_set_error(st, "store in use by a copy (roostd -C)");
+		/* FALLTHROUGH */
+	case -1:
+		goto fail;
+	}
 	return 0;
 fail:
 	pg_close(st);
@@ -2639,6 +2672,24 @@ pg_role_release(struct store *st, const char *role)
 	return one_int(st, S_ROLE_RELEASE, &p, "role release", &was);
 }
 
+/* Only this process: for roostd -C, which must not copy a store that a
+ * roostd changes meanwhile. */
+static int
+pg_exclusive(struct store *st)
+{
+	roles_forget(impl(st));
+	switch (open_lock(st, 1)) {
+	case 1:
+		return 0;
+	case 0:
+		open_lock(st, 0);
+		store_set_error(st, "store in use by a roostd; stop every "
+		    "roostd of this store first");
+		return -1;
+	}
+	return -1;
+}
+
 const struct store_ops store_pg_ops = {
 	.name = "postgresql",
 	.open = pg_open,
@@ -2694,4 +2745,5 @@ const struct store_ops store_pg_ops = {
 	.role_claim = pg_role_claim,
 	.role_release = pg_role_release,
 	.role_held = pg_role_held,
+	.exclusive = pg_exclusive,
 };

@@ -1894,6 +1894,32 @@ test_pg_roles_lost_with_session(void **state)
 	store_free(b);
 }
 
+/*
+ * roostd -C copies a store only when no roostd has it open: exclusive()
+ * fails, naming why, while one does; once it is taken, a roostd's open
+ * fails until the copy is done.
+ */
+static void
+test_pg_copy_alone(void **state)
+{
+	struct fixture *f = fixture(state);
+	struct store *a, *copy, *late;
+	char err[600];
+
+	a = open_ok(f);
+	copy = open_ok(f);
+	assert_int_equal(copy->ops->exclusive(copy), -1);
+	assert_non_null(strstr(store_error(copy), "in use by a roostd"));
+	store_free(a);
+	assert_int_equal(copy->ops->exclusive(copy), 0);
+	late = store_open(f->url, err, sizeof(err));
+	assert_null(late);
+	assert_non_null(strstr(err, "in use by a copy"));
+	store_free(copy);
+	a = open_ok(f);
+	store_free(a);
+}
+
 /* A store of one roostd has no roles to claim: every one is its own. */
 static void
 test_sqlite_roles(void **state)
@@ -2350,6 +2376,7 @@ main(void)
 		PG(test_pg_insert_new_race),
 		PG(test_pg_roles),
 		PG(test_pg_roles_lost_with_session),
+		PG(test_pg_copy_alone),
 		{ "test_sqlite_roles", test_sqlite_roles, setup_sqlite,
 		    teardown, NULL },
 		PG(test_pg_changes),
