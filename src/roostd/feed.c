@@ -55,7 +55,8 @@
 #define STORE_PREFIX	"postgresql:"
 
 enum feed_state { F_IDLE, F_CONNECTING, F_LISTENING, F_READY };
-enum change_kind { C_USER, C_BACKEND, C_HEALTH, C_PROXY, C_MOVE, C_UNKNOWN };
+enum change_kind { C_USER, C_BACKEND, C_HEALTH, C_PROXY, C_MOVE, C_REPL,
+    C_UNKNOWN };
 
 struct change {
 	int64_t		 seq;
@@ -91,7 +92,7 @@ static void	feed_pass(struct feed *);
 
 static const char *const kind_names[] = {
 	[C_USER] = "user", [C_BACKEND] = "backend", [C_HEALTH] = "health",
-	[C_PROXY] = "proxy", [C_MOVE] = "move",
+	[C_PROXY] = "proxy", [C_MOVE] = "move", [C_REPL] = "repl",
 };
 
 /* Users being moved by another instance: few, so a plain array. */
@@ -311,6 +312,10 @@ apply(struct feed *f, const struct change *c)
 		return apply_proxy(f, c->key);
 	case C_MOVE:
 		return apply_move(f, c->key);
+	case C_REPL:
+		/* Only the holder of role repl reads requests. */
+		repl_requested(f->rs);
+		return 0;
 	case C_UNKNOWN:
 		break;
 	}

@@ -289,6 +289,22 @@ static const struct {
 	"CREATE TRIGGER moves_changed_upd AFTER UPDATE ON moves FOR EACH ROW"
 	"  WHEN (OLD.state IS DISTINCT FROM NEW.state)"
 	"  EXECUTE FUNCTION roost_changed('move', 'user');" },
+	/*
+	 * 10 -> 11: replication work asked of an instance that does not
+	 * dispatch (role repl): a row per request, taken by the holder in
+	 * the transaction that stores its queue entries.  A change of kind
+	 * "repl" wakes the holder.
+	 */
+	{ 10, 11,
+	"CREATE TABLE repl_requests ("
+	"  id int8 GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
+	"  \"user\" text NOT NULL,"
+	"  priority int4 NOT NULL,"
+	"  \"full\" int4 NOT NULL DEFAULT 0,"
+	"  at int8 NOT NULL"
+	");"
+	"CREATE TRIGGER repl_requests_changed AFTER INSERT ON repl_requests"
+	"  FOR EACH ROW EXECUTE FUNCTION roost_changed('repl', 'user');" },
 };
 
 _Static_assert(PROTO_IMAP == 0 && PROTO_POP3 == 1 && PROTO_LMTP == 2 &&
@@ -364,6 +380,9 @@ enum stmt {
 	/* roles */
 	S_ROLE_CLAIM,
 	S_ROLE_RELEASE,
+	S_REPL_REQ_ADD,
+	S_REPL_REQ_LIST,
+	S_REPL_REQ_DELETE,
 	S_COUNT
 };
 
@@ -514,6 +533,11 @@ static const char *const stmt_sql[S_COUNT] = {
 	    " AND state IN ('kicking', 'waiting', 'syncing')",
 	[S_ROLE_CLAIM] = "SELECT pg_try_advisory_lock(" ROLE_KEY ")::int4",
 	[S_ROLE_RELEASE] = "SELECT pg_advisory_unlock(" ROLE_KEY ")::int4",
+	[S_REPL_REQ_ADD] = "INSERT INTO repl_requests (\"user\", priority,"
+	    " \"full\", at) VALUES ($1, $2, $3, $4)",
+	[S_REPL_REQ_LIST] = "SELECT id, \"user\", priority, \"full\", at"
+	    " FROM repl_requests ORDER BY id LIMIT $1",
+	[S_REPL_REQ_DELETE] = "DELETE FROM repl_requests WHERE id = $1",
 };
 
 struct pg_store {
@@ -2311,24 +2335,13 @@ fill_repl(struct store *st, const void *recs, size_t i, struct params *p)
 	return 0;
 }
 
+static int	batch_op(struct store *, enum stmt, const void *, size_t,
+		    fill_fn, const char *);
+
 static int
 pg_repl_put(struct store *st, const struct store_repl *rs, size_t n)
 {
-	enum txmode mode = TX_NONE;
-	PGresult *err;
-	size_t bad;
-
-	if (n == 0)
-		return 0;
-	if ((n > 1 || impl(st)->in_tx) && tx_start(st, &mode) == -1)
-		return -1;
-	if (run_batch(st, S_REPL_PUT, rs, n, fill_repl, "repl put", &bad,
-	    &err, NULL) == -1) {
-		PQclear(err);
-		tx_end(st, mode, 0);
-		return -1;
-	}
-	return tx_end(st, mode, 1);
+	return batch_op(st, S_REPL_PUT, rs, n, fill_repl, "repl put");
 }
 
 static int
@@ -2672,6 +2685,96 @@ pg_role_release(struct store *st, const char *role)
 	return one_int(st, S_ROLE_RELEASE, &p, "role release", &was);
 }
 
+static int
+fill_repl_request(struct store *st, const void *recs, size_t i,
+    struct params *p)
+{
+	const struct store_repl_request *q =
+	    (const struct store_repl_request *)recs + i;
+
+	if (q->user == NULL) {
+		store_set_error(st, "repl request: record %zu has no user", i);
+		return -1;
+	}
+	p_text(p, q->user);
+	p_int(p, q->priority);
+	p_int(p, q->full != 0);
+	p_int(p, q->at);
+	return 0;
+}
+
+static int
+fill_request_id(struct store *st, const void *recs, size_t i,
+    struct params *p)
+{
+	(void)st;
+	p_int(p, ((const int64_t *)recs)[i]);
+	return 0;
+}
+
+/* A batch of one statement per record, all or nothing. */
+static int
+batch_op(struct store *st, enum stmt id, const void *recs, size_t n,
+    fill_fn fill, const char *what)
+{
+	enum txmode mode = TX_NONE;
+	PGresult *err;
+	size_t bad;
+
+	if (n == 0)
+		return 0;
+	if ((n > 1 || impl(st)->in_tx) && tx_start(st, &mode) == -1)
+		return -1;
+	if (run_batch(st, id, recs, n, fill, what, &bad, &err, NULL) == -1) {
+		PQclear(err);
+		tx_end(st, mode, 0);
+		return -1;
+	}
+	return tx_end(st, mode, 1);
+}
+
+static int
+pg_repl_request_add(struct store *st, const struct store_repl_request *q,
+    size_t n)
+{
+	return batch_op(st, S_REPL_REQ_ADD, q, n, fill_repl_request,
+	    "repl request");
+}
+
+static int
+row_repl_request(struct store *st, const PGresult *res, int r, void *cbp,
+    void *arg)
+{
+	store_repl_request_cb cb = (store_repl_request_cb)cbp;
+	struct store_repl_request x;
+
+	(void)st;
+	x.id = col_int(res, r, 0);
+	x.user = col(res, r, 1);
+	x.priority = (int)col_int(res, r, 2);
+	x.full = (int)col_int(res, r, 3);
+	x.at = col_int(res, r, 4);
+	return cb(&x, arg) == -1 ? -1 : 0;
+}
+
+static int
+pg_repl_request_list(struct store *st, size_t limit,
+    store_repl_request_cb cb, void *arg)
+{
+	struct params p = { 0 };
+
+	p_int(&p, limit > INT64_MAX ? INT64_MAX : (int64_t)limit);
+	return rows(st, S_REPL_REQ_LIST, &p, 0, "repl requests",
+	    row_repl_request, (void *)cb, arg) == -1 ? -1 : 0;
+}
+
+static int
+pg_repl_request_delete(struct store *st, const int64_t *ids, size_t n)
+{
+	return batch_op(st, S_REPL_REQ_DELETE, ids, n, fill_request_id,
+	    "repl request delete");
+}
+
 /* Only this process: for roostd -C, which must not copy a store that a
  * roostd changes meanwhile. */
 static int
@@ -2746,4 +2849,7 @@ const struct store_ops store_pg_ops = {
 	.role_release = pg_role_release,
 	.role_held = pg_role_held,
 	.exclusive = pg_exclusive,
+	.repl_request_add = pg_repl_request_add,
+	.repl_request_list = pg_repl_request_list,
+	.repl_request_delete = pg_repl_request_delete,
 };
