@@ -573,6 +573,21 @@ class Pg:
         self._pgtmp("stop", self.dir, timeout=60)
 
 
+def roles(r):
+    """The roles roostd r holds (several roostd on one store)."""
+    return set(status(r.api("GET", "/v1/status"), 200, "status")
+               ["roles"]["held"])
+
+
+def role_holder(rs, role):
+    """The one live instance of rs holding role, or None; a Failure when
+    several hold it at once."""
+    held = [r for r in rs if r.alive() and role in roles(r)]
+    check(len(held) <= 1, "role %s held by %d instances at once" %
+          (role, len(held)))
+    return held[0] if held else None
+
+
 def pg_multi_host(*pgs):
     """One libpq connection string naming every cluster, in order, that
     connects only to the one that takes writes (a promoted standby)."""

@@ -22,13 +22,6 @@ def state(r):
     return status(r.api("GET", "/v1/status"), 200, "status")["roles"]
 
 
-def holder(rs, role):
-    held = [r for r in rs if r.alive() and role in state(r)["held"]]
-    check(len(held) <= 1, "role %s held by %d instances at once" %
-          (role, len(held)))
-    return held[0] if held else None
-
-
 def verdict_origins(pg, backend):
     return {o for (o,) in pg.query(
         "SELECT DISTINCT origin FROM changes WHERE kind = 'health' AND "
@@ -60,7 +53,8 @@ def scenario(t, pg, services):
         rs[0].add_backend(n, a, ports={
             "imap": services[n].port, "pop3": 0, "lmtp": 0,
             "submission": 0, "sieve": 0})
-    h1 = rt.wait_for("role health:b1 held", lambda: holder(rs, "health:b1"))
+    h1 = rt.wait_for("role health:b1 held",
+                     lambda: rt.role_holder(rs, "health:b1"))
     for r in rs:
         rt.wait_for("b1 ok as %s sees it" % r.tmp, lambda r=r: r.backend(
             "b1")["health"]["state"] == "ok", BOUND)
@@ -92,8 +86,8 @@ def scenario(t, pg, services):
     t_kill = time.monotonic()
     h1.kill()
     survivors = [r for r in rs if r is not h1]
-    heir = rt.wait_for("a survivor takes role health:b1",
-                       lambda: holder(survivors, "health:b1"), BOUND)
+    heir = rt.wait_for("a survivor takes role health:b1", lambda:
+                       rt.role_holder(survivors, "health:b1"), BOUND)
     took = time.monotonic() - t_kill
     print("role health:b1 taken over %.2f s after kill -9 of its holder" %
           took)

@@ -16,25 +16,12 @@ import re
 import time
 
 import roosttest as rt
-from roosttest import check, eq, status
+from roosttest import check, eq
 from fakedoveadm import FakeDoveadm
 
 KEY = "fake-doveadm-key-share-7731"
 N = 300
 BOUND = 60	# seconds: a failure bound, not a speed claim
-
-
-def roles(r):
-    return set(status(r.api("GET", "/v1/status"), 200, "status")
-               ["roles"]["held"])
-
-
-def holder(rs, role):
-    """The one live instance holding role, or None; fails if several."""
-    held = [r for r in rs if r.alive() and role in roles(r)]
-    check(len(held) <= 1, "role %s held by %d instances at once" %
-          (role, len(held)))
-    return held[0] if held else None
 
 
 def open_moves(pg):
@@ -76,10 +63,11 @@ def scenario(t, pg, fakes):
     # Every role has exactly one holder, once the claims have seen b1-b3.
     want = {"moves", "repl", "health:b1", "health:b2", "health:b3"}
     rt.wait_for("every role held", lambda: set().union(
-        *(roles(r) for r in rs)) >= want)
+        *(rt.roles(r) for r in rs)) >= want)
     for role in want:
-        check(holder(rs, role) is not None, "role %s has a holder" % role)
-    first = holder(rs, "moves")
+        check(rt.role_holder(rs, role) is not None,
+              "role %s has a holder" % role)
+    first = rt.role_holder(rs, "moves")
     others = [r for r in rs if r is not first]
 
     # Users placed through all three instances; each sees them all.
@@ -112,7 +100,7 @@ def scenario(t, pg, fakes):
     t_kill = time.monotonic()
     first.kill()
     heir = rt.wait_for("a survivor takes role moves",
-                       lambda: holder(others, "moves"), BOUND)
+                       lambda: rt.role_holder(others, "moves"), BOUND)
     took = time.monotonic() - t_kill
     print("role moves taken over %.2f s after kill -9 of its holder "
           "(%d moves were open)" % (took, left))
@@ -156,6 +144,6 @@ def scenario(t, pg, fakes):
     # The killed instance comes back and takes nothing from the living.
     first.start()
     time.sleep(2.5)
-    eq(roles(first) & roles(heir), set(), "no role held twice")
-    check("moves" not in roles(first), "the restarted instance waits")
+    eq(rt.roles(first) & rt.roles(heir), set(), "no role held twice")
+    check("moves" not in rt.roles(first), "the restarted instance waits")
 rt.run(main)

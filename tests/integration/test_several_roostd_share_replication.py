@@ -19,18 +19,6 @@ N = 24
 BOUND = 30	# seconds: a failure bound, not a speed claim
 
 
-def roles(r):
-    return set(status(r.api("GET", "/v1/status"), 200, "status")
-               ["roles"]["held"])
-
-
-def holder(rs, role):
-    held = [r for r in rs if r.alive() and role in roles(r)]
-    check(len(held) <= 1, "role %s held by %d instances at once" %
-          (role, len(held)))
-    return held[0] if held else None
-
-
 def syncs(fakes, user):
     return sum(len(f.commands("sync", user)) for f in fakes.values())
 
@@ -67,7 +55,7 @@ def scenario(t, pg, fakes):
         rs[0].add_backend(n, "127.0.0.%d" % (11 + i),
                           ports={"imap": 143, "doveadm": 24245},
                           doveadm={"url": fakes[n].url, "api_key": KEY})
-    first = rt.wait_for("role repl held", lambda: holder(rs, "repl"))
+    first = rt.wait_for("role repl held", lambda: rt.role_holder(rs, "repl"))
     others = [r for r in rs if r is not first]
     for r in rs:
         eq(status(r.api("GET", "/v1/replication"), 200, "replication")
@@ -114,7 +102,7 @@ def scenario(t, pg, fakes):
     for f in fakes.values():
         f.sync_delay.pop(x)
     heir = rt.wait_for("a survivor takes role repl",
-                       lambda: holder(others, "repl"), BOUND)
+                       lambda: rt.role_holder(others, "repl"), BOUND)
     took = time.monotonic() - t_kill
     print("role repl taken over %.2f s after kill -9 of its holder" % took)
     check(took < 10, "taken over within 10 s (%.2f s)" % took)
