@@ -1486,6 +1486,8 @@ take_one(const struct store_repl_request *q, void *arg)
 	}
 	r->taken[r->ntaken++] = q->id;
 	r->took++;
+	log_debug("replication: request %lld for %s taken", (long long)q->id,
+	    q->user);
 	/* A user gone meanwhile: the request goes, with nothing to do. */
 	if (e != NULL && q->priority >= 0 && q->priority < REPL_P_COUNT)
 		work(r, q->user, len, q->priority, q->full, now_msec());
@@ -1569,7 +1571,11 @@ walk_one(struct umap_entry *e, void *arg)
 				return 0;
 			user_row_dirty(r, e);
 		}
-		if (!(e->flags & UMAP_F_REPL_CURRENT))
+		/* Not a user placed moments ago: whoever placed it asked
+		 * for its first sync (with several roostd, a request on its
+		 * way here), and a second would only copy it all again. */
+		if (!(e->flags & UMAP_F_REPL_CURRENT) &&
+		    (int64_t)e->since * 1000 + REPL_REQ_WAIT_MS <= w->now)
 			walk_queue(w, e, REPL_P_LOW, 1, 1);
 		return 0;
 	}
