@@ -31,9 +31,10 @@
  * shows it over); the holder takes up every open move and running job it
  * does not run yet, at once when the feed names one and every
  * MOVE_SCAN_MS anyway (queued ones; those already begun only when it
- * gains the role, from the holder before it).  A holder that loses the role stops at once and
- * writes nothing more: the next holder takes the stored moves up as a
- * restart would, and meanwhile the users of moves under way stay held.
+ * gains the role, from the holder before it).  A holder that loses the
+ * role stops at once and writes nothing more: the next holder takes the
+ * stored moves up as a restart would, and meanwhile the users of moves
+ * under way stay held.
  */
 #include <sys/queue.h>
 
@@ -176,6 +177,7 @@ struct moves {
 						 * for the caller's answer */
 	/* The holder: */
 	int			 held;		/* role moves, as acted on */
+	int			 need_all;	/* begun moves not taken up yet */
 	int			 scan_due;	/* the feed named a move */
 	uint64_t		 scanned;	/* mono ms, the last take-up */
 };
@@ -1116,11 +1118,11 @@ move_tick(evutil_socket_t fd, short what, void *arg)
 		handed_tick(rs);
 		return;
 	}
-	if (!mv->held) {
-		mv->held = 1;
-		move_take_up(rs, 1);
-	} else if (mv->scan_due || now - mv->scanned >= MOVE_SCAN_MS)
-		move_take_up(rs, 0);
+	if (!mv->held)
+		move_role(rs, 1);
+	else if (mv->need_all || mv->scan_due ||
+	    now - mv->scanned >= MOVE_SCAN_MS)
+		move_take_up(rs, mv->need_all);
 	move_commit_ready(rs);
 	for (m = TAILQ_FIRST(&mv->active); m != NULL; m = next) {
 		next = TAILQ_NEXT(m, entry);
@@ -1510,7 +1512,6 @@ move_kick_user(struct roost *rs, struct umap_entry *e,
 	    rs->nproxies);
 }
 
-
 static int
 move_known(const struct moves *mv, int64_t id)
 {
@@ -1605,6 +1606,8 @@ move_take_up(struct roost *rs, int all)
 		    "taken up", rl.taken, rl.dropped, rl.jobs);
 	if (rl.taken > 0)
 		event_active(mv->tick, EV_TIMEOUT, 0);
+	if (all)
+		mv->need_all = 0;
 	return 0;
 }
 
@@ -1678,7 +1681,9 @@ move_role(struct roost *rs, int held)
 			move_drop(rs);
 		return;
 	}
+	/* Tried again at each tick until the store answers. */
 	mv->held = 1;
+	mv->need_all = 1;
 	move_take_up(rs, 1);
 }
 
@@ -1792,6 +1797,7 @@ move_init(struct roost *rs)
 	if (!role_held(rs, ROLE_MOVES))
 		return 0;
 	mv->held = 1;
+	mv->need_all = 1;
 	return move_take_up(rs, 1);
 }
 
