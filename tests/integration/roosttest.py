@@ -573,6 +573,28 @@ class Pg:
         self._pgtmp("stop", self.dir, timeout=60)
 
 
+def on_pg(t, scenario, servers=dict):
+    """scenario(t, pg, made) on a cluster of its own, made = servers() (a
+    dict of fakes with close()).  On success every roostd still running
+    must stop on SIGTERM with exit 0 before the cluster goes (a sanitizer
+    build reports leaks then); whatever happens, the daemons, the fakes
+    and the cluster are gone after."""
+    pg = Pg()
+    made = {}
+    try:
+        made = servers()
+        scenario(t, pg, made)
+        for r in t.roosts:
+            if r.alive():
+                eq(r.kill(signal.SIGTERM), 0, "exit status on SIGTERM")
+    finally:
+        for r in t.roosts:
+            r.stop()
+        for s in made.values():
+            s.close()
+        pg.stop()
+
+
 def roles(r):
     """The roles roostd r holds (several roostd on one store)."""
     return set(status(r.api("GET", "/v1/status"), 200, "status")

@@ -8,7 +8,6 @@ its users elsewhere, all three answering each user alike.  kill -9 of
 that holder: a survivor takes the role within seconds (the time is
 printed) and its verdict brings the backend back once it greets again."""
 
-import signal
 import time
 
 import roosttest as rt
@@ -29,25 +28,14 @@ def verdict_origins(pg, backend):
         "key = '%s'" % backend)}
 
 
+def services():
+    return {n: FakeService(a, "imap") for n, a in
+            (("b1", "127.0.0.11"), ("b2", "127.0.0.12"),
+             ("b3", "127.0.0.13"))}
+
+
 def main(t):
-    pg = rt.Pg()
-    services = {}
-    try:
-        services = {n: FakeService(a, "imap") for n, a in
-                    (("b1", "127.0.0.11"), ("b2", "127.0.0.12"),
-                     ("b3", "127.0.0.13"))}
-        scenario(t, pg, services)
-        # Stopped cleanly before their database goes (a sanitizer build
-        # reports leaks then).
-        for r in t.roosts:
-            if r.alive():
-                eq(r.kill(signal.SIGTERM), 0, "exit status on SIGTERM")
-    finally:
-        for r in t.roosts:
-            r.stop()
-        for s in services.values():
-            s.close()
-        pg.stop()
+    rt.on_pg(t, scenario, services)
 
 
 def scenario(t, pg, services):

@@ -13,7 +13,6 @@ on its new backend.  The killed instance, restarted, holds no role its
 survivors hold."""
 
 import re
-import signal
 import time
 
 import roosttest as rt
@@ -35,25 +34,14 @@ def done_lines(r):
     return re.findall(r"move (\d+): \S+ from \S+ to \S+ done", r.log())
 
 
+def fakes():
+    return {n: FakeDoveadm(a, KEY) for n, a in
+            (("b1", "127.0.0.11"), ("b2", "127.0.0.12"),
+             ("b3", "127.0.0.13"), ("p1", "127.0.0.1"))}
+
+
 def main(t):
-    pg = rt.Pg()
-    fakes = {}
-    try:
-        fakes = {n: FakeDoveadm(a, KEY) for n, a in
-                 (("b1", "127.0.0.11"), ("b2", "127.0.0.12"),
-                  ("b3", "127.0.0.13"), ("p1", "127.0.0.1"))}
-        scenario(t, pg, fakes)
-        # Stopped cleanly before their database goes (a sanitizer build
-        # reports leaks then).
-        for r in t.roosts:
-            if r.alive():
-                eq(r.kill(signal.SIGTERM), 0, "exit status on SIGTERM")
-    finally:
-        for r in t.roosts:
-            r.stop()
-        for f in fakes.values():
-            f.close()
-        pg.stop()
+    rt.on_pg(t, scenario, fakes)
 
 
 def scenario(t, pg, fakes):

@@ -8,7 +8,6 @@ role within seconds (the time is printed) and syncs that user again, once;
 the fake never sees two syncs of one user under way at once from live
 instances, and nobody else is synced again."""
 
-import signal
 import time
 
 import roosttest as rt
@@ -33,24 +32,13 @@ def requests_left(pg):
     return int(pg.query("SELECT count(*) FROM repl_requests")[0][0])
 
 
+def fakes():
+    return {n: FakeDoveadm(a, KEY) for n, a in
+            (("b1", "127.0.0.11"), ("b2", "127.0.0.12"))}
+
+
 def main(t):
-    pg = rt.Pg()
-    fakes = {}
-    try:
-        fakes = {n: FakeDoveadm(a, KEY) for n, a in
-                 (("b1", "127.0.0.11"), ("b2", "127.0.0.12"))}
-        scenario(t, pg, fakes)
-        # Stopped cleanly before their database goes (a sanitizer build
-        # reports leaks then).
-        for r in t.roosts:
-            if r.alive():
-                eq(r.kill(signal.SIGTERM), 0, "exit status on SIGTERM")
-    finally:
-        for r in t.roosts:
-            r.stop()
-        for f in fakes.values():
-            f.close()
-        pg.stop()
+    rt.on_pg(t, scenario, fakes)
 
 
 def scenario(t, pg, fakes):
