@@ -29,6 +29,7 @@
 #include "lookup.h"
 #include "move.h"
 #include "repl.h"
+#include "role.h"
 #include "roostd.h"
 #include "util.h"
 #include "xmalloc.h"
@@ -437,13 +438,14 @@ h_status(struct call *c)
 	struct roost *rs = c->rs;
 
 	http_reply_json(c->req, 200, json_pack("{s:s, s:s, s:I, s:I, s:o, s:I,"
-	    " s:o}",
+	    " s:o, s:o}",
 	    "version", ROOST_VERSION, "store", rs->store->ops->name,
 	    "users", (json_int_t)umap_count(rs->users),
 	    "started", (json_int_t)rs->started,
 	    "backends", backends_array(rs),
 	    "proxies", (json_int_t)rs->nproxies,
-	    "feed", feed_status_json(rs)));
+	    "feed", feed_status_json(rs),
+	    "roles", role_status_json(rs)));
 }
 
 static void

@@ -93,6 +93,8 @@ failover_done(struct failover *fo, int timed_out)
 	struct roost *rs = fo->rs;
 	struct failover_call *fc;
 	size_t left = 0;
+	int fo_admin = fo->admin;
+	long slot;
 
 	LIST_FOREACH(fc, &fo->calls, entry)
 		left++;
@@ -107,7 +109,10 @@ failover_done(struct failover *fo, int timed_out)
 		rs->backends[fo->slot]->evacuating = 0;
 	if (fo->done != NULL)
 		fo->done(rs, fo->slot, fo->arg);
+	slot = fo->slot;
 	failover_free(fo);
+	if (!fo_admin)
+		health_failover_done(rs, slot);
 	health_reroute(rs);
 }
 

@@ -20,10 +20,10 @@
  * ever leaves memory as the store is now.  Changes this instance wrote
  * carry its origin and are skipped: memory already has them.
  *
- * What is left alone, until leases (issue 11) give each piece of work one
- * owner: a user whose assignment this instance has not committed yet, or
- * that one of this instance's own moves holds, keeps its memory (the
- * commit or the move's compare-and-set decides).
+ * What is left alone: a user whose assignment this instance has not
+ * committed yet, or that one of this instance's own moves holds, keeps its
+ * memory (the commit or the move's compare-and-set decides).  The holder
+ * of role moves (role.h) hears of moves stored by others from here.
  *
  * Changes older than FEED_RETAIN_MS are pruned; an instance that was away
  * longer (its last change pruned) reloads everything instead.
@@ -38,6 +38,7 @@
 #include "feed.h"
 #include "health.h"
 #include "log.h"
+#include "move.h"
 #include "repl.h"
 #include "roostd.h"
 #include "util.h"
@@ -54,7 +55,8 @@
 #define STORE_PREFIX	"postgresql:"
 
 enum feed_state { F_IDLE, F_CONNECTING, F_LISTENING, F_READY };
-enum change_kind { C_USER, C_BACKEND, C_HEALTH, C_PROXY, C_MOVE, C_UNKNOWN };
+enum change_kind { C_USER, C_BACKEND, C_HEALTH, C_PROXY, C_MOVE, C_REPL,
+    C_UNKNOWN };
 
 struct change {
 	int64_t		 seq;
@@ -90,7 +92,7 @@ static void	feed_pass(struct feed *);
 
 static const char *const kind_names[] = {
 	[C_USER] = "user", [C_BACKEND] = "backend", [C_HEALTH] = "health",
-	[C_PROXY] = "proxy", [C_MOVE] = "move",
+	[C_PROXY] = "proxy", [C_MOVE] = "move", [C_REPL] = "repl",
 };
 
 /* Users being moved by another instance: few, so a plain array. */
@@ -119,6 +121,13 @@ moving_set(struct feed *f, const char *key, int on)
 		free(f->moving[i]);
 		f->moving[i] = f->moving[--f->nmoving];
 	}
+}
+
+void
+feed_moving_mark(struct roost *rs, const char *user, int on)
+{
+	if (rs->feed != NULL)
+		moving_set(rs->feed, user, on);
 }
 
 int
@@ -274,7 +283,7 @@ apply_move(struct feed *f, const char *user)
 	if (marked) {
 		if (e != NULL && (e->flags & UMAP_F_MOVING) &&
 		    moving_find(f, user, strlen(user)) == -1)
-			return 0;	/* our own move */
+			goto told;	/* our own move */
 		moving_set(f, user, 1);
 		if (e != NULL)
 			e->flags |= UMAP_F_MOVING;
@@ -283,6 +292,9 @@ apply_move(struct feed *f, const char *user)
 		if (e != NULL)
 			e->flags &= ~UMAP_F_MOVING;
 	}
+told:
+	/* A move stored for the holder, or the end of one handed to it. */
+	move_changed_elsewhere(rs, user);
 	return 0;
 }
 
@@ -300,6 +312,10 @@ apply(struct feed *f, const struct change *c)
 		return apply_proxy(f, c->key);
 	case C_MOVE:
 		return apply_move(f, c->key);
+	case C_REPL:
+		/* Only the holder of role repl reads requests. */
+		repl_requested(f->rs);
+		return 0;
 	case C_UNKNOWN:
 		break;
 	}

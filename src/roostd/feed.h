@@ -24,6 +24,9 @@ int	 feed_start(struct roost *);
 void	 feed_free(struct roost *);
 /* Is another instance moving this user (its logins wait)? */
 int	 feed_moving(const struct roost *, const char *key, size_t len);
+/* Whose move it is changed hands (move.c): on, another instance's now
+ * (this one lost role moves); off, this one's (taken up). */
+void	 feed_moving_mark(struct roost *, const char *user, int on);
 /* The feed's state for GET /v1/status; JSON null without a feed. */
 json_t	*feed_status_json(const struct roost *);
 

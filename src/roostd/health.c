@@ -12,6 +12,14 @@
  * A backend with tls = yes is probed over TLS (the certificate is the
  * proxy's to check).
  *
+ * With several roostd on one store every instance probes, but only the
+ * holder of the role "health:<backend>" (role.h) turns its rounds into
+ * that backend's verdict, writes it and starts the failover; the others
+ * route on the stored verdict, which the change feed brings them.  A
+ * failed verdict is written once the proxies have kicked the backend's
+ * sessions (failover.c), so that no instance hands out another backend
+ * for its users before.
+ *
  * When every backend that is not down has failed, the likelier story is
  * that roostd lost its own network, not that every mail server died at
  * once: routing then stays with the last healthy set and an alarm is
@@ -33,6 +41,7 @@
 #include "probe.h"
 #include "move.h"
 #include "repl.h"
+#include "role.h"
 #include "roostd.h"
 #include "util.h"
 #include "xmalloc.h"
@@ -244,6 +253,7 @@ round_done(struct health_slot *hs)
 	struct roost *rs = hs->rs;
 	struct backend *b = rs->backends[hs->slot];
 	enum health_state old;
+	int changed;
 
 	if (b == NULL)
 		return;
@@ -254,9 +264,17 @@ round_done(struct health_slot *hs)
 	else
 		snprintf(b->health_error, sizeof(b->health_error), "%s",
 		    hs->round_err);
-	if (!health_apply(&hs->count, hs->round_ok,
-	    (unsigned)rs->conf->probe_rise, (unsigned)rs->conf->probe_fall)) {
-		if (hs->dirty)
+	changed = health_apply(&hs->count, hs->round_ok,
+	    (unsigned)rs->conf->probe_rise, (unsigned)rs->conf->probe_fall);
+	if (!role_health(rs, b->name)) {
+		/* Counted, not judged: the verdict is the stored one, and
+		 * the runs count on from it should the role come here. */
+		hs->count.state = b->health;
+		hs->dirty = 0;
+		return;
+	}
+	if (!changed) {
+		if (hs->dirty && !failover_pending(rs, hs->slot))
 			health_store(hs, b);
 		return;
 	}
@@ -269,14 +287,18 @@ round_done(struct health_slot *hs)
 		log_warnx("backend %s: health %s -> %s (%s)", b->name,
 		    health_state_name(old), health_state_name(b->health),
 		    b->health_error);
-	health_store(hs, b);
 	if (b->health == HEALTH_OK)
 		b->force_failover = 0;
 	/* No kicks when nothing healthy is left: that is the suspect case,
 	 * in which the users stay where they are. */
 	if (b->health == HEALTH_FAILED && healthy_left(rs) &&
-	    failover_begin(rs, hs->slot))
-		return;		/* rerouted when the proxies are done */
+	    failover_begin(rs, hs->slot)) {
+		/* Rerouted, and stored for the others, when the proxies
+		 * are done (health_failover_done). */
+		hs->dirty = 1;
+		return;
+	}
+	health_store(hs, b);
 	if (b->health == HEALTH_OK)
 		failover_cancel(rs, hs->slot);
 	health_reroute(rs);
@@ -454,6 +476,22 @@ health_free(struct roost *rs)
 		SSL_CTX_free(h->tls);
 	free(h);
 	rs->health = NULL;
+}
+
+void
+health_failover_done(struct roost *rs, long slot)
+{
+	struct health *h = rs->health;
+	struct health_slot *hs;
+
+	if (h == NULL || (size_t)slot >= h->nslots ||
+	    (hs = h->slots[slot]) == NULL || !hs->dirty ||
+	    rs->backends[slot] == NULL)
+		return;
+	if (role_health(rs, rs->backends[slot]->name))
+		health_store(hs, rs->backends[slot]);
+	else
+		hs->dirty = 0;
 }
 
 int

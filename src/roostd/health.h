@@ -29,6 +29,9 @@ int	health_apply(struct health_count *, int ok, unsigned rise,
 	    unsigned fall);
 
 int	health_init(struct roost *);
+/* The proxies kicked a failed backend's sessions: its verdict is stored
+ * now (failover.c). */
+void	health_failover_done(struct roost *, long slot);
 void	health_free(struct roost *);
 /* Load the verdicts kept in the store onto the backends (at start). */
 int	health_load(struct roost *);

@@ -32,6 +32,7 @@
 #include "lookup.h"
 #include "move.h"
 #include "repl.h"
+#include "role.h"
 #include "roostd.h"
 #include "store_copy.h"
 #include "util.h"
@@ -248,8 +249,8 @@ main(int argc, char *argv[])
 		fatalx("curl_global_init");
 
 	/* Detach before the store is opened: SQLite's file locks belong to
-	 * the process that took them and do not survive a fork, and the
-	 * store's one-roostd lock must name the pid that stays. */
+	 * the process that took them and do not survive a fork, nor do
+	 * PostgreSQL's role locks, which belong to the store's session. */
 	if (!debug) {
 		log_init("roostd", 0);
 		daemonize();
@@ -271,6 +272,10 @@ main(int argc, char *argv[])
 	if (lookup_init(&rs) == -1)
 		fatalx("lookup_init");
 	rs.doveadm = doveadm_new(rs.base);
+	/* Which singleton work is this instance's: the engines below take
+	 * up the stored work of the roles they hold. */
+	if (role_init(&rs) == -1)
+		fatalx("cannot claim roles");
 	if (health_init(&rs) == -1 || health_load(&rs) == -1)
 		fatalx("cannot start the health engine");
 	/* Before the moves: a move taken up at start may sync at once. */
@@ -282,6 +287,8 @@ main(int argc, char *argv[])
 		fatalx("cannot start the event intake");
 	if (feed_start(&rs) == -1)
 		fatalx("cannot start the change feed");
+	if (role_start(&rs) == -1)
+		fatalx("cannot start the role claims");
 	if (api_start(&rs) == -1)
 		fatalx("cannot start the API listener");
 	rs.started = now_sec();
@@ -306,6 +313,7 @@ main(int argc, char *argv[])
 	event_free(ev_int);
 	event_free(ev_hup);
 	event_free(rs.touch_ev);
+	role_free(&rs);
 	feed_free(&rs);
 	events_free(&rs);	/* before the doveadm client its polls use */
 	move_free(&rs);

@@ -24,6 +24,17 @@
  * is harmless); a switch is atomic, so a move is never half done.  At most
  * move_max_parallel moves run at once; more wait in the queue, in the
  * order they came.
+ *
+ * With several roostd on one store only the holder of the role "moves"
+ * (role.c) runs moves and jobs.  Another instance asked for one stores it
+ * ("handed": an admin waiting for its end is answered when the change feed
+ * shows it over); the holder takes up every open move and running job it
+ * does not run yet, at once when the feed names one and every
+ * MOVE_SCAN_MS anyway (queued ones; those already begun only when it
+ * gains the role, from the holder before it).  A holder that loses the
+ * role stops at once and writes nothing more: the next holder takes the
+ * stored moves up as a restart would, and meanwhile the users of moves
+ * under way stay held.
  */
 #include <sys/queue.h>
 
@@ -44,6 +55,7 @@
 #include "lookup.h"
 #include "move.h"
 #include "repl.h"
+#include "role.h"
 #include "roostd.h"
 #include "util.h"
 #include "xmalloc.h"
@@ -54,6 +66,9 @@
 					 * reaches the backend within this */
 #define MOVE_CALL_MS		5000	/* one doveadm call at most */
 #define MOVE_ERR_MAX		160
+#define MOVE_SCAN_MS		1000	/* the holder looks for stored work */
+#define MOVE_HANDED_MS		30000	/* past move_timeout: a handed move's
+					 * end not seen, its admin answered */
 
 enum move_state {
 	MOVE_QUEUED,
@@ -155,6 +170,16 @@ struct moves {
 	struct who_poll		**polls;	/* by backend slot */
 	size_t			 npolls;
 	struct event		*tick;
+	/* Not the holder of role moves: */
+	struct move_list	 handed;	/* stored for the holder; their
+						 * admins wait for the feed */
+	struct job_list		 handed_jobs;	/* stored for the holder; kept
+						 * for the caller's answer */
+	/* The holder: */
+	int			 held;		/* role moves, as acted on */
+	int			 need_all;	/* begun moves not taken up yet */
+	int			 scan_due;	/* the feed named a move */
+	uint64_t		 scanned;	/* mono ms, the last take-up */
 };
 
 #define JOB_SCAN_SLOTS		65536	/* map slots a pass looks at */
@@ -182,6 +207,17 @@ move_json(const struct move *m)
 	    "to", m->to_name, "reason", m->reason,
 	    "state", move_state_names[m->state], "pin", m->pin,
 	    "error", m->error, "created", (json_int_t)m->created);
+}
+
+static struct move *
+handed_find(struct roost *rs, const char *key, size_t len)
+{
+	struct move *m;
+
+	TAILQ_FOREACH(m, &rs->moves->handed, entry)
+		if (m->len == len && memcmp(m->user, key, len) == 0)
+			return m;
+	return NULL;
 }
 
 static struct move *
@@ -222,6 +258,9 @@ move_store_state(struct move *m)
 {
 	struct store *st = m->rs->store;
 
+	/* Another instance runs the move now: its steps are the ones. */
+	if (!role_held(m->rs, ROLE_MOVES))
+		return;
 	/* Best effort: at restart an open move runs again from the kick,
 	 * whatever step the store last saw. */
 	if (st->ops->move_state(st, m->id, move_state_names[m->state],
@@ -809,6 +848,8 @@ move_start(struct move *m)
 	}
 	if (move_presync(m, e))
 		return;
+	/* Taken over from an instance that marked it: ours now. */
+	feed_moving_mark(rs, m->user, 0);
 	e->flags |= UMAP_F_MOVING;
 	m->marked = now_msec_mono();
 	m->deadline = m->marked + (uint64_t)rs->conf->move_timeout * 1000;
@@ -1055,6 +1096,10 @@ move_pump(struct roost *rs)
 	}
 }
 
+static void	move_drop(struct roost *);
+static void	handed_tick(struct roost *);
+static int	move_take_up(struct roost *, int);
+
 static void
 move_tick(evutil_socket_t fd, short what, void *arg)
 {
@@ -1066,6 +1111,18 @@ move_tick(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
+	if (!role_held(rs, ROLE_MOVES)) {
+		/* Lost before role.c said so: stop now all the same. */
+		if (mv->held)
+			move_drop(rs);
+		handed_tick(rs);
+		return;
+	}
+	if (!mv->held)
+		move_role(rs, 1);
+	else if (mv->need_all || mv->scan_due ||
+	    now - mv->scanned >= MOVE_SCAN_MS)
+		move_take_up(rs, mv->need_all);
 	move_commit_ready(rs);
 	for (m = TAILQ_FIRST(&mv->active); m != NULL; m = next) {
 		next = TAILQ_NEXT(m, entry);
@@ -1130,7 +1187,8 @@ move_submit(struct roost *rs, struct umap_entry *e, long to,
 
 	*field = "user";
 	if (e->flags & (UMAP_F_MOVING | UMAP_F_PENDING) ||
-	    move_find(rs, e->key, e->keylen) != NULL) {
+	    move_find(rs, e->key, e->keylen) != NULL ||
+	    handed_find(rs, e->key, e->keylen) != NULL) {
 		*status = 409;
 		snprintf(err, errlen, "user %s is being moved already", e->key);
 		return NULL;
@@ -1174,6 +1232,15 @@ move_submit(struct roost *rs, struct umap_entry *e, long to,
 	m->id = sm.id;
 	if (req != NULL)
 		move_wait_add(m, req, 0, 1);
+	if (!role_held(rs, ROLE_MOVES)) {
+		m->deadline = now_msec_mono() + (uint64_t)rs->conf->
+		    move_timeout * 1000 + MOVE_HANDED_MS;
+		TAILQ_INSERT_TAIL(&mv->handed, m, entry);
+		log_info("move %lld: %s from %s to %s stored for the instance "
+		    "that runs moves (%s)", (long long)m->id, m->user,
+		    m->from_name, m->to_name, m->reason);
+		return m;
+	}
 	TAILQ_INSERT_TAIL(&mv->queue, m, entry);
 	mv->nqueued++;
 	log_info("move %lld: %s from %s to %s queued (%s)", (long long)m->id,
@@ -1246,6 +1313,36 @@ job_new(struct roost *rs, long slot, int failback, long long max,
 	return j;
 }
 
+/* Is a job like sj (the same backend, or a rebalance) running in the
+ * store?  1 yes, 0 no, -1 error. */
+struct job_like {
+	const struct store_job	*want;
+	int			 found;
+};
+
+static int
+job_like_one(const struct store_job *sj, void *arg)
+{
+	struct job_like *jl = arg;
+	int rebalance = strcmp(sj->kind, "rebalance") == 0;
+
+	if (rebalance == (strcmp(jl->want->kind, "rebalance") == 0) &&
+	    (rebalance || strcmp(sj->backend, jl->want->backend) == 0))
+		jl->found = 1;
+	return 0;
+}
+
+static int
+job_stored(struct roost *rs, const struct store_job *want)
+{
+	struct store *st = rs->store;
+	struct job_like jl = { want, 0 };
+
+	if (st->ops->job_list(st, job_like_one, &jl) == -1)
+		return -1;
+	return jl.found;
+}
+
 struct move_job *
 move_job_start(struct roost *rs, long slot, int failback, long long max,
     long long rate, int *status, char *err, size_t errlen)
@@ -1255,18 +1352,25 @@ move_job_start(struct roost *rs, long slot, int failback, long long max,
 	struct move_job *j;
 	char detail[160];
 
-	TAILQ_FOREACH(j, &rs->moves->jobs, entry)
-		if (j->slot == slot) {
-			*status = 409;
-			snprintf(err, errlen, "a %s is under way already",
-			    slot == -1 ? "rebalance" : j->failback ?
-			    "failback to this backend" :
-			    "flush of this backend");
-			return NULL;
-		}
 	memset(&sj, 0, sizeof(sj));
 	sj.kind = failback ? "failback" : slot != -1 ? "flush" : "rebalance";
 	sj.backend = slot != -1 ? rs->backends[slot]->name : "";
+	TAILQ_FOREACH(j, &rs->moves->jobs, entry)
+		if (j->slot == slot)
+			goto dup;
+	/* Another instance runs the jobs: ask the store what runs. */
+	if (!role_held(rs, ROLE_MOVES)) {
+		switch (job_stored(rs, &sj)) {
+		case 1:
+			goto dup;
+		case -1:
+			*status = store_http_status(st);
+			snprintf(err, errlen, "the running jobs could not be "
+			    "read; nothing was changed");
+			log_warnx("%s: %s", sj.kind, store_error(st));
+			return NULL;
+		}
+	}
 	sj.max = max;
 	sj.rate = rate;
 	sj.created = now_sec();
@@ -1287,23 +1391,57 @@ move_job_start(struct roost *rs, long slot, int failback, long long max,
 	}
 	j = job_new(rs, slot, failback, max, rate);
 	j->id = sj.id;
+	if (!role_held(rs, ROLE_MOVES)) {
+		/* Kept only for the caller's answer: the holder runs it. */
+		TAILQ_REMOVE(&rs->moves->jobs, j, entry);
+		TAILQ_INSERT_TAIL(&rs->moves->handed_jobs, j, entry);
+		log_info("%s%s%s stored for the instance that runs moves",
+		    sj.kind, slot != -1 ? " of " : "", sj.backend);
+		return j;
+	}
 	log_info("%s%s%s started", sj.kind, slot != -1 ? " of " : "",
 	    sj.backend);
 	event_active(rs->moves->tick, EV_TIMEOUT, 0);
 	return j;
+dup:
+	*status = 409;
+	snprintf(err, errlen, "a %s is under way already", slot == -1 ?
+	    "rebalance" : failback ? "failback to this backend" :
+	    "flush of this backend");
+	return NULL;
 }
+
+/* Taking up stored work: at start, or when the role moves is gained. */
+struct reload {
+	struct roost	*rs;
+	int		 all;		/* begun ones too: the role is new */
+	size_t		 taken, dropped, jobs;
+};
 
 static int
 job_reload_one(const struct store_job *sj, void *arg)
 {
-	struct roost *rs = arg;
+	struct reload *rl = arg;
+	struct roost *rs = rl->rs;
 	struct move_job *j;
 	long slot = -1;
 
+	TAILQ_FOREACH(j, &rs->moves->jobs, entry)
+		if (j->id == sj->id)
+			return 0;
 	if (strcmp(sj->kind, "rebalance") != 0 &&
 	    (slot = state_backend_find(rs, sj->backend)) == -1)
 		return rs->store->ops->job_state(rs->store, sj->id, "done",
 		    sj->made);
+	/* Two instances asked for the same at once: one job does it. */
+	TAILQ_FOREACH(j, &rs->moves->jobs, entry)
+		if (j->slot == slot) {
+			log_info("%s%s%s: one runs already", sj->kind,
+			    slot != -1 ? " of " : "", sj->backend);
+			return rs->store->ops->job_state(rs->store, sj->id,
+			    "done", sj->made);
+		}
+	rl->jobs++;
 	j = job_new(rs, slot, strcmp(sj->kind, "failback") == 0, sj->max,
 	    sj->rate);
 	j->id = sj->id;
@@ -1374,27 +1512,43 @@ move_kick_user(struct roost *rs, struct umap_entry *e,
 	    rs->nproxies);
 }
 
-struct reload {
-	struct roost	*rs;
-	size_t		 taken, dropped;
-};
+static int
+move_known(const struct moves *mv, int64_t id)
+{
+	const struct move *m;
+
+	TAILQ_FOREACH(m, &mv->active, entry)
+		if (m->id == id)
+			return 1;
+	TAILQ_FOREACH(m, &mv->queue, entry)
+		if (m->id == id)
+			return 1;
+	return 0;
+}
 
 static int
 move_reload_one(const struct store_move *sm, void *arg)
 {
 	struct reload *rl = arg;
 	struct roost *rs = rl->rs;
+	struct moves *mv = rs->moves;
 	struct store *st = rs->store;
 	struct umap_entry *e;
-	struct move *m;
+	struct move *m, *h;
 	long from, to;
 
+	/* A move past its start belongs to whoever began it, alive as
+	 * long as this instance has held the role: only the one that had
+	 * it before can have left it (dead, or cut off from the store). */
+	if (move_known(mv, sm->id) || (!rl->all &&
+	    strcmp(sm->state, "queued") != 0))
+		return 0;
 	e = umap_get(rs->users, sm->user, strlen(sm->user));
 	from = state_backend_find(rs, sm->from);
 	to = state_backend_find(rs, sm->to);
 	if (e == NULL || from == -1 || to == -1 || e->backend != from) {
 		if (st->ops->move_state(st, sm->id, "failed", "overtaken "
-		    "while roostd was down") == -1)
+		    "before it was taken up") == -1)
 			return -1;
 		rl->dropped++;
 		return 0;
@@ -1403,42 +1557,248 @@ move_reload_one(const struct store_move *sm, void *arg)
 	    sm->pin);
 	m->id = sm->id;
 	m->created = sm->created;
-	TAILQ_INSERT_TAIL(&rs->moves->queue, m, entry);
-	rs->moves->nqueued++;
+	/* Handed to the holder by this very instance: its admin waits on. */
+	TAILQ_FOREACH(h, &mv->handed, entry)
+		if (h->id == sm->id) {
+			TAILQ_REMOVE(&mv->handed, h, entry);
+			m->waits = h->waits;
+			m->nwaits = h->nwaits;
+			m->cwaits = h->cwaits;
+			h->waits = NULL;
+			h->nwaits = 0;
+			move_destroy(h);
+			break;
+		}
+	TAILQ_INSERT_TAIL(&mv->queue, m, entry);
+	mv->nqueued++;
 	rl->taken++;
 	return 0;
+}
+
+/*
+ * The holder of role moves takes up what the store has open and it does
+ * not run: everything when it starts or gains the role (a restart, or an
+ * instance that died mid-move), and what other instances stored since.
+ */
+static int
+move_take_up(struct roost *rs, int all)
+{
+	struct moves *mv = rs->moves;
+	struct store *st = rs->store;
+	struct reload rl;
+
+	mv->scan_due = 0;
+	mv->scanned = now_msec_mono();
+	memset(&rl, 0, sizeof(rl));
+	rl.rs = rs;
+	rl.all = all;
+	if (st->ops->move_list(st, 1, 0, SIZE_MAX, move_reload_one,
+	    &rl) == -1) {
+		log_warnx("loading open moves: %s", store_error(st));
+		return -1;
+	}
+	if (st->ops->job_list(st, job_reload_one, &rl) == -1) {
+		log_warnx("loading jobs: %s", store_error(st));
+		return -1;
+	}
+	if (rl.taken > 0 || rl.dropped > 0 || rl.jobs > 0)
+		log_info("moves: %zu taken up again, %zu overtaken, %zu jobs "
+		    "taken up", rl.taken, rl.dropped, rl.jobs);
+	if (rl.taken > 0)
+		event_active(mv->tick, EV_TIMEOUT, 0);
+	if (all)
+		mv->need_all = 0;
+	return 0;
+}
+
+/*
+ * Role moves lost: another instance takes the stored moves up.  Nothing
+ * more is written; users whose move had begun stay held (their logins
+ * wait) until the feed shows the new holder's end of it, and an admin
+ * waiting for a move is answered then.
+ */
+static void
+move_drop(struct roost *rs)
+{
+	struct moves *mv = rs->moves;
+	struct move_job *j;
+	struct move *m;
+	size_t i, k, n = 0;
+
+	mv->held = 0;
+	while ((m = TAILQ_FIRST(&mv->active)) != NULL ||
+	    (m = TAILQ_FIRST(&mv->queue)) != NULL) {
+		if (m->state != MOVE_QUEUED) {
+			TAILQ_REMOVE(&mv->active, m, entry);
+			mv->nactive--;
+			feed_moving_mark(rs, m->user, 1);
+		} else {
+			TAILQ_REMOVE(&mv->queue, m, entry);
+			mv->nqueued--;
+		}
+		move_cancel_calls(m);
+		repl_run_cancel(m->sync);
+		m->sync = NULL;
+		for (i = k = 0; i < m->nwaits; i++) {
+			if (m->waits[i].admin)
+				m->waits[k++] = m->waits[i];
+			else
+				http_reply_error_reason(m->waits[i].req, 503,
+				    "moving", "user %s is being moved; try "
+				    "again shortly", m->user);
+		}
+		m->nwaits = k;
+		m->job = NULL;
+		n++;
+		if (m->nwaits > 0) {
+			m->deadline = now_msec_mono() + (uint64_t)rs->conf->
+			    move_timeout * 1000 + MOVE_HANDED_MS;
+			TAILQ_INSERT_TAIL(&mv->handed, m, entry);
+		} else
+			move_destroy(m);
+	}
+	while ((j = TAILQ_FIRST(&mv->jobs)) != NULL) {
+		TAILQ_REMOVE(&mv->jobs, j, entry);
+		free(j);
+	}
+	for (i = 0; i < mv->npolls; i++)
+		if (mv->polls[i] != NULL) {
+			doveadm_cancel(mv->polls[i]->call);
+			mv->polls[i]->call = NULL;
+		}
+	log_warnx("moves: role lost; %zu moves left to the next holder", n);
+}
+
+void
+move_role(struct roost *rs, int held)
+{
+	struct moves *mv = rs->moves;
+
+	if (mv == NULL)
+		return;
+	if (!held) {
+		if (mv->held)
+			move_drop(rs);
+		return;
+	}
+	/* Tried again at each tick until the store answers. */
+	mv->held = 1;
+	mv->need_all = 1;
+	move_take_up(rs, 1);
+}
+
+/* A handed move as the store has it now. */
+static int
+handed_got(const struct store_move *sm, void *arg)
+{
+	struct move *m = arg;
+	size_t i;
+	int ok;
+
+	if (sm->id != m->id || (strcmp(sm->state, "done") != 0 &&
+	    strcmp(sm->state, "failed") != 0))
+		return 0;
+	ok = strcmp(sm->state, "done") == 0;
+	snprintf(m->error, sizeof(m->error), "%s", sm->error);
+	for (i = 0; i < m->nwaits; i++)
+		if (ok)
+			api_reply_user(m->rs, m->waits[i].req, m->user, m->len);
+		else
+			http_reply_error(m->waits[i].req, 409, "backend",
+			    "moving %s to %s failed: %s", m->user, m->to_name,
+			    m->error);
+	m->nwaits = 0;
+	return 0;
+}
+
+static void
+handed_check(struct roost *rs, struct move *m)
+{
+	struct store *st = rs->store;
+
+	/* Ids below id + 1, newest first: this one. */
+	if (st->ops->move_list(st, 0, m->id + 1, 1, handed_got, m) == -1)
+		log_debug("move %lld: %s", (long long)m->id, store_error(st));
+	if (m->nwaits > 0)
+		return;
+	TAILQ_REMOVE(&rs->moves->handed, m, entry);
+	move_destroy(m);
+}
+
+/* Not the holder: answer what waits on handed moves, bounded. */
+static void
+handed_tick(struct roost *rs)
+{
+	struct moves *mv = rs->moves;
+	struct move_job *j;
+	struct move *m, *next;
+	uint64_t now = now_msec_mono();
+	size_t i;
+	int scan = now - mv->scanned >= MOVE_SCAN_MS;
+
+	while ((j = TAILQ_FIRST(&mv->handed_jobs)) != NULL) {
+		TAILQ_REMOVE(&mv->handed_jobs, j, entry);
+		free(j);
+	}
+	if (scan)
+		mv->scanned = now;
+	for (m = TAILQ_FIRST(&mv->handed); m != NULL; m = next) {
+		next = TAILQ_NEXT(m, entry);
+		if (now >= m->deadline) {
+			for (i = 0; i < m->nwaits; i++)
+				http_reply_error_reason(m->waits[i].req, 503,
+				    "moving", "move %lld of %s is stored; its "
+				    "end was not seen in time", (long long)m->id,
+				    m->user);
+			m->nwaits = 0;
+		}
+		if (m->nwaits == 0) {
+			TAILQ_REMOVE(&mv->handed, m, entry);
+			move_destroy(m);
+		} else if (scan)
+			handed_check(rs, m);
+	}
+}
+
+void
+move_changed_elsewhere(struct roost *rs, const char *user)
+{
+	struct moves *mv = rs->moves;
+	struct move *m;
+
+	if (mv == NULL)
+		return;
+	if (mv->held) {
+		/* Perhaps a move stored for us: take it up at once. */
+		mv->scan_due = 1;
+		event_active(mv->tick, EV_TIMEOUT, 0);
+		return;
+	}
+	if ((m = handed_find(rs, user, strlen(user))) != NULL)
+		handed_check(rs, m);
 }
 
 int
 move_init(struct roost *rs)
 {
 	struct moves *mv;
-	struct reload rl;
 	struct timeval tv = { 0, MOVE_TICK_MS * 1000 };
 
 	mv = xcalloc(1, sizeof(*mv));
 	TAILQ_INIT(&mv->queue);
 	TAILQ_INIT(&mv->active);
 	TAILQ_INIT(&mv->jobs);
+	TAILQ_INIT(&mv->handed);
+	TAILQ_INIT(&mv->handed_jobs);
 	rs->moves = mv;
 	if ((mv->tick = event_new(rs->base, -1, EV_PERSIST, move_tick,
 	    rs)) == NULL || event_add(mv->tick, &tv) == -1)
 		return -1;
-	memset(&rl, 0, sizeof(rl));
-	rl.rs = rs;
-	if (rs->store->ops->move_list(rs->store, 1, 0, SIZE_MAX,
-	    move_reload_one, &rl) == -1) {
-		log_warnx("loading open moves: %s", store_error(rs->store));
-		return -1;
-	}
-	if (rs->store->ops->job_list(rs->store, job_reload_one, rs) == -1) {
-		log_warnx("loading jobs: %s", store_error(rs->store));
-		return -1;
-	}
-	if (rl.taken > 0 || rl.dropped > 0)
-		log_info("moves: %zu taken up again, %zu overtaken", rl.taken,
-		    rl.dropped);
-	return 0;
+	if (!role_held(rs, ROLE_MOVES))
+		return 0;
+	mv->held = 1;
+	mv->need_all = 1;
+	return move_take_up(rs, 1);
 }
 
 void
@@ -1468,8 +1828,19 @@ move_free(struct roost *rs)
 			TAILQ_REMOVE(&mv->queue, m, entry);
 		move_destroy(m);
 	}
-	while ((j = TAILQ_FIRST(&mv->jobs)) != NULL) {
-		TAILQ_REMOVE(&mv->jobs, j, entry);
+	while ((m = TAILQ_FIRST(&mv->handed)) != NULL) {
+		for (i = 0; i < m->nwaits; i++)
+			http_reply_error_reason(m->waits[i].req, 503, "moving",
+			    "roostd is stopping; try again");
+		TAILQ_REMOVE(&mv->handed, m, entry);
+		move_destroy(m);
+	}
+	while ((j = TAILQ_FIRST(&mv->jobs)) != NULL ||
+	    (j = TAILQ_FIRST(&mv->handed_jobs)) != NULL) {
+		if (TAILQ_FIRST(&mv->jobs) == j)
+			TAILQ_REMOVE(&mv->jobs, j, entry);
+		else
+			TAILQ_REMOVE(&mv->handed_jobs, j, entry);
 		free(j);
 	}
 	for (i = 0; i < mv->npolls; i++)

@@ -22,9 +22,15 @@ struct umap_entry;
 struct evhttp_request;
 struct move;
 
-/* Start the engine and take up the moves a previous run left open. */
+/* Start the engine and take up the moves a previous run left open (when
+ * this instance holds the role moves, role.h). */
 int	 move_init(struct roost *);
 void	 move_free(struct roost *);
+/* Role moves gained (take up the stored moves and jobs) or lost (stop,
+ * write nothing more: the next holder takes them up). */
+void	 move_role(struct roost *, int held);
+/* The feed saw another instance change a move of this user. */
+void	 move_changed_elsewhere(struct roost *, const char *user);
 
 /*
  * Queue a move of the user of e to backend slot `to`.  reason names what

@@ -30,6 +30,18 @@
  * changes would wait for the user's next change or full sync.  It queues
  * only while the lowest priority is short, so memory and store writes
  * stay bounded on a large map.
+ *
+ * With several roostd on one store only the holder of the role "repl"
+ * (role.h) keeps the queue, dispatches and walks; it alone writes the
+ * queue entries.  Work that reaches another instance (a change event, a
+ * failover at a lookup, a move's switch, an admin) is stored as a request
+ * (repl_requests) and answered once stored, like an entry; the holder,
+ * woken by the change feed, queues each request and deletes it in the
+ * transaction that stores the queue entry, so a request is neither lost
+ * nor queued twice when a holder dies.  A holder that loses the role
+ * cancels its syncs and writes no entry more: each running sync's entry
+ * is stored still queued, so the next holder runs it again, once, and
+ * queued work not yet stored becomes requests.
  */
 #include <sys/queue.h>
 
@@ -46,6 +58,7 @@
 #include "log.h"
 #include "placement.h"
 #include "repl.h"
+#include "role.h"
 #include "roostd.h"
 #include "util.h"
 #include "xmalloc.h"
@@ -63,6 +76,10 @@
 #define REPL_RESYNC_SLOTS	1024	/* slots the restart walk sees a tick */
 #define REPL_RESYNC_QUEUED	512	/* ... while fewer wait at "full" */
 #define REPL_ERR_MAX		200
+#define REPL_TAKE_MAX		1000	/* requests taken a look */
+#define REPL_TAKE_MS		1000	/* between looks, without a wake-up */
+#define REPL_REQ_WAIT_MS	10000	/* a request for a user not known
+					 * here yet (the feed is behind) */
 #define NOT_IN_HEAP		((size_t)-1)
 
 /* While the store is away the queue is written again at every tick: one
@@ -151,11 +168,23 @@ struct repl {
 	uint64_t		  synced, failed, events, bypass, from_replica,
 				  refused;
 	uint64_t		  refused_logged;	/* mono ms */
+	/* Several roostd (role repl): */
+	int			  held;		/* the role, as acted on */
+	struct store_repl_request *reqs;	/* for the holder, to store */
+	size_t			  nreqs, creqs;
+	int64_t			 *taken;	/* requests queued here, to
+						 * delete with their entries */
+	size_t			  ntaken, ctaken;
+	struct event		 *take_ev;
+	uint64_t		  take_at;	/* mono ms of the last look */
+	uint64_t		  gain_at;	/* mono ms, the last try */
+	uint64_t		  requested, took;
 };
 
 static void	repl_flush_cb(evutil_socket_t, short, void *);
 static void	repl_tick_cb(evutil_socket_t, short, void *);
 static void	dispatch(struct repl *);
+static int	repl_sync_role(struct repl *);
 
 int
 repl_priority_parse(const char *s)
@@ -412,6 +441,54 @@ item_queue(struct repl *r, struct ritem *it, int prio, int full, int64_t now)
 	requeue(r, it, now);
 }
 
+/* Work for another instance, the holder of role repl: stored as a
+ * request at the next flush. */
+static void
+request_add(struct repl *r, const char *key, int prio, int full)
+{
+	struct store_repl_request *q;
+
+	if (r->nreqs == r->creqs) {
+		r->creqs = r->creqs ? r->creqs * 2 : 64;
+		r->reqs = xreallocarray(r->reqs, r->creqs, sizeof(*r->reqs));
+	}
+	q = &r->reqs[r->nreqs++];
+	memset(q, 0, sizeof(*q));
+	q->user = xstrdup(key);
+	q->priority = prio;
+	q->full = full != 0;
+	q->at = now_msec();
+	r->requested++;
+	event_active(r->flush_ev, EV_TIMEOUT, 0);
+}
+
+static void
+requests_clear(struct repl *r)
+{
+	size_t i;
+
+	for (i = 0; i < r->nreqs; i++)
+		free((char *)r->reqs[i].user);
+	r->nreqs = 0;
+}
+
+/* Queue work on the user's entry here (the caller dispatches), or, when
+ * another instance dispatches, ask it. */
+static void
+work(struct repl *r, const char *key, size_t len, int prio, int full,
+    int64_t now)
+{
+	struct ritem *it;
+
+	if (!r->held) {
+		request_add(r, key, prio, full);
+		return;
+	}
+	it = item_get(r, key, len);
+	item_queue(r, it, prio, full, now);
+	mark_dirty(r, it);
+}
+
 /* --- the store ------------------------------------------------------ */
 
 static void
@@ -441,10 +518,12 @@ repl_flush(struct repl *r)
 	struct store_user *rows = NULL;
 	struct umap_entry *e;
 	struct ritem *it;
-	size_t i, n = r->ndirty, nrows = 0;
+	size_t i, n, nrows = 0;
 	struct timeval tv = { 0, REPL_FLUSH_RETRY_MS * 1000 };
 
-	if (n == 0 && r->nurows == 0) {
+	repl_sync_role(r);
+	n = r->ndirty;
+	if (n == 0 && r->nurows == 0 && r->nreqs == 0 && r->ntaken == 0) {
 		answer_waiters(r, 1);
 		goto out;
 	}
@@ -478,12 +557,19 @@ repl_flush(struct repl *r)
 		goto busy;
 	if (st->ops->repl_put(st, recs, n) == -1 ||
 	    st->ops->user_put(st, rows, nrows) == -1 ||
+	    (r->nreqs > 0 && st->ops->repl_request_add(st, r->reqs,
+	    r->nreqs) == -1) ||
+	    (r->ntaken > 0 && st->ops->repl_request_delete(st, r->taken,
+	    r->ntaken) == -1) ||
 	    st->ops->commit(st) == -1) {
 		st->ops->rollback(st);
 		goto busy;
 	}
-	log_debug("replication: %zu queue entries and %zu user rows stored "
-	    "in one transaction", n, nrows);
+	log_debug("replication: %zu queue entries and %zu user rows stored, "
+	    "%zu requests stored and %zu taken, in one transaction", n, nrows,
+	    r->nreqs, r->ntaken);
+	requests_clear(r);
+	r->ntaken = 0;
 	for (i = 0; i < n; i++) {
 		it = r->dirty[i];
 		it->dirty = 0;
@@ -627,8 +713,18 @@ void
 repl_pair_changed(struct roost *rs, struct umap_entry *e)
 {
 	struct repl *r = rs->repl;
-	struct ritem *it = item_get(r, e->key, e->keylen);
+	struct ritem *it;
 
+	if (!repl_sync_role(r)) {
+		/* The holder's next sync is a full one: the stored state,
+		 * of the old pair, is not used. */
+		if (e->replica == UMAP_NO_BACKEND && repl_choose(rs, e))
+			user_row_dirty(r, e);
+		if (e->replica != UMAP_NO_BACKEND)
+			request_add(r, e->key, REPL_P_SYNC, 1);
+		return;
+	}
+	it = item_get(r, e->key, e->keylen);
 	free(it->state);
 	it->state = xstrdup("");
 	it->reruns = 0;
@@ -857,7 +953,7 @@ dispatch(struct repl *r)
 	int64_t now;
 	int p;
 
-	if (!rs->conf->replication || r->paused)
+	if (!rs->conf->replication || r->paused || !repl_sync_role(r))
 		return;
 	now = now_msec();
 	while (r->nheap > 0 && r->heap[0]->due <= now) {
@@ -1105,17 +1201,15 @@ repl_enqueue(struct roost *rs, struct umap_entry *e, int prio, int full,
     struct evhttp_request *req)
 {
 	struct repl *r = rs->repl;
-	struct ritem *it;
 
+	repl_sync_role(r);
 	/* A user without a replica gets one now, stored with the entry. */
 	if (rs->conf->replication && e->replica == UMAP_NO_BACKEND &&
 	    !(e->flags & UMAP_F_PENDING) && repl_choose(rs, e))
 		user_row_dirty(r, e);
 	if (rs->conf->replication && e->replica != UMAP_NO_BACKEND &&
 	    prio >= 0 && prio < REPL_P_COUNT) {
-		it = item_get(r, e->key, e->keylen);
-		item_queue(r, it, prio, full, now_msec());
-		mark_dirty(r, it);
+		work(r, e->key, e->keylen, prio, full, now_msec());
 		/* The sync starts now, beside the store write: the lag of a
 		 * delivery is what a replicator is judged by.  A crash before
 		 * the write only means the change was not acknowledged, and the
@@ -1267,6 +1361,177 @@ repl_backends_changed(struct roost *rs)
 		rs->repl->assign_left = umap_slots(rs->users);
 }
 
+/* --- several roostd: role repl ---------------------------------------- */
+
+static int
+load_one(const struct store_repl *, void *);
+
+/* Role repl gained: the stored queue is ours to run, as at a start. */
+static int
+repl_gain(struct repl *r)
+{
+	struct roost *rs = r->rs;
+
+	if (rs->store->ops->repl_load(rs->store, load_one, r) == -1) {
+		log_warnx("replication: role taken, the queue not loaded yet: "
+		    "%s", store_error(rs->store));
+		return -1;
+	}
+	r->held = 1;
+	r->assign_left = umap_slots(rs->users);
+	r->take_at = 0;
+	event_active(r->take_ev, EV_TIMEOUT, 0);
+	log_info("replication: dispatching here now (%zu users with work)",
+	    r->count);
+	return 0;
+}
+
+/*
+ * Role repl lost: cancel the syncs and forget the queue, writing no entry.
+ * The store has each running sync's entry still queued (the next holder
+ * runs it again); work not stored yet goes to the holder as requests.
+ */
+static void
+repl_drop(struct repl *r)
+{
+	struct ritem *it, *next;
+	size_t i, n = 0;
+	int p;
+
+	r->held = 0;
+	for (i = 0; i <= r->mask; i++) {
+		for (it = r->tab[i]; it != NULL; it = next) {
+			next = it->hnext;
+			if (it->sync != NULL) {
+				doveadm_cancel(it->sync->call);
+				free(it->sync);
+				r->running--;
+				n++;
+			}
+			if (it->dirty && it->prio >= 0)
+				request_add(r, it->key, it->prio, it->full);
+			if (it->again >= 0)
+				request_add(r, it->key, it->again,
+				    it->again_full);
+			free(it->error);
+			free(it->state);
+			free(it);
+		}
+		r->tab[i] = NULL;
+	}
+	r->count = 0;
+	r->nheap = 0;
+	r->ndirty = 0;
+	r->ntaken = 0;
+	for (p = 0; p < REPL_P_COUNT; p++) {
+		TAILQ_INIT(&r->ready[p]);
+		r->nready[p] = 0;
+	}
+	log_warnx("replication: role lost; %zu syncs cancelled, to run again "
+	    "on the next holder", n);
+}
+
+/* Act on the role as the store has it now; 1 while this one dispatches. */
+static int
+repl_sync_role(struct repl *r)
+{
+	int now = role_held(r->rs, ROLE_REPL);
+
+	if (r->held && !now)
+		repl_drop(r);
+	else if (!r->held && now && (r->gain_at == 0 ||
+	    now_msec_mono() - r->gain_at >= REPL_TAKE_MS)) {
+		r->gain_at = now_msec_mono();
+		repl_gain(r);
+	}
+	return r->held;
+}
+
+void
+repl_role(struct roost *rs, int held)
+{
+	(void)held;
+	if (rs->repl != NULL)
+		repl_sync_role(rs->repl);
+}
+
+static int
+took_already(const struct repl *r, int64_t id)
+{
+	size_t i;
+
+	for (i = 0; i < r->ntaken; i++)
+		if (r->taken[i] == id)
+			return 1;
+	return 0;
+}
+
+static int
+take_one(const struct store_repl_request *q, void *arg)
+{
+	struct repl *r = arg;
+	struct roost *rs = r->rs;
+	struct umap_entry *e;
+	size_t len = strlen(q->user);
+
+	if (took_already(r, q->id))
+		return 0;
+	if ((e = umap_get(rs->users, q->user, len)) == NULL &&
+	    now_msec() - q->at < REPL_REQ_WAIT_MS)
+		return -1;	/* the feed brings the user soon: later */
+	if (r->ntaken == r->ctaken) {
+		r->ctaken = r->ctaken ? r->ctaken * 2 : 64;
+		r->taken = xreallocarray(r->taken, r->ctaken,
+		    sizeof(*r->taken));
+	}
+	r->taken[r->ntaken++] = q->id;
+	r->took++;
+	log_debug("replication: request %lld for %s taken", (long long)q->id,
+	    q->user);
+	/* A user gone meanwhile: the request goes, with nothing to do. */
+	if (e != NULL && q->priority >= 0 && q->priority < REPL_P_COUNT)
+		work(r, q->user, len, q->priority, q->full, now_msec());
+	return 0;
+}
+
+/* The holder queues what other instances asked for. */
+static void
+take_requests(struct repl *r)
+{
+	struct store *st = r->rs->store;
+	size_t before = r->ntaken;
+
+	r->take_at = now_msec_mono();
+	if (st->ops->repl_request_list == NULL)
+		return;
+	/* A stop (-1) is a user the feed has not brought yet, or a busy
+	 * store: either way the rest waits for the next look. */
+	if (st->ops->repl_request_list(st, REPL_TAKE_MAX, take_one, r) == -1)
+		log_debug("replication: requests: %s", store_error(st));
+	if (r->ntaken > before) {
+		event_active(r->flush_ev, EV_TIMEOUT, 0);
+		dispatch(r);
+	}
+}
+
+static void
+take_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	if (repl_sync_role(arg))
+		take_requests(arg);
+}
+
+void
+repl_requested(struct roost *rs)
+{
+	struct repl *r = rs->repl;
+
+	if (r != NULL && r->held)
+		event_active(r->take_ev, EV_TIMEOUT, 0);
+}
+
 /* --- walks over the user map ----------------------------------------- */
 
 struct walk {
@@ -1306,7 +1571,11 @@ walk_one(struct umap_entry *e, void *arg)
 				return 0;
 			user_row_dirty(r, e);
 		}
-		if (!(e->flags & UMAP_F_REPL_CURRENT))
+		/* Not a user placed moments ago: whoever placed it asked
+		 * for its first sync (with several roostd, a request on its
+		 * way here), and a second would only copy it all again. */
+		if (!(e->flags & UMAP_F_REPL_CURRENT) &&
+		    (int64_t)e->since * 1000 + REPL_REQ_WAIT_MS <= w->now)
 			walk_queue(w, e, REPL_P_LOW, 1, 1);
 		return 0;
 	}
@@ -1351,7 +1620,10 @@ repl_tick_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if (rs->conf->replication && !r->paused) {
+	if (repl_sync_role(r) && (r->take_at == 0 ||
+	    now_msec_mono() - r->take_at >= REPL_TAKE_MS))
+		take_requests(r);
+	if (r->held && rs->conf->replication && !r->paused) {
 		if (r->assign_left > 0) {
 			w.assign = 1;
 			n = umap_scan(rs->users, &r->assign_cursor,
@@ -1379,10 +1651,10 @@ repl_tick_cb(evutil_socket_t fd, short what, void *arg)
 				umap_scan(rs->users, &r->full_cursor, n,
 				    walk_one, &w);
 		}
-		/* Writes that failed are tried again. */
-		if (r->ndirty > 0 || r->nurows > 0)
-			event_active(r->flush_ev, EV_TIMEOUT, 0);
 	}
+	/* Writes that failed are tried again. */
+	if (r->ndirty > 0 || r->nurows > 0 || r->nreqs > 0 || r->ntaken > 0)
+		event_active(r->flush_ev, EV_TIMEOUT, 0);
 	r->full_last = w.now;
 	dispatch(r);
 	if (event_add(r->tick_ev, &tv) == -1)
@@ -1434,13 +1706,17 @@ repl_init(struct roost *rs)
 	rs->repl = r;
 	if ((r->flush_ev = event_new(rs->base, -1, 0, repl_flush_cb, r)) ==
 	    NULL || (r->tick_ev = event_new(rs->base, -1, 0, repl_tick_cb,
+	    r)) == NULL || (r->take_ev = event_new(rs->base, -1, 0, take_cb,
 	    r)) == NULL)
 		goto fail;
+	if (!role_held(rs, ROLE_REPL))
+		goto armed;
 	if (rs->store->ops->repl_load(rs->store, load_one, r) == -1) {
 		log_warnx("loading the replication queue: %s",
 		    store_error(rs->store));
 		goto fail;
 	}
+	r->held = 1;
 	r->assign_left = umap_slots(rs->users);
 	r->resync_left = umap_slots(rs->users);
 	if (r->count > 0)
@@ -1450,6 +1726,7 @@ repl_init(struct roost *rs)
 		log_info("replication: every current replica gets an "
 		    "incremental sync, at the lowest priority, for changes "
 		    "made while roostd was not running");
+armed:
 	if (event_add(r->tick_ev, &tv) == -1)
 		goto fail;
 	return 0;
@@ -1488,6 +1765,11 @@ repl_free(struct roost *rs)
 		free(r->urows[i]);
 	free(r->urows);
 	free(r->waiters);
+	requests_clear(r);
+	free(r->reqs);
+	free(r->taken);
+	if (r->take_ev != NULL)
+		event_free(r->take_ev);
 	if (r->flush_ev != NULL)
 		event_free(r->flush_ev);
 	if (r->tick_ev != NULL)
@@ -1525,13 +1807,10 @@ static int
 all_one(struct umap_entry *e, void *arg)
 {
 	struct all *a = arg;
-	struct ritem *it;
 
 	if ((e->flags & UMAP_F_PENDING) || e->replica == UMAP_NO_BACKEND)
 		return 0;
-	it = item_get(a->r, e->key, e->keylen);
-	item_queue(a->r, it, a->prio, a->full, a->now);
-	mark_dirty(a->r, it);
+	work(a->r, e->key, e->keylen, a->prio, a->full, a->now);
 	a->n++;
 	return 0;
 }
@@ -1541,6 +1820,7 @@ repl_enqueue_all(struct roost *rs, int prio, int full)
 {
 	struct all a = { rs->repl, prio, full, now_msec(), 0 };
 
+	repl_sync_role(rs->repl);
 	umap_walk(rs->users, all_one, &a);
 	return a.n;
 }
@@ -1595,6 +1875,13 @@ repl_status_json(struct roost *rs)
 	    "events_from_replica", (json_int_t)r->from_replica));
 	json_object_set_new(json_object_get(o, "totals"), "failovers_refused",
 	    json_integer((json_int_t)r->refused));
+	/* Several roostd: does this one dispatch, and the requests it
+	 * stored for the one that does, or took from the others. */
+	json_object_set_new(o, "dispatching", json_boolean(r->held));
+	json_object_set_new(json_object_get(o, "totals"), "requests_stored",
+	    json_integer((json_int_t)r->requested));
+	json_object_set_new(json_object_get(o, "totals"), "requests_taken",
+	    json_integer((json_int_t)r->took));
 	return o;
 }
 

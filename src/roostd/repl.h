@@ -38,6 +38,12 @@ int	repl_priority_parse(const char *);
 
 int	repl_init(struct roost *);
 void	repl_free(struct roost *);
+/* Role repl (role.h) gained: take up the stored queue; lost: stop
+ * dispatching and write nothing more of the queue. */
+void	repl_role(struct roost *, int held);
+/* The feed saw a request stored by another instance: the holder takes
+ * it (and whatever else waits). */
+void	repl_requested(struct roost *);
 /* After a config reload: replication turned on or off, limits changed. */
 void	repl_reconfigure(struct roost *);
 

@@ -33,6 +33,7 @@ struct doveadm;
 struct events;
 struct repl;
 struct feed;
+struct roles;
 
 struct roost {
 	struct event_base	*base;
@@ -58,6 +59,7 @@ struct roost {
 	struct events		 *events;	/* who is active where */
 	struct repl		 *repl;		/* the replication queue */
 	struct feed		 *feed;		/* others' changes (PostgreSQL) */
+	struct roles		 *roles;	/* singleton work held (role.c) */
 	struct event		 *touch_ev;
 	int64_t			  started;
 };

@@ -27,7 +27,7 @@
 #include "backend.h"
 #include "proxy.h"
 
-#define STORE_SCHEMA_VERSION	10
+#define STORE_SCHEMA_VERSION	11
 
 /* begin() flags */
 #define STORE_TX_ADMIN	0x01	/* an admin change: on stable storage, not
@@ -132,9 +132,22 @@ struct store_repl {
 };
 
 /*
+ * Replication work asked of a roostd that does not dispatch the syncs
+ * (role repl, role.h), for the one that does: "queue this user's sync".
+ */
+struct store_repl_request {
+	int64_t		 id;		/* set by the store */
+	const char	*user;
+	int		 priority;	/* REPL_P_* */
+	int		 full;
+	int64_t		 at;		/* unix ms it was asked */
+};
+
+/*
  * One entry of the change feed (feed.c): something a lookup answers
  * changed.  kind names what, key which one: "user" (user name), "backend"
- * and "health" (backend name), "proxy" (proxy name), "move" (user name).
+ * and "health" (backend name), "proxy" (proxy name), "move" (user name),
+ * "repl" (user name: a replication request was stored).
  */
 struct store_change {
 	int64_t		 seq;		/* numbered in commit order */
@@ -154,6 +167,8 @@ typedef int (*store_health_cb)(const struct store_health *, void *);
 typedef int (*store_user_cb)(const struct store_user *, void *);
 typedef int (*store_audit_cb)(const struct store_audit *, void *);
 typedef int (*store_repl_cb)(const struct store_repl *, void *);
+typedef int (*store_repl_request_cb)(const struct store_repl_request *,
+    void *);
 
 struct store_ops {
 	const char	*name;		/* "sqlite", "postgresql" */
@@ -313,6 +328,36 @@ struct store_ops {
 	 */
 	int	(*user_place)(struct store *, const struct store_user *,
 		    const char *const *expect, size_t, store_user_cb, void *);
+
+	/*
+	 * Roles (role.c): work one roostd of those sharing the store must
+	 * own.  claim: 1 when this store's session holds the role (taken
+	 * now or before), 0 when another holds it, -1 on error.  A role is
+	 * held until release, or until the session ends: the holder's death
+	 * or a lost connection frees it for another.  held: 1 while the
+	 * current session holds it, without a round trip (0 once the
+	 * connection was lost).  NULL in a store that one roostd has to
+	 * itself (SQLite): every role is its own.
+	 */
+	int	(*role_claim)(struct store *, const char *role);
+	int	(*role_release)(struct store *, const char *role);
+	int	(*role_held)(struct store *, const char *role);
+	/* This process alone (roostd -C): fails, naming why, while a roostd
+	 * has the store open, and keeps any from opening it.  NULL where
+	 * opening already takes the store alone (SQLite). */
+	int	(*exclusive)(struct store *);
+	/*
+	 * Replication requests (repl.c): add each (ids set by the store);
+	 * list the oldest, at most limit, in id order; delete those of the
+	 * given ids (the holder of repl, in the transaction that queued
+	 * them).  NULL where one roostd does all (SQLite).
+	 */
+	int	(*repl_request_add)(struct store *,
+		    const struct store_repl_request *, size_t);
+	int	(*repl_request_list)(struct store *, size_t limit,
+		    store_repl_request_cb, void *);
+	int	(*repl_request_delete)(struct store *, const int64_t *ids,
+		    size_t);
 };
 
 struct store {

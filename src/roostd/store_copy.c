@@ -1,9 +1,10 @@
 /*
  * store_copy.c: roostd -C FROM TO, the copy of a whole store into another,
  * empty one: how a site moves from SQLite to the shared PostgreSQL store
- * (and back).  It runs offline: both stores take their one-roostd lock at
- * open, so a roostd running on either makes the copy refuse to start, and
- * no roostd can change either meanwhile.
+ * (and back).  It runs offline: both stores are taken for the copy alone
+ * (SQLite's one-roostd lock at open, PostgreSQL's exclusive()), so a
+ * roostd running on either makes the copy refuse to start, and no roostd
+ * can change either meanwhile.
  *
  * Everything goes through store.h, so any pair of stores works.  The
  * destination gets every record in one transaction (all or nothing), ids
@@ -588,8 +589,16 @@ store_copy_urls(const char *from, const char *to, FILE *out, char *err,
 		snprintf(err, errlen, "source: %s", msg);
 		return -1;
 	}
+	if (src->ops->exclusive != NULL && src->ops->exclusive(src) == -1) {
+		snprintf(err, errlen, "source: %s", store_error(src));
+		goto done;
+	}
 	if ((dst = store_open(to, msg, sizeof(msg))) == NULL) {
 		snprintf(err, errlen, "destination: %s", msg);
+		goto done;
+	}
+	if (dst->ops->exclusive != NULL && dst->ops->exclusive(dst) == -1) {
+		snprintf(err, errlen, "destination: %s", store_error(dst));
 		goto done;
 	}
 	if (store_copy(src, dst, &d, msg, sizeof(msg)) == -1) {

@@ -27,10 +27,16 @@
  * The change feed (feed.c): triggers number every change of what a lookup
  * answers in a `changes` table and notify at commit (migration 9 -> 10);
  * each session tags its writes with roost.origin (change_origin()), so an
- * instance skips its own.  For now still one roostd per store, as with
- * SQLite, until leases say who owns moves, syncs and probes: open takes a
- * session advisory lock on the schema (and again after a reconnect; a
- * roostd that lost it to another answers busy).
+ * instance skips its own.
+ *
+ * Roles (role.c): several roostd share a store, and the work one of them
+ * must own (moves, replication dispatch, a backend's health verdict) is a
+ * session advisory lock per role, keyed on the schema and the role's name.
+ * PostgreSQL frees it the moment the holder's session ends (kill -9 resets
+ * the connection), so a survivor takes it at its next claim.  A call that
+ * re-establishes a lost connection while roles were held fails, busy: the
+ * new session holds none, and the caller must not write as their holder
+ * before role.c has seen that (role_held() says so without a round trip).
  *
  * Durability: a commit returns once PostgreSQL has it on stable storage
  * (synchronous_commit on, the server's default), so STORE_TX_ADMIN needs
@@ -49,9 +55,8 @@
  *  - (done: the change feed, see above and feed.c);
  *  - (done: insert-if-absent and compare-and-set of assignments,
  *    user_place, the loser adopts the stored row);
- *  - leases (claimed rows with an expiry, or advisory locks) for moves,
- *    syncs, jobs and health verdicts that one instance must own;
- *  - then the one-roostd lock goes.
+ *  - (done: roles, session advisory locks, for moves, syncs, jobs and
+ *    health verdicts; the one-roostd lock is gone).
  */
 #include <errno.h>
 #include <limits.h>
@@ -78,12 +83,13 @@
 #define CONNECT_TIMEOUT_S	"5"	/* at open; the string may override */
 /* Two instances migrating one database at once: the second waits. */
 #define MIGRATE_LOCK_KEY	"7263737400000001"
-/* One roostd per schema until leases: a session lock on the
- * schema's name, taken at open (waiting up to OWNER_WAIT_MS for a killed
- * holder's session to end) and again after each reconnect. */
-#define OWNER_LOCK_SQL		"SELECT pg_try_advisory_lock(72637374," \
-				" hashtext(current_schema()))"
-#define OWNER_WAIT_MS		3000
+/* Every roostd holds the store's open lock shared, and roostd -C (the
+ * copy) holds it alone (exclusive()): neither runs while the other does. */
+#define OPEN_LOCK		"(72637374, hashtext(current_schema()))"
+/* A role's session lock: one int8 key, the schema's hash above the
+ * role's (the two-int4 keys of the locks above are another key space). */
+#define ROLE_KEY		"((hashtext(current_schema())::int8 << 32) |" \
+				" (hashtext($1)::int8 & 4294967295))"
 
 /*
  * Schema migrations: step i takes the schema from version pg_steps[i].from
@@ -283,6 +289,22 @@ static const struct {
 	"CREATE TRIGGER moves_changed_upd AFTER UPDATE ON moves FOR EACH ROW"
 	"  WHEN (OLD.state IS DISTINCT FROM NEW.state)"
 	"  EXECUTE FUNCTION roost_changed('move', 'user');" },
+	/*
+	 * 10 -> 11: replication work asked of an instance that does not
+	 * dispatch (role repl): a row per request, taken by the holder in
+	 * the transaction that stores its queue entries.  A change of kind
+	 * "repl" wakes the holder.
+	 */
+	{ 10, 11,
+	"CREATE TABLE repl_requests ("
+	"  id int8 GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
+	"  \"user\" text NOT NULL,"
+	"  priority int4 NOT NULL,"
+	"  \"full\" int4 NOT NULL DEFAULT 0,"
+	"  at int8 NOT NULL"
+	");"
+	"CREATE TRIGGER repl_requests_changed AFTER INSERT ON repl_requests"
+	"  FOR EACH ROW EXECUTE FUNCTION roost_changed('repl', 'user');" },
 };
 
 _Static_assert(PROTO_IMAP == 0 && PROTO_POP3 == 1 && PROTO_LMTP == 2 &&
@@ -355,6 +377,12 @@ enum stmt {
 	S_HEALTH_GET,
 	S_PROXY_GET,
 	S_MOVE_MARKED,
+	/* roles */
+	S_ROLE_CLAIM,
+	S_ROLE_RELEASE,
+	S_REPL_REQ_ADD,
+	S_REPL_REQ_LIST,
+	S_REPL_REQ_DELETE,
 	S_COUNT
 };
 
@@ -503,6 +531,13 @@ static const char *const stmt_sql[S_COUNT] = {
 	[S_PROXY_GET] = "SELECT " PROXY_COLS " FROM proxies WHERE name = $1",
 	[S_MOVE_MARKED] = "SELECT count(*) FROM moves WHERE \"user\" = $1"
 	    " AND state IN ('kicking', 'waiting', 'syncing')",
+	[S_ROLE_CLAIM] = "SELECT pg_try_advisory_lock(" ROLE_KEY ")::int4",
+	[S_ROLE_RELEASE] = "SELECT pg_advisory_unlock(" ROLE_KEY ")::int4",
+	[S_REPL_REQ_ADD] = "INSERT INTO repl_requests (\"user\", priority,"
+	    " \"full\", at) VALUES ($1, $2, $3, $4)",
+	[S_REPL_REQ_LIST] = "SELECT id, \"user\", priority, \"full\", at"
+	    " FROM repl_requests ORDER BY id LIMIT $1",
+	[S_REPL_REQ_DELETE] = "DELETE FROM repl_requests WHERE id = $1",
 };
 
 struct pg_store {
@@ -511,7 +546,8 @@ struct pg_store {
 	int		 in_tx;		/* inside the caller's begin() */
 	int		 tx_failed;	/* begin() or commit() failed: none open */
 	int		 resetting;	/* PQresetStart done, polling */
-	int		 owner;		/* holds the one-roostd lock */
+	char		**roles;	/* held by this session */
+	size_t		 nroles;
 	uint64_t	 reset_at;	/* last reconnect attempt, mono ms */
 	char		 origin[48];	/* roost.origin: tags our changes */
 };
@@ -653,19 +689,17 @@ session_setup(struct store *st)
 	return 0;
 }
 
-/*
- * Take the one-roostd lock: 1 taken, 0 another session holds it, -1 error.
- * Several roostd on one store would each run the same moves, syncs and
- * probes; leases (issue 11) lift this, the change feed already keeps their
- * memories in step.
- */
+/* The open lock: shared (every roostd) or alone (a copy); 1 taken, 0
+ * not, -1 on error. */
 static int
-owner_lock(struct store *st)
+open_lock(struct store *st, int alone)
 {
 	PGresult *res;
 	int rv;
 
-	res = PQexec(impl(st)->conn, OWNER_LOCK_SQL);
+	res = PQexec(impl(st)->conn, alone ? "SELECT pg_advisory_unlock_all();"
+	    " SELECT pg_try_advisory_lock" OPEN_LOCK :
+	    "SELECT pg_try_advisory_lock_shared" OPEN_LOCK);
 	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
 		pg_fail(st, "store lock", res);
 		PQclear(res);
@@ -673,16 +707,20 @@ owner_lock(struct store *st)
 	}
 	rv = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
 	PQclear(res);
-	if (rv)
-		impl(st)->owner = 1;
 	return rv;
 }
 
+/* The session that held the roles is gone, and the roles with it. */
 static void
-owner_taken(struct store *st)
+roles_forget(struct pg_store *ps)
 {
-	store_set_error(st, "store in use by another roostd; one roostd per "
-	    "PostgreSQL store (schema) for now");
+	size_t i;
+
+	for (i = 0; i < ps->nroles; i++)
+		free(ps->roles[i]);
+	free(ps->roles);
+	ps->roles = NULL;
+	ps->nroles = 0;
 }
 
 /*
@@ -700,23 +738,8 @@ conn_ready(struct store *st)
 	uint64_t now, deadline;
 	int i;
 
-	if (PQstatus(ps->conn) == CONNECTION_OK && !ps->resetting) {
-		if (ps->owner)
-			return 0;
-		/* Lost with the old session: whoever holds it now keeps
-		 * the store, and this roostd only ever answers busy. */
-		switch (owner_lock(st)) {
-		case 1:
-			log_info("postgresql store: lock taken again");
-			return 0;
-		case 0:
-			owner_taken(st);
-			st->errclass = STORE_ERETRY;
-			return -1;
-		default:
-			return -1;
-		}
-	}
+	if (PQstatus(ps->conn) == CONNECTION_OK && !ps->resetting)
+		return 0;
 	if (ps->in_tx) {
 		set_msg(st, "store", "connection lost inside a transaction");
 		st->errclass = STORE_ERETRY;
@@ -752,13 +775,23 @@ conn_ready(struct store *st)
 		}
 	}
 	ps->resetting = 0;
-	ps->owner = 0;
 	for (i = 0; i < S_COUNT; i++)
 		ps->prepared[i] = 0;
 	if (session_setup(st) == -1)
 		return -1;
 	log_info("postgresql store: connection re-established");
-	return conn_ready(st);
+	if (open_lock(st, 0) == 0)
+		log_warnx("postgresql store: a copy (roostd -C) has the store");
+	if (ps->nroles > 0) {
+		/* The caller may be about to write as a role's holder:
+		 * not in this session, which holds none. */
+		roles_forget(ps);
+		set_msg(st, "store", "connection re-established; the roles "
+		    "went with the old session");
+		st->errclass = STORE_ERETRY;
+		return -1;
+	}
+	return 0;
 busy:
 	pg_fail(st, "store connection lost, reconnecting", NULL);
 	st->errclass = STORE_ERETRY;
@@ -1182,8 +1215,6 @@ pg_open(struct store *st, const char *spec)
 	const char *keys[] = { "connect_timeout", "application_name",
 	    "dbname", NULL };
 	const char *vals[] = { CONNECT_TIMEOUT_S, "roostd", spec, NULL };
-	uint64_t t0;
-	int rc;
 
 	if (spec == NULL || spec[0] == '\0') {
 		store_set_error(st, "no connection string given "
@@ -1211,15 +1242,13 @@ pg_open(struct store *st, const char *spec)
 	if (simple(st, "SET statement_timeout = 0; SET lock_timeout = 0",
 	    "open") == -1 || migrate(st) == -1 || session_setup(st) == -1)
 		goto fail;
-	/* A holder killed a moment ago: its session ends in a few ms. */
-	t0 = now_msec_mono();
-	while ((rc = owner_lock(st)) == 0 &&
-	    now_msec_mono() - t0 < OWNER_WAIT_MS)
-		usleep(100 * 1000);
-	if (rc == 0)
-		owner_taken(st);
-	if (rc != 1)
+	switch (open_lock(st, 0)) {
+	case 0:
+		store_set_error(st, "store in use by a copy (roostd -C)");
+		/* FALLTHROUGH */
+	case -1:
 		goto fail;
+	}
 	return 0;
 fail:
 	pg_close(st);
@@ -1239,6 +1268,7 @@ pg_close(struct store *st)
 	/* Closing the connection ends (rolls back) an open transaction. */
 	if (ps->conn != NULL)
 		PQfinish(ps->conn);
+	roles_forget(ps);
 	free(ps);
 	st->impl = NULL;
 }
@@ -2305,24 +2335,13 @@ fill_repl(struct store *st, const void *recs, size_t i, struct params *p)
 	return 0;
 }
 
+static int	batch_op(struct store *, enum stmt, const void *, size_t,
+		    fill_fn, const char *);
+
 static int
 pg_repl_put(struct store *st, const struct store_repl *rs, size_t n)
 {
-	enum txmode mode = TX_NONE;
-	PGresult *err;
-	size_t bad;
-
-	if (n == 0)
-		return 0;
-	if ((n > 1 || impl(st)->in_tx) && tx_start(st, &mode) == -1)
-		return -1;
-	if (run_batch(st, S_REPL_PUT, rs, n, fill_repl, "repl put", &bad,
-	    &err, NULL) == -1) {
-		PQclear(err);
-		tx_end(st, mode, 0);
-		return -1;
-	}
-	return tx_end(st, mode, 1);
+	return batch_op(st, S_REPL_PUT, rs, n, fill_repl, "repl put");
 }
 
 static int
@@ -2603,6 +2622,177 @@ pg_move_marked(struct store *st, const char *user)
 	return n > 0;
 }
 
+static long
+role_find(const struct pg_store *ps, const char *role)
+{
+	size_t i;
+
+	for (i = 0; i < ps->nroles; i++)
+		if (strcmp(ps->roles[i], role) == 0)
+			return (long)i;
+	return -1;
+}
+
+static int
+pg_role_held(struct store *st, const char *role)
+{
+	struct pg_store *ps = impl(st);
+
+	return PQstatus(ps->conn) == CONNECTION_OK && !ps->resetting &&
+	    role_find(ps, role) != -1;
+}
+
+/* Held already: no second lock (they stack), and no round trip. */
+static int
+pg_role_claim(struct store *st, const char *role)
+{
+	struct pg_store *ps = impl(st);
+	struct params p = { 0 };
+	int64_t got;
+
+	if (pg_role_held(st, role))
+		return 1;
+	/* A lost connection is re-established (forgetting every role)
+	 * and this call fails busy; the next one claims anew. */
+	p_text(&p, role);
+	if (one_int(st, S_ROLE_CLAIM, &p, "role claim", &got) == -1)
+		return -1;
+	if (!got)
+		return 0;
+	if (role_find(ps, role) != -1)
+		return 1;
+	ps->roles = xreallocarray(ps->roles, ps->nroles + 1,
+	    sizeof(*ps->roles));
+	ps->roles[ps->nroles++] = xstrdup(role);
+	return 1;
+}
+
+static int
+pg_role_release(struct store *st, const char *role)
+{
+	struct pg_store *ps = impl(st);
+	struct params p = { 0 };
+	int64_t was;
+	long i;
+
+	if ((i = role_find(ps, role)) == -1)
+		return 0;
+	free(ps->roles[i]);
+	ps->roles[i] = ps->roles[--ps->nroles];
+	p_text(&p, role);
+	/* A failure leaves it held until the session ends: harmless, and
+	 * not forgotten if it is claimed again (the server says no). */
+	return one_int(st, S_ROLE_RELEASE, &p, "role release", &was);
+}
+
+static int
+fill_repl_request(struct store *st, const void *recs, size_t i,
+    struct params *p)
+{
+	const struct store_repl_request *q =
+	    (const struct store_repl_request *)recs + i;
+
+	if (q->user == NULL) {
+		store_set_error(st, "repl request: record %zu has no user", i);
+		return -1;
+	}
+	p_text(p, q->user);
+	p_int(p, q->priority);
+	p_int(p, q->full != 0);
+	p_int(p, q->at);
+	return 0;
+}
+
+static int
+fill_request_id(struct store *st, const void *recs, size_t i,
+    struct params *p)
+{
+	(void)st;
+	p_int(p, ((const int64_t *)recs)[i]);
+	return 0;
+}
+
+/* A batch of one statement per record, all or nothing. */
+static int
+batch_op(struct store *st, enum stmt id, const void *recs, size_t n,
+    fill_fn fill, const char *what)
+{
+	enum txmode mode = TX_NONE;
+	PGresult *err;
+	size_t bad;
+
+	if (n == 0)
+		return 0;
+	if ((n > 1 || impl(st)->in_tx) && tx_start(st, &mode) == -1)
+		return -1;
+	if (run_batch(st, id, recs, n, fill, what, &bad, &err, NULL) == -1) {
+		PQclear(err);
+		tx_end(st, mode, 0);
+		return -1;
+	}
+	return tx_end(st, mode, 1);
+}
+
+static int
+pg_repl_request_add(struct store *st, const struct store_repl_request *q,
+    size_t n)
+{
+	return batch_op(st, S_REPL_REQ_ADD, q, n, fill_repl_request,
+	    "repl request");
+}
+
+static int
+row_repl_request(struct store *st, const PGresult *res, int r, void *cbp,
+    void *arg)
+{
+	store_repl_request_cb cb = (store_repl_request_cb)cbp;
+	struct store_repl_request x;
+
+	(void)st;
+	x.id = col_int(res, r, 0);
+	x.user = col(res, r, 1);
+	x.priority = (int)col_int(res, r, 2);
+	x.full = (int)col_int(res, r, 3);
+	x.at = col_int(res, r, 4);
+	return cb(&x, arg) == -1 ? -1 : 0;
+}
+
+static int
+pg_repl_request_list(struct store *st, size_t limit,
+    store_repl_request_cb cb, void *arg)
+{
+	struct params p = { 0 };
+
+	p_int(&p, limit > INT64_MAX ? INT64_MAX : (int64_t)limit);
+	return rows(st, S_REPL_REQ_LIST, &p, 0, "repl requests",
+	    row_repl_request, (void *)cb, arg) == -1 ? -1 : 0;
+}
+
+static int
+pg_repl_request_delete(struct store *st, const int64_t *ids, size_t n)
+{
+	return batch_op(st, S_REPL_REQ_DELETE, ids, n, fill_request_id,
+	    "repl request delete");
+}
+
+/* Only this process: for roostd -C, which must not copy a store that a
+ * roostd changes meanwhile. */
+static int
+pg_exclusive(struct store *st)
+{
+	roles_forget(impl(st));
+	switch (open_lock(st, 1)) {
+	case 1:
+		return 0;
+	case 0:
+		open_lock(st, 0);
+		store_set_error(st, "store in use by a roostd; stop every "
+		    "roostd of this store first");
+		return -1;
+	}
+	return -1;
+}
+
 const struct store_ops store_pg_ops = {
 	.name = "postgresql",
 	.open = pg_open,
@@ -2655,4 +2845,11 @@ const struct store_ops store_pg_ops = {
 	.health_get = pg_health_get,
 	.proxy_get = pg_proxy_get,
 	.move_marked = pg_move_marked,
+	.role_claim = pg_role_claim,
+	.role_release = pg_role_release,
+	.role_held = pg_role_held,
+	.exclusive = pg_exclusive,
+	.repl_request_add = pg_repl_request_add,
+	.repl_request_list = pg_repl_request_list,
+	.repl_request_delete = pg_repl_request_delete,
 };

@@ -194,6 +194,15 @@ static const char *const migrations[] = {
 	"  at		INTEGER NOT NULL"
 	");"
 	"CREATE INDEX changes_at ON changes(at);",
+	/* 10 -> 11: replication requests, as in PostgreSQL (the same tables
+	 * for the same version); unused here, where one roostd does all. */
+	"CREATE TABLE repl_requests ("
+	"  id		INTEGER PRIMARY KEY AUTOINCREMENT,"
+	"  user		TEXT NOT NULL,"
+	"  priority	INTEGER NOT NULL,"
+	"  full		INTEGER NOT NULL DEFAULT 0,"
+	"  at		INTEGER NOT NULL"
+	");",
 };
 
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) ==

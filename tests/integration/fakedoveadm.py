@@ -1,10 +1,15 @@
 """A fake doveadm HTTP API on loopback for scenarios without Dovecot: it
 checks the API key, records every command, answers `kick` and `who` from
 a table of sessions the test controls, answers `sync` with a new state (or
-the exit code the test sets for that user), and can be told to hang."""
+the exit code the test sets for that user), and can be told to hang, or
+to hold one user's syncs for a while (sync_delay) and to note any two
+syncs of one user under way at once (overlaps) for clients still
+connected: a client that goes away ends its sync."""
 
 import base64
 import json
+import select
+import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -22,6 +27,9 @@ class FakeDoveadm:
         self.sync_exit = {}		# user -> exit code of its syncs
         self.calls = []			# (command, params)
         self.hang = False
+        self.sync_delay = {}		# user -> seconds its syncs take
+        self.syncing = {}		# user -> syncs under way
+        self.overlaps = []		# users seen in two syncs at once
         self.lock = threading.Lock()
         fake = self
 
@@ -60,9 +68,19 @@ class FakeDoveadm:
                                            for c in body):
                     time.sleep(fake.kick_delay)
                 for cmd, params, tag in body:
+                    user = params.get("user") if cmd == "sync" else None
+                    if isinstance(user, list):
+                        user = user[0] if user else None
                     with fake.lock:
                         fake.calls.append((cmd, params))
+                    if user is not None and not fake._sync_hold(user,
+                                                                self):
+                        return		# the client went away
+                    with fake.lock:
                         out.append(fake._answer(cmd, params, tag))
+                    if user is not None:
+                        with fake.lock:
+                            fake.syncing[user] -= 1
                 self._send(200, out)
 
         self.httpd = ThreadingHTTPServer((addr, 0), Handler)
@@ -70,6 +88,30 @@ class FakeDoveadm:
         self.url = "http://%s:%d/doveadm/v1" % (addr,
                                                 self.httpd.server_address[1])
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def _sync_hold(self, user, handler):
+        """Count the user's sync as under way and hold it sync_delay
+        seconds; False (and no longer under way) when the client closed
+        its connection meanwhile."""
+        with self.lock:
+            n = self.syncing.get(user, 0) + 1
+            self.syncing[user] = n
+            if n > 1:
+                self.overlaps.append(user)
+        end = time.monotonic() + self.sync_delay.get(user, 0)
+        conn = handler.connection
+        while time.monotonic() < end and self.sync_delay.get(user, 0):
+            r, _, _ = select.select([conn], [], [], 0.05)
+            if r:
+                try:
+                    gone = conn.recv(1, socket.MSG_PEEK) == b""
+                except OSError:
+                    gone = True
+                if gone:
+                    with self.lock:
+                        self.syncing[user] -= 1
+                    return False
+        return True
 
     def _answer(self, cmd, params, tag):
         users = params.get("mask") or params.get("user") or []

@@ -573,6 +573,43 @@ class Pg:
         self._pgtmp("stop", self.dir, timeout=60)
 
 
+def on_pg(t, scenario, servers=dict):
+    """scenario(t, pg, made) on a cluster of its own, made = servers() (a
+    dict of fakes with close()).  On success every roostd still running
+    must stop on SIGTERM with exit 0 before the cluster goes (a sanitizer
+    build reports leaks then); whatever happens, the daemons, the fakes
+    and the cluster are gone after."""
+    pg = Pg()
+    made = {}
+    try:
+        made = servers()
+        scenario(t, pg, made)
+        for r in t.roosts:
+            if r.alive():
+                eq(r.kill(signal.SIGTERM), 0, "exit status on SIGTERM")
+    finally:
+        for r in t.roosts:
+            r.stop()
+        for s in made.values():
+            s.close()
+        pg.stop()
+
+
+def roles(r):
+    """The roles roostd r holds (several roostd on one store)."""
+    return set(status(r.api("GET", "/v1/status"), 200, "status")
+               ["roles"]["held"])
+
+
+def role_holder(rs, role):
+    """The one live instance of rs holding role, or None; a Failure when
+    several hold it at once."""
+    held = [r for r in rs if r.alive() and role in roles(r)]
+    check(len(held) <= 1, "role %s held by %d instances at once" %
+          (role, len(held)))
+    return held[0] if held else None
+
+
 def pg_multi_host(*pgs):
     """One libpq connection string naming every cluster, in order, that
     connects only to the one that takes writes (a promoted standby)."""

@@ -20,9 +20,10 @@ KEY = "fake-doveadm-key-repl-7731"
 N = 12
 STATUS_KEYS = {"enabled", "paused", "queued", "running", "failed", "stuck",
                "waiting", "backoff", "max_conns", "oldest_pending_s",
-               "totals"}
+               "totals", "dispatching"}
 TOTALS_KEYS = {"synced", "failed", "events", "events_not_from_backend",
-               "events_from_replica", "failovers_refused"}
+               "events_from_replica", "failovers_refused", "requests_stored",
+               "requests_taken"}
 USER_KEYS = {"user", "backend", "replica", "replica_current", "failed_over",
              "state", "priority", "last_fast_sync", "last_full_sync",
              "last_success", "last_error", "failures"}
@@ -130,13 +131,15 @@ def main(t):
     eq(set(js), STATUS_KEYS, "GET /v1/replication keys")
     eq(set(js["queued"]), {"sync", "high", "low", "full"}, "queued keys")
     eq(set(js["totals"]), TOTALS_KEYS, "totals keys")
-    eq((js["enabled"], js["paused"], js["running"], js["max_conns"]),
-       (True, True, 0, 4), "enabled, paused, nothing running, max_conns")
+    eq((js["enabled"], js["paused"], js["running"], js["max_conns"],
+        js["dispatching"]), (True, True, 0, 4, True),
+       "enabled, paused, nothing running, max_conns, the one dispatching")
     # A new assignment queues a full sync of its new replica, low.
     eq(js["queued"], {"sync": 0, "high": 0, "low": N, "full": 0},
        "every new user queued low for its first (full) sync")
     check(all(isinstance(js[k], int) for k in STATUS_KEYS - {
-        "enabled", "paused", "queued", "totals"}), "counts are integers")
+        "enabled", "paused", "queued", "totals", "dispatching"}),
+        "counts are integers")
 
     # -- the user object carries the stored replica.
     u0 = users[0]

@@ -364,7 +364,7 @@ test_schema_version(void **state)
 	store_free(st);
 	/* The stored version is this roostd's: a newer one is refused. */
 	raw_sql(f, "UPDATE meta SET value = '99' WHERE key = 'schema_version'"
-	    " AND value = '10'");
+	    " AND value = '11'");
 	st = store_open(f->url, err, sizeof(err));
 	assert_null(st);
 	assert_non_null(strstr(err, "newer"));
@@ -1788,29 +1788,154 @@ test_pg_concurrent_open(void **state)
 	store_free(st);
 }
 
-/* One roostd per store (schema) until the change feed: a second open is
- * refused, naming why, once the first is gone it works. */
+/* Claim a role for up to 3 s (a dead holder's session takes a moment
+ * to end); 1 once held, else what the last claim said. */
+static int
+claim_within(struct store *st, const char *role, uint64_t *ms)
+{
+	uint64_t t0 = now_msec_mono();
+	int rc;
+
+	while ((rc = st->ops->role_claim(st, role)) == 0 &&
+	    now_msec_mono() - t0 < 3000)
+		usleep(20 * 1000);
+	if (ms != NULL)
+		*ms = now_msec_mono() - t0;
+	return rc;
+}
+
+/*
+ * Several roostd share a store: each opens it, and a role is held by one
+ * session at a time.  A claim by the holder is 1 again (and does not
+ * stack: one release frees it); the others get 0 until it is released,
+ * or until the holder's session ends (a roostd that exits, or is killed).
+ */
 static void
-test_pg_one_roostd_per_store(void **state)
+test_pg_roles(void **state)
 {
 	struct fixture *f = fixture(state);
-	struct store *st, *other;
-	char err[600];
-	uint64_t t0, ms;
+	struct store *a, *b, *c;
+	uint64_t ms;
 
-	st = open_ok(f);
+	a = open_ok(f);
+	b = open_ok(f);		/* no longer refused */
+	add_backend(a, "b1");
+	assert_int_equal(a->ops->role_claim(a, "moves"), 1);
+	assert_int_equal(b->ops->role_claim(b, "moves"), 0);
+	assert_int_equal(a->ops->role_claim(a, "moves"), 1);
+	assert_int_equal(a->ops->role_held(a, "moves"), 1);
+	assert_int_equal(b->ops->role_held(b, "moves"), 0);
+	/* Roles are independent of each other. */
+	assert_int_equal(b->ops->role_claim(b, "health:b1"), 1);
+	assert_int_equal(a->ops->role_claim(a, "health:b1"), 0);
+	/* Claimed twice, released once: free. */
+	assert_int_equal(a->ops->role_release(a, "moves"), 0);
+	assert_int_equal(a->ops->role_held(a, "moves"), 0);
+	assert_int_equal(b->ops->role_claim(b, "moves"), 1);
+	assert_int_equal(a->ops->role_claim(a, "moves"), 0);
+	/* The holder goes: its roles are free for the other. */
+	store_free(b);
+	assert_int_equal(claim_within(a, "moves", &ms), 1);
+	print_message("role taken %llu ms after its holder closed\n",
+	    (unsigned long long)ms);
+	assert_int_equal(claim_within(a, "health:b1", NULL), 1);
+	/* A third instance: every role has its holder. */
+	c = open_ok(f);
+	assert_int_equal(a->ops->role_claim(a, "repl"), 1);
+	assert_int_equal(c->ops->role_claim(c, "repl"), 0);
+	assert_int_equal(c->ops->role_claim(c, "moves"), 0);
+	assert_int_equal(c->ops->role_claim(c, "health:b1"), 0);
+	store_free(c);
+	store_free(a);
+}
+
+/*
+ * The holder's session ends under it (the server restarts, an admin ends
+ * it, a network cut): another instance takes the role, and the old
+ * holder's store says at once that it holds nothing.  Its next call
+ * reconnects and fails busy, so that no write it meant as the holder lands
+ * in the new session; then it may claim again, and gets 0.
+ */
+static void
+test_pg_roles_lost_with_session(void **state)
+{
+	struct fixture *f = fixture(state);
+	struct store *a, *b;
+	uint64_t ms;
+	int i, rc = -1;
+
+	a = open_ok(f);
+	add_backend(a, "b1");
+	assert_int_equal(a->ops->role_claim(a, "moves"), 1);
+	assert_int_equal(a->ops->role_claim(a, "repl"), 1);
+	/* b is opened after the kill: only a's session ends. */
+	pg_kill_sessions();
+	b = open_ok(f);
+	assert_int_equal(claim_within(b, "moves", &ms), 1);
+	print_message("role taken %llu ms after the holder's session ended\n",
+	    (unsigned long long)ms);
+	/* a learns of it on its next call, then fails the call that
+	 * reconnects (busy), then works, holding nothing. */
+	rc = a->ops->user_put(a, &(struct store_user){ "x", "b1", "", 0, 1,
+	    0, 0, NULL, 0, 0 }, 1);
+	assert_int_equal(rc, -1);
+	assert_true(store_retryable(a));
+	assert_int_equal(a->ops->role_held(a, "moves"), 0);
+	assert_int_equal(a->ops->role_held(a, "repl"), 0);
+	for (i = 0; i < 100 && (rc = a->ops->role_claim(a, "moves")) == -1;
+	    i++) {
+		assert_true(store_retryable(a));
+		usleep(50 * 1000);
+	}
+	assert_int_equal(rc, 0);
+	assert_int_equal(a->ops->role_claim(a, "repl"), 1);
+	assert_int_equal(b->ops->role_claim(b, "repl"), 0);
+	store_free(a);
+	store_free(b);
+}
+
+/*
+ * roostd -C copies a store only when no roostd has it open: exclusive()
+ * fails, naming why, while one does; once it is taken, a roostd's open
+ * fails until the copy is done.
+ */
+static void
+test_pg_copy_alone(void **state)
+{
+	struct fixture *f = fixture(state);
+	struct store *a, *copy, *late;
+	char err[600];
+	uint64_t t0;
+	int rc;
+
+	a = open_ok(f);
+	copy = open_ok(f);
+	assert_int_equal(copy->ops->exclusive(copy), -1);
+	assert_non_null(strstr(store_error(copy), "in use by a roostd"));
+	store_free(a);
+	/* Its session ends a moment after it closed. */
 	t0 = now_msec_mono();
-	other = store_open(f->url, err, sizeof(err));
-	ms = now_msec_mono() - t0;
-	assert_null(other);
-	print_message("second open refused after %llu ms: %s\n",
-	    (unsigned long long)ms, err);
-	assert_non_null(strstr(err, "in use by another roostd"));
-	assert_true(ms < 10000);
-	/* The first works on. */
-	add_backend(st, "b1");
-	store_free(st);
-	st = open_ok(f);
+	while ((rc = copy->ops->exclusive(copy)) == -1 &&
+	    now_msec_mono() - t0 < 3000)
+		usleep(20 * 1000);
+	assert_int_equal(rc, 0);
+	late = store_open(f->url, err, sizeof(err));
+	assert_null(late);
+	assert_non_null(strstr(err, "in use by a copy"));
+	store_free(copy);
+	a = open_ok(f);
+	store_free(a);
+}
+
+/* A store of one roostd has no roles to claim: every one is its own. */
+static void
+test_sqlite_roles(void **state)
+{
+	struct fixture *f = fixture(state);
+	struct store *st = open_ok(f);
+
+	assert_null(st->ops->role_claim);
+	assert_null(st->ops->role_held);
 	store_free(st);
 }
 
@@ -2255,8 +2380,12 @@ main(void)
 		PG(test_pg_durable),
 		PG(test_pg_open_errors),
 		PG(test_pg_concurrent_open),
-		PG(test_pg_one_roostd_per_store),
 		PG(test_pg_insert_new_race),
+		PG(test_pg_roles),
+		PG(test_pg_roles_lost_with_session),
+		PG(test_pg_copy_alone),
+		{ "test_sqlite_roles", test_sqlite_roles, setup_sqlite,
+		    teardown, NULL },
 		PG(test_pg_changes),
 		PG(test_pg_changes_pruned),
 		PG(test_pg_changes_commit_order),

@@ -1,0 +1,237 @@
+/*
+ * role.c: who of the roostd sharing a store does which singleton work
+ * (role.h).
+ *
+ * A claim round every ROLE_TICK_MS asks the store for each role this
+ * instance wants and does not hold: "moves", "repl", and "health:<name>"
+ * for every backend it knows.  The store's answer is the truth (with
+ * PostgreSQL a session advisory lock per role); this file only remembers
+ * what it last saw, to tell the consumers once when a role is gained (they
+ * take up the stored work: the same path as a restart) or lost (they stop
+ * and write nothing more: the work stays in the store for the next
+ * holder).  A lost store connection loses every role at once.
+ *
+ * Roles are not spread on purpose: the first instance to start holds them
+ * all, and a survivor takes each over when its holder dies.  Whoever holds
+ * one, every instance answers lookups from memory that the change feed
+ * keeps in step.
+ */
+#include <event2/event.h>
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "move.h"
+#include "repl.h"
+#include "role.h"
+#include "roostd.h"
+#include "util.h"
+#include "xmalloc.h"
+
+#define ROLE_TICK_MS	1000
+
+struct role {
+	char		*name;
+	int		 held;
+	int		 wanted;	/* this round */
+	int64_t		 since;		/* unix ms, held since */
+};
+
+struct roles {
+	struct roost	*rs;
+	struct role	*v;
+	size_t		 n;
+	struct event	*tick;
+	uint64_t	 gained, lost;
+};
+
+static struct role *
+role_want(struct roles *R, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < R->n; i++)
+		if (strcmp(R->v[i].name, name) == 0) {
+			R->v[i].wanted = 1;
+			return &R->v[i];
+		}
+	R->v = xreallocarray(R->v, R->n + 1, sizeof(*R->v));
+	memset(&R->v[R->n], 0, sizeof(R->v[0]));
+	R->v[R->n].name = xstrdup(name);
+	R->v[R->n].wanted = 1;
+	return &R->v[R->n++];
+}
+
+/* Only the roles with a consumer to wake are told; health is looked up
+ * when a verdict is due. */
+static void
+role_tell(struct roles *R, const struct role *r, int notify)
+{
+	if (!notify)
+		return;
+	if (strcmp(r->name, ROLE_MOVES) == 0)
+		move_role(R->rs, r->held);
+	else if (strcmp(r->name, ROLE_REPL) == 0)
+		repl_role(R->rs, r->held);
+}
+
+static void
+role_round(struct roles *R, int notify)
+{
+	struct roost *rs = R->rs;
+	struct store *st = rs->store;
+	struct role *r;
+	char name[BACKEND_NAME_MAX + sizeof(ROLE_HEALTH_PREFIX)];
+	size_t i, j;
+	int now;
+
+	for (i = 0; i < R->n; i++)
+		R->v[i].wanted = 0;
+	role_want(R, ROLE_MOVES);
+	role_want(R, ROLE_REPL);
+	for (i = 0; i < rs->nslots; i++)
+		if (rs->backends[i] != NULL) {
+			snprintf(name, sizeof(name), ROLE_HEALTH_PREFIX "%s",
+			    rs->backends[i]->name);
+			role_want(R, name);
+		}
+	for (i = j = 0; i < R->n; i++) {
+		r = &R->v[i];
+		now = st->ops->role_held(st, r->name);
+		if (r->held && !now) {
+			r->held = 0;
+			R->lost++;
+			log_warnx("role %s lost (the store connection went); "
+			    "its work is left to the next holder", r->name);
+			role_tell(R, r, notify);
+		}
+		if (!r->wanted) {
+			if (now && st->ops->role_release(st, r->name) == -1)
+				log_debug("role %s: release: %s", r->name,
+				    store_error(st));
+			free(r->name);
+			continue;
+		}
+		if (!now) {
+			switch (st->ops->role_claim(st, r->name)) {
+			case 1:
+				r->held = 1;
+				r->since = now_msec();
+				R->gained++;
+				log_info("role %s taken", r->name);
+				role_tell(R, r, notify);
+				break;
+			case -1:
+				log_debug("role %s: claim: %s", r->name,
+				    store_error(st));
+				break;
+			}
+		}
+		R->v[j++] = *r;
+	}
+	R->n = j;
+}
+
+static void
+role_tick(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	role_round(arg, 1);
+}
+
+int
+role_init(struct roost *rs)
+{
+	struct roles *R;
+
+	/* A store of one roostd: every role is its own, nothing to claim. */
+	if (rs->store->ops->role_claim == NULL)
+		return 0;
+	R = xcalloc(1, sizeof(*R));
+	R->rs = rs;
+	rs->roles = R;
+	role_round(R, 0);
+	return 0;
+}
+
+int
+role_start(struct roost *rs)
+{
+	struct roles *R = rs->roles;
+	struct timeval tv = { ROLE_TICK_MS / 1000, (ROLE_TICK_MS % 1000) * 1000 };
+
+	if (R == NULL)
+		return 0;
+	if ((R->tick = event_new(rs->base, -1, EV_PERSIST, role_tick,
+	    R)) == NULL || event_add(R->tick, &tv) == -1)
+		return -1;
+	return 0;
+}
+
+void
+role_free(struct roost *rs)
+{
+	struct roles *R = rs->roles;
+	size_t i;
+
+	if (R == NULL)
+		return;
+	/* Not released one by one: closing the store ends the session,
+	 * and every role with it. */
+	if (R->tick != NULL)
+		event_free(R->tick);
+	for (i = 0; i < R->n; i++)
+		free(R->v[i].name);
+	free(R->v);
+	free(R);
+	rs->roles = NULL;
+}
+
+int
+role_held(const struct roost *rs, const char *role)
+{
+	struct store *st = rs->store;
+
+	if (rs->roles == NULL)
+		return 1;
+	return st->ops->role_held(st, role) == 1;
+}
+
+int
+role_health(const struct roost *rs, const char *backend)
+{
+	char name[BACKEND_NAME_MAX + sizeof(ROLE_HEALTH_PREFIX)];
+
+	if (rs->roles == NULL)
+		return 1;
+	snprintf(name, sizeof(name), ROLE_HEALTH_PREFIX "%s", backend);
+	return role_held(rs, name);
+}
+
+json_t *
+role_status_json(const struct roost *rs)
+{
+	const struct roles *R = rs->roles;
+	json_t *held = json_array();
+	size_t i;
+
+	if (R == NULL) {
+		/* Everything, as the names say it. */
+		json_array_append_new(held, json_string(ROLE_MOVES));
+		json_array_append_new(held, json_string(ROLE_REPL));
+		for (i = 0; i < rs->nslots; i++)
+			if (rs->backends[i] != NULL)
+				json_array_append_new(held, json_pack("s+",
+				    ROLE_HEALTH_PREFIX, rs->backends[i]->name));
+		return json_pack("{s:s, s:o}", "instance", "", "held", held);
+	}
+	for (i = 0; i < R->n; i++)
+		if (role_held(rs, R->v[i].name))
+			json_array_append_new(held,
+			    json_string(R->v[i].name));
+	return json_pack("{s:s, s:o, s:I, s:I}", "instance",
+	    rs->store->ops->change_origin(rs->store), "held", held,
+	    "gained", (json_int_t)R->gained, "lost", (json_int_t)R->lost);
+}
