@@ -84,10 +84,19 @@ def medians():
 
 def replication():
     """What run_replication measures, as fixed numbers."""
-    lag = {"count": 200, "missing": 0, "median_ms": 30.0, "p99_ms": 90.0}
+    lag = {"count": 200, "missing": 0, "median_ms": 30.0, "p99_ms": 90.0,
+           "rounds": [29.0, 30.0, 31.0, 30.0, 30.5]}
     return {"lag": lag,
             "anchor": dict(lag, median_ms=32.0, p99_ms=80.0),
             "syncs": {"synced": 101, "max_conns": 10, "per_s": 120.0}}
+
+
+def store():
+    """What run_store measures, as fixed numbers."""
+    return {"users": 100000, "ratio_known": 1.01,
+            "medians": {"sqlite": {"known": 40000.0, "new": 20000.0},
+                        "postgresql": {"known": 40400.0, "new": 3000.0}},
+            "feed": {"p50_ms": 0.6, "p99_ms": 2.0, "arrived": 200}}
 
 
 def run_bench(env, results, flush_status=404):
@@ -120,6 +129,7 @@ def run_bench(env, results, flush_status=404):
         mod.run_failover = lambda rig, roost: failover_rounds()
         mod.setup_flush = lambda rig, roost: ("b1", 1000, [])
         mod.run_replication = lambda work: replication()
+        mod.run_store = lambda work: store()
         flush = FlushRoostd(flush_status)
         real = getattr(mod, "run_flush", None)    # the measurement itself
         mod.run_flush = lambda roost, backend, users: \
