@@ -36,6 +36,7 @@
 #include "move.h"
 #include "placement.h"
 #include "repl.h"
+#include "role.h"
 #include "roostd.h"
 #include "util.h"
 #include "xmalloc.h"
@@ -698,6 +699,7 @@ struct maint {
 	size_t			  nexpire, maxexpire;
 	uint32_t		  granularity;
 	uint32_t		  now;
+	int			  may_expire;	/* holds ROLE_MOVES */
 };
 
 static int
@@ -706,7 +708,7 @@ maint_collect(struct umap_entry *e, void *arg)
 	struct maint *m = arg;
 	if (e->flags & (UMAP_F_PENDING | UMAP_F_MOVING))
 		return 0;
-	if (lookup_expired(m->rs, e, m->now)) {
+	if (m->may_expire && lookup_expired(m->rs, e, m->now)) {
 		if (m->nexpire == m->maxexpire)
 			return -1;
 		m->expire[m->nexpire++] = e;
@@ -730,6 +732,47 @@ maint_error(struct store *st, const char *what)
 		log_debug("%s: %s; trying again later", what, store_error(st));
 	else
 		log_warnx("%s: %s", what, store_error(st));
+}
+
+/* What the store has of a user, which every instance writes: its lookup
+ * time (lazily) and its confirmation. */
+static int
+expire_seen(const struct store_user *su, void *arg)
+{
+	struct umap_entry *e = arg;
+
+	if (su->last_lookup > (int64_t)e->last_lookup &&
+	    su->last_lookup <= UINT32_MAX) {
+		e->last_lookup = (uint32_t)su->last_lookup;
+		e->touched = e->last_lookup;
+	}
+	if (su->confirmed)
+		e->flags |= UMAP_F_CONFIRMED;
+	return 0;
+}
+
+/*
+ * Several roostd on one store each see some of a user's lookups and
+ * sessions: before forgetting an assignment, take what the store has from
+ * the others (their lookup times, a confirmation) and ask again.  Only the
+ * holder of ROLE_MOVES forgets (maint_collect), whose polls of every proxy
+ * see every open session.  Drops the candidates that are not idle after
+ * all, or that the store cannot say about.
+ */
+static void
+expire_recheck(struct roost *rs, struct maint *m)
+{
+	struct store *st = rs->store;
+	size_t i, n = 0;
+	int rc;
+
+	for (i = 0; i < m->nexpire; i++) {
+		rc = st->ops->user_get(st, m->expire[i]->key, expire_seen,
+		    m->expire[i]);
+		if (rc == 1 && lookup_expired(rs, m->expire[i], m->now))
+			m->expire[n++] = m->expire[i];
+	}
+	m->nexpire = n;
 }
 
 static void
@@ -767,6 +810,8 @@ maint_write(struct roost *rs, struct maint *m)
 		free(rec);
 	}
 	free(ckeys);
+	if (m->nexpire > 0)
+		expire_recheck(rs, m);
 	if (m->nexpire == 0)
 		return;
 	if (st->ops->begin(st, 0) == -1)
@@ -804,6 +849,7 @@ lookup_maintain(struct roost *rs, int all)
 	m.rs = rs;
 	m.now = (uint32_t)now_sec();
 	m.granularity = all ? 0 : TOUCH_GRANULARITY;
+	m.may_expire = role_held(rs, ROLE_MOVES);
 	m.maxtouch = all ? umap_count(rs->users) + 1 : MAINT_TOUCH_MAX;
 	m.maxexpire = all ? umap_count(rs->users) + 1 : MAINT_EXPIRE_MAX;
 	m.touch = xcalloc(m.maxtouch, sizeof(*m.touch));
