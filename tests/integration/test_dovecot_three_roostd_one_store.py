@@ -14,7 +14,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "..", "rig"))
 import riglib  # noqa: E402
 import roosttest as rt  # noqa: E402
-from roosttest import Pg, check, eq, q, wait_for  # noqa: E402
+from roosttest import check, eq, q, wait_for  # noqa: E402
 
 BASE_PORT = 28000
 NEW = 1000
@@ -55,16 +55,10 @@ def place_in_parallel(roosts, names):
 
 
 def main(t):
-    pg = Pg()
-    try:
-        scenario(t, pg)
-    finally:
-        for r in t.roosts:
-            r.stop()
-        pg.stop()
+    rt.on_pg(t, scenario)
 
 
-def scenario(t, pg):
+def scenario(t, pg, made):
     store = "postgresql:" + pg.conninfo
     r1, r2, r3 = (t.roost(store=store, events_token=(i == 0))
                   for i in range(3))

@@ -45,16 +45,10 @@ def lookup_backend(r, name):
 
 
 def main(t):
-    pg = rt.Pg()
-    try:
-        scenario(t, pg)
-    finally:
-        for r in t.roosts:
-            r.stop()
-        pg.stop()
+    rt.on_pg(t, scenario)
 
 
-def scenario(t, pg):
+def scenario(t, pg, made):
     r = t.roost(store="postgresql:" + pg.conninfo)
     wait_for("the feed listens", lambda: feed(r)["connected"])
     r.add_backend("b1", "127.0.0.11")

@@ -70,16 +70,10 @@ def stored(pg, users):
 
 
 def main(t):
-    pg = rt.Pg()
-    try:
-        scenario(t, pg)
-    finally:
-        for r in t.roosts:
-            r.stop()
-        pg.stop()
+    rt.on_pg(t, scenario)
 
 
-def scenario(t, pg):
+def scenario(t, pg, made):
     r = t.roost(store="postgresql:" + pg.conninfo)
     for i, n in enumerate(("b1", "b2", "b3")):
         r.add_backend(n, "127.0.0.%d" % (11 + i),

@@ -96,17 +96,9 @@ def seen(r, names):
 
 
 def main(t):
-    pg = rt.Pg()
-    fakes = {n: FakeDoveadm("127.0.0.%d" % a, KEY) for n, a in
-             (("b1", 31), ("b2", 32), ("b3", 33))}
-    try:
-        scenario(t, pg, fakes)
-    finally:
-        for r in t.roosts:
-            r.stop()
-        for f in fakes.values():
-            f.close()
-        pg.stop()
+    rt.on_pg(t, scenario, lambda: {
+        n: FakeDoveadm("127.0.0.%d" % a, KEY)
+        for n, a in (("b1", 31), ("b2", 32), ("b3", 33))})
 
 
 def scenario(t, pg, fakes):

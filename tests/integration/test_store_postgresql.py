@@ -44,16 +44,10 @@ def lookup_all(r, names, what):
 
 
 def main(t):
-    pg = rt.Pg()
-    try:
-        scenario(t, pg)
-    finally:
-        for r in t.roosts:
-            r.stop()
-        pg.stop()
+    rt.on_pg(t, scenario)
 
 
-def scenario(t, pg):
+def scenario(t, pg, made):
     store = "postgresql:" + pg.conninfo
     # The form is checked by roostd -n, naming the line, never the value.
     r = t.roost(start=False, store="postgresql:host=127.0.0.1 password "

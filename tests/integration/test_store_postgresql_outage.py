@@ -12,7 +12,7 @@ import json
 import time
 
 import roosttest as rt
-from roosttest import Pg, check, eq, q, status, wait_for
+from roosttest import check, eq, q, status, wait_for
 from fakedoveadm import FakeDoveadm
 
 KEY = "fake-doveadm-key-outage-7731"
@@ -20,19 +20,11 @@ OUTAGE_S = 10
 
 
 def main(t):
-    pg = Pg()
-    fakes = {}
-    try:
-        scenario(t, pg, fakes)
-    finally:
-        for r in t.roosts:
-            r.stop()
-        for f in fakes.values():
-            f.close()
-        pg.stop()
+    rt.on_pg(t, scenario)
 
 
 def scenario(t, pg, fakes):
+    # the fakes are added to on_pg's dict, which closes them
     r = t.roost(start=False, events_token=True,
                 store="postgresql:" + pg.conninfo, replication="yes")
     r.start()
