@@ -76,6 +76,36 @@ role_tell(struct roles *R, const struct role *r, int notify)
 		repl_role(R->rs, r->held);
 }
 
+/* Ask for every role not held, in one store call (one round trip). */
+static void
+role_claim_round(struct roles *R, int notify)
+{
+	struct store *st = R->rs->store;
+	const char **names;
+	int *got;
+	size_t i, n = 0;
+
+	names = xcalloc(R->n ? R->n : 1, sizeof(*names));
+	got = xcalloc(R->n ? R->n : 1, sizeof(*got));
+	for (i = 0; i < R->n; i++)
+		if (!R->v[i].held)
+			names[n++] = R->v[i].name;
+	if (n > 0 && st->ops->role_claim(st, names, n, got) == -1)
+		log_debug("claiming %zu roles: %s", n, store_error(st));
+	else
+		for (i = 0, n = 0; i < R->n; i++) {
+			if (R->v[i].held || !got[n++])
+				continue;
+			R->v[i].held = 1;
+			R->v[i].since = now_msec();
+			R->gained++;
+			log_info("role %s taken", R->v[i].name);
+			role_tell(R, &R->v[i], notify);
+		}
+	free(names);
+	free(got);
+}
+
 static void
 role_round(struct roles *R, int notify)
 {
@@ -113,24 +143,10 @@ role_round(struct roles *R, int notify)
 			free(r->name);
 			continue;
 		}
-		if (!now) {
-			switch (st->ops->role_claim(st, r->name)) {
-			case 1:
-				r->held = 1;
-				r->since = now_msec();
-				R->gained++;
-				log_info("role %s taken", r->name);
-				role_tell(R, r, notify);
-				break;
-			case -1:
-				log_debug("role %s: claim: %s", r->name,
-				    store_error(st));
-				break;
-			}
-		}
 		R->v[j++] = *r;
 	}
 	R->n = j;
+	role_claim_round(R, notify);
 }
 
 static void

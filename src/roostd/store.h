@@ -331,15 +331,18 @@ struct store_ops {
 
 	/*
 	 * Roles (role.c): work one roostd of those sharing the store must
-	 * own.  claim: 1 when this store's session holds the role (taken
-	 * now or before), 0 when another holds it, -1 on error.  A role is
-	 * held until release, or until the session ends: the holder's death
-	 * or a lost connection frees it for another.  held: 1 while the
+	 * own.  claim: asks for n roles at once, one round trip for those
+	 * not held yet; got[i] is 1 when this store's session holds roles[i]
+	 * (taken now or before), 0 when another holds it; -1 on error.  A
+	 * role is held until release, or until the session ends: the
+	 * holder's death or a lost connection frees it for another.  held:
+	 * 1 while the
 	 * current session holds it, without a round trip (0 once the
 	 * connection was lost).  NULL in a store that one roostd has to
 	 * itself (SQLite): every role is its own.
 	 */
-	int	(*role_claim)(struct store *, const char *role);
+	int	(*role_claim)(struct store *, const char *const *roles,
+		    size_t n, int *got);
 	int	(*role_release)(struct store *, const char *role);
 	int	(*role_held)(struct store *, const char *role);
 	/* This process alone (roostd -C): fails, naming why, while a roostd

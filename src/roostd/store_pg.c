@@ -88,8 +88,9 @@
 #define OPEN_LOCK		"(72637374, hashtext(current_schema()))"
 /* A role's session lock: one int8 key, the schema's hash above the
  * role's (the two-int4 keys of the locks above are another key space). */
-#define ROLE_KEY		"((hashtext(current_schema())::int8 << 32) |" \
-				" (hashtext($1)::int8 & 4294967295))"
+#define ROLE_KEY_OF(r)	"((hashtext(current_schema())::int8 << 32) |" \
+				" (hashtext(" r ")::int8 & 4294967295))"
+#define ROLE_KEY		ROLE_KEY_OF("$1")
 
 /*
  * Schema migrations: step i takes the schema from version pg_steps[i].from
@@ -531,7 +532,12 @@ static const char *const stmt_sql[S_COUNT] = {
 	[S_PROXY_GET] = "SELECT " PROXY_COLS " FROM proxies WHERE name = $1",
 	[S_MOVE_MARKED] = "SELECT count(*) FROM moves WHERE \"user\" = $1"
 	    " AND state IN ('kicking', 'waiting', 'syncing')",
-	[S_ROLE_CLAIM] = "SELECT pg_try_advisory_lock(" ROLE_KEY ")::int4",
+	/* Every role of a round in one round trip: $1 is the names, one a
+	 * line (role names are backend names and fixed words: no newline),
+	 * each answered in order. */
+	[S_ROLE_CLAIM] = "SELECT pg_try_advisory_lock(" ROLE_KEY_OF("r")
+	    ")::int4 FROM unnest(string_to_array($1, E'\\n')) WITH ORDINALITY"
+	    " AS t(r, i) ORDER BY i",
 	[S_ROLE_RELEASE] = "SELECT pg_advisory_unlock(" ROLE_KEY ")::int4",
 	[S_REPL_REQ_ADD] = "INSERT INTO repl_requests (\"user\", priority,"
 	    " \"full\", at) VALUES ($1, $2, $3, $4)",
@@ -2642,29 +2648,79 @@ pg_role_held(struct store *st, const char *role)
 	    role_find(ps, role) != -1;
 }
 
-/* Held already: no second lock (they stack), and no round trip. */
 static int
-pg_role_claim(struct store *st, const char *role)
+row_role(struct store *st, const PGresult *res, int r, void *cbp, void *arg)
+{
+	int *got = cbp;
+
+	(void)st;
+	(void)arg;
+	got[r] = col_int(res, r, 0) != 0;
+	return 0;
+}
+
+/*
+ * The roles not held yet are asked for in one statement: a round of a
+ * roostd that holds none asks for every backend's health role each
+ * second, and each question would be a round trip on the loop.  Held
+ * ones need no question (and a second lock would stack).
+ */
+static int
+pg_role_claim(struct store *st, const char *const *roles, size_t n,
+    int *got)
 {
 	struct pg_store *ps = impl(st);
 	struct params p = { 0 };
-	int64_t got;
+	size_t i, k, len = 0, nask = 0;
+	const char **ask;
+	int *asked = NULL, rc = -1;
+	char *list = NULL;
 
-	if (pg_role_held(st, role))
-		return 1;
+	ask = xcalloc(n ? n : 1, sizeof(*ask));
+	for (i = 0; i < n; i++) {
+		if (strchr(roles[i], '\n') != NULL) {
+			store_set_error(st, "role claim: a role name with a "
+			    "newline");
+			goto done;
+		}
+		if ((got[i] = pg_role_held(st, roles[i])) == 0) {
+			ask[nask++] = roles[i];
+			len += strlen(roles[i]) + 1;
+		}
+	}
+	if (nask == 0) {
+		rc = 0;
+		goto done;
+	}
+	list = xmalloc(len);
+	for (i = 0, len = 0; i < nask; i++) {
+		k = strlen(ask[i]);
+		memcpy(list + len, ask[i], k);
+		len += k;
+		list[len++] = i + 1 < nask ? '\n' : '\0';
+	}
+	asked = xcalloc(nask, sizeof(*asked));
+	p_text(&p, list);
 	/* A lost connection is re-established (forgetting every role)
 	 * and this call fails busy; the next one claims anew. */
-	p_text(&p, role);
-	if (one_int(st, S_ROLE_CLAIM, &p, "role claim", &got) == -1)
-		return -1;
-	if (!got)
-		return 0;
-	if (role_find(ps, role) != -1)
-		return 1;
-	ps->roles = xreallocarray(ps->roles, ps->nroles + 1,
-	    sizeof(*ps->roles));
-	ps->roles[ps->nroles++] = xstrdup(role);
-	return 1;
+	if (rows(st, S_ROLE_CLAIM, &p, 0, "role claim", row_role, asked,
+	    NULL) != (int64_t)nask)
+		goto done;
+	for (i = 0, k = 0; i < n; i++) {
+		if (got[i])
+			continue;
+		if ((got[i] = asked[k++]) && role_find(ps, roles[i]) == -1) {
+			ps->roles = xreallocarray(ps->roles, ps->nroles + 1,
+			    sizeof(*ps->roles));
+			ps->roles[ps->nroles++] = xstrdup(roles[i]);
+		}
+	}
+	rc = 0;
+done:
+	free(ask);
+	free(asked);
+	free(list);
+	return rc;
 }
 
 static int

@@ -1788,6 +1788,17 @@ test_pg_concurrent_open(void **state)
 	store_free(st);
 }
 
+/* One role, through the batched claim: 1 held, 0 another's, -1. */
+static int
+claim(struct store *st, const char *role)
+{
+	int got = 0;
+
+	if (st->ops->role_claim(st, &role, 1, &got) == -1)
+		return -1;
+	return got;
+}
+
 /* Claim a role for up to 3 s (a dead holder's session takes a moment
  * to end); 1 once held, else what the last claim said. */
 static int
@@ -1796,7 +1807,7 @@ claim_within(struct store *st, const char *role, uint64_t *ms)
 	uint64_t t0 = now_msec_mono();
 	int rc;
 
-	while ((rc = st->ops->role_claim(st, role)) == 0 &&
+	while ((rc = claim(st, role)) == 0 &&
 	    now_msec_mono() - t0 < 3000)
 		usleep(20 * 1000);
 	if (ms != NULL)
@@ -1820,19 +1831,19 @@ test_pg_roles(void **state)
 	a = open_ok(f);
 	b = open_ok(f);		/* no longer refused */
 	add_backend(a, "b1");
-	assert_int_equal(a->ops->role_claim(a, "moves"), 1);
-	assert_int_equal(b->ops->role_claim(b, "moves"), 0);
-	assert_int_equal(a->ops->role_claim(a, "moves"), 1);
+	assert_int_equal(claim(a, "moves"), 1);
+	assert_int_equal(claim(b, "moves"), 0);
+	assert_int_equal(claim(a, "moves"), 1);
 	assert_int_equal(a->ops->role_held(a, "moves"), 1);
 	assert_int_equal(b->ops->role_held(b, "moves"), 0);
 	/* Roles are independent of each other. */
-	assert_int_equal(b->ops->role_claim(b, "health:b1"), 1);
-	assert_int_equal(a->ops->role_claim(a, "health:b1"), 0);
+	assert_int_equal(claim(b, "health:b1"), 1);
+	assert_int_equal(claim(a, "health:b1"), 0);
 	/* Claimed twice, released once: free. */
 	assert_int_equal(a->ops->role_release(a, "moves"), 0);
 	assert_int_equal(a->ops->role_held(a, "moves"), 0);
-	assert_int_equal(b->ops->role_claim(b, "moves"), 1);
-	assert_int_equal(a->ops->role_claim(a, "moves"), 0);
+	assert_int_equal(claim(b, "moves"), 1);
+	assert_int_equal(claim(a, "moves"), 0);
 	/* The holder goes: its roles are free for the other. */
 	store_free(b);
 	assert_int_equal(claim_within(a, "moves", &ms), 1);
@@ -1841,10 +1852,34 @@ test_pg_roles(void **state)
 	assert_int_equal(claim_within(a, "health:b1", NULL), 1);
 	/* A third instance: every role has its holder. */
 	c = open_ok(f);
-	assert_int_equal(a->ops->role_claim(a, "repl"), 1);
-	assert_int_equal(c->ops->role_claim(c, "repl"), 0);
-	assert_int_equal(c->ops->role_claim(c, "moves"), 0);
-	assert_int_equal(c->ops->role_claim(c, "health:b1"), 0);
+	assert_int_equal(claim(a, "repl"), 1);
+	assert_int_equal(claim(c, "repl"), 0);
+	assert_int_equal(claim(c, "moves"), 0);
+	assert_int_equal(claim(c, "health:b1"), 0);
+	/* A round asks for many at once: each answered in its place, the
+	 * free ones taken, the held ones left. */
+	{
+		const char *round[] = { "moves", "health:b2", "repl",
+		    "health:b3", "health:b1" };
+		const char *bad[] = { "health:b4\nmoves" };
+		int got[5] = { 7, 7, 7, 7, 7 };
+
+		assert_int_equal(c->ops->role_claim(c, round, 5, got), 0);
+		assert_int_equal(got[0], 0);
+		assert_int_equal(got[1], 1);
+		assert_int_equal(got[2], 0);
+		assert_int_equal(got[3], 1);
+		assert_int_equal(got[4], 0);
+		assert_int_equal(c->ops->role_held(c, "health:b2"), 1);
+		assert_int_equal(c->ops->role_held(c, "repl"), 0);
+		assert_int_equal(claim(a, "health:b3"), 0);
+		/* Held ones are not asked again (no stacked lock). */
+		assert_int_equal(c->ops->role_claim(c, round, 5, got), 0);
+		assert_int_equal(got[1] + got[3], 2);
+		assert_int_equal(c->ops->role_release(c, "health:b2"), 0);
+		assert_int_equal(claim(a, "health:b2"), 1);
+		assert_int_equal(c->ops->role_claim(c, bad, 1, got), -1);
+	}
 	store_free(c);
 	store_free(a);
 }
@@ -1866,8 +1901,8 @@ test_pg_roles_lost_with_session(void **state)
 
 	a = open_ok(f);
 	add_backend(a, "b1");
-	assert_int_equal(a->ops->role_claim(a, "moves"), 1);
-	assert_int_equal(a->ops->role_claim(a, "repl"), 1);
+	assert_int_equal(claim(a, "moves"), 1);
+	assert_int_equal(claim(a, "repl"), 1);
 	/* b is opened after the kill: only a's session ends. */
 	pg_kill_sessions();
 	b = open_ok(f);
@@ -1882,14 +1917,14 @@ test_pg_roles_lost_with_session(void **state)
 	assert_true(store_retryable(a));
 	assert_int_equal(a->ops->role_held(a, "moves"), 0);
 	assert_int_equal(a->ops->role_held(a, "repl"), 0);
-	for (i = 0; i < 100 && (rc = a->ops->role_claim(a, "moves")) == -1;
+	for (i = 0; i < 100 && (rc = claim(a, "moves")) == -1;
 	    i++) {
 		assert_true(store_retryable(a));
 		usleep(50 * 1000);
 	}
 	assert_int_equal(rc, 0);
-	assert_int_equal(a->ops->role_claim(a, "repl"), 1);
-	assert_int_equal(b->ops->role_claim(b, "repl"), 0);
+	assert_int_equal(claim(a, "repl"), 1);
+	assert_int_equal(claim(b, "repl"), 0);
 	store_free(a);
 	store_free(b);
 }
