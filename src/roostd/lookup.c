@@ -547,6 +547,21 @@ lookup_expired(const struct roost *rs, const struct umap_entry *e,
 	return (long long)now - last > conf->user_expire;
 }
 
+/*
+ * At a lookup.  Several roostd on one store (roles) each see only some of
+ * a user's lookups and sessions, so no one's memory may decide at a
+ * lookup that a user is idle: placing it again there would move a user
+ * another instance saw in session, without a kick.  The holder of
+ * ROLE_MOVES forgets idle users after asking the store (maint_write), the
+ * feed tells every instance, and the next lookup places the user anew.
+ */
+static int
+lookup_expired_here(const struct roost *rs, const struct umap_entry *e,
+    uint32_t now)
+{
+	return rs->roles == NULL && lookup_expired(rs, e, now);
+}
+
 void
 lookup_handle(struct roost *rs, struct evhttp_request *req)
 {
@@ -614,7 +629,7 @@ lookup_handle(struct roost *rs, struct evhttp_request *req)
 		goto done;
 	}
 	if (e != NULL && state_backend_usable(rs, e->backend, tag) &&
-	    !lookup_expired(rs, e, now)) {
+	    !lookup_expired_here(rs, e, now)) {
 		e->last_lookup = now;
 		if (e->flags & UMAP_F_PENDING)
 			batch_wait(rs, req, e, proto);
@@ -632,7 +647,7 @@ lookup_handle(struct roost *rs, struct evhttp_request *req)
 	 * unconfirmed_expire like any other; then the hash places it.)
 	 */
 	if (e != NULL && rs->conf->replication &&
-	    !lookup_expired(rs, e, now)) {
+	    !lookup_expired_here(rs, e, now)) {
 		if (repl_can_fail_over(rs, e) ||
 		    (state_backend_usable(rs, e->replica, tag) &&
 		    repl_forced(rs, e))) {
