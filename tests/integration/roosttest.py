@@ -484,16 +484,16 @@ class Roost:
 # schema of its own of one cluster per scenario process (.ci/run runs the
 # Dovecot scenarios once more that way).
 TEST_STORE = os.environ.get("ROOST_TEST_STORE", "sqlite")
-_pg_shared = []
+_pg_shared = {"pg": None, "schemas": 0}
 
 
 def _pg_store():
-    if not _pg_shared:
-        _pg_shared.append(Pg())
-        atexit.register(_pg_shared[0].stop)
-    pg = _pg_shared[0]
-    schema = "r%d" % len(_pg_shared)
-    _pg_shared.append(schema)
+    if _pg_shared["pg"] is None:
+        _pg_shared["pg"] = Pg()
+        atexit.register(_pg_shared["pg"].stop)
+    pg = _pg_shared["pg"]
+    _pg_shared["schemas"] += 1
+    schema = "r%d" % _pg_shared["schemas"]
     pg.query("CREATE SCHEMA %s" % schema)
     return "postgresql:%s options='-csearch_path=%s'" % (pg.conninfo, schema)
 
