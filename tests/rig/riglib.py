@@ -248,7 +248,9 @@ def running_rig(rigdir, roost_urls, base_port, version=None, backends=2,
         rig = Rig(rigdir)
         try:
             yield rig
-        except BaseException:
+        except BaseException as exc:
+            # first, so that an excerpt of a long output still shows it
+            print("--- failed: %s: %s" % (type(exc).__name__, exc))
             for inst in rig.info["instances"]:
                 print("--- %s log tail (%s) ---" % (inst["name"],
                                                   inst["log"]))
