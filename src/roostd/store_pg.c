@@ -19,7 +19,11 @@
  * failure or a lost connection is STORE_ERETRY (the caller answers 503 or
  * tries again); a violated constraint (SQLSTATE class 23) STORE_ECONFLICT.
  * The loads at start and backend_delete (which may release many users)
- * lift the statement bound for their own transaction.
+ * lift the statement bound for their own transaction.  Those bounds are
+ * the server's; roostd's own is on every wait for an answer (get_result):
+ * the server's bound plus WAIT_MARGIN_MS, then the connection is dropped,
+ * so a hung server or a network that loses its replies costs the loop two
+ * seconds once, not forever.
  * A lost connection is re-established without blocking: each call spends
  * at most RESET_BUDGET_MS on PQresetPoll, once a RESET_INTERVAL_MS at most
  * (a host name in the connection string still resolves synchronously).
@@ -44,7 +48,8 @@
  * synchronous_commit off.
  *
  * THIS IS THE FIRST STEP of issue 11.  The calls are synchronous on the
- * caller's thread (roostd's event loop), bounded by the timeouts above.
+ * caller's thread (roostd's event loop), bounded by the timeouts above,
+ * the server's and roostd's own.
  * The next steps change:
  *  - no waiting on the loop at all: libpq's asynchronous interface driven by
  *    the loop (PQsendQueryPrepared, PQconsumeInput on the socket's event,
@@ -61,6 +66,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <poll.h>
+#include <sys/socket.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -80,6 +86,8 @@
 #define BULK_TIMEOUT_MS		30000	/* backend_delete of many users */
 #define RESET_INTERVAL_MS	1000	/* between reconnect attempts */
 #define RESET_BUDGET_MS		20	/* of one call spent reconnecting */
+#define WAIT_MARGIN_MS		1500	/* past the server's own bound */
+#define UNBOUNDED_WAIT_MS	600000	/* a statement the server lets run */
 #define CONNECT_TIMEOUT_S	"5"	/* at open; the string may override */
 /* Two instances migrating one database at once: the second waits. */
 #define MIGRATE_LOCK_KEY	"7263737400000001"
@@ -552,6 +560,10 @@ struct pg_store {
 	int		 in_tx;		/* inside the caller's begin() */
 	int		 tx_failed;	/* begin() or commit() failed: none open */
 	int		 resetting;	/* PQresetStart done, polling */
+	int		 abandoned;	/* no answer in time: dropped */
+	int		 bound_ms;	/* the server's statement_timeout now,
+					 * 0 = none */
+	char		 lost[96];	/* why it was dropped */
 	char		**roles;	/* held by this session */
 	size_t		 nroles;
 	uint64_t	 reset_at;	/* last reconnect attempt, mono ms */
@@ -608,6 +620,164 @@ set_msg(struct store *st, const char *what, const char *msg)
 	}
 }
 
+/*
+ * Waiting for the server.  libpq's own calls wait as long as the server
+ * takes, and the server's statement_timeout only helps while it runs: a
+ * hung server, or a network that drops its replies, would hold the loop
+ * forever.  So every statement is sent on a non-blocking connection and
+ * its answer awaited here, for the server's bound plus WAIT_MARGIN_MS at
+ * most; then the connection is abandoned: shut down, so that libpq calls
+ * it lost and the server, once it looks, ends the session (rolling back
+ * its transaction and freeing its locks).  The next call reconnects in
+ * small steps (conn_ready).  A COMMIT abandoned this way may or may not
+ * have happened; like any lost connection, that is STORE_ERETRY.
+ */
+static int
+conn_ok(const struct pg_store *ps)
+{
+	return ps->conn != NULL && PQstatus(ps->conn) == CONNECTION_OK &&
+	    !ps->resetting && !ps->abandoned;
+}
+
+static uint64_t
+wait_deadline(const struct pg_store *ps)
+{
+	return now_msec_mono() + (ps->bound_ms > 0 ?
+	    (uint64_t)ps->bound_ms + WAIT_MARGIN_MS : UNBOUNDED_WAIT_MS);
+}
+
+static void
+conn_abandon(struct pg_store *ps, int waited_ms)
+{
+	int fd = PQsocket(ps->conn);
+
+	snprintf(ps->lost, sizeof(ps->lost), "no answer from the server in "
+	    "%d ms; connection dropped", waited_ms);
+	ps->abandoned = 1;
+	if (fd != -1)
+		(void)shutdown(fd, SHUT_RDWR);
+	(void)PQconsumeInput(ps->conn);	/* meets the end: CONNECTION_BAD */
+}
+
+/* Wait for the socket until deadline; -1 (connection abandoned) when the
+ * time is up. */
+static int
+conn_poll(struct pg_store *ps, short events, uint64_t start,
+    uint64_t deadline)
+{
+	struct pollfd pfd;
+	uint64_t now = now_msec_mono();
+
+	if (now >= deadline) {
+		conn_abandon(ps, (int)(now - start));
+		return -1;
+	}
+	pfd.fd = PQsocket(ps->conn);
+	pfd.events = events;
+	pfd.revents = 0;
+	if (poll(&pfd, 1, (int)(deadline - now)) == -1 && errno != EINTR) {
+		conn_abandon(ps, (int)(now_msec_mono() - start));
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * PQgetResult, waiting no longer than the statement's bound allows: sends
+ * what libpq still holds, then reads until a result is complete.  NULL is
+ * the end of the results, or (conn_ok() then false) a lost or abandoned
+ * connection.
+ */
+static PGresult *
+get_result(struct pg_store *ps)
+{
+	PGconn *conn = ps->conn;
+	uint64_t start = now_msec_mono(), deadline = wait_deadline(ps);
+	int r;
+
+	if (ps->abandoned)
+		return NULL;
+	while ((r = PQflush(conn)) == 1) {
+		if (conn_poll(ps, POLLOUT | POLLIN, start, deadline) == -1)
+			return NULL;
+		if (!PQconsumeInput(conn))
+			return NULL;
+	}
+	if (r == -1)
+		return NULL;
+	while (PQisBusy(conn)) {
+		if (conn_poll(ps, POLLIN, start, deadline) == -1)
+			return NULL;
+		if (!PQconsumeInput(conn))
+			break;	/* lost: PQgetResult says so */
+	}
+	return PQgetResult(conn);
+}
+
+/* Every result of what was sent, as PQexec gives it: the last one, or the
+ * first that failed; NULL when the connection went. */
+static PGresult *
+get_results(struct pg_store *ps)
+{
+	PGresult *res, *keep = NULL;
+	ExecStatusType ks;
+
+	while ((res = get_result(ps)) != NULL) {
+		ks = keep != NULL ? PQresultStatus(keep) : PGRES_COMMAND_OK;
+		if (keep != NULL && ks != PGRES_COMMAND_OK &&
+		    ks != PGRES_TUPLES_OK) {
+			PQclear(res);
+			continue;
+		}
+		PQclear(keep);
+		keep = res;
+	}
+	if (!conn_ok(ps) && (keep == NULL ||
+	    PQresultStatus(keep) == PGRES_COMMAND_OK ||
+	    PQresultStatus(keep) == PGRES_TUPLES_OK)) {
+		PQclear(keep);
+		return NULL;
+	}
+	return keep;
+}
+
+/* PQexec, PQexecParams, PQprepare and PQexecPrepared with bounded waits. */
+static PGresult *
+exec_sql(struct pg_store *ps, const char *sql)
+{
+	if (ps->abandoned || !PQsendQuery(ps->conn, sql))
+		return NULL;
+	return get_results(ps);
+}
+
+static PGresult *
+exec_params(struct pg_store *ps, const char *sql, int n,
+    const char *const *v)
+{
+	if (ps->abandoned ||
+	    !PQsendQueryParams(ps->conn, sql, n, NULL, v, NULL, NULL, 0))
+		return NULL;
+	return get_results(ps);
+}
+
+static PGresult *
+exec_prepare(struct pg_store *ps, const char *name, const char *sql)
+{
+	if (ps->abandoned || !PQsendPrepare(ps->conn, name, sql, 0, NULL))
+		return NULL;
+	return get_results(ps);
+}
+
+static PGresult *
+exec_prepared(struct pg_store *ps, const char *name, int n,
+    const char *const *v)
+{
+	if (ps->abandoned ||
+	    !PQsendQueryPrepared(ps->conn, name, n, v, NULL, NULL, 0))
+		return NULL;
+	return get_results(ps);
+}
+
 /* Which failures are worth a retry: another's lock, a timeout, a
  * conflict between transactions, a server going away or coming up. */
 static int
@@ -647,10 +817,12 @@ pg_fail(struct store *st, const char *what, const PGresult *res)
 		state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
 		msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
 	}
+	if (msg == NULL && impl(st)->abandoned)
+		msg = impl(st)->lost;
 	if (msg == NULL)
 		msg = conn != NULL ? PQerrorMessage(conn) : "no connection";
 	set_msg(st, what, msg);
-	if (retryable(state) || conn == NULL || PQstatus(conn) != CONNECTION_OK)
+	if (retryable(state) || !conn_ok(impl(st)))
 		st->errclass = STORE_ERETRY;
 	else if (state != NULL && strncmp(state, "23", 2) == 0)
 		st->errclass = STORE_ECONFLICT;	/* integrity constraint */
@@ -685,13 +857,14 @@ session_setup(struct store *st)
 	    " SET idle_in_transaction_session_timeout = 60000;"
 	    " SET roost.origin = '%s'", LOCK_TIMEOUT_MS, STMT_TIMEOUT_MS,
 	    impl(st)->origin);
-	res = PQexec(impl(st)->conn, sql);
+	res = exec_sql(impl(st), sql);
 	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
 		pg_fail(st, "session setup", res);
 		PQclear(res);
 		return -1;
 	}
 	PQclear(res);
+	impl(st)->bound_ms = STMT_TIMEOUT_MS;
 	return 0;
 }
 
@@ -703,7 +876,7 @@ open_lock(struct store *st, int alone)
 	PGresult *res;
 	int rv;
 
-	res = PQexec(impl(st)->conn, alone ? "SELECT pg_advisory_unlock_all();"
+	res = exec_sql(impl(st), alone ? "SELECT pg_advisory_unlock_all();"
 	    " SELECT pg_try_advisory_lock" OPEN_LOCK :
 	    "SELECT pg_try_advisory_lock_shared" OPEN_LOCK);
 	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
@@ -744,7 +917,7 @@ conn_ready(struct store *st)
 	uint64_t now, deadline;
 	int i;
 
-	if (PQstatus(ps->conn) == CONNECTION_OK && !ps->resetting)
+	if (conn_ok(ps))
 		return 0;
 	if (ps->in_tx) {
 		set_msg(st, "store", "connection lost inside a transaction");
@@ -781,8 +954,11 @@ conn_ready(struct store *st)
 		}
 	}
 	ps->resetting = 0;
+	ps->abandoned = 0;
 	for (i = 0; i < S_COUNT; i++)
 		ps->prepared[i] = 0;
+	if (PQsetnonblocking(ps->conn, 1) == -1)
+		goto busy;
 	if (session_setup(st) == -1)
 		return -1;
 	log_info("postgresql store: connection re-established");
@@ -810,7 +986,7 @@ simple(struct store *st, const char *sql, const char *what)
 {
 	PGresult *res;
 
-	res = PQexec(impl(st)->conn, sql);
+	res = exec_sql(impl(st), sql);
 	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
 		pg_fail(st, what, res);
 		PQclear(res);
@@ -831,7 +1007,7 @@ prepare(struct store *st, enum stmt id, const char *what)
 	if (ps->prepared[id])
 		return 0;
 	snprintf(name, sizeof(name), "r%d", (int)id);
-	res = PQprepare(ps->conn, name, stmt_sql[id], 0, NULL);
+	res = exec_prepare(ps, name, stmt_sql[id]);
 	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
 		pg_fail(st, what, res);
 		PQclear(res);
@@ -861,8 +1037,8 @@ run(struct store *st, enum stmt id, const struct params *p,
 	if (conn_ready(st) == -1 || prepare(st, id, what) == -1)
 		return NULL;
 	snprintf(name, sizeof(name), "r%d", (int)id);
-	res = PQexecPrepared(ps->conn, name, p != NULL ? p->n : 0,
-	    p != NULL ? p->v : NULL, NULL, NULL, 0);
+	res = exec_prepared(ps, name, p != NULL ? p->n : 0,
+	    p != NULL ? p->v : NULL);
 	rs = PQresultStatus(res);
 	if (rs == PGRES_COMMAND_OK || rs == PGRES_TUPLES_OK)
 		return res;
@@ -919,7 +1095,8 @@ run_batch(struct store *st, enum stmt id, const void *recs, size_t n,
     fill_fn fill, const char *what, size_t *bad, PGresult **errres,
     int64_t *changed)
 {
-	PGconn *conn = impl(st)->conn;
+	struct pg_store *ps = impl(st);
+	PGconn *conn = ps->conn;
 	struct params p;
 	PGresult *res;
 	ExecStatusType rs;
@@ -957,8 +1134,8 @@ run_batch(struct store *st, enum stmt id, const void *recs, size_t n,
 		}
 		/* One result and a NULL per statement sent, then the sync;
 		 * after a failure the rest come back aborted. */
-		for (j = 0; j < sent && PQstatus(conn) == CONNECTION_OK; j++) {
-			while ((res = PQgetResult(conn)) != NULL) {
+		for (j = 0; j < sent && conn_ok(ps); j++) {
+			while ((res = get_result(ps)) != NULL) {
 				rs = PQresultStatus(res);
 				if (rs == PGRES_COMMAND_OK && changed != NULL)
 					changed[i + j] = cmd_tuples(res);
@@ -973,8 +1150,8 @@ run_batch(struct store *st, enum stmt id, const void *recs, size_t n,
 				*errres = res;
 			}
 		}
-		if (PQstatus(conn) == CONNECTION_OK) {
-			res = PQgetResult(conn);
+		if (conn_ok(ps)) {
+			res = get_result(ps);
 			if (PQresultStatus(res) != PGRES_PIPELINE_SYNC &&
 			    !failed) {
 				pg_fail(st, what, res);
@@ -987,7 +1164,7 @@ run_batch(struct store *st, enum stmt id, const void *recs, size_t n,
 				pg_fail(st, what, NULL);
 			failed = 1;
 		}
-		if (PQstatus(conn) != CONNECTION_OK) {
+		if (!conn_ok(ps)) {
 			if (!failed)
 				pg_fail(st, what, NULL);
 			st->errclass = STORE_ERETRY;
@@ -1022,10 +1199,12 @@ tx_end(struct store *st, enum txmode mode, int ok)
 
 	if (mode == TX_NONE)
 		return ok ? 0 : -1;
+	if (mode == TX_OWN)
+		ps->bound_ms = STMT_TIMEOUT_MS;	/* SET LOCAL ends with it */
 	if (ok) {
 		if (mode == TX_SAVEPOINT)
 			return simple(st, "RELEASE roost_op", "release");
-		res = PQexec(ps->conn, "COMMIT");
+		res = exec_sql(ps, "COMMIT");
 		if (PQresultStatus(res) == PGRES_COMMAND_OK &&
 		    strcmp(PQcmdStatus(res), "COMMIT") == 0) {
 			PQclear(res);
@@ -1041,8 +1220,7 @@ tx_end(struct store *st, enum txmode mode, int ok)
 	}
 	memcpy(saved, st->err, sizeof(saved));
 	class = st->errclass;
-	if (PQtransactionStatus(ps->conn) != PQTRANS_IDLE &&
-	    PQstatus(ps->conn) == CONNECTION_OK) {
+	if (conn_ok(ps) && PQtransactionStatus(ps->conn) != PQTRANS_IDLE) {
 		if (mode == TX_OWN)
 			simple(st, "ROLLBACK", "rollback");
 		else if (simple(st, "ROLLBACK TO roost_op", "rollback") == 0)
@@ -1060,7 +1238,10 @@ tx_timeout(struct store *st, int ms)
 	char sql[64];
 
 	snprintf(sql, sizeof(sql), "SET LOCAL statement_timeout = %d", ms);
-	return simple(st, sql, "statement timeout");
+	if (simple(st, sql, "statement timeout") == -1)
+		return -1;
+	impl(st)->bound_ms = ms;
+	return 0;
 }
 
 /* One-off statement at open: constant SQL, first column of the first row
@@ -1073,7 +1254,7 @@ open_query(struct store *st, const char *sql, char *out, size_t outlen)
 
 	if (out != NULL && outlen > 0)
 		out[0] = '\0';
-	res = PQexec(impl(st)->conn, sql);
+	res = exec_sql(impl(st), sql);
 	rs = PQresultStatus(res);
 	if (rs != PGRES_TUPLES_OK && rs != PGRES_COMMAND_OK) {
 		pg_fail(st, "open", res);
@@ -1163,7 +1344,7 @@ migrate(struct store *st)
 			    "%lld", v);
 			goto fail;
 		}
-		res = PQexec(conn, pg_steps[i].sql);
+		res = exec_sql(impl(st), pg_steps[i].sql);
 		if (PQresultStatus(res) != PGRES_COMMAND_OK) {
 			char what[64];
 
@@ -1176,10 +1357,9 @@ migrate(struct store *st)
 		PQclear(res);
 		snprintf(vbuf, sizeof(vbuf), "%d", pg_steps[i].to);
 		vals[0] = vbuf;
-		res = PQexecParams(conn, "INSERT INTO meta (key, value)"
+		res = exec_params(impl(st), "INSERT INTO meta (key, value)"
 		    " VALUES ('schema_version', $1) ON CONFLICT (key)"
-		    " DO UPDATE SET value = excluded.value", 1, NULL, vals,
-		    NULL, NULL, 0);
+		    " DO UPDATE SET value = excluded.value", 1, vals);
 		if (PQresultStatus(res) != PGRES_COMMAND_OK) {
 			pg_fail(st, "schema version", res);
 			PQclear(res);
@@ -1194,8 +1374,8 @@ migrate(struct store *st)
 	}
 	return simple(st, "COMMIT", "commit");
 fail:
-	if (PQtransactionStatus(conn) != PQTRANS_IDLE)
-		PQclear(PQexec(conn, "ROLLBACK"));
+	if (conn_ok(impl(st)) && PQtransactionStatus(conn) != PQTRANS_IDLE)
+		PQclear(exec_sql(impl(st), "ROLLBACK"));
 	return -1;
 }
 
@@ -1242,11 +1422,18 @@ pg_open(struct store *st, const char *spec)
 		goto fail;
 	}
 	PQsetNoticeProcessor(ps->conn, pg_notice, NULL);
+	if (PQsetnonblocking(ps->conn, 1) == -1) {
+		pg_fail(st, "connect", NULL);
+		goto fail;
+	}
 	if (session_setup(st) == -1)
 		goto fail;
 	/* Migrations may take their time and wait for another instance's. */
 	if (simple(st, "SET statement_timeout = 0; SET lock_timeout = 0",
-	    "open") == -1 || migrate(st) == -1 || session_setup(st) == -1)
+	    "open") == -1)
+		goto fail;
+	ps->bound_ms = 0;
+	if (migrate(st) == -1 || session_setup(st) == -1)
 		goto fail;
 	switch (open_lock(st, 0)) {
 	case 0:
@@ -1317,7 +1504,8 @@ pg_commit(struct store *st)
 		return -1;
 	}
 	ps->in_tx = 0;
-	if (PQstatus(ps->conn) != CONNECTION_OK) {
+	ps->bound_ms = STMT_TIMEOUT_MS;	/* SET LOCAL ends with it */
+	if (!conn_ok(ps)) {
 		pg_fail(st, "commit: connection lost, the transaction with it",
 		    NULL);
 		st->errclass = STORE_ERETRY;
@@ -1327,7 +1515,7 @@ pg_commit(struct store *st)
 	rv = tx_end(st, TX_OWN, 1);
 	if (rv == -1) {
 		ps->tx_failed = 1;
-		if (PQstatus(ps->conn) == CONNECTION_OK &&
+		if (conn_ok(ps) &&
 		    PQtransactionStatus(ps->conn) != PQTRANS_IDLE) {
 			char saved[sizeof(st->err)];
 			enum store_err class = st->errclass;
@@ -1357,7 +1545,8 @@ pg_rollback(struct store *st)
 		return -1;
 	}
 	ps->in_tx = 0;
-	if (PQstatus(ps->conn) != CONNECTION_OK)
+	ps->bound_ms = STMT_TIMEOUT_MS;
+	if (!conn_ok(ps))
 		return 0;	/* the transaction went with the connection */
 	return simple(st, "ROLLBACK", "rollback");
 }
@@ -1789,7 +1978,7 @@ pg_user_load(struct store *st, store_user_cb cb, void *arg)
 		goto fail;
 	if (!ps->prepared[S_USER_LOAD]) {
 		snprintf(name, sizeof(name), "r%d", (int)S_USER_LOAD);
-		res = PQprepare(ps->conn, name, stmt_sql[S_USER_LOAD], 0, NULL);
+		res = exec_prepare(ps, name, stmt_sql[S_USER_LOAD]);
 		if (PQresultStatus(res) != PGRES_COMMAND_OK) {
 			pg_fail(st, "user load", res);
 			PQclear(res);
@@ -1806,7 +1995,7 @@ pg_user_load(struct store *st, store_user_cb cb, void *arg)
 	}
 	/* Read every result to the end, even after a failure: the
 	 * connection is unusable until then. */
-	while ((res = PQgetResult(ps->conn)) != NULL) {
+	while ((res = get_result(ps)) != NULL) {
 		switch (PQresultStatus(res)) {
 		case PGRES_SINGLE_TUPLE:
 			if (!failed && !stopped &&
@@ -1822,6 +2011,10 @@ pg_user_load(struct store *st, store_user_cb cb, void *arg)
 			break;
 		}
 		PQclear(res);
+	}
+	if (!failed && !conn_ok(ps)) {
+		pg_fail(st, "user load", NULL);
+		failed = 1;
 	}
 	if (stopped && !failed)
 		store_set_error(st, "user load: stopped by caller");
@@ -2644,8 +2837,7 @@ pg_role_held(struct store *st, const char *role)
 {
 	struct pg_store *ps = impl(st);
 
-	return PQstatus(ps->conn) == CONNECTION_OK && !ps->resetting &&
-	    role_find(ps, role) != -1;
+	return conn_ok(ps) && role_find(ps, role) != -1;
 }
 
 static int

@@ -515,7 +515,8 @@ class Pg:
     when the scenario's process ends; Skip when PostgreSQL is not
     installed.  conninfo is its libpq string, password the password in it.
     standby_of=PG makes it a streaming standby of that cluster; halt() stops
-    it as a crash would, resume() starts it again on the same port."""
+    it as a crash would, resume() starts it again on the same port; freeze()
+    and thaw() stop and continue its processes."""
 
     PGTMP = os.path.join(TOP, "tests", "pg", "pgtmp")
 
@@ -564,6 +565,24 @@ class Pg:
         eq(p.returncode, 0, "pgtmp start again: %s" % p.stderr.decode())
         eq(p.stdout.decode().strip(), self.conninfo,
            "the same connection string after a restart")
+
+    def _processes(self):
+        """The postmaster's pid, then its children's."""
+        with open(os.path.join(self.dir, "data", "postmaster.pid")) as f:
+            pm = int(f.readline())
+        with open("/proc/%d/task/%d/children" % (pm, pm)) as f:
+            return [pm] + [int(x) for x in f.read().split()]
+
+    def freeze(self):
+        """Every process of the cluster stopped (SIGSTOP): connections stay
+        open and the kernel still acknowledges what is sent, but nothing
+        answers, as with a hung server or a network that drops replies."""
+        for pid in self._processes():
+            os.kill(pid, signal.SIGSTOP)
+
+    def thaw(self):
+        for pid in self._processes():
+            os.kill(pid, signal.SIGCONT)
 
     def promote(self):
         p = self._pgtmp("promote", self.dir)

@@ -1705,6 +1705,61 @@ test_pg_connection_lost(void **state)
 	store_free(st);
 }
 
+/* Send sig to the server processes of roostd's sessions; their number. */
+static int
+pg_signal_sessions(int sig)
+{
+	PGresult *res = PQexec(pg.admin, "SELECT pid FROM pg_stat_activity"
+	    " WHERE application_name = 'roostd'");
+	long long pid;
+	int i, n;
+
+	if (PQresultStatus(res) != PGRES_TUPLES_OK)
+		fail_msg("session pids: %s", PQerrorMessage(pg.admin));
+	n = PQntuples(res);
+	for (i = 0; i < n; i++) {
+		assert_int_equal(parse_ll(PQgetvalue(res, i, 0), 1, INT_MAX,
+		    &pid), 0);
+		assert_int_equal(kill((pid_t)pid, sig), 0);
+	}
+	PQclear(res);
+	return n;
+}
+
+/*
+ * The server stops answering and closes nothing (its process stopped: a
+ * hung server, or a network dropping the replies).  Its statement timeout
+ * cannot help, so the store's own bound must: the call gives up busy
+ * instead of waiting as long as the server does (an alarm fails the test
+ * if it waits 20 s), the connection is dropped, and once the server runs
+ * again the store reconnects by itself; the abandoned write is not there.
+ */
+static void
+test_pg_hung_server(void **state)
+{
+	struct fixture *f = fixture(state);
+	struct store *st = open_ok(f);
+	int rc;
+
+	add_backend(st, "b1");
+	assert_int_equal(pg_signal_sessions(SIGSTOP), 1);
+	alarm(20);
+	rc = st->ops->user_put(st, &(struct store_user){ "bob", "b1", "", 0,
+	    1, 0, 0, NULL, 0, 0 }, 1);
+	alarm(0);
+	pg_signal_sessions(SIGCONT);
+	assert_int_equal(rc, -1);
+	assert_int_equal(st->errclass, STORE_ERETRY);
+	print_message("hung server: %s\n", store_error(st));
+	if (strstr(store_error(st), "no answer") == NULL)
+		fail_msg("the error says \"%s\"", store_error(st));
+	assert_null(strstr(store_error(st), "password"));
+
+	assert_int_equal(retry_put(st, "carol"), 0);
+	assert_int_equal(user_count(st), 1);	/* carol; bob was never kept */
+	store_free(st);
+}
+
 /* Every commit is on stable storage when it returns. */
 static void
 test_pg_durable(void **state)
@@ -2412,6 +2467,7 @@ main(void)
 		BOTH(test_user_place),
 		BOTH(test_error_classes),
 		PG(test_pg_connection_lost),
+		PG(test_pg_hung_server),
 		PG(test_pg_durable),
 		PG(test_pg_open_errors),
 		PG(test_pg_concurrent_open),
