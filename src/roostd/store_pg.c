@@ -632,6 +632,22 @@ set_msg(struct store *st, const char *what, const char *msg)
  * small steps (conn_ready).  A COMMIT abandoned this way may or may not
  * have happened; like any lost connection, that is STORE_ERETRY.
  */
+/*
+ * A new tag for this instance's changes, once a session went while a
+ * statement was in flight: if that was a COMMIT, or a statement of its
+ * own, the server may have done it without our hearing, and memory does
+ * not have it.  Under the old tag the change feed would skip it as ours;
+ * under the new one it reads the rows back like another writer's.
+ */
+static void
+origin_renew(struct pg_store *ps)
+{
+	static unsigned	 gen;
+
+	snprintf(ps->origin, sizeof(ps->origin), "%ld-%llx-%u", (long)getpid(),
+	    (unsigned long long)now_msec(), ++gen);
+}
+
 static int
 conn_ok(const struct pg_store *ps)
 {
@@ -654,6 +670,7 @@ conn_abandon(struct pg_store *ps, int waited_ms)
 	snprintf(ps->lost, sizeof(ps->lost), "no answer from the server in "
 	    "%d ms; connection dropped", waited_ms);
 	ps->abandoned = 1;
+	origin_renew(ps);
 	if (fd != -1)
 		(void)shutdown(fd, SHUT_RDWR);
 	(void)PQconsumeInput(ps->conn);	/* meets the end: CONNECTION_BAD */
@@ -735,6 +752,8 @@ get_results(struct pg_store *ps)
 	if (!conn_ok(ps) && (keep == NULL ||
 	    PQresultStatus(keep) == PGRES_COMMAND_OK ||
 	    PQresultStatus(keep) == PGRES_TUPLES_OK)) {
+		if (!ps->abandoned)
+			origin_renew(ps);	/* lost mid-statement */
 		PQclear(keep);
 		return NULL;
 	}
@@ -1167,6 +1186,8 @@ run_batch(struct store *st, enum stmt id, const void *recs, size_t n,
 		if (!conn_ok(ps)) {
 			if (!failed)
 				pg_fail(st, what, NULL);
+			if (!ps->abandoned)
+				origin_renew(ps);	/* lost mid-batch */
 			st->errclass = STORE_ERETRY;
 			failed = 1;
 		}
@@ -1410,8 +1431,7 @@ pg_open(struct store *st, const char *spec)
 	ps = xcalloc(1, sizeof(*ps));
 	st->impl = ps;
 	/* Unique enough among the instances of one store: pid and time. */
-	snprintf(ps->origin, sizeof(ps->origin), "%ld-%llx", (long)getpid(),
-	    (unsigned long long)now_msec());
+	origin_renew(ps);
 	ps->conn = PQconnectdbParams(keys, vals, 1);
 	if (ps->conn == NULL) {
 		store_set_error(st, "out of memory");

@@ -2103,6 +2103,102 @@ found_health(const struct store_health *h, void *arg)
 	return 0;
 }
 
+/* Stops the first roostd session found sleeping in pg_sleep (a COMMIT in
+ * its deferred trigger), for test_pg_commit_outcome_unknown. */
+struct freezer {
+	long long	 pid;
+	int		 found;
+};
+
+static void *
+freeze_sleeper(void *arg)
+{
+	struct freezer *fz = arg;
+	PGconn *c = PQconnectdb(pg.conninfo);
+	PGresult *res;
+	int i;
+
+	for (i = 0; i < 2000 && PQstatus(c) == CONNECTION_OK; i++) {
+		res = PQexec(c, "SELECT pid FROM pg_stat_activity WHERE"
+		    " application_name = 'roostd' AND wait_event = 'PgSleep'");
+		if (PQresultStatus(res) == PGRES_TUPLES_OK &&
+		    PQntuples(res) == 1 && parse_ll(PQgetvalue(res, 0, 0), 1,
+		    INT_MAX, &fz->pid) == 0 && kill((pid_t)fz->pid,
+		    SIGSTOP) == 0)
+			fz->found = 1;
+		PQclear(res);
+		if (fz->found)
+			break;
+		usleep(2000);
+	}
+	PQfinish(c);
+	return NULL;
+}
+
+/*
+ * The server takes a COMMIT and goes quiet before it answers: roostd
+ * gives up on it, busy, though the server (once it runs again) commits.
+ * That change is in the store and not in memory; the session's tag is
+ * renewed at once, so the change feed reads it back like another
+ * writer's instead of skipping it as already known.
+ */
+static void
+test_pg_commit_outcome_unknown(void **state)
+{
+	struct fixture *f = fixture(state);
+	struct store *st = open_ok(f);
+	struct store_user u = { "slow", "b1", "", 0, 1700000100, 0, 0, NULL,
+	    0, 0 };
+	struct freezer fz = { 0, 0 };
+	struct ccoll cc;
+	char before[48];
+	pthread_t th;
+	int64_t head, pruned;
+	int rc, i;
+
+	add_backend(st, "b1");
+	raw_sql(f, "CREATE FUNCTION slow_commit() RETURNS trigger"
+	    " LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(0.3);"
+	    " RETURN NULL; END $$");
+	raw_sql(f, "CREATE CONSTRAINT TRIGGER slow_commit AFTER INSERT ON"
+	    " users DEFERRABLE INITIALLY DEFERRED FOR EACH ROW"
+	    " EXECUTE FUNCTION slow_commit()");
+	assert_int_equal(st->ops->change_head(st, &head), 0);
+	snprintf(before, sizeof(before), "%s", st->ops->change_origin(st));
+
+	assert_int_equal(pthread_create(&th, NULL, freeze_sleeper, &fz), 0);
+	alarm(20);
+	assert_int_equal(st->ops->begin(st, 0), 0);
+	rc = st->ops->user_put(st, &u, 1);
+	if (rc == 0)
+		rc = st->ops->commit(st);
+	else
+		st->ops->rollback(st);
+	alarm(0);
+	pthread_join(th, NULL);
+	if (fz.found)
+		kill((pid_t)fz.pid, SIGCONT);
+	assert_true(fz.found);
+	assert_int_equal(rc, -1);
+	assert_int_equal(st->errclass, STORE_ERETRY);
+	print_message("commit without an answer: %s\n", store_error(st));
+	assert_string_not_equal(st->ops->change_origin(st), before);
+
+	/* The server did commit it, under the old tag. */
+	memset(&cc, 0, sizeof(cc));
+	for (i = 0; i < 100; i++) {
+		if (retry_put(st, "other") == 0)
+			changes_after(st, head, &cc, &pruned);
+		if (cc.n >= 1 && strcmp(cc.line[0], "user:slow") == 0)
+			break;
+		usleep(50000);
+	}
+	assert_true(i < 100);
+	assert_string_equal(cc.origin[0], before);
+	assert_string_not_equal(cc.origin[0], st->ops->change_origin(st));
+	store_free(st);
+}
+
 /*
  * Every mutation of what a lookup answers leaves a change, in commit
  * order, tagged with the writer's origin; lookup bookkeeping, a probe
@@ -2468,6 +2564,7 @@ main(void)
 		BOTH(test_error_classes),
 		PG(test_pg_connection_lost),
 		PG(test_pg_hung_server),
+		PG(test_pg_commit_outcome_unknown),
 		PG(test_pg_durable),
 		PG(test_pg_open_errors),
 		PG(test_pg_concurrent_open),
