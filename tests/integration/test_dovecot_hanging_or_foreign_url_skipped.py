@@ -5,6 +5,7 @@ the first login costs one request timeout, never "user unknown", and later
 logins skip both bad URLs for down_retry."""
 import http.server
 import os
+import select
 import socket
 import sys
 import threading
@@ -18,9 +19,11 @@ from roosttest import check, eq  # noqa: E402
 
 BASE_PORT = 27000
 USERS = ["u%d" % i for i in range(1, 7)]
-CONNECT_S, REQUEST_S, DOWN_RETRY_S = 0.5, 1.0, 30
-# what the issue allows a login that met the hanging URL first
-FIRST_BOUND_S = CONNECT_S + REQUEST_S + 1.0
+CONNECT_S, REQUEST_S, DOWN_RETRY_S = 0.5, 0.5, 30
+# A login that met the hanging URL first waited for this request timeout,
+# not roost.lua's default (3 s).  The margin is wide: on 2.3 that login
+# also starts the auth worker, which on a loaded machine took a second.
+FIRST_BOUND_S = 2.9
 
 
 class Hanging:
@@ -45,6 +48,15 @@ class Hanging:
             self.conns.append(c)
             if len(self.conns) > 64:
                 self.conns.pop(0).close()
+
+    def settle(self):
+        """Wait (1 s at most) until every connection the kernel took has
+        been accepted and counted."""
+        for _ in range(100):
+            if not select.select([self.sock], [], [], 0)[0]:
+                time.sleep(0.05)    # the last accept() may still count
+                return
+            time.sleep(0.01)
 
     def close(self):
         self.sock.close()
@@ -92,11 +104,13 @@ def main(t):
                                roost_urls=[hang_url, foreign_url, r.url],
                                lua_settings=settings) as rig:
             st, line, took = timed_login(rig, USERS[0])
+            print("first login: %.2f s" % took)
             eq(st, "OK", "%s: login past a hanging and a 404 URL (%s)"
                % (USERS[0], line))
             check(took < FIRST_BOUND_S, "first login took %.2f s, want under "
-                  "%.1f s (connect + request timeout + 1 s)"
+                  "%.1f s (the 3 s default request timeout applied?)"
                   % (took, FIRST_BOUND_S))
+            hang.settle()
             check(hang.accepted >= 1 and len(Foreign.seen) >= 1,
                   "both bad URLs were asked first (hanging: %d connections, "
                   "404: %d requests)" % (hang.accepted, len(Foreign.seen)))
@@ -108,8 +122,7 @@ def main(t):
             for u in USERS[1:4]:
                 st, line, took = timed_login(rig, u)
                 eq(st, "OK", "%s: later login (%s)" % (u, line))
-                check(took < REQUEST_S, "%s: later login took %.2f s, the "
-                      "hanging URL's timeout again" % (u, took))
+            hang.settle()
             eq((hang.accepted, len(Foreign.seen)), asked,
                "(hanging connections, 404 requests) during down_retry")
 
