@@ -313,6 +313,15 @@ batch_adopt_apply(struct roost *rs, struct umap_entry *e, struct adopt *a)
 	uint16_t asked = e->tag;
 	int pair_changed;
 
+	if (a->backend[0] == '\0') {
+		/* The store could not say (user_place): ask again. */
+		log_info("user %s: placed meanwhile by another instance, and "
+		    "the row could not be read back", a->key);
+		a->unknown = a->backend;
+		a->status = 503;
+		rs->batch->nrefused++;
+		return;
+	}
 	if ((slot = state_backend_find(rs, a->backend)) == -1)
 		a->unknown = a->backend;
 	else if (a->replica[0] != '\0' &&
@@ -470,6 +479,10 @@ batch_commit(struct roost *rs, int final)
 			http_reply_error(w->req, 409, "tag", "user %s belongs "
 			    "to pool \"%s\"", e->key, state_tag_name(rs,
 			    e->tag));
+		else if (a->unknown[0] == '\0')
+			http_reply_error_reason(w->req, 503, "store",
+			    "user %s was placed meanwhile by another "
+			    "controller; try again", e->key);
 		else
 			http_reply_error_reason(w->req, 503, "unknown_backend",
 			    "user %s is on backend %s, which this controller "

@@ -322,8 +322,11 @@ struct store_ops {
 	 * row (insert-if-absent), or, when expect is given and expect[i] is
 	 * not NULL, has one still on backend expect[i].  For each record not
 	 * written cb gets the row the store holds (a user twice in recs: the
-	 * second meets the first's).  All or nothing; cb is called before the
-	 * call returns, so when it then returns -1 what cb was told is void.
+	 * second meets the first's), or, when that row cannot be read back
+	 * (it went meanwhile, or the connection did), the record with backend
+	 * "": neither written nor known, ask again.  The writes are all or
+	 * nothing; cb is called before the call returns, and when it returns
+	 * -1 the call does too, the writes being then undetermined.
 	 * user_put stays the overwrite, for changes that must win.
 	 */
 	int	(*user_place)(struct store *, const struct store_user *,

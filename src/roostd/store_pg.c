@@ -1105,14 +1105,18 @@ typedef int (*fill_fn)(struct store *, const void *, size_t,
  * statements a round trip instead of one each, inside the caller's unit of
  * work.  Stops at the first failure: *bad gets the record's index and
  * *errres its result (for the caller to PQclear), when the server refused
- * it.  changed, when given, gets the number of rows each statement changed.  Blocking sends are safe at this size: the results of PIPE_MAX
- * statements fit in the socket buffers while the server reads on.
+ * it.  changed, when given, gets the number of rows each statement changed.
+ * open and close (NULL: none) go in the same round trips, before the first
+ * record and after the last: BEGIN and COMMIT, so that a batch of up to
+ * PIPE_MAX records is one round trip in all.  A COMMIT that the server
+ * turned into a ROLLBACK (an earlier error) fails the batch.  The
+ * connection is non-blocking and get_result() sends what is left.
  */
 #define PIPE_MAX	256
 static int
 run_batch(struct store *st, enum stmt id, const void *recs, size_t n,
     fill_fn fill, const char *what, size_t *bad, PGresult **errres,
-    int64_t *changed)
+    int64_t *changed, const char *open, const char *close)
 {
 	struct pg_store *ps = impl(st);
 	PGconn *conn = ps->conn;
@@ -1120,7 +1124,7 @@ run_batch(struct store *st, enum stmt id, const void *recs, size_t n,
 	PGresult *res;
 	ExecStatusType rs;
 	size_t i, j, end, sent;
-	int failed = 0;
+	int failed = 0, sent_close;
 	char name[16];
 
 	*errres = NULL;
@@ -1130,9 +1134,15 @@ run_batch(struct store *st, enum stmt id, const void *recs, size_t n,
 	snprintf(name, sizeof(name), "r%d", (int)id);
 	for (i = 0; i < n && !failed; i = end) {
 		end = n - i > PIPE_MAX ? i + PIPE_MAX : n;
+		sent_close = 0;
 		if (!PQenterPipelineMode(conn))
 			return pg_fail(st, what, NULL);
-		for (sent = 0, j = i; j < end; j++, sent++) {
+		if (i == 0 && open != NULL && !PQsendQueryParams(conn, open, 0,
+		    NULL, NULL, NULL, NULL, 0)) {
+			pg_fail(st, what, NULL);
+			failed = 1;
+		}
+		for (sent = 0, j = i; j < end && !failed; j++, sent++) {
 			memset(&p, 0, sizeof(p));
 			if (fill(st, recs, j, &p) == -1) {
 				failed = 1;
@@ -1147,9 +1157,28 @@ run_batch(struct store *st, enum stmt id, const void *recs, size_t n,
 				break;
 			}
 		}
+		if (end == n && close != NULL && !failed) {
+			if (!PQsendQueryParams(conn, close, 0, NULL, NULL, NULL,
+			    NULL, 0)) {
+				pg_fail(st, what, NULL);
+				failed = 1;
+			} else
+				sent_close = 1;
+		}
 		if (!PQpipelineSync(conn) && !failed) {
 			pg_fail(st, what, NULL);
 			failed = 1;
+		}
+		/* The opening statement's result and a NULL, if it went. */
+		if (i == 0 && open != NULL && conn_ok(ps)) {
+			while ((res = get_result(ps)) != NULL) {
+				if (PQresultStatus(res) != PGRES_COMMAND_OK &&
+				    !failed) {
+					pg_fail(st, what, res);
+					failed = 1;
+				}
+				PQclear(res);
+			}
 		}
 		/* One result and a NULL per statement sent, then the sync;
 		 * after a failure the rest come back aborted. */
@@ -1167,6 +1196,23 @@ run_batch(struct store *st, enum stmt id, const void *recs, size_t n,
 				failed = 1;
 				*bad = i + j;
 				*errres = res;
+			}
+		}
+		/* The closing statement's: a COMMIT can say ROLLBACK. */
+		if (sent_close && conn_ok(ps)) {
+			while ((res = get_result(ps)) != NULL) {
+				rs = PQresultStatus(res);
+				if (!failed && (rs != PGRES_COMMAND_OK ||
+				    strcmp(PQcmdStatus(res), "ROLLBACK") == 0)) {
+					if (rs == PGRES_COMMAND_OK)
+						set_msg(st, what, "the "
+						    "transaction was rolled "
+						    "back");
+					else
+						pg_fail(st, what, res);
+					failed = 1;
+				}
+				PQclear(res);
 			}
 		}
 		if (conn_ok(ps)) {
@@ -1249,6 +1295,37 @@ tx_end(struct store *st, enum txmode mode, int ok)
 	}
 	memcpy(st->err, saved, sizeof(saved));
 	st->errclass = class;
+	return -1;
+}
+
+/*
+ * run_batch as a unit of work of its own, all or nothing: in the
+ * caller's transaction between SAVEPOINT and RELEASE, else between BEGIN
+ * and COMMIT (a single record outside a transaction is atomic alone), in
+ * the batch's round trip.
+ */
+static int
+batch_unit(struct store *st, enum stmt id, const void *recs, size_t n,
+    fill_fn fill, const char *what, size_t *bad, PGresult **errres,
+    int64_t *changed)
+{
+	struct pg_store *ps = impl(st);
+	enum txmode mode = ps->in_tx ? TX_SAVEPOINT : n > 1 ? TX_OWN :
+	    TX_NONE;
+	const char *open = NULL, *close = NULL;
+
+	if (mode == TX_SAVEPOINT) {
+		open = "SAVEPOINT roost_op";
+		close = "RELEASE roost_op";
+	} else if (mode == TX_OWN) {
+		open = "BEGIN";
+		close = "COMMIT";
+	}
+	if (run_batch(st, id, recs, n, fill, what, bad, errres, changed,
+	    open, close) == 0)
+		return 0;
+	/* Closes what the batch opened, if it still is open. */
+	tx_end(st, mode, 0);
 	return -1;
 }
 
@@ -2078,25 +2155,20 @@ fill_user(struct store *st, const void *recs, size_t i, struct params *p)
 static int
 pg_user_put(struct store *st, const struct store_user *us, size_t n)
 {
-	enum txmode mode = TX_NONE;
 	PGresult *err;
 	size_t bad;
 
 	if (n == 0)
 		return 0;
-	/* One statement is atomic on its own; a batch needs a transaction. */
-	if ((n > 1 || impl(st)->in_tx) && tx_start(st, &mode) == -1)
-		return -1;
-	if (run_batch(st, S_USER_PUT, us, n, fill_user, "user put", &bad,
+	if (batch_unit(st, S_USER_PUT, us, n, fill_user, "user put", &bad,
 	    &err, NULL) == -1) {
 		if (err != NULL && is_state(err, "23503"))
 			store_set_conflict(st, "user %s: no backend named %s",
 			    us[bad].user, us[bad].backend);
 		PQclear(err);
-		tx_end(st, mode, 0);
 		return -1;
 	}
-	return tx_end(st, mode, 1);
+	return 0;
 }
 
 struct place {
@@ -2115,59 +2187,80 @@ fill_place(struct store *st, const void *recs, size_t i, struct params *p)
 	return 0;
 }
 
+/* The caller's callback, and whether it said stop. */
+struct place_cb {
+	store_user_cb	 cb;
+	void		*arg;
+	int		 stopped;
+};
+
+static int
+place_seen(const struct store_user *u, void *arg)
+{
+	struct place_cb *pc = arg;
+
+	if (pc->cb(u, pc->arg) == -1)
+		pc->stopped = 1;
+	return pc->stopped ? -1 : 0;
+}
+
 /*
- * Pipelined like user_put.  A record that wrote nothing met a row that
- * another transaction committed (one still open makes the statement wait
- * for it, up to lock_timeout: then STORE_ERETRY) or that is on another
- * backend; the read after it, a statement of its own under READ COMMITTED,
- * sees that row.  A row deleted in between leaves nothing to report:
- * STORE_ERETRY, nothing written.
+ * One round trip like user_put, the transaction's BEGIN and COMMIT in it.
+ * A record that wrote nothing met a row that another transaction
+ * committed (one still open makes the statement wait for it, up to
+ * lock_timeout: then STORE_ERETRY, nothing written) or that is on another
+ * backend; the reads after the commit, statements of their own under READ
+ * COMMITTED, see those rows.  Whatever a read cannot tell (the row went in
+ * between, or the connection did) is no reason to call the committed
+ * writes undone: cb gets that user with backend "" instead, meaning "ask
+ * again".
  */
 static int
 pg_user_place(struct store *st, const struct store_user *us,
     const char *const *expect, size_t n, store_user_cb cb, void *arg)
 {
 	struct place pl = { us, expect };
-	enum txmode mode = TX_NONE;
+	struct place_cb pc = { cb, arg, 0 };
+	struct store_user gone;
 	struct params p;
 	PGresult *err;
 	int64_t *changed, got;
 	size_t i, bad;
+	int lost = 0;
 
 	if (n == 0)
 		return 0;
 	changed = xcalloc(n, sizeof(*changed));
-	if ((n > 1 || impl(st)->in_tx) && tx_start(st, &mode) == -1)
-		goto fail;
-	if (run_batch(st, S_USER_PLACE, &pl, n, fill_place, "user place",
+	if (batch_unit(st, S_USER_PLACE, &pl, n, fill_place, "user place",
 	    &bad, &err, changed) == -1) {
 		if (err != NULL && is_state(err, "23503"))
 			store_set_conflict(st, "user %s: no backend named %s",
 			    us[bad].user, us[bad].backend);
 		PQclear(err);
-		goto fail;
+		free(changed);
+		return -1;
 	}
-	for (i = 0; i < n; i++) {
+	for (i = 0; i < n && !pc.stopped; i++) {
 		if (changed[i] > 0)
 			continue;
-		memset(&p, 0, sizeof(p));
-		p_text(&p, us[i].user);
-		if ((got = rows(st, S_USER_GET, &p, 0, "user place", row_user,
-		    (void *)cb, arg)) == -1)
-			goto fail;
-		if (got == 0) {
-			store_set_error(st, "user place: the row of %s went "
-			    "while it was read", us[i].user);
-			st->errclass = STORE_ERETRY;
-			goto fail;
+		got = 0;
+		if (!lost) {
+			memset(&p, 0, sizeof(p));
+			p_text(&p, us[i].user);
+			got = rows(st, S_USER_GET, &p, 0, "user place",
+			    row_user, (void *)place_seen, &pc);
+			lost = got == -1 && !pc.stopped;
+		}
+		if (got <= 0 && !pc.stopped) {
+			gone = us[i];
+			gone.backend = "";
+			place_seen(&gone, &pc);
 		}
 	}
 	free(changed);
-	return tx_end(st, mode, 1);
-fail:
-	free(changed);
-	tx_end(st, mode, 0);
-	return -1;
+	if (pc.stopped)
+		store_set_error(st, "user place: stopped by caller");
+	return pc.stopped ? -1 : 0;
 }
 
 static int
@@ -2224,22 +2317,18 @@ fill_touch(struct store *st, const void *recs, size_t i, struct params *p)
 static int
 pg_user_touch(struct store *st, const struct store_user *us, size_t n)
 {
-	enum txmode mode = TX_NONE;
 	PGresult *err;
 	size_t bad;
 
 	if (n == 0)
 		return 0;
 	/* One transaction for the lot: one commit instead of n. */
-	if ((n > 1 || impl(st)->in_tx) && tx_start(st, &mode) == -1)
-		return -1;
-	if (run_batch(st, S_USER_TOUCH, us, n, fill_touch, "user touch",
+	if (batch_unit(st, S_USER_TOUCH, us, n, fill_touch, "user touch",
 	    &bad, &err, NULL) == -1) {
 		PQclear(err);
-		tx_end(st, mode, 0);
 		return -1;
 	}
-	return tx_end(st, mode, 1);
+	return 0;
 }
 
 static int
@@ -2680,7 +2769,8 @@ restore(struct store *st, enum stmt id, enum stmt seq, const void *recs,
 		return 0;
 	if (tx_start(st, &mode) == -1)
 		return -1;
-	if (run_batch(st, id, recs, n, fill, what, &bad, &err, NULL) == -1) {
+	if (run_batch(st, id, recs, n, fill, what, &bad, &err, NULL, NULL,
+	    NULL) == -1) {
 		PQclear(err);
 		goto fail;
 	}
@@ -2993,7 +3083,8 @@ batch_op(struct store *st, enum stmt id, const void *recs, size_t n,
 		return 0;
 	if ((n > 1 || impl(st)->in_tx) && tx_start(st, &mode) == -1)
 		return -1;
-	if (run_batch(st, id, recs, n, fill, what, &bad, &err, NULL) == -1) {
+	if (run_batch(st, id, recs, n, fill, what, &bad, &err, NULL, NULL,
+	    NULL) == -1) {
 		PQclear(err);
 		tx_end(st, mode, 0);
 		return -1;

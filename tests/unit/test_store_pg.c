@@ -2103,6 +2103,48 @@ found_health(const struct store_health *h, void *arg)
 	return 0;
 }
 
+/*
+ * A conflicting row that is gone by the time it is read back (here a
+ * deferred trigger of the same commit deletes it): the committed writes
+ * stand, and that user is reported with backend "" (ask again) instead
+ * of a row the store no longer holds.
+ */
+static void
+test_pg_place_row_gone(void **state)
+{
+	struct fixture *f = fixture(state);
+	struct store *st = open_ok(f);
+	struct store_user y = { "y", "b2", "", 0, 1700000001, 0, 0, NULL, 0,
+	    0 };
+	struct store_user recs[2] = {
+		{ "x", "b1", "", 0, 1700000100, 0, 0, NULL, 0, 0 },
+		{ "y", "b1", "", 0, 1700000100, 0, 0, NULL, 0, 0 },
+	};
+	const char *expect[2] = { NULL, "b1" };	/* y is on b2: no write */
+	struct ucoll lost, uc;
+
+	add_backend(st, "b1");
+	add_backend(st, "b2");
+	assert_int_equal(st->ops->user_put(st, &y, 1), 0);
+	raw_sql(f, "CREATE FUNCTION drop_y() RETURNS trigger LANGUAGE plpgsql"
+	    " AS $$ BEGIN DELETE FROM users WHERE \"user\" = 'y';"
+	    " RETURN NULL; END $$");
+	raw_sql(f, "CREATE CONSTRAINT TRIGGER drop_y AFTER INSERT ON users"
+	    " DEFERRABLE INITIALLY DEFERRED FOR EACH ROW"
+	    " WHEN (NEW.\"user\" = 'x') EXECUTE FUNCTION drop_y()");
+
+	memset(&lost, 0, sizeof(lost));
+	assert_int_equal(st->ops->user_place(st, recs, expect, 2,
+	    collect_user, &lost), 0);
+	assert_int_equal(lost.n, 1);
+	assert_string_equal(lost.user[0], "y");
+	assert_string_equal(lost.backend[0], "");
+	assert_int_equal(get_user(st, "x", &uc), 1);
+	assert_string_equal(uc.backend[0], "b1");
+	assert_int_equal(get_user(st, "y", &uc), 0);
+	store_free(st);
+}
+
 /* Stops the first roostd session found sleeping in pg_sleep (a COMMIT in
  * its deferred trigger), for test_pg_commit_outcome_unknown. */
 struct freezer {
@@ -2564,6 +2606,7 @@ main(void)
 		BOTH(test_error_classes),
 		PG(test_pg_connection_lost),
 		PG(test_pg_hung_server),
+		PG(test_pg_place_row_gone),
 		PG(test_pg_commit_outcome_unknown),
 		PG(test_pg_durable),
 		PG(test_pg_open_errors),
