@@ -67,6 +67,12 @@ store_retryable(const struct store *st)
 }
 
 int
+store_flying(struct store *st)
+{
+	return st->ops->place_flying != NULL && st->ops->place_flying(st);
+}
+
+int
 store_http_status(const struct store *st)
 {
 	switch (st->errclass) {

@@ -28,6 +28,7 @@
 #include "proxy.h"
 
 #define STORE_SCHEMA_VERSION	11
+#define STORE_PLACE_SEND_MAX	256	/* records of one place_send */
 
 /* begin() flags */
 #define STORE_TX_ADMIN	0x01	/* an admin change: on stable storage, not
@@ -331,6 +332,25 @@ struct store_ops {
 	 */
 	int	(*user_place)(struct store *, const struct store_user *,
 		    const char *const *expect, size_t, store_user_cb, void *);
+	/*
+	 * user_place without waiting for the store (NULL in a store whose
+	 * calls never wait on a network: SQLite).  place_send sends up to
+	 * STORE_PLACE_SEND_MAX records, outside a transaction, and returns;
+	 * recs and expect must stay as they are until place_poll says done.
+	 * Meanwhile the caller watches place_fd() for reading and then calls
+	 * place_poll: 0, not answered yet; 1, done, with *rc what user_place
+	 * would have returned and cb called as it would have.  One at a time;
+	 * any other call on the store reads the answer first (waiting, within
+	 * the store's bound), then calls ready(arg): the descriptor may not
+	 * say so any more, and place_poll reports it.
+	 */
+	int	(*place_send)(struct store *, const struct store_user *,
+		    const char *const *expect, size_t, void (*ready)(void *),
+		    void *arg);
+	int	(*place_fd)(struct store *);
+	int	(*place_poll)(struct store *, store_user_cb, void *, int *rc);
+	/* 1 while a place_send is not answered yet. */
+	int	(*place_flying)(struct store *);
 
 	/*
 	 * Roles (role.c): work one roostd of those sharing the store must
@@ -381,6 +401,9 @@ void		 store_free(struct store *);
 const char	*store_error(const struct store *);
 /* The last error was retryable (STORE_ERETRY). */
 int		 store_retryable(const struct store *);
+/* A batch is in flight (place_send): work that can wait a moment does not
+ * call the store now, which would wait for the batch to land. */
+int		 store_flying(struct store *);
 /* The HTTP status that answers the last error: 503 retryable, 409
  * conflict, else 500. */
 int		 store_http_status(const struct store *);

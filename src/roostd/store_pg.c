@@ -564,6 +564,8 @@ struct pg_store {
 	int		 bound_ms;	/* the server's statement_timeout now,
 					 * 0 = none */
 	char		 lost[96];	/* why it was dropped */
+	uint64_t	 deadline_at;	/* a wait's end set by its caller */
+	struct pg_place	*place;		/* a user_place under way */
 	char		**roles;	/* held by this session */
 	size_t		 nroles;
 	uint64_t	 reset_at;	/* last reconnect attempt, mono ms */
@@ -658,6 +660,8 @@ conn_ok(const struct pg_store *ps)
 static uint64_t
 wait_deadline(const struct pg_store *ps)
 {
+	if (ps->deadline_at != 0)
+		return ps->deadline_at;
 	return now_msec_mono() + (ps->bound_ms > 0 ?
 	    (uint64_t)ps->bound_ms + WAIT_MARGIN_MS : UNBOUNDED_WAIT_MS);
 }
@@ -921,6 +925,9 @@ roles_forget(struct pg_store *ps)
 	ps->nroles = 0;
 }
 
+static void	place_finish(struct store *);
+static void	place_free(struct pg_store *);
+
 /*
  * Make sure there is a working connection, without blocking long: a lost
  * one is reset in steps of at most RESET_BUDGET_MS per call.  Inside the
@@ -936,6 +943,8 @@ conn_ready(struct store *st)
 	uint64_t now, deadline;
 	int i;
 
+	if (ps->place != NULL)
+		place_finish(st);
 	if (conn_ok(ps))
 		return 0;
 	if (ps->in_tx) {
@@ -1112,19 +1121,173 @@ typedef int (*fill_fn)(struct store *, const void *, size_t,
  * turned into a ROLLBACK (an earlier error) fails the batch.  The
  * connection is non-blocking and get_result() sends what is left.
  */
-#define PIPE_MAX	256
+#define PIPE_MAX	256	/* >= STORE_PLACE_SEND_MAX: one round trip */
+
+/* One round trip of a batch: records [i, end) and what goes with them. */
+struct pipe {
+	size_t		 i, end;
+	size_t		 sent;		/* records sent */
+	int		 sent_open, sent_close;
+	int		 failed;
+	size_t		 bad;
+	PGresult	*errres;
+};
+
+/* Send one round trip's statements and the sync; the answers are read by
+ * pipe_recv (at once, or when they arrive: place_send). */
+static void
+pipe_send(struct store *st, struct pipe *pp, const char *name,
+    const void *recs, fill_fn fill, const char *what, const char *open,
+    const char *close, size_t n)
+{
+	PGconn *conn = impl(st)->conn;
+	struct params p;
+	size_t j;
+
+	if (!PQenterPipelineMode(conn)) {
+		pg_fail(st, what, NULL);
+		pp->failed = -1;	/* not in pipeline mode: nothing to read */
+		return;
+	}
+	if (pp->i == 0 && open != NULL) {
+		if (PQsendQueryParams(conn, open, 0, NULL, NULL, NULL, NULL,
+		    0))
+			pp->sent_open = 1;
+		else {
+			pg_fail(st, what, NULL);
+			pp->failed = 1;
+		}
+	}
+	for (j = pp->i; j < pp->end && !pp->failed; j++, pp->sent++) {
+		memset(&p, 0, sizeof(p));
+		if (fill(st, recs, j, &p) == -1) {
+			pp->failed = 1;
+			pp->bad = j;
+			break;
+		}
+		if (!PQsendQueryPrepared(conn, name, p.n, p.v, NULL, NULL, 0)) {
+			pg_fail(st, what, NULL);
+			pp->failed = 1;
+			pp->bad = j;
+			break;
+		}
+	}
+	if (pp->end == n && close != NULL && !pp->failed) {
+		if (PQsendQueryParams(conn, close, 0, NULL, NULL, NULL, NULL, 0))
+			pp->sent_close = 1;
+		else {
+			pg_fail(st, what, NULL);
+			pp->failed = 1;
+		}
+	}
+	if (!PQpipelineSync(conn) && !pp->failed) {
+		pg_fail(st, what, NULL);
+		pp->failed = 1;
+	}
+}
+
+/* Read what pipe_send sent to the end; 0 or -1 (error set, pp->bad and
+ * pp->errres as run_batch says). */
+static int
+pipe_recv(struct store *st, struct pipe *pp, const char *what,
+    int64_t *changed)
+{
+	struct pg_store *ps = impl(st);
+	PGresult *res;
+	ExecStatusType rs;
+	size_t j;
+
+	if (pp->failed == -1)
+		return -1;
+	/* The opening statement's result and a NULL, if it went. */
+	if (pp->sent_open && conn_ok(ps)) {
+		while ((res = get_result(ps)) != NULL) {
+			if (PQresultStatus(res) != PGRES_COMMAND_OK &&
+			    !pp->failed) {
+				pg_fail(st, what, res);
+				pp->failed = 1;
+			}
+			PQclear(res);
+		}
+	}
+	/* One result and a NULL per record sent; after a failure the rest
+	 * come back aborted. */
+	for (j = 0; j < pp->sent && conn_ok(ps); j++) {
+		while ((res = get_result(ps)) != NULL) {
+			rs = PQresultStatus(res);
+			if (rs == PGRES_COMMAND_OK && changed != NULL)
+				changed[pp->i + j] = cmd_tuples(res);
+			if (rs == PGRES_COMMAND_OK ||
+			    rs == PGRES_PIPELINE_ABORTED || pp->failed) {
+				PQclear(res);
+				continue;
+			}
+			pg_fail(st, what, res);
+			pp->failed = 1;
+			pp->bad = pp->i + j;
+			pp->errres = res;
+		}
+	}
+	/* The closing statement's: a COMMIT can say ROLLBACK. */
+	if (pp->sent_close && conn_ok(ps)) {
+		while ((res = get_result(ps)) != NULL) {
+			rs = PQresultStatus(res);
+			if (!pp->failed && (rs != PGRES_COMMAND_OK ||
+			    strcmp(PQcmdStatus(res), "ROLLBACK") == 0)) {
+				if (rs == PGRES_COMMAND_OK)
+					set_msg(st, what, "the transaction "
+					    "was rolled back");
+				else
+					pg_fail(st, what, res);
+				pp->failed = 1;
+			}
+			PQclear(res);
+		}
+	}
+	if (conn_ok(ps)) {
+		res = get_result(ps);
+		if (PQresultStatus(res) != PGRES_PIPELINE_SYNC && !pp->failed) {
+			pg_fail(st, what, res);
+			pp->failed = 1;
+		}
+		PQclear(res);
+	}
+	if (!PQexitPipelineMode(ps->conn)) {
+		if (!pp->failed)
+			pg_fail(st, what, NULL);
+		pp->failed = 1;
+	}
+	if (!conn_ok(ps)) {
+		if (!pp->failed)
+			pg_fail(st, what, NULL);
+		if (!ps->abandoned)
+			origin_renew(ps);	/* lost mid-batch */
+		st->errclass = STORE_ERETRY;
+		pp->failed = 1;
+	}
+	return pp->failed ? -1 : 0;
+}
+
+/*
+ * Run statement id once per record in libpq's pipeline mode, PIPE_MAX
+ * statements a round trip instead of one each, inside the caller's unit of
+ * work.  Stops at the first failure: *bad gets the record's index and
+ * *errres its result (for the caller to PQclear), when the server refused
+ * it.  changed, when given, gets the number of rows each statement changed.
+ * open and close (NULL: none) go in the same round trips, before the first
+ * record and after the last: BEGIN and COMMIT, so that a batch of up to
+ * PIPE_MAX records is one round trip in all.  A COMMIT that the server
+ * turned into a ROLLBACK (an earlier error) fails the batch.  The
+ * connection is non-blocking and get_result() sends what is left.
+ */
 static int
 run_batch(struct store *st, enum stmt id, const void *recs, size_t n,
     fill_fn fill, const char *what, size_t *bad, PGresult **errres,
     int64_t *changed, const char *open, const char *close)
 {
-	struct pg_store *ps = impl(st);
-	PGconn *conn = ps->conn;
-	struct params p;
-	PGresult *res;
-	ExecStatusType rs;
-	size_t i, j, end, sent;
-	int failed = 0, sent_close;
+	struct pipe pp;
+	size_t i;
+	int rc = 0;
 	char name[16];
 
 	*errres = NULL;
@@ -1132,113 +1295,16 @@ run_batch(struct store *st, enum stmt id, const void *recs, size_t n,
 	if (conn_ready(st) == -1 || prepare(st, id, what) == -1)
 		return -1;
 	snprintf(name, sizeof(name), "r%d", (int)id);
-	for (i = 0; i < n && !failed; i = end) {
-		end = n - i > PIPE_MAX ? i + PIPE_MAX : n;
-		sent_close = 0;
-		if (!PQenterPipelineMode(conn))
-			return pg_fail(st, what, NULL);
-		if (i == 0 && open != NULL && !PQsendQueryParams(conn, open, 0,
-		    NULL, NULL, NULL, NULL, 0)) {
-			pg_fail(st, what, NULL);
-			failed = 1;
-		}
-		for (sent = 0, j = i; j < end && !failed; j++, sent++) {
-			memset(&p, 0, sizeof(p));
-			if (fill(st, recs, j, &p) == -1) {
-				failed = 1;
-				*bad = j;
-				break;
-			}
-			if (!PQsendQueryPrepared(conn, name, p.n, p.v, NULL,
-			    NULL, 0)) {
-				pg_fail(st, what, NULL);
-				failed = 1;
-				*bad = j;
-				break;
-			}
-		}
-		if (end == n && close != NULL && !failed) {
-			if (!PQsendQueryParams(conn, close, 0, NULL, NULL, NULL,
-			    NULL, 0)) {
-				pg_fail(st, what, NULL);
-				failed = 1;
-			} else
-				sent_close = 1;
-		}
-		if (!PQpipelineSync(conn) && !failed) {
-			pg_fail(st, what, NULL);
-			failed = 1;
-		}
-		/* The opening statement's result and a NULL, if it went. */
-		if (i == 0 && open != NULL && conn_ok(ps)) {
-			while ((res = get_result(ps)) != NULL) {
-				if (PQresultStatus(res) != PGRES_COMMAND_OK &&
-				    !failed) {
-					pg_fail(st, what, res);
-					failed = 1;
-				}
-				PQclear(res);
-			}
-		}
-		/* One result and a NULL per statement sent, then the sync;
-		 * after a failure the rest come back aborted. */
-		for (j = 0; j < sent && conn_ok(ps); j++) {
-			while ((res = get_result(ps)) != NULL) {
-				rs = PQresultStatus(res);
-				if (rs == PGRES_COMMAND_OK && changed != NULL)
-					changed[i + j] = cmd_tuples(res);
-				if (rs == PGRES_COMMAND_OK ||
-				    rs == PGRES_PIPELINE_ABORTED || failed) {
-					PQclear(res);
-					continue;
-				}
-				pg_fail(st, what, res);
-				failed = 1;
-				*bad = i + j;
-				*errres = res;
-			}
-		}
-		/* The closing statement's: a COMMIT can say ROLLBACK. */
-		if (sent_close && conn_ok(ps)) {
-			while ((res = get_result(ps)) != NULL) {
-				rs = PQresultStatus(res);
-				if (!failed && (rs != PGRES_COMMAND_OK ||
-				    strcmp(PQcmdStatus(res), "ROLLBACK") == 0)) {
-					if (rs == PGRES_COMMAND_OK)
-						set_msg(st, what, "the "
-						    "transaction was rolled "
-						    "back");
-					else
-						pg_fail(st, what, res);
-					failed = 1;
-				}
-				PQclear(res);
-			}
-		}
-		if (conn_ok(ps)) {
-			res = get_result(ps);
-			if (PQresultStatus(res) != PGRES_PIPELINE_SYNC &&
-			    !failed) {
-				pg_fail(st, what, res);
-				failed = 1;
-			}
-			PQclear(res);
-		}
-		if (!PQexitPipelineMode(conn)) {
-			if (!failed)
-				pg_fail(st, what, NULL);
-			failed = 1;
-		}
-		if (!conn_ok(ps)) {
-			if (!failed)
-				pg_fail(st, what, NULL);
-			if (!ps->abandoned)
-				origin_renew(ps);	/* lost mid-batch */
-			st->errclass = STORE_ERETRY;
-			failed = 1;
-		}
+	for (i = 0; i < n && rc == 0; i = pp.end) {
+		memset(&pp, 0, sizeof(pp));
+		pp.i = i;
+		pp.end = n - i > PIPE_MAX ? i + PIPE_MAX : n;
+		pipe_send(st, &pp, name, recs, fill, what, open, close, n);
+		rc = pipe_recv(st, &pp, what, changed);
+		*bad = pp.bad;
+		*errres = pp.errres;
 	}
-	return failed ? -1 : 0;
+	return rc;
 }
 
 static int
@@ -1556,6 +1622,7 @@ pg_close(struct store *st)
 		log_warnx("postgresql store: closed inside a transaction, "
 		    "rolling it back");
 	/* Closing the connection ends (rolls back) an open transaction. */
+	place_free(ps);
 	if (ps->conn != NULL)
 		PQfinish(ps->conn);
 	roles_forget(ps);
@@ -2215,31 +2282,19 @@ place_seen(const struct store_user *u, void *arg)
  * writes undone: cb gets that user with backend "" instead, meaning "ask
  * again".
  */
+/* After the batch: cb gets what the store holds for each record that
+ * wrote nothing, or that record with backend "" when it cannot say. */
 static int
-pg_user_place(struct store *st, const struct store_user *us,
-    const char *const *expect, size_t n, store_user_cb cb, void *arg)
+place_report(struct store *st, const struct store_user *us, size_t n,
+    const int64_t *changed, store_user_cb cb, void *arg)
 {
-	struct place pl = { us, expect };
 	struct place_cb pc = { cb, arg, 0 };
 	struct store_user gone;
 	struct params p;
-	PGresult *err;
-	int64_t *changed, got;
-	size_t i, bad;
+	int64_t got;
+	size_t i;
 	int lost = 0;
 
-	if (n == 0)
-		return 0;
-	changed = xcalloc(n, sizeof(*changed));
-	if (batch_unit(st, S_USER_PLACE, &pl, n, fill_place, "user place",
-	    &bad, &err, changed) == -1) {
-		if (err != NULL && is_state(err, "23503"))
-			store_set_conflict(st, "user %s: no backend named %s",
-			    us[bad].user, us[bad].backend);
-		PQclear(err);
-		free(changed);
-		return -1;
-	}
 	for (i = 0; i < n && !pc.stopped; i++) {
 		if (changed[i] > 0)
 			continue;
@@ -2257,10 +2312,209 @@ pg_user_place(struct store *st, const struct store_user *us,
 			place_seen(&gone, &pc);
 		}
 	}
-	free(changed);
 	if (pc.stopped)
 		store_set_error(st, "user place: stopped by caller");
 	return pc.stopped ? -1 : 0;
+}
+
+static int
+pg_user_place(struct store *st, const struct store_user *us,
+    const char *const *expect, size_t n, store_user_cb cb, void *arg)
+{
+	struct place pl = { us, expect };
+	PGresult *err;
+	int64_t *changed;
+	size_t bad;
+	int rc;
+
+	if (n == 0)
+		return 0;
+	changed = xcalloc(n, sizeof(*changed));
+	if (batch_unit(st, S_USER_PLACE, &pl, n, fill_place, "user place",
+	    &bad, &err, changed) == -1) {
+		if (err != NULL && is_state(err, "23503"))
+			store_set_conflict(st, "user %s: no backend named %s",
+			    us[bad].user, us[bad].backend);
+		PQclear(err);
+		free(changed);
+		return -1;
+	}
+	rc = place_report(st, us, n, changed, cb, arg);
+	free(changed);
+	return rc;
+}
+
+/*
+ * user_place without waiting on the loop (store.h: place_send).  The
+ * batch goes out in one round trip, BEGIN and COMMIT in it, and the loop
+ * watches place_fd() while the server works; place_poll reads the answer
+ * once it has begun to arrive (the server sends the whole answer at the
+ * sync, after the commit: what is left then is the rest of a message, not
+ * the commit), then reads back the rows lost to another writer as
+ * user_place does.  Any other call reads the answer first (conn_ready ->
+ * place_finish), within the batch's own bound, and keeps its outcome for
+ * place_poll.
+ */
+struct pg_place {
+	struct pipe		 pp;
+	struct place		 pl;
+	enum txmode		 mode;
+	int64_t			*changed;
+	uint64_t		 deadline;
+	void			(*ready)(void *);
+	void			*ready_arg;
+	int			 done;		/* answer read: rc, err, class */
+	int			 rc;
+	enum store_err		 class;
+	char			 err[512];
+};
+
+static void
+place_free(struct pg_store *ps)
+{
+	if (ps->place == NULL)
+		return;
+	PQclear(ps->place->pp.errres);
+	free(ps->place->changed);
+	free(ps->place);
+	ps->place = NULL;
+}
+
+static int
+pg_place_send(struct store *st, const struct store_user *us,
+    const char *const *expect, size_t n, void (*ready)(void *), void *arg)
+{
+	struct pg_store *ps = impl(st);
+	struct pg_place *pp;
+	uint64_t start, deadline;
+	int r;
+	char name[16];
+
+	if (ps->place != NULL) {
+		store_set_error(st, "user place: one is under way already");
+		return -1;
+	}
+	if (n == 0 || n > STORE_PLACE_SEND_MAX || ps->in_tx) {
+		store_set_error(st, "user place: %zu records%s cannot go "
+		    "without waiting", n, ps->in_tx ? " in a transaction" : "");
+		return -1;
+	}
+	if (conn_ready(st) == -1 ||
+	    prepare(st, S_USER_PLACE, "user place") == -1)
+		return -1;
+	pp = xcalloc(1, sizeof(*pp));
+	pp->pl.us = us;
+	pp->pl.expect = expect;
+	pp->pp.end = n;
+	pp->mode = n > 1 ? TX_OWN : TX_NONE;
+	pp->changed = xcalloc(n, sizeof(*pp->changed));
+	pp->ready = ready;
+	pp->ready_arg = arg;
+	ps->place = pp;
+	snprintf(name, sizeof(name), "r%d", (int)S_USER_PLACE);
+	pipe_send(st, &pp->pp, name, &pp->pl, fill_place, "user place",
+	    pp->mode == TX_OWN ? "BEGIN" : NULL,
+	    pp->mode == TX_OWN ? "COMMIT" : NULL, n);
+	start = now_msec_mono();
+	deadline = wait_deadline(ps);
+	/* A few hundred bytes: what the socket does not take at once goes
+	 * within the bound, or the connection does. */
+	while (!pp->pp.failed && (r = PQflush(ps->conn)) != 0) {
+		if (r == -1 || conn_poll(ps, POLLOUT, start, deadline) == -1) {
+			pg_fail(st, "user place", NULL);
+			pp->pp.failed = 1;
+		}
+	}
+	pp->deadline = deadline;
+	if (pp->pp.failed) {
+		pp->ready = NULL;
+		place_finish(st);	/* reads what there is, rolls back */
+		memcpy(st->err, pp->err, sizeof(st->err));
+		st->errclass = pp->class;
+		place_free(ps);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+pg_place_flying(struct store *st)
+{
+	struct pg_place *pp = impl(st)->place;
+
+	return pp != NULL && !pp->done;
+}
+
+static int
+pg_place_fd(struct store *st)
+{
+	return PQsocket(impl(st)->conn);
+}
+
+/* Read the answer of the batch under way to its end (bounded by the
+ * batch's deadline) and keep its outcome; the caller's error stays. */
+static void
+place_finish(struct store *st)
+{
+	struct pg_store *ps = impl(st);
+	struct pg_place *pp = ps->place;
+	char saved[sizeof(st->err)];
+	enum store_err class = st->errclass;
+
+	if (pp == NULL || pp->done)
+		return;
+	memcpy(saved, st->err, sizeof(saved));
+	ps->deadline_at = pp->deadline;
+	pp->rc = pipe_recv(st, &pp->pp, "user place", pp->changed);
+	ps->deadline_at = 0;
+	if (pp->rc == -1) {
+		if (pp->pp.errres != NULL && is_state(pp->pp.errres, "23503"))
+			store_set_conflict(st, "user %s: no backend named %s",
+			    pp->pl.us[pp->pp.bad].user,
+			    pp->pl.us[pp->pp.bad].backend);
+		memcpy(pp->err, st->err, sizeof(pp->err));
+		pp->class = st->errclass;
+		tx_end(st, pp->mode, 0);
+	} else if (pp->mode == TX_OWN)
+		ps->bound_ms = STMT_TIMEOUT_MS;
+	pp->done = 1;
+	memcpy(st->err, saved, sizeof(saved));
+	st->errclass = class;
+	if (pp->ready != NULL)
+		pp->ready(pp->ready_arg);
+}
+
+static int
+pg_place_poll(struct store *st, store_user_cb cb, void *arg, int *rc)
+{
+	struct pg_store *ps = impl(st);
+	struct pg_place *pp = ps->place;
+
+	if (pp == NULL) {
+		store_set_error(st, "user place: none under way");
+		*rc = -1;
+		return 1;
+	}
+	if (!pp->done) {
+		if (PQconsumeInput(ps->conn) && PQisBusy(ps->conn) &&
+		    now_msec_mono() < pp->deadline)
+			return 0;
+		place_finish(st);
+	}
+	if (pp->rc == -1) {
+		memcpy(st->err, pp->err, sizeof(st->err));
+		st->errclass = pp->class;
+		*rc = -1;
+	} else {
+		/* Not this batch's: the reads below are calls of their
+		 * own, and conn_ready must not finish it again. */
+		ps->place = NULL;
+		*rc = place_report(st, pp->pl.us, pp->pp.end, pp->changed,
+		    cb, arg);
+		ps->place = pp;
+	}
+	place_free(ps);
+	return 1;
 }
 
 static int
@@ -3174,6 +3428,10 @@ const struct store_ops store_pg_ops = {
 	.audit_add = pg_audit_add,
 	.audit_list = pg_audit_list,
 	.user_place = pg_user_place,
+	.place_send = pg_place_send,
+	.place_fd = pg_place_fd,
+	.place_poll = pg_place_poll,
+	.place_flying = pg_place_flying,
 	.move_insert = pg_move_insert,
 	.move_state = pg_move_state,
 	.move_switch = pg_move_switch,

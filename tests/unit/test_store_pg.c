@@ -12,6 +12,7 @@
 #include <sys/wait.h>
 
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <limits.h>
 #include <setjmp.h>
@@ -2145,6 +2146,96 @@ test_pg_place_row_gone(void **state)
 	store_free(st);
 }
 
+static void
+count_ready(void *arg)
+{
+	(*(int *)arg)++;
+}
+
+/* place_poll until done, waiting on place_fd; returns *rc. */
+static int
+place_wait(struct store *st, struct ucoll *uc)
+{
+	struct pollfd pfd;
+	int rc, i;
+
+	for (i = 0; i < 500; i++) {
+		if (st->ops->place_poll(st, collect_user, uc, &rc) == 1)
+			return rc;
+		pfd.fd = st->ops->place_fd(st);
+		pfd.events = POLLIN;
+		poll(&pfd, 1, 10);
+	}
+	fail_msg("place_poll never said done");
+	return -1;
+}
+
+/*
+ * user_place without waiting: place_send returns at once, the answer is
+ * read when it comes, with the same outcome as user_place (the new rows
+ * written, the row another writer holds reported); one at a time; another
+ * call meanwhile reads the answer first and place_poll still reports it;
+ * a failed batch (an unknown backend) is a conflict that wrote nothing.
+ */
+static void
+test_pg_place_send(void **state)
+{
+	struct fixture *f = fixture(state);
+	struct store *st = open_ok(f);
+	struct store_user other = { "held", "b2", "", 0, 1700000001, 0, 0,
+	    NULL, 0, 0 };
+	struct store_user recs[3] = {
+		{ "n1", "b1", "", 0, 1700000100, 0, 0, NULL, 0, 0 },
+		{ "held", "b1", "", 0, 1700000100, 0, 0, NULL, 0, 0 },
+		{ "n2", "b2", "", 0, 1700000100, 0, 0, NULL, 0, 0 },
+	};
+	struct store_user bad[2] = {
+		{ "n3", "b1", "", 0, 1700000100, 0, 0, NULL, 0, 0 },
+		{ "n4", "nosuch", "", 0, 1700000100, 0, 0, NULL, 0, 0 },
+	};
+	struct ucoll lost, uc;
+	int ready = 0;
+
+	assert_non_null(st->ops->place_send);
+	add_backend(st, "b1");
+	add_backend(st, "b2");
+	assert_int_equal(st->ops->user_put(st, &other, 1), 0);
+
+	memset(&lost, 0, sizeof(lost));
+	assert_int_equal(st->ops->place_send(st, recs, NULL, 3, NULL, NULL), 0);
+	assert_int_equal(st->ops->place_send(st, recs, NULL, 3, NULL, NULL), -1);
+	assert_int_equal(place_wait(st, &lost), 0);
+	assert_int_equal(lost.n, 1);
+	assert_string_equal(lost.user[0], "held");
+	assert_string_equal(lost.backend[0], "b2");
+	assert_int_equal(user_count(st), 3);
+
+	/* Another call first: it reads the answer and says so (the
+	 * descriptor may not), place_poll reports it. */
+	recs[0].user = "n5";
+	recs[2].user = "n6";
+	memset(&lost, 0, sizeof(lost));
+	assert_int_equal(st->ops->place_send(st, recs, NULL, 3, count_ready,
+	    &ready), 0);
+	assert_int_equal(ready, 0);
+	assert_int_equal(get_user(st, "n5", &uc), 1);
+	assert_int_equal(ready, 1);
+	assert_int_equal(place_wait(st, &lost), 0);
+	assert_int_equal(lost.n, 1);
+	assert_string_equal(lost.backend[0], "b2");
+	assert_int_equal(user_count(st), 5);
+
+	/* All or nothing. */
+	memset(&lost, 0, sizeof(lost));
+	assert_int_equal(st->ops->place_send(st, bad, NULL, 2, NULL, NULL), 0);
+	assert_int_equal(place_wait(st, &lost), -1);
+	assert_int_equal(st->errclass, STORE_ECONFLICT);
+	assert_non_null(strstr(store_error(st), "nosuch"));
+	assert_int_equal(get_user(st, "n3", &uc), 0);
+	assert_int_equal(user_count(st), 5);
+	store_free(st);
+}
+
 /* Stops the first roostd session found sleeping in pg_sleep (a COMMIT in
  * its deferred trigger), for test_pg_commit_outcome_unknown. */
 struct freezer {
@@ -2607,6 +2698,7 @@ main(void)
 		PG(test_pg_connection_lost),
 		PG(test_pg_hung_server),
 		PG(test_pg_place_row_gone),
+		PG(test_pg_place_send),
 		PG(test_pg_commit_outcome_unknown),
 		PG(test_pg_durable),
 		PG(test_pg_open_errors),
