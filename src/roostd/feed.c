@@ -46,6 +46,7 @@
 
 #define FEED_CHANNEL	"roost_changes"
 #define FEED_BATCH	1000		/* changes read a pass */
+#define FEED_YIELD_MS	2		/* a lookup batch in flight lands */
 #define FEED_TICK_MS	1000		/* retry a failed pass, poll while
 					 * not listening; prune */
 #define FEED_PRUNE_MS	60000		/* between prunes */
@@ -516,6 +517,13 @@ feed_pass(struct feed *f)
 	int64_t pruned = 0, after = f->last;
 	size_t i, n;
 
+	if (store_flying(st)) {
+		struct timeval tv = { 0, FEED_YIELD_MS * 1000 };
+
+		if (event_add(f->pass_ev, &tv) == -1)
+			fatalx("event_add");
+		return;
+	}
 	f->behind = 0;
 	if (st->ops->change_list(st, after, FEED_BATCH, &pruned, collect,
 	    f) == -1)

@@ -20,11 +20,18 @@
  * after a few milliseconds (the store's bound) and the batch stays pending:
  * it is tried again every BATCH_RETRY_MS, the loop answering known users in
  * between, and after BATCH_BUSY_MAX_MS of trying its waiters get 503.
+ *
+ * A store on the network (PostgreSQL) takes the batch without the loop
+ * waiting for the commit (place_send): the batch flies, known users are
+ * answered meanwhile, and the lookups that need the batch, or would make
+ * one, wait for it to land (fly_start, fly_end).  Callers that need the
+ * store at once (admin changes, maintenance at exit) land it first.
  */
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <event2/http.h>
 
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -103,7 +110,22 @@ struct lookup_batch {
 	struct adopt	*adopt;
 	size_t		 nadopt, cadopt;
 	size_t		 nrefused;	/* adoptions not answered by the route */
+	/* A batch sent without waiting (place_send), in flight: its own
+	 * pending and waiters, swapped out of the fields above, its records,
+	 * and the lookups that came meanwhile and need it landed. */
+	struct event	*fly_ev;
+	struct pending	*fpend;
+	size_t		 fnpend, fcpend;
+	struct waiter	*fwait;
+	size_t		 fnwait, fcwait;
+	struct store_user *frec;
+	const char	**fexpect;
+	uint64_t	 fly_deadline;	/* ms (monotonic) to give it up */
+	struct evhttp_request **defer;
+	size_t		 ndefer, cdefer;
 };
+
+#define FLY_WAIT_MS	3000	/* the store gives up on its own first */
 
 static void	lookup_flush_cb(evutil_socket_t, short, void *);
 
@@ -129,9 +151,16 @@ lookup_free(struct roost *rs)
 	if (lb == NULL)
 		return;
 	event_free(lb->ev);
+	if (lb->fly_ev != NULL)
+		event_free(lb->fly_ev);
 	free(lb->pend);
 	free(lb->wait);
 	free(lb->adopt);
+	free(lb->fpend);
+	free(lb->fwait);
+	free(lb->frec);
+	free(lb->fexpect);
+	free(lb->defer);
 	free(lb);
 	rs->batch = NULL;
 }
@@ -249,6 +278,21 @@ batch_wait(struct roost *rs, struct evhttp_request *req,
 	/* While the store is busy the retry timer is set already. */
 	if (lb->busy_since == 0)
 		event_active(lb->ev, 0, 0);
+}
+
+/* A lookup that needs the batch in flight landed first: asked again
+ * then, in the order it came. */
+static void
+batch_defer(struct roost *rs, struct evhttp_request *req)
+{
+	struct lookup_batch *lb = rs->batch;
+
+	if (lb->ndefer == lb->cdefer) {
+		lb->cdefer = lb->cdefer ? lb->cdefer * 2 : 64;
+		lb->defer = xreallocarray(lb->defer, lb->cdefer,
+		    sizeof(*lb->defer));
+	}
+	lb->defer[lb->ndefer++] = req;
 }
 
 static struct pending *
@@ -375,21 +419,157 @@ batch_refused(const struct lookup_batch *lb, const struct waiter *w)
 	return NULL;
 }
 
-/* Commit the batch; `final`: no retry later, a busy store fails it. */
-static int
-batch_commit(struct roost *rs, int final)
+static int	batch_after(struct roost *, int, struct store_user *,
+		    const char **, size_t, int);
+static int	batch_done(struct roost *, struct store_user *,
+		    const char **, size_t, int);
+static void	fly_cb(evutil_socket_t, short, void *);
+
+/* The batch's pending and waiters into the flight, or back: the side
+ * they leave is empty. */
+static void
+fly_swap(struct lookup_batch *lb)
+{
+	struct pending *tp = lb->fpend;
+	struct waiter *tw = lb->fwait;
+	size_t t;
+
+	lb->fpend = lb->pend, lb->pend = tp;
+	t = lb->fcpend, lb->fcpend = lb->cpend, lb->cpend = t;
+	t = lb->fnpend, lb->fnpend = lb->npend, lb->npend = t;
+	lb->fwait = lb->wait, lb->wait = tw;
+	t = lb->fcwait, lb->fcwait = lb->cwait, lb->cwait = t;
+	t = lb->fnwait, lb->fnwait = lb->nwait, lb->nwait = t;
+}
+
+/*
+ * A batch in flight (place_send): its pending users and waiters leave the
+ * batch for the flight, and while it flies every lookup that would touch
+ * them, or place anyone, waits in `defer` (batch_defer) instead of
+ * starting a batch of its own: memory then holds one uncommitted batch at
+ * a time, as when the loop waited.  Known users are answered meanwhile.
+ */
+static void
+fly_start(struct roost *rs, struct store_user *rec, const char **expect)
 {
 	struct lookup_batch *lb = rs->batch;
 	struct store *st = rs->store;
-	struct store_user *rec;
-	struct umap_entry *e;
-	const struct adopt *a;
-	struct timeval tv = { 0, BATCH_RETRY_MS * 1000 };
-	size_t i, n = lb->npend, nrec = 0;
-	const char **expect;
-	uint64_t now;
-	int ok = 1;
+	struct timeval tv = { FLY_WAIT_MS / 1000, (FLY_WAIT_MS % 1000) * 1000 };
 
+	fly_swap(lb);
+	lb->frec = rec;
+	lb->fexpect = expect;
+	lb->fly_deadline = now_msec_mono() + FLY_WAIT_MS;
+	lb->fly_ev = event_new(rs->base, st->ops->place_fd(st), EV_READ,
+	    fly_cb, rs);
+	if (lb->fly_ev == NULL || event_add(lb->fly_ev, &tv) == -1)
+		fatalx("lookup: cannot watch the store");
+}
+
+/* The flight is over (rc as user_place): the batch is back where the
+ * rest of a commit expects it, and the deferred lookups are asked again. */
+static void
+fly_end(struct roost *rs, int rc)
+{
+	struct lookup_batch *lb = rs->batch;
+	struct evhttp_request **defer;
+	size_t i, ndefer;
+
+	event_free(lb->fly_ev);
+	lb->fly_ev = NULL;
+	/* Nothing joins the batch while it flies (lookup_handle defers). */
+	if (lb->npend != 0 || lb->nwait != 0)
+		fatalx("lookup: %zu assignments and %zu waiters joined a "
+		    "batch in flight", lb->npend, lb->nwait);
+	fly_swap(lb);
+	if (rc == -1)
+		lb->nadopt = 0;
+	batch_after(rs, 0, lb->frec, lb->fexpect, lb->npend, rc);
+	lb->frec = NULL;
+	lb->fexpect = NULL;
+	defer = lb->defer;
+	ndefer = lb->ndefer;
+	lb->defer = NULL;
+	lb->ndefer = lb->cdefer = 0;
+	for (i = 0; i < ndefer; i++)
+		lookup_handle(rs, defer[i]);
+	free(defer);
+}
+
+/* The store read the answer while doing something else. */
+static void
+fly_ready(void *arg)
+{
+	struct roost *rs = arg;
+
+	if (rs->batch->fly_ev != NULL)
+		event_active(rs->batch->fly_ev, EV_READ, 0);
+}
+
+static void
+fly_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct roost *rs = arg;
+	struct lookup_batch *lb = rs->batch;
+	struct store *st = rs->store;
+	struct timeval tv;
+	uint64_t now;
+	int rc;
+
+	(void)fd;
+	(void)what;
+	if (st->ops->place_poll(st, batch_adopt, lb, &rc) == 0) {
+		now = now_msec_mono();
+		now = now < lb->fly_deadline ? lb->fly_deadline - now : 1;
+		tv.tv_sec = (time_t)(now / 1000);
+		tv.tv_usec = (suseconds_t)(now % 1000) * 1000;
+		if (event_add(lb->fly_ev, &tv) == -1)
+			fatalx("event_add");
+		return;
+	}
+	fly_end(rs, rc);
+}
+
+/* Land the batch in flight now: the caller needs the store. */
+static void
+fly_land(struct roost *rs)
+{
+	struct lookup_batch *lb = rs->batch;
+	struct store *st = rs->store;
+	struct pollfd pfd;
+	int rc;
+
+	while (st->ops->place_poll(st, batch_adopt, lb, &rc) == 0) {
+		pfd.fd = st->ops->place_fd(st);
+		pfd.events = POLLIN;
+		(void)poll(&pfd, 1, 10);
+	}
+	fly_end(rs, rc);
+}
+
+/*
+ * Commit the batch.  final: no retry later, a busy store fails it.
+ * nowait: a store that can (place_send) takes it without the loop waiting
+ * for the answer: the batch flies, and lands in fly_cb.  Otherwise, and
+ * for a batch in flight when the caller needs the store now, the loop
+ * waits (within the store's bounds).
+ */
+static int
+batch_commit(struct roost *rs, int final, int nowait)
+{
+	struct lookup_batch *lb = rs->batch;
+	struct store *st = rs->store;
+	struct store_user *rec = NULL;
+	const char **expect = NULL;
+	size_t i, n, nrec = 0;
+	int rc = 0;
+
+	if (lb->fly_ev != NULL) {
+		if (nowait)
+			return 0;	/* it lands, then the rest goes */
+		fly_land(rs);
+	}
+	n = lb->npend;
 	if (lb->npend == 0 && lb->nwait == 0)
 		return 0;
 	lb->nadopt = lb->nrefused = 0;
@@ -410,29 +590,70 @@ batch_commit(struct roost *rs, int final)
 			state_user_record(rs, umap_get(rs->users, p->key,
 			    p->len), &rec[nrec++]);
 		}
-		if (st->ops->user_place(st, rec, expect, nrec, batch_adopt,
-		    lb) == -1) {
-			lb->nadopt = 0;
-			now = now_msec_mono();
-			if (store_retryable(st) && !final &&
-			    (lb->busy_since == 0 ||
-			    now - lb->busy_since < BATCH_BUSY_MAX_MS)) {
-				if (lb->busy_since == 0) {
-					lb->busy_since = now;
-					log_debug("store busy, %zu assignments "
-					    "wait: %s", n, store_error(st));
-				}
-				free(rec);
-				free(expect);
-				if (event_add(lb->ev, &tv) == -1)
-					fatalx("event_add");
-				return -1;
+		if (nowait && st->ops->place_send != NULL &&
+		    nrec <= STORE_PLACE_SEND_MAX) {
+			if ((rc = st->ops->place_send(st, rec, expect,
+			    nrec, fly_ready, rs)) == 0) {
+				fly_start(rs, rec, expect);
+				return 0;
 			}
+		} else
+			rc = st->ops->user_place(st, rec, expect, nrec,
+			    batch_adopt, lb);
+		if (rc == -1)
+			lb->nadopt = 0;
+	}
+	return batch_after(rs, final, rec, expect, n, rc);
+}
+
+/* The store said rc: a busy store gets the batch again soon (unless
+ * final), else the commit ends (batch_done). */
+static int
+batch_after(struct roost *rs, int final, struct store_user *rec,
+    const char **expect, size_t n, int rc)
+{
+	struct lookup_batch *lb = rs->batch;
+	struct store *st = rs->store;
+	struct timeval tv;
+	uint64_t now = now_msec_mono();
+
+	if (rc == -1 && store_retryable(st) && !final &&
+	    (lb->busy_since == 0 || now - lb->busy_since < BATCH_BUSY_MAX_MS)) {
+		if (lb->busy_since == 0) {
+			lb->busy_since = now;
+			log_debug("store busy, %zu assignments wait: %s", n,
+			    store_error(st));
+		}
+		free(rec);
+		free(expect);
+		tv.tv_sec = 0;
+		tv.tv_usec = BATCH_RETRY_MS * 1000;
+		if (event_add(lb->ev, &tv) == -1)
+			fatalx("event_add");
+		return -1;
+	}
+	return batch_done(rs, rec, expect, n, rc);
+}
+
+/* The rest of a commit, once the store said (rc): memory keeps or undoes
+ * the batch, takes the rows of users another instance placed first, and
+ * every waiter is answered. */
+static int
+batch_done(struct roost *rs, struct store_user *rec, const char **expect,
+    size_t n, int rc)
+{
+	struct lookup_batch *lb = rs->batch;
+	struct store *st = rs->store;
+	struct umap_entry *e;
+	const struct adopt *a;
+	size_t i;
+	int ok = rc == 0;
+
+	if (n > 0) {
+		if (!ok)
 			log_limited(&commit_limit, LOG_LEVEL_WARN,
 			    "committing %zu assignments: %s", n,
 			    store_error(st));
-			ok = 0;
-		}
 		lb->busy_since = 0;
 		free(rec);
 		free(expect);
@@ -503,7 +724,7 @@ batch_commit(struct roost *rs, int final)
 int
 lookup_flush(struct roost *rs)
 {
-	return batch_commit(rs, 0);
+	return batch_commit(rs, 0, 0);
 }
 
 static void
@@ -511,7 +732,7 @@ lookup_flush_cb(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
 	(void)what;
-	lookup_flush(arg);
+	batch_commit(arg, 0, 1);
 }
 
 enum { ARG_USER, ARG_PROTOCOL, ARG_TAG, ARG_COUNT };
@@ -644,10 +865,17 @@ lookup_handle(struct roost *rs, struct evhttp_request *req)
 	if (e != NULL && state_backend_usable(rs, e->backend, tag) &&
 	    !lookup_expired_here(rs, e, now)) {
 		e->last_lookup = now;
-		if (e->flags & UMAP_F_PENDING)
-			batch_wait(rs, req, e, proto);
-		else
+		if (!(e->flags & UMAP_F_PENDING))
 			reply_route(rs, req, e, proto);
+		else if (rs->batch->fly_ev != NULL)
+			batch_defer(rs, req);
+		else
+			batch_wait(rs, req, e, proto);
+		goto done;
+	}
+	/* Everything below makes an assignment: not while one flies. */
+	if (rs->batch->fly_ev != NULL) {
+		batch_defer(rs, req);
 		goto done;
 	}
 
@@ -872,7 +1100,10 @@ lookup_maintain(struct roost *rs, int all)
 	uint64_t t0, ms;
 
 	/* At shutdown (all) no later pass will retry: answer every lookup. */
-	batch_commit(rs, all);
+	batch_commit(rs, all, !all);
+	/* Lookup times and expiry wait for the next pass, not the batch. */
+	if (!all && store_flying(rs->store))
+		return;
 	memset(&m, 0, sizeof(m));
 	m.rs = rs;
 	m.now = (uint32_t)now_sec();

@@ -65,6 +65,7 @@
 
 #define REPL_TICK_MS		100	/* due entries, the full sync walk */
 #define REPL_FLUSH_RETRY_MS	10	/* a busy store is tried again */
+#define REPL_YIELD_MS		2	/* after a lookup batch in flight */
 #define REPL_WAIT_MAX_MS	100	/* events wait for a busy store */
 #define REPL_BACKOFF_MIN_MS	10000
 #define REPL_BACKOFF_MAX_MS	600000
@@ -525,6 +526,13 @@ repl_flush(struct repl *r)
 	n = r->ndirty;
 	if (n == 0 && r->nurows == 0 && r->nreqs == 0 && r->ntaken == 0) {
 		answer_waiters(r, 1);
+		goto out;
+	}
+	/* A moment later rather than wait for a lookup batch to land. */
+	if (store_flying(st)) {
+		tv.tv_usec = REPL_YIELD_MS * 1000;
+		if (event_add(r->flush_ev, &tv) == -1)
+			fatalx("event_add");
 		goto out;
 	}
 	recs = xcalloc(n ? n : 1, sizeof(*recs));
@@ -1501,9 +1509,9 @@ take_requests(struct repl *r)
 	struct store *st = r->rs->store;
 	size_t before = r->ntaken;
 
+	if (st->ops->repl_request_list == NULL || store_flying(st))
+		return;		/* the next tick looks */
 	r->take_at = now_msec_mono();
-	if (st->ops->repl_request_list == NULL)
-		return;
 	/* A stop (-1) is a user the feed has not brought yet, or a busy
 	 * store: either way the rest waits for the next look. */
 	if (st->ops->repl_request_list(st, REPL_TAKE_MAX, take_one, r) == -1)

@@ -85,6 +85,8 @@ role_claim_round(struct roles *R, int notify)
 	int *got;
 	size_t i, n = 0;
 
+	if (store_flying(st))
+		return;		/* the next round asks */
 	names = xcalloc(R->n ? R->n : 1, sizeof(*names));
 	got = xcalloc(R->n ? R->n : 1, sizeof(*got));
 	for (i = 0; i < R->n; i++)
