@@ -47,21 +47,15 @@
  * nothing more here and durable() says 1 unless the session runs with
  * synchronous_commit off.
  *
- * THIS IS THE FIRST STEP of issue 11.  The calls are synchronous on the
- * caller's thread (roostd's event loop), bounded by the timeouts above,
- * the server's and roostd's own.
- * The next steps change:
- *  - no waiting on the loop at all: libpq's asynchronous interface driven by
- *    the loop (PQsendQueryPrepared, PQconsumeInput on the socket's event,
- *    BEGIN, the batch and COMMIT in one pipeline: one round trip a loop
- *    pass), or a store thread with completions; store.h then returns
- *    results through callbacks and a transaction handle instead of return
- *    values and hidden state; a reconnect resolves host names off the loop;
- *  - (done: the change feed, see above and feed.c);
- *  - (done: insert-if-absent and compare-and-set of assignments,
- *    user_place, the loser adopts the stored row);
- *  - (done: roles, session advisory locks, for moves, syncs, jobs and
- *    health verdicts; the one-roostd lock is gone).
+ * What waits on the loop: the new users' batch of a loop pass does not
+ * (place_send: BEGIN, the records and COMMIT in one round trip, the
+ * answer read when it arrives).  Every other call is synchronous on the
+ * caller's thread (roostd's event loop), one round trip for a batch of
+ * records, bounded by the timeouts above, the server's and roostd's own.
+ * Left for the next steps of issue 11: the other calls through the loop
+ * too (moves, the replication queue, the feed's reads), store.h with a
+ * transaction handle instead of begin/commit on hidden state, and host
+ * names resolved off the loop at a reconnect.
  */
 #include <errno.h>
 #include <limits.h>
