@@ -24,9 +24,9 @@
  * the server's bound plus WAIT_MARGIN_MS, then the connection is dropped,
  * so a hung server or a network that loses its replies costs the loop two
  * seconds once, not forever.
- * A lost connection is re-established without blocking: each call spends
- * at most RESET_BUDGET_MS on PQresetPoll, once a RESET_INTERVAL_MS at most
- * (a host name in the connection string still resolves synchronously).
+ * A lost connection is made again on a thread, with libpq's blocking
+ * connect (host names, each host's connect_timeout, the next host after a
+ * hung one), once a RESET_INTERVAL_MS at most; the loop never waits for it.
  *
  * The change feed (feed.c): triggers number every change of what a lookup
  * answers in a `changes` table and notify at commit (migration 9 -> 10);
@@ -53,13 +53,14 @@
  * caller's thread (roostd's event loop), one round trip for a batch of
  * records, bounded by the timeouts above, the server's and roostd's own.
  * Left for the next steps of issue 11: the other calls through the loop
- * too (moves, the replication queue, the feed's reads), store.h with a
- * transaction handle instead of begin/commit on hidden state, and host
- * names resolved off the loop at a reconnect.
+ * too (moves, the replication queue, the feed's reads), and store.h with
+ * a transaction handle instead of begin/commit on hidden state.
  */
 #include <errno.h>
 #include <limits.h>
 #include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <sys/socket.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -79,7 +80,6 @@
 #define STMT_TIMEOUT_MS		500	/* any one statement on the loop */
 #define BULK_TIMEOUT_MS		30000	/* backend_delete of many users */
 #define RESET_INTERVAL_MS	1000	/* between reconnect attempts */
-#define RESET_BUDGET_MS		20	/* of one call spent reconnecting */
 #define WAIT_MARGIN_MS		1500	/* past the server's own bound */
 #define UNBOUNDED_WAIT_MS	600000	/* a statement the server lets run */
 #define CONNECT_TIMEOUT_S	"5"	/* at open; the string may override */
@@ -553,7 +553,11 @@ struct pg_store {
 	int		 prepared[S_COUNT];	/* on this connection */
 	int		 in_tx;		/* inside the caller's begin() */
 	int		 tx_failed;	/* begin() or commit() failed: none open */
-	int		 resetting;	/* PQresetStart done, polling */
+	int		 resetting;	/* a reconnect thread runs */
+	char		*spec;		/* the connection string */
+	pthread_t	 rc_thread;
+	atomic_int	 rc_done;	/* it has set rc_conn */
+	PGconn		*rc_conn;	/* what it made, for the loop to take */
 	int		 abandoned;	/* no answer in time: dropped */
 	int		 bound_ms;	/* the server's statement_timeout now,
 					 * 0 = none */
@@ -617,18 +621,6 @@ set_msg(struct store *st, const char *what, const char *msg)
 }
 
 /*
- * Waiting for the server.  libpq's own calls wait as long as the server
- * takes, and the server's statement_timeout only helps while it runs: a
- * hung server, or a network that drops its replies, would hold the loop
- * forever.  So every statement is sent on a non-blocking connection and
- * its answer awaited here, for the server's bound plus WAIT_MARGIN_MS at
- * most; then the connection is abandoned: shut down, so that libpq calls
- * it lost and the server, once it looks, ends the session (rolling back
- * its transaction and freeing its locks).  The next call reconnects in
- * small steps (conn_ready).  A COMMIT abandoned this way may or may not
- * have happened; like any lost connection, that is STORE_ERETRY.
- */
-/*
  * A new tag for this instance's changes, once a session went while a
  * statement was in flight: if that was a COMMIT, or a statement of its
  * own, the server may have done it without our hearing, and memory does
@@ -644,6 +636,18 @@ origin_renew(struct pg_store *ps)
 	    (unsigned long long)now_msec(), ++gen);
 }
 
+/*
+ * Waiting for the server.  libpq's own calls wait as long as the server
+ * takes, and the server's statement_timeout only helps while it runs: a
+ * hung server, or a network that drops its replies, would hold the loop
+ * forever.  So every statement is sent on a non-blocking connection and
+ * its answer awaited here, for the server's bound plus WAIT_MARGIN_MS at
+ * most; then the connection is abandoned: shut down, so that libpq calls
+ * it lost and the server, once it looks, ends the session (rolling back
+ * its transaction and freeing its locks).  The next call reconnects
+ * (conn_ready).  A COMMIT abandoned this way may or may not have
+ * happened; like any lost connection, that is STORE_ERETRY.
+ */
 static int
 conn_ok(const struct pg_store *ps)
 {
@@ -920,21 +924,57 @@ roles_forget(struct pg_store *ps)
 }
 
 static void	place_finish(struct store *);
+static void	pg_notice(void *, const char *);
 static void	place_free(struct pg_store *);
 
 /*
- * Make sure there is a working connection, without blocking long: a lost
- * one is reset in steps of at most RESET_BUDGET_MS per call.  Inside the
- * caller's transaction a lost connection stays lost: the transaction went
- * with it, and commit() has to say so.
+ * Connecting waits: for a host name, for each host of the string until it
+ * answers or its connect_timeout passes (a hung host never refuses), and
+ * for the server's authentication.  So a lost connection is made again on
+ * a thread of its own, with libpq's blocking connect, which knows all of
+ * that (PQconnectPoll leaves connect_timeout to its caller and never goes
+ * on to the next host of a hung one); the loop only looks whether it is
+ * done.  The thread touches nothing but its own PGconn and the flag.
+ */
+static void *
+reconnect_run(void *arg)
+{
+	struct pg_store *ps = arg;
+	const char *keys[] = { "connect_timeout", "application_name",
+	    "dbname", NULL };
+	const char *vals[] = { CONNECT_TIMEOUT_S, "roostd", ps->spec, NULL };
+
+	ps->rc_conn = PQconnectdbParams(keys, vals, 1);
+	atomic_store(&ps->rc_done, 1);
+	return NULL;
+}
+
+/* Wait for a reconnect under way (at close). */
+static void
+reconnect_join(struct pg_store *ps)
+{
+	if (!ps->resetting)
+		return;
+	pthread_join(ps->rc_thread, NULL);
+	ps->resetting = 0;
+	if (ps->rc_conn != NULL)
+		PQfinish(ps->rc_conn);
+	ps->rc_conn = NULL;
+}
+
+/*
+ * Make sure there is a working connection, without blocking: a lost one
+ * is made again on a thread (reconnect_run), once a RESET_INTERVAL_MS at
+ * most, and the calls meanwhile fail busy.  Inside the caller's
+ * transaction a lost connection stays lost: the transaction went with it,
+ * and commit() has to say so.
  */
 static int
 conn_ready(struct store *st)
 {
 	struct pg_store *ps = impl(st);
-	PostgresPollingStatusType pst;
-	struct pollfd pfd;
-	uint64_t now, deadline;
+	PGconn *conn;
+	uint64_t now;
 	int i;
 
 	if (ps->place != NULL)
@@ -951,31 +991,32 @@ conn_ready(struct store *st)
 		if (ps->reset_at != 0 && now - ps->reset_at < RESET_INTERVAL_MS)
 			goto busy;
 		ps->reset_at = now;
-		if (!PQresetStart(ps->conn))
+		atomic_store(&ps->rc_done, 0);
+		ps->rc_conn = NULL;
+		if (pthread_create(&ps->rc_thread, NULL, reconnect_run,
+		    ps) != 0) {
+			log_warn("postgresql store: reconnect thread");
 			goto busy;
+		}
 		ps->resetting = 1;
 	}
-	deadline = now + RESET_BUDGET_MS;
-	for (;;) {
-		pst = PQresetPoll(ps->conn);
-		if (pst == PGRES_POLLING_OK)
-			break;
-		if (pst == PGRES_POLLING_FAILED) {
-			ps->resetting = 0;
-			goto busy;
-		}
-		now = now_msec_mono();
-		if (now >= deadline)
-			goto busy;
-		pfd.fd = PQsocket(ps->conn);
-		pfd.events = pst == PGRES_POLLING_READING ? POLLIN : POLLOUT;
-		if (poll(&pfd, 1, (int)(deadline - now)) == -1 &&
-		    errno != EINTR) {
-			ps->resetting = 0;
-			goto busy;
-		}
-	}
+	if (!atomic_load(&ps->rc_done))
+		goto busy;
+	pthread_join(ps->rc_thread, NULL);
 	ps->resetting = 0;
+	conn = ps->rc_conn;
+	ps->rc_conn = NULL;
+	if (conn == NULL || PQstatus(conn) != CONNECTION_OK) {
+		set_msg(st, "store connection lost, reconnecting",
+		    conn != NULL ? PQerrorMessage(conn) : "out of memory");
+		st->errclass = STORE_ERETRY;
+		if (conn != NULL)
+			PQfinish(conn);
+		return -1;
+	}
+	PQfinish(ps->conn);
+	ps->conn = conn;
+	PQsetNoticeProcessor(ps->conn, pg_notice, NULL);
 	ps->abandoned = 0;
 	for (i = 0; i < S_COUNT; i++)
 		ps->prepared[i] = 0;
@@ -1567,6 +1608,7 @@ pg_open(struct store *st, const char *spec)
 	}
 	ps = xcalloc(1, sizeof(*ps));
 	st->impl = ps;
+	ps->spec = xstrdup(spec);
 	/* Unique enough among the instances of one store: pid and time. */
 	origin_renew(ps);
 	ps->conn = PQconnectdbParams(keys, vals, 1);
@@ -1617,9 +1659,11 @@ pg_close(struct store *st)
 		    "rolling it back");
 	/* Closing the connection ends (rolls back) an open transaction. */
 	place_free(ps);
+	reconnect_join(ps);
 	if (ps->conn != NULL)
 		PQfinish(ps->conn);
 	roles_forget(ps);
+	free(ps->spec);
 	free(ps);
 	st->impl = NULL;
 }

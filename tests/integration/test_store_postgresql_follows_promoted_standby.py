@@ -17,13 +17,14 @@ from fakedoveadm import FakeDoveadm
 KEY = "fake-doveadm-key-standby-4410"
 
 
-def main(t):
+def main(t, hang=False):
+    """hang: the primary stops answering (SIGSTOP) instead of crashing."""
     primary = Pg()
     standby = None
     fakes = {}
     try:
         standby = Pg(standby_of=primary)
-        scenario(t, primary, standby, fakes)
+        scenario(t, primary, standby, fakes, hang)
     finally:
         for r in t.roosts:
             r.stop()
@@ -31,10 +32,12 @@ def main(t):
             f.close()
         if standby is not None:
             standby.stop()
+        if hang:
+            primary.thaw()
         primary.stop()
 
 
-def scenario(t, primary, standby, fakes):
+def scenario(t, primary, standby, fakes, hang):
     # Commits wait for the standby: what roostd acknowledged survives.
     primary.query("ALTER SYSTEM SET synchronous_standby_names = '*'")
     primary.query("SELECT pg_reload_conf()")
@@ -63,7 +66,10 @@ def scenario(t, primary, standby, fakes):
     eq(len(standby.query("SELECT 1 FROM users")), len(users),
        "every assignment is on the standby before the crash")
 
-    primary.halt()
+    if hang:
+        primary.freeze()
+    else:
+        primary.halt()
     t0 = time.monotonic()
     # Before the promotion: no server takes writes.
     for u in users[:20]:
@@ -101,4 +107,5 @@ def scenario(t, primary, standby, fakes):
     r.secrets_absent(primary.password, KEY)
 
 
-rt.run(main)
+if __name__ == "__main__":
+    rt.run(main)
