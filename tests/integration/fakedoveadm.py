@@ -155,3 +155,14 @@ class FakeDoveadm:
     def close(self):
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+def add_fake_backends(r, fakes, key, names=("b1", "b2")):
+    """Backends b1, b2, ... on 127.0.0.11, .12, ... added to roostd r, each
+    with a FakeDoveadm of its own as its doveadm API (put in fakes, whose
+    owner closes them)."""
+    for i, n in enumerate(names):
+        fakes[n] = FakeDoveadm("127.0.0.%d" % (11 + i), key)
+        r.add_backend(n, "127.0.0.%d" % (11 + i),
+                      ports={"imap": 10001 + i, "doveadm": 24245},
+                      doveadm={"url": fakes[n].url, "api_key": key})

@@ -12,7 +12,7 @@ import time
 
 import roosttest as rt
 from roosttest import Pg, check, eq, q, status, wait_for, pg_multi_host
-from fakedoveadm import FakeDoveadm
+from fakedoveadm import add_fake_backends
 
 KEY = "fake-doveadm-key-standby-4410"
 
@@ -47,11 +47,7 @@ def scenario(t, primary, standby, fakes, hang):
        "the standby is a standby")
 
     r = t.roost(store="postgresql:" + pg_multi_host(primary, standby))
-    for i, n in enumerate(("b1", "b2")):
-        fakes[n] = FakeDoveadm("127.0.0.%d" % (11 + i), KEY)
-        r.add_backend(n, "127.0.0.%d" % (11 + i),
-                      ports={"imap": 10001 + i, "doveadm": 24245},
-                      doveadm={"url": fakes[n].url, "api_key": KEY})
+    add_fake_backends(r, fakes, KEY)
     users = ["ha%03d" % i for i in range(100)]
     where = {}
     for u in users:

@@ -14,7 +14,7 @@ import time
 
 import roosttest as rt
 from roosttest import check, eq, q, status, wait_for
-from fakedoveadm import FakeDoveadm
+from fakedoveadm import add_fake_backends
 
 KEY = "fake-doveadm-key-frozen-5150"
 FROZEN_S = 10
@@ -53,11 +53,7 @@ def scenario(t, pg, fakes):
     r = t.roost(start=False, events_token=True,
                 store="postgresql:" + pg.conninfo, replication="yes")
     r.start()
-    for i, n in enumerate(("b1", "b2")):
-        fakes[n] = FakeDoveadm("127.0.0.%d" % (11 + i), KEY)
-        r.add_backend(n, "127.0.0.%d" % (11 + i),
-                      ports={"imap": 10001 + i, "doveadm": 24245},
-                      doveadm={"url": fakes[n].url, "api_key": KEY})
+    add_fake_backends(r, fakes, KEY)
     known = ["known%02d" % i for i in range(40)]
     where = {u: r.lookup_ok(u)["backend"] for u in known}
     wait_for("the first syncs", lambda: sum(status(

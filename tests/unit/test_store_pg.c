@@ -1706,24 +1706,44 @@ test_pg_connection_lost(void **state)
 	store_free(st);
 }
 
-/* Send sig to the server processes of roostd's sessions; their number. */
+/*
+ * Send sig to the server process of each roostd session that also meets
+ * cond (SQL, "" for none), asking on connection c; the number signalled,
+ * -1 when the query failed.  *first (if given) gets the first one's pid.
+ * No cmocka asserts: a test's helper thread calls it too.
+ */
+static int
+signal_sessions(PGconn *c, const char *cond, int sig, long long *first)
+{
+	PGresult *res;
+	char sql[256];
+	long long pid;
+	int i, n = 0;
+
+	snprintf(sql, sizeof(sql), "SELECT pid FROM pg_stat_activity WHERE"
+	    " application_name = 'roostd'%s", cond);
+	res = PQexec(c, sql);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		PQclear(res);
+		return -1;
+	}
+	for (i = 0; i < PQntuples(res); i++)
+		if (parse_ll(PQgetvalue(res, i, 0), 1, INT_MAX, &pid) == 0 &&
+		    kill((pid_t)pid, sig) == 0) {
+			if (n++ == 0 && first != NULL)
+				*first = pid;
+		}
+	PQclear(res);
+	return n;
+}
+
 static int
 pg_signal_sessions(int sig)
 {
-	PGresult *res = PQexec(pg.admin, "SELECT pid FROM pg_stat_activity"
-	    " WHERE application_name = 'roostd'");
-	long long pid;
-	int i, n;
+	int n = signal_sessions(pg.admin, "", sig, NULL);
 
-	if (PQresultStatus(res) != PGRES_TUPLES_OK)
+	if (n == -1)
 		fail_msg("session pids: %s", PQerrorMessage(pg.admin));
-	n = PQntuples(res);
-	for (i = 0; i < n; i++) {
-		assert_int_equal(parse_ll(PQgetvalue(res, i, 0), 1, INT_MAX,
-		    &pid), 0);
-		assert_int_equal(kill((pid_t)pid, sig), 0);
-	}
-	PQclear(res);
 	return n;
 }
 
@@ -2248,20 +2268,14 @@ freeze_sleeper(void *arg)
 {
 	struct freezer *fz = arg;
 	PGconn *c = PQconnectdb(pg.conninfo);
-	PGresult *res;
 	int i;
 
 	for (i = 0; i < 2000 && PQstatus(c) == CONNECTION_OK; i++) {
-		res = PQexec(c, "SELECT pid FROM pg_stat_activity WHERE"
-		    " application_name = 'roostd' AND wait_event = 'PgSleep'");
-		if (PQresultStatus(res) == PGRES_TUPLES_OK &&
-		    PQntuples(res) == 1 && parse_ll(PQgetvalue(res, 0, 0), 1,
-		    INT_MAX, &fz->pid) == 0 && kill((pid_t)fz->pid,
-		    SIGSTOP) == 0)
+		if (signal_sessions(c, " AND wait_event = 'PgSleep'", SIGSTOP,
+		    &fz->pid) > 0) {
 			fz->found = 1;
-		PQclear(res);
-		if (fz->found)
 			break;
+		}
 		usleep(2000);
 	}
 	PQfinish(c);
