@@ -57,6 +57,7 @@ struct call {
 	const struct route	*route;
 	char			*arg;		/* decoded {name} of the path */
 	char			*qv[ROUTE_PARAMS]; /* values of route->params */
+	struct store_tx		*tx;		/* tx_begin's, until its end */
 };
 
 static void	h_lookup(struct call *);
@@ -233,7 +234,7 @@ tx_begin(struct call *c)
 		    "changed");
 		return -1;
 	}
-	if (st->ops->begin(st, STORE_TX_ADMIN) == -1) {
+	if ((c->tx = store_begin(st, STORE_TX_ADMIN)) == NULL) {
 		log_warnx("store: %s", store_error(st));
 		if (store_retryable(st))
 			http_reply_error(c->req, 503, NULL, "store busy; "
@@ -256,12 +257,12 @@ tx_commit(struct call *c, const char *action, const char *subject,
 
 	if (detail != NULL)
 		text = json_dumps(detail, JSON_COMPACT | JSON_SORT_KEYS);
-	if (st->ops->audit_add(st, "admin", action, subject,
-	    text ? text : "{}") == -1 || st->ops->commit(st) == -1) {
+	if (store_audit_add(c->tx, "admin", action, subject,
+	    text ? text : "{}") == -1 || store_commit(c->tx) == -1) {
 		int status = store_http_status(st);
 
 		log_warnx("store: %s", store_error(st));
-		st->ops->rollback(st);
+		store_rollback(c->tx);
 		reply_write_failed(c->req, status, st);
 		goto done;
 	}
@@ -280,7 +281,7 @@ tx_abort(struct call *c)
 	int status = store_http_status(st);
 
 	log_warnx("store: %s", store_error(st));
-	st->ops->rollback(st);
+	store_rollback(c->tx);
 	reply_write_failed(c->req, status, st);
 }
 
@@ -484,7 +485,7 @@ h_backends_add(struct call *c)
 	b->created = b->updated = now_sec();
 	if (tx_begin(c) == -1)
 		goto done;
-	if (rs->store->ops->backend_insert(rs->store, b) == -1) {
+	if (store_backend_insert(c->tx, b) == -1) {
 		tx_abort(c);
 		goto done;
 	}
@@ -533,7 +534,7 @@ h_backend_patch(struct call *c)
 	nb->updated = now_sec();
 	if (tx_begin(c) == -1)
 		goto done;
-	if (rs->store->ops->backend_update(rs->store, nb) == -1) {
+	if (store_backend_update(c->tx, nb) == -1) {
 		tx_abort(c);
 		goto done;
 	}
@@ -568,21 +569,22 @@ static void
 backend_remove_now(struct roost *rs, struct evhttp_request *req, long slot)
 {
 	struct store *st = rs->store;
+	struct store_tx *tx;
 	char name[BACKEND_NAME_MAX + 1], *text;
 	int64_t released = 0;
 	json_t *detail;
 
 	snprintf(name, sizeof(name), "%s", rs->backends[slot]->name);
 	lookup_flush(rs);
-	if (st->ops->begin(st, STORE_TX_ADMIN) == -1)
+	if ((tx = store_begin(st, STORE_TX_ADMIN)) == NULL)
 		goto fail;
-	if (st->ops->backend_delete(st, name, &released) == -1)
+	if (store_backend_delete(tx, name, &released) == -1)
 		goto abort;
 	detail = json_pack("{s:I}", "users_released", (json_int_t)released);
 	text = json_dumps(detail, JSON_COMPACT);
 	json_decref(detail);
-	if (st->ops->audit_add(st, "admin", "backend.remove", name,
-	    text) == -1 || st->ops->commit(st) == -1) {
+	if (store_audit_add(tx, "admin", "backend.remove", name,
+	    text) == -1 || store_commit(tx) == -1) {
 		free(text);
 		goto abort;
 	}
@@ -594,7 +596,7 @@ backend_remove_now(struct roost *rs, struct evhttp_request *req, long slot)
 	    "users_released", (json_int_t)released));
 	return;
 abort:
-	st->ops->rollback(st);
+	store_rollback(tx);
 fail:
 	log_warnx("store: %s", store_error(st));
 	reply_write_failed(req, store_http_status(st), st);
@@ -833,13 +835,13 @@ h_user_pin(struct call *c)
 	/* Only over the row memory knows: another controller sharing the
 	 * store may have placed or moved the user meanwhile. */
 	expect = e != NULL ? rs->backends[e->backend]->name : NULL;
-	if (rs->store->ops->user_place(rs->store, &su, &expect, 1, pin_lost,
+	if (store_user_place(c->tx, &su, &expect, 1, pin_lost,
 	    stored) == -1) {
 		tx_abort(c);
 		goto done;
 	}
 	if (stored[0] != '\0') {
-		rs->store->ops->rollback(rs->store);
+		store_rollback(c->tx);
 		http_reply_error(c->req, 409, "user", "user %s was changed by "
 		    "another controller (the store has it on %s); nothing was "
 		    "changed", key, stored);
@@ -888,7 +890,7 @@ h_user_forget(struct call *c)
 	}
 	if (tx_begin(c) == -1)
 		return;
-	if ((r = rs->store->ops->user_delete(rs->store, key)) == -1) {
+	if ((r = store_user_delete(c->tx, key)) == -1) {
 		tx_abort(c);
 		return;
 	}
@@ -1004,7 +1006,7 @@ h_proxies_add(struct call *c)
 	p->created = p->updated = now_sec();
 	if (tx_begin(c) == -1)
 		goto done;
-	if (rs->store->ops->proxy_insert(rs->store, p) == -1) {
+	if (store_proxy_insert(c->tx, p) == -1) {
 		tx_abort(c);
 		goto done;
 	}
@@ -1050,7 +1052,7 @@ h_proxy_patch(struct call *c)
 	np->updated = now_sec();
 	if (tx_begin(c) == -1)
 		goto done;
-	if (rs->store->ops->proxy_update(rs->store, np) == -1) {
+	if (store_proxy_update(c->tx, np) == -1) {
 		tx_abort(c);
 		goto done;
 	}
@@ -1075,7 +1077,7 @@ h_proxy_delete(struct call *c)
 		return;
 	if (tx_begin(c) == -1)
 		return;
-	if (rs->store->ops->proxy_delete(rs->store, c->arg) == -1) {
+	if (store_proxy_delete(c->tx, c->arg) == -1) {
 		tx_abort(c);
 		return;
 	}

@@ -579,7 +579,7 @@ on_tick(evutil_socket_t fd, short what, void *arg)
 		feed_pass(f);
 	if (now - f->pruned_at >= FEED_PRUNE_MS) {
 		f->pruned_at = now;
-		if (st->ops->change_prune(st, FEED_RETAIN_MS) == -1)
+		if (store_change_prune(store_auto(st), FEED_RETAIN_MS) == -1)
 			log_debug("feed: prune: %s", store_error(st));
 	}
 }

@@ -210,7 +210,7 @@ health_store(struct health_slot *hs, const struct backend *b)
 	sh.error = b->health_error;
 	sh.latency_ms = b->health_latency_ms;
 	sh.checked = b->health_checked;
-	if (st->ops->health_put(st, &sh) == -1) {
+	if (store_health_put(store_auto(st), &sh) == -1) {
 		log_debug("backend %s: keeping the health verdict: %s",
 		    b->name, store_error(st));
 		hs->dirty = 1;

@@ -572,6 +572,7 @@ batch_commit(struct roost *rs, int final, int nowait)
 	n = lb->npend;
 	if (lb->npend == 0 && lb->nwait == 0)
 		return 0;
+
 	lb->nadopt = lb->nrefused = 0;
 	if (n > 0) {
 		/* Each user once, as memory has it now; expected where it
@@ -598,8 +599,8 @@ batch_commit(struct roost *rs, int final, int nowait)
 				return 0;
 			}
 		} else
-			rc = st->ops->user_place(st, rec, expect, nrec,
-			    batch_adopt, lb);
+			rc = store_user_place(store_auto(st), rec, expect,
+			    nrec, batch_adopt, lb);
 		if (rc == -1)
 			lb->nadopt = 0;
 	}
@@ -1035,6 +1036,7 @@ static void
 maint_write(struct roost *rs, struct maint *m)
 {
 	struct store *st = rs->store;
+	struct store_tx *tx;
 	struct store_user *rec = NULL;
 	const char **ckeys;
 	size_t i, nconf, n;
@@ -1056,7 +1058,7 @@ maint_write(struct roost *rs, struct maint *m)
 			rec[m->ntouch + i].user = ckeys[i];
 			rec[m->ntouch + i].confirmed = 1;
 		}
-		if (st->ops->user_touch(st, rec, n) == -1)
+		if (store_user_touch(store_auto(st), rec, n) == -1)
 			maint_error(st, "recording lookup times");
 		else {
 			for (i = 0; i < m->ntouch; i++)
@@ -1070,15 +1072,14 @@ maint_write(struct roost *rs, struct maint *m)
 		expire_recheck(rs, m);
 	if (m->nexpire == 0)
 		return;
-	if (st->ops->begin(st, 0) == -1)
+	if ((tx = store_begin(st, 0)) == NULL)
 		goto fail;
 	for (i = 0; i < m->nexpire; i++)
-		if (st->ops->user_delete(st, m->expire[i]->key) == -1) {
-			st->ops->rollback(st);
+		if (store_user_delete(tx, m->expire[i]->key) == -1) {
+			store_rollback(tx);
 			goto fail;
 		}
-	/* A failed commit leaves nothing to roll back. */
-	if (st->ops->commit(st) == -1)
+	if (store_commit(tx) == -1)
 		goto fail;
 	log_info("forgot %zu assignments idle past user_expire or never "
 	    "confirmed", m->nexpire);

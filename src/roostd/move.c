@@ -263,8 +263,8 @@ move_store_state(struct move *m)
 		return;
 	/* Best effort: at restart an open move runs again from the kick,
 	 * whatever step the store last saw. */
-	if (st->ops->move_state(st, m->id, move_state_names[m->state],
-	    m->error) == -1)
+	if (store_move_state(store_auto(st), m->id,
+	    move_state_names[m->state], m->error) == -1)
 		log_debug("move %lld: state not stored: %s",
 		    (long long)m->id, store_error(st));
 }
@@ -524,6 +524,7 @@ move_commit_ready(struct roost *rs)
 {
 	struct moves *mv = rs->moves;
 	struct store *st = rs->store;
+	struct store_tx *tx;
 	struct move *m, *next, **batch = NULL;
 	struct umap_entry *e;
 	struct store_move sm;
@@ -553,7 +554,7 @@ move_commit_ready(struct roost *rs)
 	if (n == 0)
 		goto done;
 	res = xcalloc(n, sizeof(*res));
-	if (st->ops->begin(st, STORE_TX_ADMIN) == -1)
+	if ((tx = store_begin(st, STORE_TX_ADMIN)) == NULL)
 		goto busy;
 	for (i = 0; i < n; i++) {
 		m = batch[i];
@@ -568,15 +569,13 @@ move_commit_ready(struct roost *rs)
 		su.pinned = m->pin;
 		su.since = now;
 		move_new_replica(rs, m, e, &su);
-		if ((res[i] = st->ops->move_switch(st, &sm, &su)) == -1) {
-			st->ops->rollback(st);
+		if ((res[i] = store_move_switch(tx, &sm, &su)) == -1) {
+			store_rollback(tx);
 			goto busy;
 		}
 	}
-	if (st->ops->commit(st) == -1) {
-		st->ops->rollback(st);
+	if (store_commit(tx) == -1)
 		goto busy;
-	}
 	for (i = 0; i < n; i++) {
 		m = batch[i];
 		if (res[i] == 0) {
@@ -949,7 +948,7 @@ job_end(struct roost *rs, struct move_job *j)
 {
 	struct store *st = rs->store;
 
-	if (st->ops->job_state(st, j->id, "done", j->made) == -1)
+	if (store_job_state(store_auto(st), j->id, "done", j->made) == -1)
 		log_warnx("job %lld: end not stored: %s", (long long)j->id,
 		    store_error(st));
 	if (j->failback)
@@ -972,6 +971,7 @@ static size_t
 job_pull(struct roost *rs, struct move_job *j, size_t room)
 {
 	struct store *st = rs->store;
+	struct store_tx *tx = NULL;
 	struct job_scan js;
 	struct store_move sm;
 	struct move **made;
@@ -1004,7 +1004,7 @@ job_pull(struct roost *rs, struct move_job *j, size_t room)
 	    &js);
 	j->swept += seen;
 	made = xcalloc(js.n + 1, sizeof(*made));
-	if (js.n > 0 && st->ops->begin(st, STORE_TX_ADMIN) == -1)
+	if (js.n > 0 && (tx = store_begin(st, STORE_TX_ADMIN)) == NULL)
 		goto busy;
 	for (i = 0; i < js.n; i++) {
 		made[i] = move_new(rs, js.found[i]->key, js.found[i]->keylen,
@@ -1016,15 +1016,15 @@ job_pull(struct roost *rs, struct move_job *j, size_t room)
 		sm.reason = made[i]->reason;
 		sm.state = "queued";
 		sm.created = made[i]->created;
-		if (st->ops->move_insert(st, &sm) == -1) {
-			st->ops->rollback(st);
+		if (store_move_insert(tx, &sm) == -1) {
+			store_rollback(tx);
 			goto busy;
 		}
 		made[i]->id = sm.id;
 	}
-	if (js.n > 0 && (st->ops->job_state(st, j->id, "running",
-	    j->made + (long long)js.n) == -1 || st->ops->commit(st) == -1)) {
-		st->ops->rollback(st);
+	if (js.n > 0 && (store_job_state(tx, j->id, "running",
+	    j->made + (long long)js.n) == -1 || store_commit(tx) == -1)) {
+		store_rollback(tx);
 		goto busy;
 	}
 	for (i = 0; i < js.n; i++) {
@@ -1182,6 +1182,7 @@ move_submit(struct roost *rs, struct umap_entry *e, long to,
 {
 	struct moves *mv = rs->moves;
 	struct store *st = rs->store;
+	struct store_tx *tx;
 	struct store_move sm;
 	struct move *m;
 
@@ -1216,11 +1217,12 @@ move_submit(struct roost *rs, struct umap_entry *e, long to,
 	sm.state = "queued";
 	sm.pin = pin;
 	sm.created = m->created;
-	if (st->ops->begin(st, STORE_TX_ADMIN) == -1 ||
-	    st->ops->move_insert(st, &sm) == -1 ||
-	    st->ops->audit_add(st, "admin", "user.move", m->user,
-	    "{}") == -1 || st->ops->commit(st) == -1) {
-		st->ops->rollback(st);
+	if ((tx = store_begin(st, STORE_TX_ADMIN)) == NULL ||
+	    store_move_insert(tx, &sm) == -1 ||
+	    store_audit_add(tx, "admin", "user.move", m->user,
+	    "{}") == -1 || store_commit(tx) == -1) {
+		if (tx != NULL)
+			store_rollback(tx);
 		*status = store_http_status(st);
 		*field = NULL;
 		snprintf(err, errlen, "the move could not be stored; nothing "
@@ -1348,6 +1350,7 @@ move_job_start(struct roost *rs, long slot, int failback, long long max,
     long long rate, int *status, char *err, size_t errlen)
 {
 	struct store *st = rs->store;
+	struct store_tx *tx;
 	struct store_job sj;
 	struct move_job *j;
 	char detail[160];
@@ -1376,13 +1379,14 @@ move_job_start(struct roost *rs, long slot, int failback, long long max,
 	sj.created = now_sec();
 	snprintf(detail, sizeof(detail), "{\"max\":%lld,\"rate\":%lld}", max,
 	    rate);
-	if (st->ops->begin(st, STORE_TX_ADMIN) == -1 ||
-	    st->ops->job_insert(st, &sj) == -1 ||
-	    st->ops->audit_add(st, "admin", failback ? "backend.failback" :
+	if ((tx = store_begin(st, STORE_TX_ADMIN)) == NULL ||
+	    store_job_insert(tx, &sj) == -1 ||
+	    store_audit_add(tx, "admin", failback ? "backend.failback" :
 	    slot != -1 ? "backend.flush" : "rebalance", sj.backend,
 	    detail) == -1 ||
-	    st->ops->commit(st) == -1) {
-		st->ops->rollback(st);
+	    store_commit(tx) == -1) {
+		if (tx != NULL)
+			store_rollback(tx);
 		*status = store_http_status(st);
 		snprintf(err, errlen, "the job could not be stored; nothing was "
 		    "changed");
@@ -1431,15 +1435,15 @@ job_reload_one(const struct store_job *sj, void *arg)
 			return 0;
 	if (strcmp(sj->kind, "rebalance") != 0 &&
 	    (slot = state_backend_find(rs, sj->backend)) == -1)
-		return rs->store->ops->job_state(rs->store, sj->id, "done",
+		return store_job_state(store_auto(rs->store), sj->id, "done",
 		    sj->made);
 	/* Two instances asked for the same at once: one job does it. */
 	TAILQ_FOREACH(j, &rs->moves->jobs, entry)
 		if (j->slot == slot) {
 			log_info("%s%s%s: one runs already", sj->kind,
 			    slot != -1 ? " of " : "", sj->backend);
-			return rs->store->ops->job_state(rs->store, sj->id,
-			    "done", sj->made);
+			return store_job_state(store_auto(rs->store),
+			    sj->id, "done", sj->made);
 		}
 	rl->jobs++;
 	j = job_new(rs, slot, strcmp(sj->kind, "failback") == 0, sj->max,
@@ -1547,8 +1551,8 @@ move_reload_one(const struct store_move *sm, void *arg)
 	from = state_backend_find(rs, sm->from);
 	to = state_backend_find(rs, sm->to);
 	if (e == NULL || from == -1 || to == -1 || e->backend != from) {
-		if (st->ops->move_state(st, sm->id, "failed", "overtaken "
-		    "before it was taken up") == -1)
+		if (store_move_state(store_auto(st), sm->id, "failed",
+		    "overtaken before it was taken up") == -1)
 			return -1;
 		rl->dropped++;
 		return 0;

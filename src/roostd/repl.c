@@ -515,6 +515,7 @@ repl_flush(struct repl *r)
 {
 	struct roost *rs = r->rs;
 	struct store *st = rs->store;
+	struct store_tx *tx;
 	struct store_repl *recs = NULL;
 	struct store_user *rows = NULL;
 	struct umap_entry *e;
@@ -561,16 +562,16 @@ repl_flush(struct repl *r)
 			continue;
 		state_user_record(rs, e, &rows[nrows++]);
 	}
-	if (st->ops->begin(st, 0) == -1)
+	if ((tx = store_begin(st, 0)) == NULL)
 		goto busy;
-	if (st->ops->repl_put(st, recs, n) == -1 ||
-	    st->ops->user_put(st, rows, nrows) == -1 ||
-	    (r->nreqs > 0 && st->ops->repl_request_add(st, r->reqs,
+	if (store_repl_put(tx, recs, n) == -1 ||
+	    store_user_put(tx, rows, nrows) == -1 ||
+	    (r->nreqs > 0 && store_repl_request_add(tx, r->reqs,
 	    r->nreqs) == -1) ||
-	    (r->ntaken > 0 && st->ops->repl_request_delete(st, r->taken,
+	    (r->ntaken > 0 && store_repl_request_delete(tx, r->taken,
 	    r->ntaken) == -1) ||
-	    st->ops->commit(st) == -1) {
-		st->ops->rollback(st);
+	    store_commit(tx) == -1) {
+		store_rollback(tx);
 		goto busy;
 	}
 	log_debug("replication: %zu queue entries and %zu user rows stored, "

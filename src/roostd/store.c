@@ -32,6 +32,9 @@ store_open(const char *url, char *err, size_t errlen)
 			continue;
 		st = xcalloc(1, sizeof(*st));
 		st->ops = store_schemes[i].ops;
+		st->tx.st = st;
+		st->none.st = st;
+		st->none.autocommit = 1;
 		if (st->ops->open(st, url + len) == -1) {
 			snprintf(err, errlen, "%s store: %s", st->ops->name,
 			    st->err);
@@ -58,6 +61,74 @@ const char *
 store_error(const struct store *st)
 {
 	return st->err;
+}
+
+struct store_tx *
+store_begin(struct store *st, int flags)
+{
+	if (st->tx.open) {
+		store_set_error(st, "begin: a transaction is already open");
+		return NULL;
+	}
+	if (st->ops->begin(st, flags) == -1)
+		return NULL;
+	st->tx.flags = flags;
+	st->tx.open = 1;
+	return &st->tx;
+}
+
+int
+store_commit(struct store_tx *tx)
+{
+	struct store *st = tx->st;
+
+	if (!tx->open) {
+		store_set_error(st, "commit: %s", tx->autocommit ?
+		    "there is no transaction to commit" :
+		    "the transaction has ended");
+		return -1;
+	}
+	tx->open = 0;
+	if (st->ops->commit(st) == 0)
+		return 0;
+	/* What is open is rolled back; the commit's error stays. */
+	st->ops->rollback(st);
+	return -1;
+}
+
+int
+store_rollback(struct store_tx *tx)
+{
+	/* Ended already (a failed commit rolls back): nothing to undo, and
+	 * the error must stay the one that says why. */
+	if (!tx->open)
+		return 0;
+	tx->open = 0;
+	return tx->st->ops->rollback(tx->st);
+}
+
+struct store_tx *
+store_auto(struct store *st)
+{
+	return &st->none;
+}
+
+static struct store *
+tx_store(struct store_tx *tx, const char *what)
+{
+	struct store *st = tx->st;
+
+	if (tx->autocommit && st->tx.open) {
+		/* It would join a transaction its caller did not name. */
+		store_set_error(st, "%s: a transaction is open; the write "
+		    "must name it", what);
+		return NULL;
+	}
+	if (!tx->autocommit && !tx->open) {
+		store_set_error(st, "%s: the transaction has ended", what);
+		return NULL;
+	}
+	return st;
 }
 
 int
@@ -111,4 +182,205 @@ store_set_conflict(struct store *st, const char *fmt, ...)
 	va_start(ap, fmt);
 	set_error(st, STORE_ECONFLICT, fmt, ap);
 	va_end(ap);
+}
+
+static int
+no_op(struct store *st, const char *what)
+{
+	store_set_error(st, "%s: the %s store has no such write", what,
+	    st->ops->name);
+	return -1;
+}
+
+/*
+ * Each write checks its handle here, so that no implementation has to:
+ * the ops themselves act on the connection's transaction, whichever it is.
+ */
+#define TX_STORE(tx, op)						\
+	struct store *st = tx_store((tx), #op);				\
+	if (st == NULL)							\
+		return -1;						\
+	if (st->ops->op == NULL)					\
+		return no_op(st, #op)
+
+int
+store_backend_insert(struct store_tx *tx, const struct backend *b)
+{
+	TX_STORE(tx, backend_insert);
+	return st->ops->backend_insert(st, b);
+}
+
+int
+store_backend_update(struct store_tx *tx, const struct backend *b)
+{
+	TX_STORE(tx, backend_update);
+	return st->ops->backend_update(st, b);
+}
+
+int
+store_backend_delete(struct store_tx *tx, const char *name, int64_t *released)
+{
+	TX_STORE(tx, backend_delete);
+	return st->ops->backend_delete(st, name, released);
+}
+
+int
+store_proxy_insert(struct store_tx *tx, const struct proxy *p)
+{
+	TX_STORE(tx, proxy_insert);
+	return st->ops->proxy_insert(st, p);
+}
+
+int
+store_proxy_update(struct store_tx *tx, const struct proxy *p)
+{
+	TX_STORE(tx, proxy_update);
+	return st->ops->proxy_update(st, p);
+}
+
+int
+store_proxy_delete(struct store_tx *tx, const char *name)
+{
+	TX_STORE(tx, proxy_delete);
+	return st->ops->proxy_delete(st, name);
+}
+
+int
+store_health_put(struct store_tx *tx, const struct store_health *h)
+{
+	TX_STORE(tx, health_put);
+	return st->ops->health_put(st, h);
+}
+
+int
+store_move_insert(struct store_tx *tx, struct store_move *m)
+{
+	TX_STORE(tx, move_insert);
+	return st->ops->move_insert(st, m);
+}
+
+int
+store_move_state(struct store_tx *tx, int64_t id, const char *state,
+    const char *error)
+{
+	TX_STORE(tx, move_state);
+	return st->ops->move_state(st, id, state, error);
+}
+
+int
+store_move_switch(struct store_tx *tx, const struct store_move *m,
+    const struct store_user *u)
+{
+	TX_STORE(tx, move_switch);
+	return st->ops->move_switch(st, m, u);
+}
+
+int
+store_job_insert(struct store_tx *tx, struct store_job *j)
+{
+	TX_STORE(tx, job_insert);
+	return st->ops->job_insert(st, j);
+}
+
+int
+store_job_state(struct store_tx *tx, int64_t id, const char *state,
+    int64_t made)
+{
+	TX_STORE(tx, job_state);
+	return st->ops->job_state(st, id, state, made);
+}
+
+int
+store_user_put(struct store_tx *tx, const struct store_user *us, size_t n)
+{
+	TX_STORE(tx, user_put);
+	return st->ops->user_put(st, us, n);
+}
+
+int
+store_user_delete(struct store_tx *tx, const char *user)
+{
+	TX_STORE(tx, user_delete);
+	return st->ops->user_delete(st, user);
+}
+
+int
+store_user_touch(struct store_tx *tx, const struct store_user *us, size_t n)
+{
+	TX_STORE(tx, user_touch);
+	return st->ops->user_touch(st, us, n);
+}
+
+int
+store_user_place(struct store_tx *tx, const struct store_user *us,
+    const char *const *expect, size_t n, store_user_cb cb, void *arg)
+{
+	TX_STORE(tx, user_place);
+	return st->ops->user_place(st, us, expect, n, cb, arg);
+}
+
+int
+store_repl_put(struct store_tx *tx, const struct store_repl *rs, size_t n)
+{
+	TX_STORE(tx, repl_put);
+	return st->ops->repl_put(st, rs, n);
+}
+
+int
+store_repl_delete(struct store_tx *tx, const char *user)
+{
+	TX_STORE(tx, repl_delete);
+	return st->ops->repl_delete(st, user);
+}
+
+int
+store_audit_add(struct store_tx *tx, const char *actor, const char *action,
+    const char *subject, const char *detail)
+{
+	TX_STORE(tx, audit_add);
+	return st->ops->audit_add(st, actor, action, subject, detail);
+}
+
+int
+store_move_restore(struct store_tx *tx, const struct store_move *ms, size_t n)
+{
+	TX_STORE(tx, move_restore);
+	return st->ops->move_restore(st, ms, n);
+}
+
+int
+store_job_restore(struct store_tx *tx, const struct store_job *js, size_t n)
+{
+	TX_STORE(tx, job_restore);
+	return st->ops->job_restore(st, js, n);
+}
+
+int
+store_audit_restore(struct store_tx *tx, const struct store_audit *as,
+    size_t n)
+{
+	TX_STORE(tx, audit_restore);
+	return st->ops->audit_restore(st, as, n);
+}
+
+int
+store_change_prune(struct store_tx *tx, int64_t older_ms)
+{
+	TX_STORE(tx, change_prune);
+	return st->ops->change_prune(st, older_ms);
+}
+
+int
+store_repl_request_add(struct store_tx *tx, const struct store_repl_request *rq,
+    size_t n)
+{
+	TX_STORE(tx, repl_request_add);
+	return st->ops->repl_request_add(st, rq, n);
+}
+
+int
+store_repl_request_delete(struct store_tx *tx, const int64_t *ids, size_t n)
+{
+	TX_STORE(tx, repl_request_delete);
+	return st->ops->repl_request_delete(st, ids, n);
 }

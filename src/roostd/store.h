@@ -17,6 +17,15 @@
  * an implementation never waits long for a lock another process holds: it
  * gives up after a few milliseconds with STORE_ERETRY, and the caller
  * tries again later or answers 503.
+ *
+ * Every write names the transaction it belongs to (struct store_tx):
+ * store_begin() opens one and returns its handle, store_commit() or
+ * store_rollback() ends it.  store_auto() is the handle of no transaction:
+ * a write given it is a transaction of its own, all of its records or
+ * none.  Such a write fails while a transaction is open, and so does a
+ * write on a handle that was ended: no write joins a transaction its
+ * caller did not name.  Reads take the store and, inside a transaction,
+ * see its writes.
  */
 #ifndef ROOST_STORE_H
 #define ROOST_STORE_H
@@ -35,6 +44,14 @@
 				 * only written, when commit() returns */
 
 struct store;
+
+/* A transaction, or store_auto()'s "none".  Owned by the store. */
+struct store_tx {
+	struct store	*st;
+	int		 flags;		/* begin()'s */
+	int		 open;		/* from store_begin to its end */
+	int		 autocommit;	/* store_auto()'s handle */
+};
 
 enum store_err {
 	STORE_OK = 0,
@@ -178,8 +195,9 @@ struct store_ops {
 	void	(*close)(struct store *);
 	int	(*ping)(struct store *);
 
-	/* Group several mutations into one atomic unit.  A failed begin()
-	 * or commit() leaves no transaction open; a rollback() after it
+	/* The transaction of the connection, for store_begin(),
+	 * store_commit() and store_rollback() only.  A failed begin() or
+	 * commit() leaves no transaction open; a rollback() after it
 	 * returns 0 and keeps that error (and its class). */
 	int	(*begin)(struct store *, int flags);
 	int	(*commit)(struct store *);
@@ -391,6 +409,8 @@ struct store {
 	void			*impl;		/* the implementation's state */
 	char			 err[512];	/* last error, never with secrets */
 	enum store_err		 errclass;	/* of the last error */
+	struct store_tx		 tx;		/* the one store_begin opens */
+	struct store_tx		 none;		/* store_auto()'s */
 };
 
 extern const struct store_ops	store_sqlite_ops;
@@ -399,6 +419,69 @@ extern const struct store_ops	store_sqlite_ops;
 struct store	*store_open(const char *url, char *err, size_t errlen);
 void		 store_free(struct store *);
 const char	*store_error(const struct store *);
+/* Opens a transaction (flags: STORE_TX_*): its handle, or NULL (the error
+ * in store_error) when one is open already or the store said no. */
+struct store_tx	*store_begin(struct store *, int flags);
+/* Ends the transaction: 0 when committed, -1 when not, and then it is
+ * rolled back with store_error() saying why it failed. */
+int		 store_commit(struct store_tx *);
+/* Ends the transaction, undoing its writes; the last error stays (a failed
+ * write's, say).  Nothing to do for a handle that has ended (a failed
+ * commit) or for store_auto()'s.  -1 only if the rollback itself failed. */
+int		 store_rollback(struct store_tx *);
+/* The handle of no transaction: each write given it stands alone. */
+struct store_tx	*store_auto(struct store *);
+/*
+ * The writes, each on the transaction it names (the ops of the same name
+ * say what they do).  roostd writes only through these: a write on an
+ * ended handle, or on store_auto()'s while a transaction is open, fails
+ * without reaching the store.
+ */
+int		 store_backend_insert(struct store_tx *,
+		    const struct backend *b);
+int		 store_backend_update(struct store_tx *,
+		    const struct backend *b);
+int		 store_backend_delete(struct store_tx *, const char *name,
+		    int64_t *released);
+int		 store_proxy_insert(struct store_tx *, const struct proxy *p);
+int		 store_proxy_update(struct store_tx *, const struct proxy *p);
+int		 store_proxy_delete(struct store_tx *, const char *name);
+int		 store_health_put(struct store_tx *,
+		    const struct store_health *h);
+int		 store_move_insert(struct store_tx *, struct store_move *m);
+int		 store_move_state(struct store_tx *, int64_t id,
+		    const char *state, const char *error);
+int		 store_move_switch(struct store_tx *,
+		    const struct store_move *m, const struct store_user *u);
+int		 store_job_insert(struct store_tx *, struct store_job *j);
+int		 store_job_state(struct store_tx *, int64_t id,
+		    const char *state, int64_t made);
+int		 store_user_put(struct store_tx *, const struct store_user *us,
+		    size_t n);
+int		 store_user_delete(struct store_tx *, const char *user);
+int		 store_user_touch(struct store_tx *,
+		    const struct store_user *us, size_t n);
+int		 store_user_place(struct store_tx *,
+		    const struct store_user *us, const char *const *expect,
+		    size_t n, store_user_cb cb, void *arg);
+int		 store_repl_put(struct store_tx *, const struct store_repl *rs,
+		    size_t n);
+int		 store_repl_delete(struct store_tx *, const char *user);
+int		 store_audit_add(struct store_tx *, const char *actor,
+		    const char *action, const char *subject,
+		    const char *detail);
+int		 store_move_restore(struct store_tx *,
+		    const struct store_move *ms, size_t n);
+int		 store_job_restore(struct store_tx *,
+		    const struct store_job *js, size_t n);
+int		 store_audit_restore(struct store_tx *,
+		    const struct store_audit *as, size_t n);
+int		 store_change_prune(struct store_tx *, int64_t older_ms);
+int		 store_repl_request_add(struct store_tx *,
+		    const struct store_repl_request *rq, size_t n);
+int		 store_repl_request_delete(struct store_tx *,
+		    const int64_t *ids, size_t n);
+
 /* The last error was retryable (STORE_ERETRY). */
 int		 store_retryable(const struct store *);
 /* A batch is in flight (place_send): work that can wait a moment does not

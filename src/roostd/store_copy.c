@@ -49,7 +49,7 @@ const char *const store_table_names[ST_COUNT] = {
 /* One walk over a store: hashes each record, and when dst is set, writes
  * it there, batched. */
 struct walk {
-	struct store		*dst;
+	struct store_tx		*dst;		/* the copy's; NULL: digest */
 	struct store_digest	*d;
 	int			 dst_failed;	/* the error is dst's */
 	/* the batch of the table being walked */
@@ -145,26 +145,26 @@ batch_clear(struct walk *w)
 static int
 flush(struct walk *w, enum store_table t)
 {
-	struct store *dst = w->dst;
+	struct store_tx *dst = w->dst;
 	int rv = 0;
 
 	if (dst == NULL || w->n == 0)
 		return 0;
 	switch (t) {
 	case ST_USERS:
-		rv = dst->ops->user_put(dst, w->b.u, w->n);
+		rv = store_user_put(dst, w->b.u, w->n);
 		break;
 	case ST_REPL:
-		rv = dst->ops->repl_put(dst, w->b.r, w->n);
+		rv = store_repl_put(dst, w->b.r, w->n);
 		break;
 	case ST_MOVES:
-		rv = dst->ops->move_restore(dst, w->b.m, w->n);
+		rv = store_move_restore(dst, w->b.m, w->n);
 		break;
 	case ST_JOBS:
-		rv = dst->ops->job_restore(dst, w->b.j, w->n);
+		rv = store_job_restore(dst, w->b.j, w->n);
 		break;
 	case ST_AUDIT:
-		rv = dst->ops->audit_restore(dst, w->b.a, w->n);
+		rv = store_audit_restore(dst, w->b.a, w->n);
 		break;
 	default:
 		break;
@@ -198,7 +198,7 @@ on_backend(const struct backend *b, void *arg)
 	h = h_int(h, b->created);
 	h = h_int(h, b->updated);
 	h_add(w, ST_BACKENDS, h);
-	if (w->dst != NULL && w->dst->ops->backend_insert(w->dst, b) == -1) {
+	if (w->dst != NULL && store_backend_insert(w->dst, b) == -1) {
 		w->dst_failed = 1;
 		return -1;
 	}
@@ -217,7 +217,7 @@ on_proxy(const struct proxy *p, void *arg)
 	h = h_int(h, p->created);
 	h = h_int(h, p->updated);
 	h_add(w, ST_PROXIES, h);
-	if (w->dst != NULL && w->dst->ops->proxy_insert(w->dst, p) == -1) {
+	if (w->dst != NULL && store_proxy_insert(w->dst, p) == -1) {
 		w->dst_failed = 1;
 		return -1;
 	}
@@ -237,7 +237,7 @@ on_health(const struct store_health *x, void *arg)
 	h = h_int(h, x->latency_ms);
 	h = h_int(h, x->checked);
 	h_add(w, ST_HEALTH, h);
-	if (w->dst != NULL && w->dst->ops->health_put(w->dst, x) == -1) {
+	if (w->dst != NULL && store_health_put(w->dst, x) == -1) {
 		w->dst_failed = 1;
 		return -1;
 	}
@@ -439,7 +439,7 @@ walk(struct store *st, struct walk *w)
 }
 
 static struct walk *
-walk_new(struct store *dst, struct store_digest *d)
+walk_new(struct store_tx *dst, struct store_digest *d)
 {
 	struct walk *w;
 
@@ -489,6 +489,7 @@ store_copy(struct store *src, struct store *dst, struct store_digest *d,
     char *err, size_t errlen)
 {
 	struct store_digest got;
+	struct store_tx *tx;
 	struct walk *w = NULL;
 	char what[512];
 	int t;
@@ -504,11 +505,11 @@ store_copy(struct store *src, struct store *dst, struct store_digest *d,
 		    "%s); copy only into a new store", what);
 		return -1;
 	}
-	if (dst->ops->begin(dst, STORE_TX_ADMIN) == -1) {
+	if ((tx = store_begin(dst, STORE_TX_ADMIN)) == NULL) {
 		snprintf(err, errlen, "destination: %s", store_error(dst));
 		return -1;
 	}
-	w = walk_new(dst, d);
+	w = walk_new(tx, d);
 	if (walk(src, w) == -1) {
 		if (w->dst_failed)
 			snprintf(err, errlen, "writing the destination: %s",
@@ -516,13 +517,12 @@ store_copy(struct store *src, struct store *dst, struct store_digest *d,
 		else
 			snprintf(err, errlen, "reading the source: %s",
 			    store_error(src));
-		dst->ops->rollback(dst);
+		store_rollback(tx);
 		goto fail;
 	}
-	if (dst->ops->commit(dst) == -1) {
+	if (store_commit(tx) == -1) {
 		snprintf(err, errlen, "destination: commit: %s",
 		    store_error(dst));
-		dst->ops->rollback(dst);
 		goto fail;
 	}
 	walk_free(w);

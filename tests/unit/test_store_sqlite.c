@@ -1158,6 +1158,69 @@ test_transactions(void **state)
 	store_free(st);
 }
 
+/*
+ * The transaction handle: every write names its transaction.  A write on
+ * the "none" handle while a transaction is open, or on a handle that has
+ * ended, fails and writes nothing; it never joins a transaction unseen.
+ */
+static void
+test_tx_handle(void **state)
+{
+	struct fixture *f = *state;
+	struct store *st;
+	struct store_tx *tx, *tx2;
+	struct store_user u = { "alice", "b1", "", 0, 1700000100, 0, 0, NULL,
+	    0, 0 };
+	struct store_user v = { "bob", "b1", "", 0, 1700000100, 0, 0, NULL,
+	    0, 0 };
+	char saved[sizeof(st->err)];
+
+	st = open_ok(f);
+	add_backend(st, "b1");
+
+	/* Alone: a transaction of its own. */
+	assert_int_equal(store_user_put(store_auto(st), &u, 1), 0);
+	assert_int_equal(user_count(st), 1);
+	/* No transaction to end. */
+	assert_int_equal(store_commit(store_auto(st)), -1);
+
+	assert_non_null(tx = store_begin(st, 0));
+	assert_null(store_begin(st, 0));		/* one at a time */
+	assert_non_null(strstr(store_error(st), "already open"));
+	/* The "none" handle may not join the open transaction. */
+	assert_int_equal(store_user_put(store_auto(st), &v, 1), -1);
+	assert_non_null(strstr(store_error(st), "a transaction is open"));
+	assert_int_equal(store_user_delete(tx, "alice"), 1);
+	assert_int_equal(store_rollback(tx), 0);
+	/* Both undone: bob was refused, alice's delete rolled back. */
+	assert_int_equal(user_count(st), 1);
+
+	/* An ended handle writes nothing, in or out of a new one. */
+	assert_int_equal(store_user_put(tx, &v, 1), -1);
+	assert_non_null(strstr(store_error(st), "has ended"));
+	assert_int_equal(store_commit(tx), -1);
+	assert_int_equal(user_count(st), 1);
+
+	assert_non_null(tx2 = store_begin(st, STORE_TX_ADMIN));
+	assert_int_equal(store_user_put(tx2, &v, 1), 0);
+	assert_int_equal(store_audit_add(tx2, "admin", "user.pin", "bob",
+	    "{}"), 0);
+	assert_int_equal(store_commit(tx2), 0);
+	assert_int_equal(user_count(st), 2);
+
+	/* A rollback after the end changes nothing, the error included. */
+	memcpy(saved, st->err, sizeof(saved));
+	assert_int_equal(store_rollback(tx2), 0);
+	assert_string_equal(st->err, saved);
+
+	/* A write the store has no op for says so. */
+	assert_non_null(tx = store_begin(st, 0));
+	assert_int_equal(store_change_prune(tx, 1000), -1);
+	assert_non_null(strstr(store_error(st), "no such write"));
+	assert_int_equal(store_rollback(tx), 0);
+	store_free(st);
+}
+
 static void
 test_file_mode(void **state)
 {
@@ -1619,6 +1682,8 @@ main(void)
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_repl_records,
 		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tx_handle, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(test_admin_tx_durable,
 		    setup, teardown),
 	};
