@@ -2,13 +2,22 @@
  * store.c: picks the store implementation from the scheme of the "store"
  * setting and holds what all implementations share.
  */
+#include <event2/event.h>
+
+#include <poll.h>
 #include <stdarg.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "log.h"
 #include "store.h"
 #include "xmalloc.h"
+
+/* How often a commit in flight is asked for its answer when its
+ * descriptor says nothing: the store's own deadline is checked then. */
+#define FLIGHT_POLL_MS	50
 
 extern const struct store_ops	store_pg_ops;	/* store_pg.c */
 
@@ -53,6 +62,9 @@ store_free(struct store *st)
 {
 	if (st == NULL)
 		return;
+	/* Its owner landed it; a flight left now has nobody to tell. */
+	if (st->flight != NULL)
+		event_free(st->flight);
 	st->ops->close(st);
 	free(st);
 }
@@ -140,7 +152,82 @@ store_retryable(const struct store *st)
 int
 store_flying(struct store *st)
 {
-	return st->ops->place_flying != NULL && st->ops->place_flying(st);
+	return st->flight != NULL ||
+	    (st->ops->place_flying != NULL && st->ops->place_flying(st));
+}
+
+/* The answer came, or its deadline: the owner hears how it ended. */
+static int
+flight_poll(struct store *st)
+{
+	void (*done)(void *, int) = st->flight_done;
+	void *arg = st->flight_arg;
+	int rc;
+
+	if (st->ops->tx_poll(st, &rc) == 0)
+		return 0;
+	event_free(st->flight);
+	st->flight = NULL;
+	done(arg, rc);
+	return 1;
+}
+
+static void
+flight_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	flight_poll(arg);
+}
+
+/* Another call read the answer: the descriptor will not say so. */
+static void
+flight_ready(void *arg)
+{
+	struct store *st = arg;
+
+	event_active(st->flight, EV_READ, 0);
+}
+
+int
+store_commit_send(struct store_tx *tx, struct event_base *base,
+    void (*done)(void *, int), void *arg)
+{
+	struct store *st = tx->st;
+	struct timeval tv = { 0, FLIGHT_POLL_MS * 1000 };
+
+	if (!tx->open || !(tx->flags & STORE_TX_SEND)) {
+		store_set_error(st, "commit: %s", tx->open ? "the transaction "
+		    "was not begun to be sent" : "no transaction is open");
+		return -1;
+	}
+	if (st->ops->tx_send == NULL) {
+		done(arg, store_commit(tx));
+		return 0;
+	}
+	tx->open = 0;
+	if (st->ops->tx_send(st, flight_ready, st) == -1)
+		return -1;
+	st->flight_done = done;
+	st->flight_arg = arg;
+	st->flight = event_new(base, st->ops->place_fd(st),
+	    EV_READ | EV_PERSIST, flight_cb, st);
+	if (st->flight == NULL || event_add(st->flight, &tv) == -1)
+		fatalx("store: cannot watch a commit in flight");
+	return 0;
+}
+
+void
+store_flight_land(struct store *st)
+{
+	struct pollfd pfd;
+
+	while (st->flight != NULL && !flight_poll(st)) {
+		pfd.fd = st->ops->place_fd(st);
+		pfd.events = POLLIN;
+		if (poll(&pfd, 1, FLIGHT_POLL_MS) == -1)
+			log_debug("store: poll: %s", strerror(errno));
+	}
 }
 
 int

@@ -38,12 +38,22 @@
 
 #define STORE_SCHEMA_VERSION	11
 #define STORE_PLACE_SEND_MAX	256	/* records of one place_send */
+#define STORE_SEND_MAX		1024	/* records of a STORE_TX_SEND
+					 * transaction */
 
 /* begin() flags */
 #define STORE_TX_ADMIN	0x01	/* an admin change: on stable storage, not
 				 * only written, when commit() returns */
+#define STORE_TX_SEND	0x02	/* for store_commit_send: writes whose
+				 * answer nobody reads (user_put,
+				 * repl_put, repl_request_add and
+				 * _delete, health_put, move_state,
+				 * job_state), at most STORE_SEND_MAX
+				 * records; no reads */
 
 struct store;
+struct event;
+struct event_base;
 
 /* A transaction, or store_auto()'s "none".  Owned by the store. */
 struct store_tx {
@@ -369,6 +379,17 @@ struct store_ops {
 	int	(*place_poll)(struct store *, store_user_cb, void *, int *rc);
 	/* 1 while a place_send is not answered yet. */
 	int	(*place_flying)(struct store *);
+	/*
+	 * The commit of a STORE_TX_SEND transaction without waiting, for
+	 * store_commit_send() (NULL where nothing waits on a network):
+	 * tx_send sends it and returns (-1: it failed at once, and nothing
+	 * is open); then, as with place_send, the caller watches place_fd()
+	 * and calls tx_poll: 0, no answer yet; 1, done, *rc what commit()
+	 * would have returned.  Another call that needs the connection reads
+	 * the answer first and calls ready(arg).
+	 */
+	int	(*tx_send)(struct store *, void (*ready)(void *), void *arg);
+	int	(*tx_poll)(struct store *, int *rc);
 
 	/*
 	 * Roles (role.c): work one roostd of those sharing the store must
@@ -411,6 +432,10 @@ struct store {
 	enum store_err		 errclass;	/* of the last error */
 	struct store_tx		 tx;		/* the one store_begin opens */
 	struct store_tx		 none;		/* store_auto()'s */
+	/* A commit sent by store_commit_send, until its answer. */
+	struct event		*flight;
+	void			(*flight_done)(void *, int);
+	void			*flight_arg;
 };
 
 extern const struct store_ops	store_sqlite_ops;
@@ -429,6 +454,20 @@ int		 store_commit(struct store_tx *);
  * write's, say).  Nothing to do for a handle that has ended (a failed
  * commit) or for store_auto()'s.  -1 only if the rollback itself failed. */
 int		 store_rollback(struct store_tx *);
+/*
+ * Ends a STORE_TX_SEND transaction without the loop waiting for the
+ * store: 0 when its commit is on the way, and done(arg, rc) comes later,
+ * on base's loop, with rc what store_commit would have returned (and
+ * store_error why); -1 when it failed at once (nothing committed, store_error
+ * says why, done is not called).  A store that never waits on a network
+ * (SQLite) commits now and calls done before returning.  Until done,
+ * store_flying() is 1, and any other call waits for the answer first.
+ */
+int		 store_commit_send(struct store_tx *, struct event_base *,
+		    void (*done)(void *, int), void *arg);
+/* Waits for the commit in flight, if any, and calls its done: for the
+ * owner of a flight that ends (bounded by the store's own waits). */
+void		 store_flight_land(struct store *);
 /* The handle of no transaction: each write given it stands alone. */
 struct store_tx	*store_auto(struct store *);
 /*

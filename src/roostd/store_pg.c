@@ -564,6 +564,7 @@ struct pg_store {
 	char		 lost[96];	/* why it was dropped */
 	uint64_t	 deadline_at;	/* a wait's end set by its caller */
 	struct pg_place	*place;		/* a user_place under way */
+	struct pg_send	*send;		/* a STORE_TX_SEND transaction */
 	char		**roles;	/* held by this session */
 	size_t		 nroles;
 	uint64_t	 reset_at;	/* last reconnect attempt, mono ms */
@@ -924,6 +925,12 @@ roles_forget(struct pg_store *ps)
 }
 
 static void	place_finish(struct store *);
+static int	send_building(const struct pg_store *);
+static int	send_rollback(struct store *);
+static int	pg_tx_send(struct store *, void (*)(void *), void *);
+static int	pg_tx_poll(struct store *, int *);
+static void	send_finish(struct store *);
+static void	send_free(struct pg_store *);
 static void	pg_notice(void *, const char *);
 static void	place_free(struct pg_store *);
 
@@ -979,6 +986,14 @@ conn_ready(struct store *st)
 
 	if (ps->place != NULL)
 		place_finish(st);
+	if (ps->send != NULL) {
+		if (send_building(ps)) {
+			store_set_error(st, "a sent transaction has only "
+			    "writes that need no answer");
+			return -1;
+		}
+		send_finish(st);
+	}
 	if (conn_ok(ps))
 		return 0;
 	if (ps->in_tx) {
@@ -1143,6 +1158,13 @@ run_cmd(struct store *st, enum stmt id, const struct params *p,
 /* Fill the parameters of record i; -1 (error set) refuses the record. */
 typedef int (*fill_fn)(struct store *, const void *, size_t,
     struct params *);
+
+/* A STORE_TX_SEND transaction's (below). */
+static int	send_begin(struct store *);
+static int	send_add(struct store *, enum stmt, const void *, size_t,
+		    fill_fn, const char *);
+static int	fill_params(struct store *, const void *, size_t,
+		    struct params *);
 
 /*
  * Run statement id once per record in libpq's pipeline mode, PIPE_MAX
@@ -1415,6 +1437,8 @@ batch_unit(struct store *st, enum stmt id, const void *recs, size_t n,
 	    TX_NONE;
 	const char *open = NULL, *close = NULL;
 
+	if (send_building(ps))
+		return send_add(st, id, recs, n, fill, what);
 	if (mode == TX_SAVEPOINT) {
 		open = "SAVEPOINT roost_op";
 		close = "RELEASE roost_op";
@@ -1659,6 +1683,7 @@ pg_close(struct store *st)
 		    "rolling it back");
 	/* Closing the connection ends (rolls back) an open transaction. */
 	place_free(ps);
+	send_free(ps);
 	reconnect_join(ps);
 	if (ps->conn != NULL)
 		PQfinish(ps->conn);
@@ -1681,13 +1706,14 @@ pg_begin(struct store *st, int flags)
 {
 	struct pg_store *ps = impl(st);
 
-	(void)flags;	/* every commit is durable: see the top */
+	/* STORE_TX_ADMIN: every commit is durable, see the top. */
 	if (ps->in_tx) {
 		store_set_error(st, "begin: a transaction is already open");
 		return -1;
 	}
 	ps->tx_failed = 0;
-	if (conn_ready(st) == -1 || simple(st, "BEGIN", "begin") == -1) {
+	if ((flags & STORE_TX_SEND) ? send_begin(st) == -1 :
+	    (conn_ready(st) == -1 || simple(st, "BEGIN", "begin") == -1)) {
 		ps->tx_failed = 1;
 		return -1;
 	}
@@ -1704,6 +1730,17 @@ pg_commit(struct store *st)
 	if (!ps->in_tx) {
 		store_set_error(st, "commit: no transaction is open");
 		return -1;
+	}
+	if (send_building(ps)) {
+		/* Sent, then waited for. */
+		rv = pg_tx_send(st, NULL, NULL);
+		if (rv == 0) {
+			send_finish(st);
+			pg_tx_poll(st, &rv);
+		}
+		if (rv == -1)
+			ps->tx_failed = 1;
+		return rv;
 	}
 	ps->in_tx = 0;
 	ps->bound_ms = STMT_TIMEOUT_MS;	/* SET LOCAL ends with it */
@@ -1748,6 +1785,8 @@ pg_rollback(struct store *st)
 	}
 	ps->in_tx = 0;
 	ps->bound_ms = STMT_TIMEOUT_MS;
+	if (send_building(ps))
+		return send_rollback(st);
 	if (!conn_ok(ps))
 		return 0;	/* the transaction went with the connection */
 	return simple(st, "ROLLBACK", "rollback");
@@ -1970,6 +2009,8 @@ op_cmd(struct store *st, enum stmt id, const struct params *p,
 
 	if (errres != NULL)
 		*errres = NULL;
+	if (send_building(impl(st)) && changed == NULL && errres == NULL)
+		return send_add(st, id, p, 1, fill_params, what);
 	if (impl(st)->in_tx && tx_start(st, &mode) == -1)
 		return -1;
 	if ((res = run(st, id, p, what, errres)) == NULL) {
@@ -2393,11 +2434,11 @@ pg_user_place(struct store *st, const struct store_user *us,
  * place_finish), within the batch's own bound, and keeps its outcome for
  * place_poll.
  */
-struct pg_place {
+/* A round trip sent and not waited for: a place_send batch or a sent
+ * transaction's commit. */
+struct flight {
 	struct pipe		 pp;
-	struct place		 pl;
-	enum txmode		 mode;
-	int64_t			*changed;
+	enum txmode		 mode;		/* what the pipeline opened */
 	uint64_t		 deadline;
 	void			(*ready)(void *);
 	void			*ready_arg;
@@ -2407,12 +2448,91 @@ struct pg_place {
 	char			 err[512];
 };
 
+/* Send what the pipeline holds (a few hundred bytes, mostly at once)
+ * within the wait bound, which is also the answer's deadline; -1 (fl's
+ * pipe failed) when the connection does not take it. */
+static int
+flight_flush(struct store *st, struct flight *fl, const char *what)
+{
+	struct pg_store *ps = impl(st);
+	uint64_t start = now_msec_mono();
+	int r;
+
+	fl->deadline = wait_deadline(ps);
+	while (!fl->pp.failed && (r = PQflush(ps->conn)) != 0) {
+		if (r == -1 || conn_poll(ps, POLLOUT, start,
+		    fl->deadline) == -1) {
+			pg_fail(st, what, NULL);
+			fl->pp.failed = 1;
+		}
+	}
+	return fl->pp.failed ? -1 : 0;
+}
+
+/* Read the answer to its end (within the flight's deadline) and keep its
+ * outcome, rolling back what a failed one opened; the caller's error
+ * stays.  refine, when given, rewords a failure first. */
+static void
+flight_read(struct store *st, struct flight *fl, const char *what,
+    int64_t *changed, void (*refine)(struct store *))
+{
+	struct pg_store *ps = impl(st);
+	char saved[sizeof(st->err)];
+	enum store_err class = st->errclass;
+
+	if (fl->done)
+		return;
+	memcpy(saved, st->err, sizeof(saved));
+	ps->deadline_at = fl->deadline;
+	fl->rc = pipe_recv(st, &fl->pp, what, changed);
+	ps->deadline_at = 0;
+	if (fl->rc == -1) {
+		if (refine != NULL)
+			refine(st);
+		memcpy(fl->err, st->err, sizeof(fl->err));
+		fl->class = st->errclass;
+		tx_end(st, fl->mode, 0);
+	} else if (fl->mode == TX_OWN)
+		ps->bound_ms = STMT_TIMEOUT_MS;
+	fl->done = 1;
+	memcpy(st->err, saved, sizeof(saved));
+	st->errclass = class;
+	if (fl->ready != NULL)
+		fl->ready(fl->ready_arg);
+}
+
+/* 0 while no answer has come (and the deadline is ahead); else 1, the
+ * answer read (finish), its error in st->err when it failed. */
+static int
+flight_poll(struct store *st, struct flight *fl, void (*finish)(struct store *))
+{
+	struct pg_store *ps = impl(st);
+
+	if (!fl->done) {
+		if (PQconsumeInput(ps->conn) && PQisBusy(ps->conn) &&
+		    now_msec_mono() < fl->deadline)
+			return 0;
+		finish(st);
+	}
+	if (fl->rc == -1) {
+		memcpy(st->err, fl->err, sizeof(st->err));
+		st->errclass = fl->class;
+	}
+	return 1;
+}
+
+struct pg_place {
+	struct flight		 fl;
+	struct place		 pl;
+	int64_t			*changed;
+};
+
 static void
 place_free(struct pg_store *ps)
 {
 	if (ps->place == NULL)
 		return;
-	PQclear(ps->place->pp.errres);
+	PQclear(ps->place->fl.pp.errres);
 	free(ps->place->changed);
 	free(ps->place);
 	ps->place = NULL;
@@ -2424,8 +2544,6 @@ pg_place_send(struct store *st, const struct store_user *us,
 {
 	struct pg_store *ps = impl(st);
 	struct pg_place *pp;
-	uint64_t start, deadline;
-	int r;
 	char name[16];
 
 	if (ps->place != NULL) {
@@ -2443,35 +2561,22 @@ pg_place_send(struct store *st, const struct store_user *us,
 	pp = xcalloc(1, sizeof(*pp));
 	pp->pl.us = us;
 	pp->pl.expect = expect;
-	pp->pp.end = n;
-	pp->mode = n > 1 ? TX_OWN : TX_NONE;
+	pp->fl.pp.end = n;
+	pp->fl.mode = n > 1 ? TX_OWN : TX_NONE;
 	pp->changed = xcalloc(n, sizeof(*pp->changed));
-	pp->ready = ready;
-	pp->ready_arg = arg;
 	ps->place = pp;
 	snprintf(name, sizeof(name), "r%d", (int)S_USER_PLACE);
-	pipe_send(st, &pp->pp, name, &pp->pl, fill_place, "user place",
-	    pp->mode == TX_OWN ? "BEGIN" : NULL,
-	    pp->mode == TX_OWN ? "COMMIT" : NULL, n);
-	start = now_msec_mono();
-	deadline = wait_deadline(ps);
-	/* A few hundred bytes: what the socket does not take at once goes
-	 * within the bound, or the connection does. */
-	while (!pp->pp.failed && (r = PQflush(ps->conn)) != 0) {
-		if (r == -1 || conn_poll(ps, POLLOUT, start, deadline) == -1) {
-			pg_fail(st, "user place", NULL);
-			pp->pp.failed = 1;
-		}
-	}
-	pp->deadline = deadline;
-	if (pp->pp.failed) {
-		pp->ready = NULL;
+	pipe_send(st, &pp->fl.pp, name, &pp->pl, fill_place, "user place",
+	    pp->fl.mode == TX_OWN ? "BEGIN" : NULL,
+	    pp->fl.mode == TX_OWN ? "COMMIT" : NULL, n);
+	if (flight_flush(st, &pp->fl, "user place") == -1) {
 		place_finish(st);	/* reads what there is, rolls back */
-		memcpy(st->err, pp->err, sizeof(st->err));
-		st->errclass = pp->class;
+		flight_poll(st, &pp->fl, place_finish);
 		place_free(ps);
 		return -1;
 	}
+	pp->fl.ready = ready;
+	pp->fl.ready_arg = arg;
 	return 0;
 }
 
@@ -2480,7 +2585,7 @@ pg_place_flying(struct store *st)
 {
 	struct pg_place *pp = impl(st)->place;
 
-	return pp != NULL && !pp->done;
+	return pp != NULL && !pp->fl.done;
 }
 
 static int
@@ -2492,34 +2597,24 @@ pg_place_fd(struct store *st)
 /* Read the answer of the batch under way to its end (bounded by the
  * batch's deadline) and keep its outcome; the caller's error stays. */
 static void
+place_refine(struct store *st)
+{
+	struct pg_place *pp = impl(st)->place;
+
+	if (pp->fl.pp.errres != NULL && is_state(pp->fl.pp.errres, "23503"))
+		store_set_conflict(st, "user %s: no backend named %s",
+		    pp->pl.us[pp->fl.pp.bad].user,
+		    pp->pl.us[pp->fl.pp.bad].backend);
+}
+
+static void
 place_finish(struct store *st)
 {
-	struct pg_store *ps = impl(st);
-	struct pg_place *pp = ps->place;
-	char saved[sizeof(st->err)];
-	enum store_err class = st->errclass;
+	struct pg_place *pp = impl(st)->place;
 
-	if (pp == NULL || pp->done)
-		return;
-	memcpy(saved, st->err, sizeof(saved));
-	ps->deadline_at = pp->deadline;
-	pp->rc = pipe_recv(st, &pp->pp, "user place", pp->changed);
-	ps->deadline_at = 0;
-	if (pp->rc == -1) {
-		if (pp->pp.errres != NULL && is_state(pp->pp.errres, "23503"))
-			store_set_conflict(st, "user %s: no backend named %s",
-			    pp->pl.us[pp->pp.bad].user,
-			    pp->pl.us[pp->pp.bad].backend);
-		memcpy(pp->err, st->err, sizeof(pp->err));
-		pp->class = st->errclass;
-		tx_end(st, pp->mode, 0);
-	} else if (pp->mode == TX_OWN)
-		ps->bound_ms = STMT_TIMEOUT_MS;
-	pp->done = 1;
-	memcpy(st->err, saved, sizeof(saved));
-	st->errclass = class;
-	if (pp->ready != NULL)
-		pp->ready(pp->ready_arg);
+	if (pp != NULL)
+		flight_read(st, &pp->fl, "user place", pp->changed,
+		    place_refine);
 }
 
 static int
@@ -2533,25 +2628,239 @@ pg_place_poll(struct store *st, store_user_cb cb, void *arg, int *rc)
 		*rc = -1;
 		return 1;
 	}
-	if (!pp->done) {
-		if (PQconsumeInput(ps->conn) && PQisBusy(ps->conn) &&
-		    now_msec_mono() < pp->deadline)
-			return 0;
-		place_finish(st);
-	}
-	if (pp->rc == -1) {
-		memcpy(st->err, pp->err, sizeof(st->err));
-		st->errclass = pp->class;
+	if (flight_poll(st, &pp->fl, place_finish) == 0)
+		return 0;
+	if (pp->fl.rc == -1)
 		*rc = -1;
-	} else {
+	else {
 		/* Not this batch's: the reads below are calls of their
 		 * own, and conn_ready must not finish it again. */
 		ps->place = NULL;
-		*rc = place_report(st, pp->pl.us, pp->pp.end, pp->changed,
+		*rc = place_report(st, pp->pl.us, pp->fl.pp.end, pp->changed,
 		    cb, arg);
 		ps->place = pp;
 	}
 	place_free(ps);
+	return 1;
+}
+
+/*
+ * A transaction that the loop does not wait for (begin with
+ * STORE_TX_SEND).  BEGIN goes into libpq's pipeline at begin, each write's
+ * statements as the write is made (only writes whose answer nobody reads,
+ * of the statements below), and COMMIT with the sync at tx_send, which
+ * returns once they are on their way.  The answer is read when it arrives
+ * (tx_poll), or by the next call that needs the connection (conn_ready ->
+ * send_finish), within the transaction's bound, like a place_send batch.
+ */
+struct pg_send {
+	struct flight	 fl;		/* BEGIN, the writes, COMMIT */
+	int		 flying;	/* COMMIT and the sync are out */
+};
+
+/* What may be sent: every statement here is prepared at begin, before
+ * the pipeline starts, so that a write never needs a round trip. */
+static const enum stmt send_stmts[] = {
+	S_USER_PUT, S_REPL_PUT, S_REPL_REQ_ADD, S_REPL_REQ_DELETE,
+	S_HEALTH_PUT, S_MOVE_STATE, S_JOB_STATE,
+};
+
+static int
+send_building(const struct pg_store *ps)
+{
+	return ps->send != NULL && !ps->send->flying;
+}
+
+static void
+send_free(struct pg_store *ps)
+{
+	if (ps->send == NULL)
+		return;
+	PQclear(ps->send->fl.pp.errres);
+	free(ps->send);
+	ps->send = NULL;
+}
+
+static int
+fill_params(struct store *st, const void *recs, size_t i, struct params *p)
+{
+	(void)st;
+	(void)i;
+	*p = *(const struct params *)recs;
+	return 0;
+}
+
+static int
+send_begin(struct store *st)
+{
+	struct pg_store *ps = impl(st);
+	size_t i;
+
+	if (conn_ready(st) == -1)
+		return -1;
+	if (ps->send != NULL) {
+		/* Answered, but its owner has not heard yet. */
+		store_set_error(st, "begin: the last sent transaction is "
+		    "not done yet");
+		st->errclass = STORE_ERETRY;
+		return -1;
+	}
+	for (i = 0; i < sizeof(send_stmts) / sizeof(send_stmts[0]); i++)
+		if (prepare(st, send_stmts[i], "begin") == -1)
+			return -1;
+	if (!PQenterPipelineMode(ps->conn) ||
+	    !PQsendQueryParams(ps->conn, "BEGIN", 0, NULL, NULL, NULL, NULL,
+	    0)) {
+		pg_fail(st, "begin", NULL);
+		PQexitPipelineMode(ps->conn);
+		return -1;
+	}
+	ps->send = xcalloc(1, sizeof(*ps->send));
+	ps->send->fl.pp.sent_open = 1;
+	ps->send->fl.mode = TX_OWN;
+	return 0;
+}
+
+/* Statement id for each of the n records, into the pipeline. */
+static int
+send_add(struct store *st, enum stmt id, const void *recs, size_t n,
+    fill_fn fill, const char *what)
+{
+	struct pg_send *sd = impl(st)->send;
+	struct params p;
+	char name[16];
+	size_t i, j;
+
+	if (sd->fl.pp.failed) {
+		store_set_error(st, "%s: an earlier write of the transaction "
+		    "failed", what);
+		return -1;
+	}
+	for (i = 0; i < sizeof(send_stmts) / sizeof(send_stmts[0]); i++)
+		if (send_stmts[i] == id)
+			break;
+	if (i == sizeof(send_stmts) / sizeof(send_stmts[0]) ||
+	    sd->fl.pp.sent + n > STORE_SEND_MAX) {
+		store_set_error(st, "%s: cannot go in a sent transaction%s",
+		    what, i < sizeof(send_stmts) / sizeof(send_stmts[0]) ?
+		    " (too many records)" : "");
+		return -1;
+	}
+	snprintf(name, sizeof(name), "r%d", (int)id);
+	for (j = 0; j < n; j++) {
+		memset(&p, 0, sizeof(p));
+		if (fill(st, recs, j, &p) == -1) {
+			sd->fl.pp.failed = 1;
+			return -1;
+		}
+		if (!PQsendQueryPrepared(impl(st)->conn, name, p.n, p.v, NULL,
+		    NULL, 0)) {
+			pg_fail(st, what, NULL);
+			sd->fl.pp.failed = 1;
+			return -1;
+		}
+		sd->fl.pp.sent++;
+	}
+	return 0;
+}
+
+/* Read the answer of the sent transaction to its end (within its
+ * deadline) and keep its outcome; the caller's error stays. */
+static void
+send_finish(struct store *st)
+{
+	struct pg_send *sd = impl(st)->send;
+
+	if (sd != NULL && sd->flying)
+		flight_read(st, &sd->fl, "commit", NULL, NULL);
+}
+
+static int
+pg_tx_send(struct store *st, void (*ready)(void *), void *arg)
+{
+	struct pg_store *ps = impl(st);
+	struct pg_send *sd = ps->send;
+
+	if (!send_building(ps)) {
+		store_set_error(st, "commit: no sent transaction is open");
+		return -1;
+	}
+	ps->in_tx = 0;
+	sd->flying = 1;
+	if (!sd->fl.pp.failed) {
+		if (PQsendQueryParams(ps->conn, "COMMIT", 0, NULL, NULL, NULL,
+		    NULL, 0))
+			sd->fl.pp.sent_close = 1;
+		else {
+			pg_fail(st, "commit", NULL);
+			sd->fl.pp.failed = 1;
+		}
+	}
+	if (!PQpipelineSync(ps->conn) && !sd->fl.pp.failed) {
+		pg_fail(st, "commit", NULL);
+		sd->fl.pp.failed = 1;
+	}
+	if (sd->fl.pp.failed || flight_flush(st, &sd->fl, "commit") == -1) {
+		send_finish(st);	/* reads what there is, rolls back */
+		flight_poll(st, &sd->fl, send_finish);
+		send_free(ps);
+		return -1;
+	}
+	sd->fl.ready = ready;
+	sd->fl.ready_arg = arg;
+	return 0;
+}
+
+/* A sent transaction given up before its commit: its statements end in a
+ * ROLLBACK, read to the end.  The error of the write that failed stays. */
+static int
+send_rollback(struct store *st)
+{
+	struct pg_store *ps = impl(st);
+	struct pg_send *sd = ps->send;
+	char saved[sizeof(st->err)];
+	enum store_err class = st->errclass;
+	int rv = 0;
+
+	memcpy(saved, st->err, sizeof(saved));
+	sd->flying = 1;
+	if (conn_ok(ps)) {
+		if (PQsendQueryParams(ps->conn, "ROLLBACK", 0, NULL, NULL,
+		    NULL, NULL, 0))
+			sd->fl.pp.sent_close = 1;
+		else
+			rv = -1;
+		if (!PQpipelineSync(ps->conn))
+			rv = -1;
+		ps->deadline_at = wait_deadline(ps);
+		sd->fl.pp.failed = 1;	/* every answer is only read */
+		pipe_recv(st, &sd->fl.pp, "rollback", NULL);
+		ps->deadline_at = 0;
+		if (conn_ok(ps) &&
+		    PQtransactionStatus(ps->conn) != PQTRANS_IDLE)
+			rv = simple(st, "ROLLBACK", "rollback");
+	}
+	send_free(ps);
+	memcpy(st->err, saved, sizeof(saved));
+	st->errclass = class;
+	return rv;
+}
+
+static int
+pg_tx_poll(struct store *st, int *rc)
+{
+	struct pg_store *ps = impl(st);
+	struct pg_send *sd = ps->send;
+
+	if (sd == NULL || !sd->flying) {
+		store_set_error(st, "commit: no sent transaction is under way");
+		*rc = -1;
+		return 1;
+	}
+	if (flight_poll(st, &sd->fl, send_finish) == 0)
+		return 0;
+	*rc = sd->fl.rc;
+	send_free(ps);
 	return 1;
 }
 
@@ -3373,6 +3682,8 @@ batch_op(struct store *st, enum stmt id, const void *recs, size_t n,
 
 	if (n == 0)
 		return 0;
+	if (send_building(impl(st)))
+		return send_add(st, id, recs, n, fill, what);
 	if ((n > 1 || impl(st)->in_tx) && tx_start(st, &mode) == -1)
 		return -1;
 	if (run_batch(st, id, recs, n, fill, what, &bad, &err, NULL, NULL,
@@ -3470,6 +3781,8 @@ const struct store_ops store_pg_ops = {
 	.place_fd = pg_place_fd,
 	.place_poll = pg_place_poll,
 	.place_flying = pg_place_flying,
+	.tx_send = pg_tx_send,
+	.tx_poll = pg_tx_poll,
 	.move_insert = pg_move_insert,
 	.move_state = pg_move_state,
 	.move_switch = pg_move_switch,

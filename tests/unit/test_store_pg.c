@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <event2/event.h>
 #include <libpq-fe.h>
 #include <sqlite3.h>
 
@@ -2256,6 +2257,159 @@ test_pg_place_send(void **state)
 	store_free(st);
 }
 
+/* What a sent commit's done said. */
+struct sent {
+	int	 calls;
+	int	 rc;
+	char	 err[256];
+	struct store *st;
+};
+
+static void
+sent_done(void *arg, int rc)
+{
+	struct sent *sd = arg;
+
+	sd->calls++;
+	sd->rc = rc;
+	snprintf(sd->err, sizeof(sd->err), "%s", store_error(sd->st));
+}
+
+/* Run the loop until done came (bounded: the store's own deadline ends
+ * every flight within seconds). */
+static void
+sent_wait(struct event_base *base, struct sent *sd)
+{
+	int i;
+
+	for (i = 0; i < 400 && sd->calls == 0; i++)
+		event_base_loop(base, EVLOOP_ONCE);
+	assert_int_equal(sd->calls, 1);
+}
+
+/*
+ * A STORE_TX_SEND transaction: the writes go out as they are made, the
+ * commit without the caller waiting, and done tells how it ended; all of
+ * it or none; reads and writes that need an answer are refused in it;
+ * another call during the flight reads the answer first.
+ */
+static void
+test_pg_tx_send(void **state)
+{
+	struct fixture *f = fixture(state);
+	struct store *st = open_ok(f);
+	struct event_base *base = event_base_new();
+	struct store_user us[2] = {
+		{ "s1", "b1", "", 0, 1700000100, 0, 0, NULL, 0, 0 },
+		{ "s2", "b2", "", 0, 1700000100, 0, 0, NULL, 0, 0 },
+	};
+	struct store_user bad[2] = {
+		{ "s3", "b1", "", 0, 1700000100, 0, 0, NULL, 0, 0 },
+		{ "s4", "nosuch", "", 0, 1700000100, 0, 0, NULL, 0, 0 },
+	};
+	struct store_repl rq = { "s1", 1, 1700000000000, 1700000000000, 0, 0,
+	    0, "", "dsync-state", 0, 0, 0 };
+	struct store_health h = { "b1", "failing", 1700000000, "refused", 3,
+	    1700000001 };
+	struct store_move m;
+	struct store_tx *tx;
+	struct sent sd = { 0, 0, "", st };
+	struct rcoll rc;
+	struct ucoll uc;
+	int n = 0;
+
+	assert_non_null(base);
+	add_backend(st, "b1");
+	add_backend(st, "b2");
+
+	/* Written, committed, told. */
+	assert_non_null(tx = store_begin(st, STORE_TX_SEND));
+	assert_int_equal(store_user_put(tx, us, 2), 0);
+	assert_int_equal(store_repl_put(tx, &rq, 1), 0);
+	assert_int_equal(store_health_put(tx, &h), 0);
+	assert_int_equal(store_commit_send(tx, base, sent_done, &sd), 0);
+	assert_int_equal(store_flying(st), 1);
+	sent_wait(base, &sd);
+	assert_int_equal(sd.rc, 0);
+	assert_int_equal(store_flying(st), 0);
+	assert_int_equal(user_count(st), 2);
+	memset(&rc, 0, sizeof(rc));
+	assert_int_equal(st->ops->repl_get(st, "s1", collect_repl, &rc), 1);
+	assert_string_equal(rc.state[0], "dsync-state");
+	assert_int_equal(st->ops->health_get(st, "b1", found_health, &n), 1);
+
+	/* All or nothing: the server refuses one record, and the other,
+	 * sent with it, is not there either. */
+	memset(&sd, 0, sizeof(sd));
+	sd.st = st;
+	assert_non_null(tx = store_begin(st, STORE_TX_SEND));
+	assert_int_equal(store_user_put(tx, bad, 2), 0);
+	assert_int_equal(store_commit_send(tx, base, sent_done, &sd), 0);
+	sent_wait(base, &sd);
+	assert_int_equal(sd.rc, -1);
+	assert_non_null(strstr(sd.err, "backend"));
+	assert_int_equal(get_user(st, "s3", &uc), 0);
+	assert_int_equal(user_count(st), 2);
+
+	/* Nothing that needs an answer: a read, an insert that returns its
+	 * id.  The transaction is then only rolled back. */
+	assert_non_null(tx = store_begin(st, STORE_TX_SEND));
+	assert_int_equal(store_user_put(tx, &bad[0], 1), 0);
+	assert_int_equal(get_user(st, "s1", &uc), -1);
+	assert_non_null(strstr(store_error(st), "only writes"));
+	memset(&m, 0, sizeof(m));
+	m.user = "s1";
+	m.from = "b1";
+	m.to = "b2";
+	m.reason = "move";
+	m.state = "queued";
+	assert_int_equal(store_move_insert(tx, &m), -1);
+	assert_int_equal(store_rollback(tx), 0);
+	assert_int_equal(get_user(st, "s3", &uc), 0);
+	assert_int_equal(user_count(st), 2);
+
+	/* Another call during the flight reads the answer first; done
+	 * still comes, on the loop. */
+	memset(&sd, 0, sizeof(sd));
+	sd.st = st;
+	assert_non_null(tx = store_begin(st, STORE_TX_SEND));
+	assert_int_equal(store_user_put(tx, &bad[0], 1), 0);
+	assert_int_equal(store_commit_send(tx, base, sent_done, &sd), 0);
+	assert_int_equal(get_user(st, "s3", &uc), 1);
+	assert_int_equal(sd.calls, 0);
+	/* A transaction of the ordinary kind meanwhile is its own; the next
+	 * sent one waits until done was told. */
+	assert_non_null(tx = store_begin(st, STORE_TX_ADMIN));
+	assert_int_equal(store_audit_add(tx, "admin", "user.pin", "s3", "{}"),
+	    0);
+	assert_int_equal(store_commit(tx), 0);
+	assert_null(store_begin(st, STORE_TX_SEND));
+	assert_int_equal(store_retryable(st), 1);
+	sent_wait(base, &sd);
+	assert_int_equal(sd.rc, 0);
+
+	/* Landed on purpose (an owner that ends), without the loop. */
+	memset(&sd, 0, sizeof(sd));
+	sd.st = st;
+	us[0].user = "s5";
+	assert_non_null(tx = store_begin(st, STORE_TX_SEND));
+	assert_int_equal(store_user_put(tx, us, 1), 0);
+	assert_int_equal(store_commit_send(tx, base, sent_done, &sd), 0);
+	store_flight_land(st);
+	assert_int_equal(sd.calls, 1);
+	assert_int_equal(sd.rc, 0);
+	assert_int_equal(store_flying(st), 0);
+
+	/* Committed the waiting way, too. */
+	us[0].user = "s6";
+	assert_non_null(tx = store_begin(st, STORE_TX_SEND));
+	assert_int_equal(store_user_put(tx, us, 1), 0);
+	assert_int_equal(store_commit(tx), 0);
+	assert_int_equal(user_count(st), 5);
+	store_free(st);
+	event_base_free(base);
+}
+
 /* Stops the first roostd session found sleeping in pg_sleep (a COMMIT in
  * its deferred trigger), for test_pg_commit_outcome_unknown. */
 struct freezer {
@@ -2726,6 +2880,7 @@ main(void)
 		PG(test_pg_changes),
 		PG(test_pg_changes_pruned),
 		PG(test_pg_changes_commit_order),
+		PG(test_pg_tx_send),
 	};
 	int rc;
 

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <event2/event.h>
 #include <jansson.h>
 #include <sqlite3.h>
 
@@ -1222,6 +1223,44 @@ test_tx_handle(void **state)
 }
 
 static void
+sent_done(void *arg, int rc)
+{
+	int *got = arg;
+
+	*got = rc == 0 ? 1 : -1;
+}
+
+/* A STORE_TX_SEND transaction on SQLite, which never waits on a network:
+ * committed at once, done told before store_commit_send returns. */
+static void
+test_tx_send(void **state)
+{
+	struct fixture *f = *state;
+	struct store *st;
+	struct store_tx *tx;
+	struct event_base *base = event_base_new();
+	struct store_user u = { "alice", "b1", "", 0, 1700000100, 0, 0, NULL,
+	    0, 0 };
+	int got = 0;
+
+	assert_non_null(base);
+	st = open_ok(f);
+	add_backend(st, "b1");
+	assert_non_null(tx = store_begin(st, STORE_TX_SEND));
+	assert_int_equal(store_user_put(tx, &u, 1), 0);
+	assert_int_equal(store_commit_send(tx, base, sent_done, &got), 0);
+	assert_int_equal(got, 1);
+	assert_int_equal(store_flying(st), 0);
+	assert_int_equal(user_count(st), 1);
+	/* Only a transaction begun to be sent. */
+	assert_non_null(tx = store_begin(st, 0));
+	assert_int_equal(store_commit_send(tx, base, sent_done, &got), -1);
+	assert_int_equal(store_rollback(tx), 0);
+	store_free(st);
+	event_base_free(base);
+}
+
+static void
 test_file_mode(void **state)
 {
 	struct fixture *f = *state;
@@ -1683,6 +1722,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_repl_records,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tx_handle, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_tx_send, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_admin_tx_durable,
 		    setup, teardown),
