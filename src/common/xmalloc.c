@@ -82,3 +82,12 @@ xasprintf(char **ret, const char *fmt, ...)
 		fatal("xasprintf");
 	return n;
 }
+
+void *
+xgrow(void *p, size_t n, size_t *cap, size_t size)
+{
+	if (n < *cap)
+		return p;
+	*cap = *cap ? *cap * 2 : 64;
+	return xreallocarray(p, *cap, size);
+}

@@ -54,6 +54,7 @@
 #define MAINT_SWEEP		300	/* passes to cover the whole table */
 #define MAINT_SLOW_MS		5	/* a pass this long is worth a log line */
 #define BATCH_RETRY_MS		10	/* between commits of a batch the store refused */
+#define BATCH_YIELD_MS		1	/* to another's commit in flight */
 #define BATCH_BUSY_MAX_MS	2000	/* then its lookups get 503 */
 
 /* Each refused batch answers its lookups 503; while the store is away the
@@ -572,7 +573,15 @@ batch_commit(struct roost *rs, int final, int nowait)
 	n = lb->npend;
 	if (lb->npend == 0 && lb->nwait == 0)
 		return 0;
+	/* Another commit in flight (the replication queue's): the batch
+	 * goes once it has landed, rather than the loop wait for it. */
+	if (nowait && store_flying(st)) {
+		struct timeval tv = { 0, BATCH_YIELD_MS * 1000 };
 
+		if (event_add(lb->ev, &tv) == -1)
+			fatalx("event_add");
+		return 0;
+	}
 	lb->nadopt = lb->nrefused = 0;
 	if (n > 0) {
 		/* Each user once, as memory has it now; expected where it
@@ -726,6 +735,13 @@ int
 lookup_flush(struct roost *rs)
 {
 	return batch_commit(rs, 0, 0);
+}
+
+int
+lookup_waiting(struct roost *rs)
+{
+	return rs->batch != NULL && rs->batch->npend > 0 &&
+	    rs->batch->fly_ev == NULL;
 }
 
 static void

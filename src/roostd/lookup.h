@@ -24,6 +24,8 @@ void	lookup_reply(struct roost *, struct evhttp_request *,
  * Returns -1 when the store was busy and the batch still waits (it is
  * retried on a timer), 0 when nothing is left waiting. */
 int	lookup_flush(struct roost *);
+/* New users wait for their batch's commit: the store is theirs first. */
+int	lookup_waiting(struct roost *);
 /* Write lookup times to the store and forget assignments idle past
  * user_expire: a bounded slice per call, or everything when `all`. */
 void	lookup_maintain(struct roost *, int all);

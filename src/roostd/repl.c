@@ -56,6 +56,7 @@
 #include "doveadm.h"
 #include "http.h"
 #include "log.h"
+#include "lookup.h"
 #include "placement.h"
 #include "repl.h"
 #include "role.h"
@@ -103,6 +104,7 @@ struct ritem {
 	int8_t			 again;		/* asked for while running */
 	uint8_t			 full, again_full;
 	uint8_t			 ready, dirty, stuck, blocked;
+	uint8_t			 flying;	/* its write is in a flight */
 	uint8_t			 reruns;
 	uint16_t		 fails;
 	int64_t			 queued;	/* wall ms */
@@ -180,6 +182,27 @@ struct repl {
 	uint64_t		  take_at;	/* mono ms of the last look */
 	uint64_t		  gain_at;	/* mono ms, the last try */
 	uint64_t		  requested, took;
+	struct repl_flight	 *flight;	/* a flush not answered yet */
+};
+
+/*
+ * A flush whose commit is on its way (store_commit_send): what it wrote,
+ * taken out of struct repl so that what changes meanwhile goes to the
+ * next flush, and given back if the commit fails.
+ */
+struct repl_flight {
+	struct repl		 *r;
+	struct ritem		**items;	/* ->flying, dirty cleared */
+	size_t			  nitems;
+	size_t			  nrows;	/* user rows written */
+	char			**urows;
+	size_t			  nurows;
+	struct store_repl_request *reqs;
+	size_t			  nreqs;
+	int64_t			 *taken;
+	size_t			  ntaken;
+	struct evhttp_request	**waiters;
+	size_t			  nwait;
 };
 
 static void	repl_flush_cb(evutil_socket_t, short, void *);
@@ -355,30 +378,37 @@ requeue(struct repl *r, struct ritem *it, int64_t now)
 	it->ready = 1;
 }
 
+/* On the list of the next flush; 1 when it was not yet. */
+static int
+dirty_push(struct repl *r, struct ritem *it)
+{
+	if (it->dirty)
+		return 0;
+	it->dirty = 1;
+	r->dirty = xgrow(r->dirty, r->ndirty, &r->cdirty, sizeof(*r->dirty));
+	r->dirty[r->ndirty++] = it;
+	return 1;
+}
+
 static void
 mark_dirty(struct repl *r, struct ritem *it)
 {
-	if (it->dirty)
-		return;
-	it->dirty = 1;
-	if (r->ndirty == r->cdirty) {
-		r->cdirty = r->cdirty ? r->cdirty * 2 : 64;
-		r->dirty = xreallocarray(r->dirty, r->cdirty,
-		    sizeof(*r->dirty));
-	}
-	r->dirty[r->ndirty++] = it;
-	event_active(r->flush_ev, EV_TIMEOUT, 0);
+	if (dirty_push(r, it))
+		event_active(r->flush_ev, EV_TIMEOUT, 0);
+}
+
+/* Takes key. */
+static void
+urow_push(struct repl *r, char *key)
+{
+	r->urows = xgrow(r->urows, r->nurows, &r->curows, sizeof(*r->urows));
+	r->urows[r->nurows++] = key;
 }
 
 static void
 user_row_dirty(struct repl *r, const struct umap_entry *e)
 {
-	if (r->nurows == r->curows) {
-		r->curows = r->curows ? r->curows * 2 : 64;
-		r->urows = xreallocarray(r->urows, r->curows,
-		    sizeof(*r->urows));
-	}
-	r->urows[r->nurows++] = xstrdup(e->key);
+	urow_push(r, xstrdup(e->key));
 	event_active(r->flush_ev, EV_TIMEOUT, 0);
 }
 
@@ -405,8 +435,8 @@ item_maybe_free(struct repl *r, struct ritem *it)
 {
 	struct ritem **pp;
 
-	if (it->prio >= 0 || it->sync != NULL || it->dirty || it->fails > 0 ||
-	    it->stuck || it->again >= 0)
+	if (it->prio >= 0 || it->sync != NULL || it->dirty || it->flying ||
+	    it->fails > 0 || it->stuck || it->again >= 0)
 		return;
 	unqueue(r, it);
 	for (pp = &r->tab[it->hash & r->mask]; *pp != it; pp = &(*pp)->hnext)
@@ -444,16 +474,19 @@ item_queue(struct repl *r, struct ritem *it, int prio, int full, int64_t now)
 
 /* Work for another instance, the holder of role repl: stored as a
  * request at the next flush. */
+static struct store_repl_request *
+request_push(struct repl *r)
+{
+	r->reqs = xgrow(r->reqs, r->nreqs, &r->creqs, sizeof(*r->reqs));
+	return &r->reqs[r->nreqs++];
+}
+
 static void
 request_add(struct repl *r, const char *key, int prio, int full)
 {
 	struct store_repl_request *q;
 
-	if (r->nreqs == r->creqs) {
-		r->creqs = r->creqs ? r->creqs * 2 : 64;
-		r->reqs = xreallocarray(r->reqs, r->creqs, sizeof(*r->reqs));
-	}
-	q = &r->reqs[r->nreqs++];
+	q = request_push(r);
 	memset(q, 0, sizeof(*q));
 	q->user = xstrdup(key);
 	q->priority = prio;
@@ -493,23 +526,184 @@ work(struct repl *r, const char *key, size_t len, int prio, int full,
 /* --- the store ------------------------------------------------------ */
 
 static void
-answer_waiters(struct repl *r, int ok)
+taken_push(struct repl *r, int64_t id)
+{
+	r->taken = xgrow(r->taken, r->ntaken, &r->ctaken, sizeof(*r->taken));
+	r->taken[r->ntaken++] = id;
+}
+
+static int
+took_already(const struct repl *r, int64_t id)
 {
 	size_t i;
 
-	for (i = 0; i < r->nwait; i++) {
+	for (i = 0; i < r->ntaken; i++)
+		if (r->taken[i] == id)
+			return 1;
+	return 0;
+}
+
+static void
+waiter_push(struct repl *r, struct evhttp_request *req)
+{
+	r->waiters = xgrow(r->waiters, r->nwait, &r->cwait,
+	    sizeof(*r->waiters));
+	r->waiters[r->nwait++] = req;
+}
+
+static void
+answer(struct evhttp_request **w, size_t n, int ok)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
 		if (ok)
-			evhttp_send_reply(r->waiters[i], 204, "No Content",
-			    NULL);
+			evhttp_send_reply(w[i], 204, "No Content", NULL);
 		else
-			http_reply_error_reason(r->waiters[i], 503, "store",
+			http_reply_error_reason(w[i], 503, "store",
 			    "the replication queue could not be stored; "
 			    "the sync waits in memory for the store");
 	}
+}
+
+static void
+answer_waiters(struct repl *r, int ok)
+{
+	answer(r->waiters, r->nwait, ok);
 	r->nwait = 0;
 	r->wait_since = 0;
 }
 
+/* Take what a flush writes out of r, into its flight. */
+static struct repl_flight *
+flight_take(struct repl *r, size_t nrows)
+{
+	struct repl_flight *fl = xcalloc(1, sizeof(*fl));
+	size_t i;
+
+	fl->r = r;
+	fl->nrows = nrows;
+	fl->items = r->dirty;
+	fl->nitems = r->ndirty;
+	r->dirty = NULL;
+	r->ndirty = r->cdirty = 0;
+	for (i = 0; i < fl->nitems; i++) {
+		fl->items[i]->dirty = 0;
+		fl->items[i]->flying = 1;
+	}
+	fl->urows = r->urows;
+	fl->nurows = r->nurows;
+	r->urows = NULL;
+	r->nurows = r->curows = 0;
+	fl->reqs = r->reqs;
+	fl->nreqs = r->nreqs;
+	r->reqs = NULL;
+	r->nreqs = r->creqs = 0;
+	fl->taken = r->taken;
+	fl->ntaken = r->ntaken;
+	r->taken = NULL;
+	r->ntaken = r->ctaken = 0;
+	fl->waiters = r->waiters;
+	fl->nwait = r->nwait;
+	r->waiters = NULL;
+	r->nwait = r->cwait = 0;
+	r->flight = fl;
+	return fl;
+}
+
+/* The commit failed: what it wrote is to write again, from r. */
+static void
+flight_give_back(struct repl *r, struct repl_flight *fl)
+{
+	size_t i;
+
+	for (i = 0; i < fl->nitems; i++) {
+		fl->items[i]->flying = 0;
+		dirty_push(r, fl->items[i]);
+	}
+	for (i = 0; i < fl->nurows; i++)
+		urow_push(r, fl->urows[i]);
+	fl->nurows = 0;
+	for (i = 0; i < fl->nreqs; i++)
+		*request_push(r) = fl->reqs[i];
+	fl->nreqs = 0;
+	for (i = 0; i < fl->ntaken; i++)
+		if (!took_already(r, fl->taken[i]))
+			taken_push(r, fl->taken[i]);
+	for (i = 0; i < fl->nwait; i++)
+		waiter_push(r, fl->waiters[i]);
+	fl->nwait = 0;
+}
+
+static void
+flight_free(struct repl_flight *fl)
+{
+	size_t i;
+
+	for (i = 0; i < fl->nurows; i++)
+		free(fl->urows[i]);
+	for (i = 0; i < fl->nreqs; i++)
+		free((char *)fl->reqs[i].user);
+	free(fl->items);
+	free(fl->urows);
+	free(fl->reqs);
+	free(fl->taken);
+	free(fl->waiters);
+	free(fl);
+}
+
+static void	flush_failed(struct repl *, size_t);
+
+/* The store answered a flush's commit. */
+static void
+flush_done(void *arg, int rc)
+{
+	struct repl_flight *fl = arg;
+	struct repl *r = fl->r;
+	struct ritem *it;
+	size_t i;
+
+	if (r == NULL) {		/* landed at the end */
+		flight_free(fl);
+		return;
+	}
+	r->flight = NULL;
+	if (rc == -1) {
+		flight_give_back(r, fl);
+		flush_failed(r, fl->nitems);
+		flight_free(fl);
+		dispatch(r);
+		return;
+	}
+	log_debug("replication: %zu queue entries and %zu user rows stored, "
+	    "%zu requests stored and %zu taken, in one transaction",
+	    fl->nitems, fl->nrows, fl->nreqs, fl->ntaken);
+	for (i = 0; i < fl->nitems; i++) {
+		it = fl->items[i];
+		it->flying = 0;
+		/* Changed since: what it has now goes with the next flush. */
+		if (it->dirty)
+			continue;
+		free(it->state);
+		it->state = NULL;
+		it->set_fast = it->set_full = it->set_ok = 0;
+	}
+	for (i = 0; i < fl->nitems; i++)
+		item_maybe_free(r, fl->items[i]);
+	answer(fl->waiters, fl->nwait, 1);
+	r->wait_since = 0;
+	flight_free(fl);
+	if (r->ndirty > 0 || r->nurows > 0 || r->nreqs > 0 || r->ntaken > 0 ||
+	    r->nwait > 0)
+		event_active(r->flush_ev, EV_TIMEOUT, 0);
+	dispatch(r);
+}
+
+/*
+ * Store what changed since the last flush, in one transaction.  It is
+ * sent (store_commit_send) when it fits, so that the loop goes on while
+ * the store commits; what changes meanwhile waits for the answer.
+ */
 static void
 repl_flush(struct repl *r)
 {
@@ -518,20 +712,25 @@ repl_flush(struct repl *r)
 	struct store_tx *tx;
 	struct store_repl *recs = NULL;
 	struct store_user *rows = NULL;
+	struct repl_flight *fl;
 	struct umap_entry *e;
 	struct ritem *it;
 	size_t i, n, nrows = 0;
-	struct timeval tv = { 0, REPL_FLUSH_RETRY_MS * 1000 };
+	int send;
 
 	repl_sync_role(r);
+	if (r->flight != NULL)
+		return;		/* its answer flushes again */
 	n = r->ndirty;
 	if (n == 0 && r->nurows == 0 && r->nreqs == 0 && r->ntaken == 0) {
 		answer_waiters(r, 1);
 		goto out;
 	}
-	/* A moment later rather than wait for a lookup batch to land. */
-	if (store_flying(st)) {
-		tv.tv_usec = REPL_YIELD_MS * 1000;
+	/* A moment later rather than wait for a lookup batch to land, or
+	 * hold up one that is about to go. */
+	if (store_flying(st) || lookup_waiting(rs)) {
+		struct timeval tv = { 0, REPL_YIELD_MS * 1000 };
+
 		if (event_add(r->flush_ev, &tv) == -1)
 			fatalx("event_add");
 		goto out;
@@ -562,56 +761,54 @@ repl_flush(struct repl *r)
 			continue;
 		state_user_record(rs, e, &rows[nrows++]);
 	}
-	if ((tx = store_begin(st, 0)) == NULL)
-		goto busy;
+	send = n + nrows + r->nreqs + r->ntaken <= STORE_SEND_MAX;
+	if ((tx = store_begin(st, send ? STORE_TX_SEND : 0)) == NULL) {
+		flush_failed(r, n);
+		goto out;
+	}
 	if (store_repl_put(tx, recs, n) == -1 ||
 	    store_user_put(tx, rows, nrows) == -1 ||
 	    (r->nreqs > 0 && store_repl_request_add(tx, r->reqs,
 	    r->nreqs) == -1) ||
 	    (r->ntaken > 0 && store_repl_request_delete(tx, r->taken,
-	    r->ntaken) == -1) ||
-	    store_commit(tx) == -1) {
+	    r->ntaken) == -1)) {
 		store_rollback(tx);
-		goto busy;
+		flush_failed(r, n);
+		goto out;
 	}
-	log_debug("replication: %zu queue entries and %zu user rows stored, "
-	    "%zu requests stored and %zu taken, in one transaction", n, nrows,
-	    r->nreqs, r->ntaken);
-	requests_clear(r);
-	r->ntaken = 0;
-	for (i = 0; i < n; i++) {
-		it = r->dirty[i];
-		it->dirty = 0;
-		free(it->state);
-		it->state = NULL;
-		it->set_fast = it->set_full = it->set_ok = 0;
-	}
-	for (i = 0; i < n; i++)
-		item_maybe_free(r, r->dirty[i]);
-	r->ndirty = 0;
-	for (i = 0; i < r->nurows; i++)
-		free(r->urows[i]);
-	r->nurows = 0;
-	answer_waiters(r, 1);
-	goto out;
-busy:
+	fl = flight_take(r, nrows);
+	if (!send)
+		flush_done(fl, store_commit(tx));
+	else if (store_commit_send(tx, rs->base, flush_done, fl) == -1)
+		flush_done(fl, -1);
+out:
+	free(recs);
+	free(rows);
+	dispatch(r);
+}
+
+/* The store did not take the flush: again soon while it is busy, for a
+ * bounded time; the waiters then hear it failed.  What was to be written
+ * stays to write. */
+static void
+flush_failed(struct repl *r, size_t n)
+{
+	struct store *st = r->rs->store;
+	struct timeval tv = { 0, REPL_FLUSH_RETRY_MS * 1000 };
+
 	if (r->wait_since == 0)
 		r->wait_since = now_msec_mono();
 	if (store_retryable(st) &&
 	    now_msec_mono() - r->wait_since < REPL_WAIT_MAX_MS) {
 		if (event_add(r->flush_ev, &tv) == -1)
 			fatalx("event_add");
-		goto out;
+		return;
 	}
 	log_limited(&store_limit, LOG_LEVEL_WARN, "replication: storing %zu "
 	    "queue entries: %s", n, store_error(st));
 	answer_waiters(r, 0);
 	/* Kept dirty: written with the next change or the next tick. */
 	r->wait_since = 0;
-out:
-	free(recs);
-	free(rows);
-	dispatch(r);
 }
 
 static void
@@ -1196,12 +1393,7 @@ repl_run_cancel(struct repl_run *run)
 static void
 add_waiter(struct repl *r, struct evhttp_request *req)
 {
-	if (r->nwait == r->cwait) {
-		r->cwait = r->cwait ? r->cwait * 2 : 64;
-		r->waiters = xreallocarray(r->waiters, r->cwait,
-		    sizeof(*r->waiters));
-	}
-	r->waiters[r->nwait++] = req;
+	waiter_push(r, req);
 	event_active(r->flush_ev, EV_TIMEOUT, 0);
 }
 
@@ -1417,7 +1609,7 @@ repl_drop(struct repl *r)
 				r->running--;
 				n++;
 			}
-			if (it->dirty && it->prio >= 0)
+			if ((it->dirty || it->flying) && it->prio >= 0)
 				request_add(r, it->key, it->prio, it->full);
 			if (it->again >= 0)
 				request_add(r, it->key, it->again,
@@ -1432,6 +1624,10 @@ repl_drop(struct repl *r)
 	r->nheap = 0;
 	r->ndirty = 0;
 	r->ntaken = 0;
+	/* Its entries are gone; whatever becomes of its commit, the next
+	 * holder has the queue (and the requests, if it failed). */
+	if (r->flight != NULL)
+		r->flight->nitems = r->flight->ntaken = 0;
 	for (p = 0; p < REPL_P_COUNT; p++) {
 		TAILQ_INIT(&r->ready[p]);
 		r->nready[p] = 0;
@@ -1465,17 +1661,6 @@ repl_role(struct roost *rs, int held)
 }
 
 static int
-took_already(const struct repl *r, int64_t id)
-{
-	size_t i;
-
-	for (i = 0; i < r->ntaken; i++)
-		if (r->taken[i] == id)
-			return 1;
-	return 0;
-}
-
-static int
 take_one(const struct store_repl_request *q, void *arg)
 {
 	struct repl *r = arg;
@@ -1488,12 +1673,7 @@ take_one(const struct store_repl_request *q, void *arg)
 	if ((e = umap_get(rs->users, q->user, len)) == NULL &&
 	    now_msec() - q->at < REPL_REQ_WAIT_MS)
 		return -1;	/* the feed brings the user soon: later */
-	if (r->ntaken == r->ctaken) {
-		r->ctaken = r->ctaken ? r->ctaken * 2 : 64;
-		r->taken = xreallocarray(r->taken, r->ctaken,
-		    sizeof(*r->taken));
-	}
-	r->taken[r->ntaken++] = q->id;
+	taken_push(r, q->id);
 	r->took++;
 	log_debug("replication: request %lld for %s taken", (long long)q->id,
 	    q->user);
@@ -1754,6 +1934,12 @@ repl_free(struct roost *rs)
 
 	if (r == NULL)
 		return;
+	/* Its commit, answered before the loop and the store go. */
+	if (r->flight != NULL) {
+		r->flight->r = NULL;
+		r->flight = NULL;
+		store_flight_land(rs->store);
+	}
 	while ((run = LIST_FIRST(&r->runs)) != NULL)
 		repl_run_cancel(run);
 	for (i = 0; i <= r->mask; i++)
