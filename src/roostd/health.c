@@ -80,6 +80,14 @@ struct health {
 	size_t			 nslots;
 	int			 suspect;	/* everything failed: alarm raised */
 	long long		 interval;	/* as the tick is armed now */
+	int			 writing;	/* a verdict's commit is out */
+};
+
+/* A verdict on its way to the store: the slot it was for, and whose. */
+struct health_write {
+	struct roost		*rs;
+	long			 slot;
+	char			 name[BACKEND_NAME_MAX + 1];
 };
 
 int
@@ -196,13 +204,45 @@ health_reroute(struct roost *rs)
 			    !failover_pending(rs, (long)i);
 }
 
-/* Write a changed verdict; a busy store is tried again next round. */
+/* The store answered a verdict's commit: a failed one is written again
+ * next round, if that slot still is that backend's. */
+static void
+health_stored(void *arg, int rc)
+{
+	struct health_write *hw = arg;
+	struct roost *rs = hw->rs;
+	struct health *h = rs->health;
+	struct health_slot *hs;
+
+	h->writing = 0;
+	if (rc == -1) {
+		log_debug("backend %s: keeping the health verdict: %s",
+		    hw->name, store_error(rs->store));
+		if ((size_t)hw->slot < h->nslots &&
+		    (hs = h->slots[hw->slot]) != NULL &&
+		    rs->backends[hw->slot] != NULL &&
+		    strcmp(rs->backends[hw->slot]->name, hw->name) == 0)
+			hs->dirty = 1;
+	}
+	free(hw);
+}
+
+/*
+ * Write a changed verdict, without the loop waiting for the commit; a
+ * busy store, or another commit still out, has it written next round.
+ */
 static void
 health_store(struct health_slot *hs, const struct backend *b)
 {
-	struct store *st = hs->rs->store;
+	struct roost *rs = hs->rs;
+	struct store *st = rs->store;
+	struct health_write *hw;
 	struct store_health sh;
+	struct store_tx *tx;
 
+	hs->dirty = 1;
+	if (store_flying(st) || (tx = store_begin(st, STORE_TX_SEND)) == NULL)
+		return;
 	memset(&sh, 0, sizeof(sh));
 	sh.backend = b->name;
 	sh.state = health_state_name(b->health);
@@ -210,13 +250,20 @@ health_store(struct health_slot *hs, const struct backend *b)
 	sh.error = b->health_error;
 	sh.latency_ms = b->health_latency_ms;
 	sh.checked = b->health_checked;
-	if (store_health_put(store_auto(st), &sh) == -1) {
+	if (store_health_put(tx, &sh) == -1) {
 		log_debug("backend %s: keeping the health verdict: %s",
 		    b->name, store_error(st));
-		hs->dirty = 1;
+		store_rollback(tx);
 		return;
 	}
+	hw = xcalloc(1, sizeof(*hw));
+	hw->rs = rs;
+	hw->slot = hs->slot;
+	snprintf(hw->name, sizeof(hw->name), "%s", b->name);
 	hs->dirty = 0;
+	rs->health->writing = 1;
+	if (store_commit_send(tx, rs->base, health_stored, hw) == -1)
+		health_stored(hw, -1);
 }
 
 /* Is any backend that is not down still passing its probes? */
@@ -461,6 +508,9 @@ health_free(struct roost *rs)
 
 	if (h == NULL)
 		return;
+	/* Its commit, answered before the loop and the store go. */
+	if (h->writing)
+		store_flight_land(rs->store);
 	failover_free_all(rs);
 	for (i = 0; i < h->nslots; i++)
 		if (h->slots[i] != NULL) {
