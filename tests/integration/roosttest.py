@@ -556,6 +556,25 @@ class Pg:
         return [line.split("\t") for line in
                 p.stdout.decode().splitlines() if line]
 
+    def slow_commit(self, seconds, table, events, when):
+        """Make each commit that wrote a row of table (events: "INSERT",
+        "INSERT OR UPDATE") for which when (SQL on NEW) holds sleep that
+        many seconds first, in a deferred trigger; slow_commit_ends() then
+        says when each such sleep ended."""
+        self.query("CREATE TABLE IF NOT EXISTS slow_done (at float8)")
+        self.query("CREATE OR REPLACE FUNCTION slow_commit() RETURNS trigger"
+                   " LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(%s);"
+                   " INSERT INTO slow_done VALUES (extract(epoch FROM"
+                   " clock_timestamp())); RETURN NULL; END $$" % seconds)
+        self.query("CREATE CONSTRAINT TRIGGER slow_commit AFTER %s ON %s"
+                   " DEFERRABLE INITIALLY DEFERRED FOR EACH ROW WHEN (%s)"
+                   " EXECUTE FUNCTION slow_commit()" % (events, table, when))
+
+    def slow_commit_ends(self):
+        """Unix times the sleeps of slow_commit ended, oldest first."""
+        return [float(row[0]) for row in
+                self.query("SELECT at FROM slow_done ORDER BY at")]
+
     def halt(self):
         p = self._pgtmp("halt", self.dir)
         eq(p.returncode, 0, "pgtmp halt: %s" % p.stderr.decode())

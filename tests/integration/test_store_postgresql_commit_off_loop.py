@@ -39,12 +39,7 @@ def scenario(t, pg, made):
     r.add_backend("b2", "127.0.0.12")
     known = ["known%02d" % i for i in range(20)]
     where = {u: r.lookup_ok(u)["backend"] for u in known}
-    pg.query("CREATE FUNCTION slow_commit() RETURNS trigger LANGUAGE"
-             " plpgsql AS $$ BEGIN PERFORM pg_sleep(%s); RETURN NULL;"
-             " END $$" % SLOW_S)
-    pg.query("CREATE CONSTRAINT TRIGGER slow_commit AFTER INSERT ON users"
-             " DEFERRABLE INITIALLY DEFERRED FOR EACH ROW WHEN"
-             " (NEW.\"user\" LIKE 'slow%%') EXECUTE FUNCTION slow_commit()")
+    pg.slow_commit(SLOW_S, "users", "INSERT", "NEW.\"user\" LIKE 'slow%'")
 
     out = {}
     first = threading.Thread(target=timed_lookup, args=(r, "slow1", out))

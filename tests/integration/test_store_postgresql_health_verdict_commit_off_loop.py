@@ -37,14 +37,8 @@ def scenario(t, pg, services):
              if r.lookup_ok(u)["backend"] == "b2"]
     check(len(known) > 5, "b2 has users (%d)" % len(known))
 
-    pg.query("CREATE TABLE slow_done (at float8)")
-    pg.query("CREATE FUNCTION slow_commit() RETURNS trigger LANGUAGE"
-             " plpgsql AS $$ BEGIN PERFORM pg_sleep(%s); INSERT INTO"
-             " slow_done VALUES (extract(epoch FROM clock_timestamp()));"
-             " RETURN NULL; END $$" % SLOW_S)
-    pg.query("CREATE CONSTRAINT TRIGGER slow_commit AFTER INSERT OR UPDATE"
-             " ON backend_health DEFERRABLE INITIALLY DEFERRED FOR EACH ROW"
-             " WHEN (NEW.backend = 'b1') EXECUTE FUNCTION slow_commit()")
+    pg.slow_commit(SLOW_S, "backend_health", "INSERT OR UPDATE",
+                   "NEW.backend = 'b1'")
 
     services["b1"].set_mode("bye")
     answered = []
@@ -55,9 +49,7 @@ def scenario(t, pg, services):
         answered.append(time.time())
         time.sleep(0.02)
         if len(answered) % 10 == 0:
-            rows = pg.query("SELECT min(at) FROM slow_done HAVING"
-                            " count(*) > 0")
-            done = float(rows[0][0]) if rows else None
+            done = (pg.slow_commit_ends() or [None])[0]
     check(done is not None, "b1's failing verdict committed")
     # Answers that came while that commit slept, away from its edges: a
     # loop held by the commit answers nothing then, only after.

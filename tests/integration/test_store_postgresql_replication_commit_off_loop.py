@@ -35,14 +35,8 @@ def scenario(t, pg, fakes):
     wait_for("the first syncs", lambda: queued(r) == 0)
     syncs = len(fakes[where["slow1"]].commands("sync", "slow1"))
 
-    pg.query("CREATE TABLE slow_done (at float8)")
-    pg.query("CREATE FUNCTION slow_commit() RETURNS trigger LANGUAGE"
-             " plpgsql AS $$ BEGIN PERFORM pg_sleep(%s); INSERT INTO"
-             " slow_done VALUES (extract(epoch FROM clock_timestamp()));"
-             " RETURN NULL; END $$" % SLOW_S)
-    pg.query("CREATE CONSTRAINT TRIGGER slow_commit AFTER INSERT OR UPDATE"
-             " ON repl DEFERRABLE INITIALLY DEFERRED FOR EACH ROW WHEN"
-             " (NEW.\"user\" = 'slow1') EXECUTE FUNCTION slow_commit()")
+    pg.slow_commit(SLOW_S, "repl", "INSERT OR UPDATE",
+                   "NEW.\"user\" = 'slow1'")
 
     # The intake answers an event once its entry is stored: from a
     # connection of its own, while the lookups go on.
@@ -69,9 +63,7 @@ def scenario(t, pg, fakes):
     poster.join(30)
     eq(out.get("event"), 204, "the event, once its entry is stored")
 
-    rows = wait_for("the slow commit's end", lambda: pg.query(
-        "SELECT min(at) FROM slow_done HAVING count(*) > 0"))
-    done = float(rows[0][0])
+    done = wait_for("the slow commit's end", pg.slow_commit_ends)[0]
     print("known users answered %.0f-%.0f ms before the queue's slow "
           "commit ended" % ((done - max(answered)) * 1000,
                             (done - min(answered)) * 1000))
