@@ -573,8 +573,8 @@ batch_commit(struct roost *rs, int final, int nowait)
 	n = lb->npend;
 	if (lb->npend == 0 && lb->nwait == 0)
 		return 0;
-	/* Another commit in flight (the replication queue's): the batch
-	 * goes once it has landed, rather than the loop wait for it. */
+	/* Another commit in flight (the replication queue's, a verdict's):
+	 * the batch goes once it has landed, rather than the loop wait. */
 	if (nowait && store_flying(st)) {
 		struct timeval tv = { 0, BATCH_YIELD_MS * 1000 };
 

@@ -523,8 +523,9 @@ int		 store_repl_request_delete(struct store_tx *,
 
 /* The last error was retryable (STORE_ERETRY). */
 int		 store_retryable(const struct store *);
-/* A batch is in flight (place_send): work that can wait a moment does not
- * call the store now, which would wait for the batch to land. */
+/* A batch (place_send) or a commit (store_commit_send) is in flight: work
+ * that can wait a moment does not call the store now, which would wait for
+ * it to land. */
 int		 store_flying(struct store *);
 /* The HTTP status that answers the last error: 503 retryable, 409
  * conflict, else 500. */

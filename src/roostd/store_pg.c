@@ -47,14 +47,16 @@
  * nothing more here and durable() says 1 unless the session runs with
  * synchronous_commit off.
  *
- * What waits on the loop: the new users' batch of a loop pass does not
- * (place_send: BEGIN, the records and COMMIT in one round trip, the
- * answer read when it arrives).  Every other call is synchronous on the
- * caller's thread (roostd's event loop), one round trip for a batch of
- * records, bounded by the timeouts above, the server's and roostd's own.
- * Left for the next steps of issue 11: the other calls through the loop
- * too (moves, the replication queue, the feed's reads), and store.h with
- * a transaction handle instead of begin/commit on hidden state.
+ * What waits on the loop: a loop pass's batch of new users does not
+ * (place_send), nor does a STORE_TX_SEND transaction (the replication
+ * queue's flush, a health verdict): BEGIN, the writes and COMMIT go in
+ * one round trip and the answer is read when it arrives.  Every other
+ * call is synchronous on the caller's thread (roostd's event loop), one
+ * round trip for a batch of records, bounded by the timeouts above, the
+ * server's and roostd's own; so is the first use of a statement on a new
+ * connection, which prepares it.  Left for the next steps of issue 11:
+ * the moves' writes, which need their answers, the admin writes and the
+ * feed's reads.
  */
 #include <errno.h>
 #include <limits.h>
