@@ -106,6 +106,7 @@ struct ritem {
 	uint8_t			 ready, dirty, stuck, blocked;
 	uint8_t			 flying;	/* its write is in a flight */
 	uint8_t			 reruns;
+	uint8_t			 rerun75;	/* exit 75 run again at once */
 	uint16_t		 fails;
 	int64_t			 queued;	/* wall ms */
 	int64_t			 due;		/* wall ms */
@@ -936,6 +937,7 @@ repl_pair_changed(struct roost *rs, struct umap_entry *e)
 	it->reruns = 0;
 	it->stuck = 0;
 	it->fails = 0;
+	it->rerun75 = 0;
 	it->due = 0;
 	it->blocked = 0;
 	mark_dirty(r, it);
@@ -1104,6 +1106,7 @@ item_start(struct repl *r, struct ritem *it, int64_t now)
 	if ((e = umap_get(rs->users, it->key, it->keylen)) == NULL) {
 		it->prio = -1;
 		it->fails = 0;
+		it->rerun75 = 0;
 		it->stuck = 0;
 		item_maybe_free(r, it);
 		return;
@@ -1213,6 +1216,7 @@ item_result(struct repl *r, struct ritem *it, struct repl_sync *s,
 	if (e == NULL) {
 		it->prio = -1;
 		it->fails = 0;
+		it->rerun75 = 0;
 		it->stuck = 0;
 		mark_dirty(r, it);
 		return;
@@ -1239,6 +1243,7 @@ item_result(struct repl *r, struct ritem *it, struct repl_sync *s,
 		if (it->stuck)
 			log_info("replication: %s syncs again", it->key);
 		it->fails = 0;
+		it->rerun75 = 0;
 		it->reruns = 0;
 		it->stuck = 0;
 		free(it->error);
@@ -1285,6 +1290,7 @@ item_result(struct repl *r, struct ritem *it, struct repl_sync *s,
 		log_info("replication: %s: %s", it->key, it->error);
 		it->prio = -1;
 		it->fails = 0;
+		it->rerun75 = 0;
 		it->reruns = 0;
 		it->stuck = 0;
 		mark_dirty(r, it);
@@ -1292,6 +1298,19 @@ item_result(struct repl *r, struct ritem *it, struct repl_sync *s,
 	} else if (res->exit_code == 75) {
 		set_error(it, "sync from %s to %s: temporary failure (exit "
 		    "75)", from, to);
+		/* Most often one side died mid-way: Dovecot panics when
+		 * fcntl() reports a deadlock between dsync and another
+		 * process of the user (both versions, either side), and the
+		 * next run goes through.  Once at once, after a success. */
+		if (it->fails == 0 && !it->rerun75) {
+			it->rerun75 = 1;
+			log_debug("replication: %s: %s; run again at once",
+			    it->key, it->error);
+			it->due = now;
+			requeue(r, it, now);
+			mark_dirty(r, it);
+			return;
+		}
 	} else if (res->http_status == 0) {
 		/* No answer: 2.3's doveadm dies when the replica refuses the
 		 * connection; like 75, nothing says the state is bad. */
@@ -1475,6 +1494,7 @@ repl_forget(struct roost *rs, const char *key, size_t len)
 	it->prio = -1;
 	it->again = -1;
 	it->fails = 0;
+	it->rerun75 = 0;
 	it->stuck = 0;
 	if (it->sync != NULL) {
 		doveadm_cancel(it->sync->call);
@@ -1508,6 +1528,7 @@ repl_remove(struct roost *rs, struct umap_entry *e)
 	it->prio = -1;
 	it->again = -1;
 	it->fails = 0;
+	it->rerun75 = 0;
 	it->stuck = 0;
 	it->reruns = 0;
 	it->full = 0;
