@@ -6,6 +6,7 @@ backend comes back, every waiting user's mail reaches it within a bound.
 Prints the lags before and during the outage and the catch-up time."""
 import contextlib
 import os
+import re
 import statistics
 import sys
 import time
@@ -35,6 +36,24 @@ def lag(rig, user, replica):
             rig, replica, user, mid) == 1, LAG_MAX, step=0.02):
         return time.monotonic() - t0
     return None
+
+
+def why_late(r, rig, user, pair):
+    """What roostd and the user's two backends say, for a delivery that did
+    not reach the replica: its record, roostd's counters, roostd's log
+    lines naming the user and both backends' errors (a CI excerpt shows
+    only the first lines of a failure, so they go into its message)."""
+    code, rec = r.api("GET", "/v1/replication/users/" + user)
+    code2, s = r.api("GET", "/v1/replication")
+    counts = {k: s.get(k) for k in ("events", "synced", "failed",
+                                    "running")} if code2 == 200 else s
+    mine = [ln for ln in r.log().splitlines()
+            if re.search(r"\b%s\b" % re.escape(user), ln)][-6:]
+    errs = ["%s: %s" % (b, ln) for b in pair for ln in rig.log_lines(b)
+            if re.search(r"Error|Panic|Fatal|export", ln)][-6:]
+    return "record %r; counters %r; roostd on %s: %s; backends: %s" % (
+        rec if code == 200 else code, counts, user, " | ".join(mine),
+        " | ".join(errs) or "no errors")
 
 
 def health(r, name):
@@ -82,8 +101,10 @@ def main(t):
         before = []
         for u in up:
             took = lag(rig, u, pair[u][1])
-            check(took is not None, "%s: delivery on replica %s before "
-                  "the outage" % (u, pair[u][1]))
+            if took is None:
+                check(False, "%s: delivery on replica %s before the "
+                      "outage: %s" % (u, pair[u][1],
+                                      why_late(r, rig, u, pair[u])))
             before.append(took)
         riglib.wait_for(lambda: all(health(r, b) == "ok"
                                     for b in rig.backends), 10)
@@ -117,8 +138,10 @@ def main(t):
         during = []
         for u in up:
             took = lag(rig, u, pair[u][1])
-            check(took is not None, "%s: delivery on replica %s during "
-                  "the outage of %s" % (u, pair[u][1], x))
+            if took is None:
+                check(False, "%s: delivery on replica %s during the "
+                      "outage of %s: %s" % (u, pair[u][1], x,
+                                            why_late(r, rig, u, pair[u])))
             during.append(took)
         # A second round for the waiting users: still no tight loop.
         for u in down:

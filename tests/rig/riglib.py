@@ -93,6 +93,14 @@ class Rig:
             f.flush()
         return (tagged.split(" ")[1], tagged)
 
+    def log_lines(self, name):
+        """The lines of an instance's log so far ([] when it has none)."""
+        try:
+            with open(self.inst(name)["log"], errors="replace") as f:
+                return f.read().splitlines()
+        except OSError:
+            return []
+
     def backends_that_saw_login(self, user):
         """Backends whose log shows a login of user (any protocol)."""
         pat = re.compile(r"(?:Login|Logged in): user=<%s>" % re.escape(user))
