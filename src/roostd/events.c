@@ -16,7 +16,18 @@
  * assignment get a row (events for anyone else are counted and dropped), so
  * the table never outgrows the user map.  UMAP_F_ACTIVE marks the users
  * that have a row, so expiry looks it up only for them.
+ *
+ * Logins in flight are kept apart: a lookup answered for a login protocol
+ * counts as one until the proxy posts that the session began, or that the
+ * login failed.  A move asks (events_logins_in_flight) so that its `who`
+ * poll of the old backend comes after every login that was answered the
+ * old backend just before the user was marked moving.  Such a row lives
+ * LOGIN_FLIGHT_MS after its last answer at most (an event lost, a login
+ * the proxy gave up before it connected), so the table holds the last few
+ * seconds of logins, not the users.
  */
+#include <sys/queue.h>
+
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
@@ -40,6 +51,8 @@
 				 * across a restart are known at once */
 #define POLL_TIMEOUT_MS	10000
 #define AUTH_MAX	4096	/* an Authorization header longer is refused */
+#define LOGIN_FLIGHT_MS	5000	/* a login not seen to begin or fail is
+				 * forgotten this long after its answer */
 
 struct act_proxy {
 	uint16_t	id;		/* interned proxy name */
@@ -57,6 +70,19 @@ struct act {
 	size_t			 keylen;
 	char			 key[];
 };
+
+/* A user's logins answered and not yet seen to begin or fail. */
+struct flight {
+	struct flight		*next;		/* hash chain */
+	TAILQ_ENTRY(flight)	 age;		/* oldest answer first */
+	uint32_t		 hash;
+	uint32_t		 n;
+	uint64_t		 at;		/* mono ms, the last answer */
+	size_t			 keylen;
+	char			 key[];
+};
+
+TAILQ_HEAD(flight_age, flight);
 
 struct poll {
 	struct roost		*rs;
@@ -79,6 +105,9 @@ struct events {
 	size_t		  npolls;
 	struct event	 *poll_ev;
 	uint64_t	  received, ignored, unknown_user;
+	struct flight	**ftab;		/* logins in flight */
+	size_t		  fmask, fcount;
+	struct flight_age fage;
 };
 
 static void	poll_cb(evutil_socket_t, short, void *);
@@ -208,6 +237,116 @@ confirm(struct events *ev, struct umap_entry *e)
 	ev->confirm[ev->nconfirm++] = xstrdup(e->key);
 }
 
+/* --- logins in flight ------------------------------------------------ */
+
+static struct flight **
+flight_slot(struct events *ev, const char *key, size_t len, uint32_t h)
+{
+	struct flight **fp;
+
+	for (fp = &ev->ftab[h & ev->fmask]; *fp != NULL; fp = &(*fp)->next)
+		if ((*fp)->hash == h && (*fp)->keylen == len &&
+		    memcmp((*fp)->key, key, len) == 0)
+			break;
+	return fp;
+}
+
+static void
+flight_drop(struct events *ev, struct flight **fp)
+{
+	struct flight *f = *fp;
+
+	*fp = f->next;
+	TAILQ_REMOVE(&ev->fage, f, age);
+	ev->fcount--;
+	free(f);
+}
+
+/* Rows whose last answer is older than LOGIN_FLIGHT_MS go. */
+static void
+flight_expire(struct events *ev, uint64_t now)
+{
+	struct flight *f;
+
+	while ((f = TAILQ_FIRST(&ev->fage)) != NULL &&
+	    f->at + LOGIN_FLIGHT_MS <= now)
+		flight_drop(ev, flight_slot(ev, f->key, f->keylen, f->hash));
+}
+
+static void
+flight_grow(struct events *ev)
+{
+	struct flight **nt, *f, *next;
+	size_t i, nmask = ev->fmask * 2 + 1;
+
+	nt = xcalloc(nmask + 1, sizeof(*nt));
+	for (i = 0; i <= ev->fmask; i++)
+		for (f = ev->ftab[i]; f != NULL; f = next) {
+			next = f->next;
+			f->next = nt[f->hash & nmask];
+			nt[f->hash & nmask] = f;
+		}
+	free(ev->ftab);
+	ev->ftab = nt;
+	ev->fmask = nmask;
+}
+
+void
+events_login_answered(struct roost *rs, const struct umap_entry *e)
+{
+	struct events *ev = rs->events;
+	struct flight **fp, *f;
+	uint64_t now;
+
+	/* Without the proxies' session events nothing would end a flight:
+	 * every move would wait LOGIN_FLIGHT_MS for nothing. */
+	if (ev == NULL || rs->conf->events_token == NULL || rs->nproxies == 0)
+		return;
+	now = now_msec_mono();
+	flight_expire(ev, now);
+	fp = flight_slot(ev, e->key, e->keylen, e->hash);
+	if ((f = *fp) != NULL) {
+		TAILQ_REMOVE(&ev->fage, f, age);
+	} else {
+		if (ev->fcount > ev->fmask) {
+			flight_grow(ev);
+			fp = flight_slot(ev, e->key, e->keylen, e->hash);
+		}
+		f = xcalloc(1, sizeof(*f) + e->keylen + 1);
+		f->hash = e->hash;
+		f->keylen = e->keylen;
+		memcpy(f->key, e->key, e->keylen);
+		*fp = f;
+		ev->fcount++;
+	}
+	f->n++;
+	f->at = now;
+	TAILQ_INSERT_TAIL(&ev->fage, f, age);
+}
+
+/* One of the user's logins began, or failed: no longer in flight. */
+static void
+flight_land(struct events *ev, const struct umap_entry *e)
+{
+	struct flight **fp = flight_slot(ev, e->key, e->keylen, e->hash);
+
+	if (*fp != NULL && --(*fp)->n == 0)
+		flight_drop(ev, fp);
+}
+
+unsigned
+events_logins_in_flight(struct roost *rs, const char *key, size_t len)
+{
+	struct events *ev = rs->events;
+	struct flight *f;
+
+	if (ev == NULL)
+		return 0;
+	flight_expire(ev, now_msec_mono());
+	f = *flight_slot(ev, key, len, umap_hash(key, len));
+	return f != NULL ? f->n : 0;
+}
+
 /* The user map entry of a Dovecot user name, or NULL (not ours). */
 static struct umap_entry *
 user_entry(struct roost *rs, const char *user)
@@ -258,7 +397,11 @@ events_init(struct roost *rs)
 	ev = xcalloc(1, sizeof(*ev));
 	ev->mask = 1023;
 	ev->tab = xcalloc(ev->mask + 1, sizeof(*ev->tab));
+	ev->fmask = 255;
+	ev->ftab = xcalloc(ev->fmask + 1, sizeof(*ev->ftab));
+	TAILQ_INIT(&ev->fage);
 	if ((ev->poll_ev = event_new(rs->base, -1, 0, poll_cb, rs)) == NULL) {
+		free(ev->ftab);
 		free(ev->tab);
 		free(ev);
 		return -1;
@@ -273,6 +416,7 @@ events_free(struct roost *rs)
 {
 	struct events *ev = rs->events;
 	struct act *a, *next;
+	struct flight *f;
 	size_t i;
 
 	if (ev == NULL)
@@ -289,6 +433,11 @@ events_free(struct roost *rs)
 			act_free(a);
 		}
 	free(ev->tab);
+	while ((f = TAILQ_FIRST(&ev->fage)) != NULL) {
+		TAILQ_REMOVE(&ev->fage, f, age);
+		free(f);
+	}
+	free(ev->ftab);
 	for (i = 0; i < ev->npnames; i++)
 		free(ev->pnames[i]);
 	free(ev->pnames);
@@ -423,7 +572,7 @@ proxy_event(struct roost *rs, struct evhttp_request *req, const char *proxy,
 	struct umap_entry *e;
 	const char *user;
 	json_t *err;
-	int start;
+	int start, failed;
 
 	if (strcmp(name, "proxy_session_established") == 0)
 		start = 1;
@@ -435,15 +584,20 @@ proxy_event(struct roost *rs, struct evhttp_request *req, const char *proxy,
 	}
 	if ((user = event_user(req, name, fields)) == NULL)
 		return -1;
+	e = user_entry(rs, user);
 	/* A finish with an error is a login that never reached a backend
 	 * (a guessed name, a wrong password): no session, no proof. */
 	err = json_object_get(fields, "error");
-	if (!start && json_is_string(err) && *json_string_value(err) != '\0') {
+	failed = !start && json_is_string(err) &&
+	    *json_string_value(err) != '\0';
+	/* Either ends a login's flight; a plain finish follows a start. */
+	if (e != NULL && (start || failed))
+		flight_land(ev, e);
+	if (failed) {
 		ev->ignored++;
 		return 0;
 	}
-	if ((e = user_entry(rs, user)) == NULL ||
-	    (e->flags & UMAP_F_PENDING)) {
+	if (e == NULL || (e->flags & UMAP_F_PENDING)) {
 		ev->unknown_user++;
 		return 0;
 	}
@@ -737,8 +891,11 @@ events_user_forget(struct roost *rs, const char *key, size_t len)
 {
 	struct events *ev = rs->events;
 	struct act *a, **ap;
+	struct flight **fp;
 	uint32_t h = umap_hash(key, len);
 
+	if (*(fp = flight_slot(ev, key, len, h)) != NULL)
+		flight_drop(ev, fp);
 	for (ap = &ev->tab[h & ev->mask]; (a = *ap) != NULL; ap = &a->next)
 		if (a->hash == h && a->keylen == len &&
 		    memcmp(a->key, key, len) == 0) {

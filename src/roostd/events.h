@@ -42,6 +42,17 @@ int	events_user_activity(const struct roost *, const struct umap_entry *,
 	    struct events_activity *);
 /* The "activity" object of GET /v1/users/{user} (new reference). */
 json_t	*events_user_json(const struct roost *, const struct umap_entry *);
+/*
+ * Logins in flight.  A lookup that answered a backend for a login protocol
+ * (imap, pop3, submission, sieve) calls events_login_answered; the proxy's
+ * session event (begun, or failed) lands it.  Counted only with the
+ * events token set and proxies registered, the only way events come in.
+ * events_logins_in_flight: the user's logins answered within the last few
+ * seconds and not landed.
+ */
+void	 events_login_answered(struct roost *, const struct umap_entry *);
+unsigned events_logins_in_flight(struct roost *, const char *key,
+	    size_t len);
 /* The user's assignment is gone: drop what was kept about it. */
 void	events_user_forget(struct roost *, const char *key, size_t len);
 

@@ -231,6 +231,10 @@ reply_route(struct roost *rs, struct evhttp_request *req,
 	ADD_LIT(buf, "}");
 	http_reply_buf(req, 200, buf);
 	evbuffer_free(buf);
+	/* A login on its way to b, until the proxy says it began or failed
+	 * (a move waits for it).  LMTP and doveadm are no login sessions. */
+	if (proto != PROTO_LMTP && proto != PROTO_DOVEADM)
+		events_login_answered(rs, e);
 }
 
 void

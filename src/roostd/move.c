@@ -49,6 +49,7 @@
 
 #include "api.h"
 #include "doveadm.h"
+#include "events.h"
 #include "feed.h"
 #include "http.h"
 #include "log.h"
@@ -117,6 +118,9 @@ struct move {
 	int			 kicked;	/* the kicks were sent */
 	int			 kicked_backend;	/* proxies' turn */
 	uint64_t		 marked;	/* monotonic ms: marked moving */
+	uint64_t		 flying_seen;	/* monotonic ms: a login answered
+						 * before the mark was last seen
+						 * on its way (events.c) */
 	int			 ready;		/* to switch at the next pass */
 	struct repl_run		*sync;		/* a sync of the move, running */
 	int			 presynced;	/* the copy before the kick is done */
@@ -617,10 +621,14 @@ move_must_ask(const struct move *m)
  * One `who` of all users a poll on a backend serves every move leaving it:
  * a backend's doveadm API answers a hundred or two requests a second, so a
  * question per user would cap a flush there.  A move waits for a poll that
- * began at least MOVE_GRACE_MS after the user was marked moving (a login
- * answered just before has had time to reach the backend by then): if it
- * shows no session of the user, the move switches; if it does, the user
- * is kicked on the backend, then on the proxies, and the next polls decide.
+ * began at least MOVE_GRACE_MS after the user was marked moving, and after
+ * every login answered before the mark was seen to begin or fail (the
+ * proxies' session events, events.c; the proxy may take longer than the
+ * grace to reach the backend, and a poll before its session would miss
+ * it).  Without those events, or when one is lost, only the grace holds.
+ * If the poll shows no session of the user, the move switches; if it
+ * does, the user is kicked on the backend, then on the proxies, and the
+ * next polls decide.
  */
 struct who_poll {
 	struct roost		*rs;
@@ -694,7 +702,8 @@ who_all_done(void *arg, const struct doveadm_result *res)
 		next = TAILQ_NEXT(m, entry);
 		if (m->from != wp->slot || m->ready || m->state == MOVE_QUEUED ||
 		    m->state == MOVE_SYNCING ||
-		    m->marked + MOVE_GRACE_MS > wp->started)
+		    m->marked + MOVE_GRACE_MS > wp->started ||
+		    m->flying_seen >= wp->started)
 			continue;
 		if (!res->ok) {
 			snprintf(m->error, sizeof(m->error), "who on %s: %s",
@@ -729,8 +738,13 @@ move_polls(struct roost *rs)
 
 	TAILQ_FOREACH(m, &mv->active, entry) {
 		if (m->ready || m->state == MOVE_QUEUED ||
-		    m->state == MOVE_SYNCING ||
-		    m->marked + MOVE_GRACE_MS > now || !move_must_ask(m))
+		    m->state == MOVE_SYNCING || !move_must_ask(m))
+			continue;
+		/* Seen at this tick: no poll begun now decides this move
+		 * (who_all_done), whichever move it was begun for. */
+		if (events_logins_in_flight(rs, m->user, m->len) > 0)
+			m->flying_seen = now;
+		if (m->marked + MOVE_GRACE_MS > now || m->flying_seen == now)
 			continue;
 		if ((size_t)m->from >= mv->npolls) {
 			mv->polls = xreallocarray(mv->polls, (size_t)m->from + 1,
