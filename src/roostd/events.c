@@ -347,6 +347,87 @@ events_logins_in_flight(struct roost *rs, const char *key, size_t len)
 	return f != NULL ? f->n : 0;
 }
 
+/* --- a session on a backend that is not the user's ----------------- */
+
+#define ELSEWHERE_KICK_MS	5000
+
+static void
+elsewhere_kicked(void *arg, const struct doveadm_result *res)
+{
+	char *what = arg;
+
+	if (res->ok)
+		log_info("events: %s: kicked", what);
+	else
+		log_warnx("events: %s: the kick failed: %s", what, res->error);
+	free(what);
+}
+
+/*
+ * A session began on a backend other than the user's: a login answered
+ * before a move (or a failover) changed the assignment, that reached the
+ * old backend after it.  With one roostd the move waits for such logins
+ * (move.c); with several, the instance that answered may not be the one
+ * that moved the user, and an event may be lost.  One backend per user at
+ * any moment: the session is kicked there at once.  The backend is known
+ * by the address and port the proxy connected to.
+ */
+static void
+session_elsewhere(struct roost *rs, const struct umap_entry *e,
+    json_t *fields)
+{
+	const char *ip, *host, *svc;
+	const struct backend *b;
+	json_t *jport;
+	enum proto proto;
+	json_int_t port;
+	size_t i;
+	char *what;
+
+	if (e->flags & (UMAP_F_MOVING | UMAP_F_PENDING))
+		return;		/* the move or the commit decides */
+	ip = json_string_value(json_object_get(fields, "dest_ip"));
+	host = json_string_value(json_object_get(fields, "dest_host"));
+	/* 2.4 names the protocol ("imap"; its service is "imap-login"),
+	 * 2.3 only the service ("imap"). */
+	if ((svc = json_string_value(json_object_get(fields, "protocol"))) ==
+	    NULL)
+		svc = json_string_value(json_object_get(fields, "service"));
+	jport = json_object_get(fields, "dest_port");
+	if (svc == NULL || !json_is_integer(jport) ||
+	    (ip == NULL && host == NULL))
+		return;
+	if (strcmp(svc, "managesieve") == 0)
+		proto = PROTO_SIEVE;
+	else if (proto_parse(svc, &proto) == -1)
+		return;
+	port = json_integer_value(jport);
+	for (i = 0; i < rs->nslots; i++) {
+		b = rs->backends[i];
+		if (b != NULL && b->ports[proto] == port &&
+		    ((ip != NULL && b->hostip[0] != '\0' &&
+		    strcmp(b->hostip, ip) == 0) ||
+		    (host != NULL && strcmp(b->host, host) == 0)))
+			break;
+	}
+	if (i == rs->nslots || i == e->backend)
+		return;
+	if (b->doveadm_url == NULL) {
+		log_warnx("events: %s began a session on %s, not on its "
+		    "backend, and %s has no doveadm URL to kick it", e->key,
+		    b->name, b->name);
+		return;
+	}
+	log_warnx("events: %s began a session on %s, not on its backend %s "
+	    "(a login answered before its backend changed): kicking it",
+	    e->key, b->name, e->backend < rs->nslots &&
+	    rs->backends[e->backend] != NULL ?
+	    rs->backends[e->backend]->name : "?");
+	xasprintf(&what, "%s's session on %s", e->key, b->name);
+	doveadm_kick_user(rs->doveadm, b->doveadm_url, b->doveadm_key, e->key,
+	    ELSEWHERE_KICK_MS, elsewhere_kicked, what);
+}
+
 /* The user map entry of a Dovecot user name, or NULL (not ours). */
 static struct umap_entry *
 user_entry(struct roost *rs, const char *user)
@@ -601,9 +682,10 @@ proxy_event(struct roost *rs, struct evhttp_request *req, const char *proxy,
 		ev->unknown_user++;
 		return 0;
 	}
-	if (start)
+	if (start) {
 		session_start(rs, e, proxy_id(ev, proxy), clamp_now());
-	else
+		session_elsewhere(rs, e, fields);
+	} else
 		session_end(rs, e, proxy_id(ev, proxy), clamp_now());
 	log_debug("events: %s %s on proxy %s", e->key, start ? "session "
 	    "started" : "session ended", proxy);
