@@ -23,26 +23,6 @@ DELAY_S = 0.8
 HOLD_S = 4.0
 
 
-def users_on(rig, backend):
-    res = rig.doveadm_http(backend, "who", {})
-    rows = list(res[0][1]) + [x for x in res[0][2:-1] if isinstance(x, dict)]
-    return {row["username"] for row in rows}
-
-
-def hold_session(rig, user, out, key):
-    c = riglib.Imap(rig, "p1", timeout=20)
-    try:
-        out[key] = c.login(user)[0]
-        if out[key] == "OK":
-            c.cmd("NOOP")
-            time.sleep(HOLD_S)
-            c.cmd("LOGOUT")
-    except OSError as e:
-        out[key] = "error %s" % e
-    finally:
-        c.close()
-
-
 def main(t):
     r = t.roost(move_timeout="10s", events_token=True)
     with riglib.routed_rig(t, r, BASE_PORT, ",".join(USERS)) as rig:
@@ -62,8 +42,8 @@ def main(t):
                "b1's IMAP behind the slow relay")
 
         out = {}
-        first = threading.Thread(target=hold_session,
-                                 args=(rig, u, out, "first"))
+        first = threading.Thread(target=riglib.hold_imap_session,
+                                 args=(rig, "p1", u, HOLD_S, out, "first"))
         first.start()
         check(relay.accepted.wait(10), "the first login reached the relay")
         # roostd has answered b1 for it: the move marks the user now.
@@ -77,11 +57,11 @@ def main(t):
             time.sleep(0.05)
         print("move: %s" % json.dumps(m))
         eq(m["state"], "done", "the move is over")
-        second = threading.Thread(target=hold_session,
-                                  args=(rig, u, out, "second"))
+        second = threading.Thread(target=riglib.hold_imap_session,
+                                  args=(rig, "p1", u, HOLD_S, out, "second"))
         second.start()
         time.sleep(DELAY_S + 0.5)
-        on1, on2 = users_on(rig, b1), users_on(rig, b2)
+        on1, on2 = rig.users_on(b1), rig.users_on(b2)
         print("after the move: %s on %s: %s, on %s: %s" % (
             u, b1, u in on1, b2, u in on2))
         first.join(30)

@@ -27,26 +27,6 @@ HOLD_S = 6.0
 KICK_S = 3.0		# from L's kick to the session's end, at most
 
 
-def users_on(rig, backend):
-    res = rig.doveadm_http(backend, "who", {})
-    rows = list(res[0][1]) + [x for x in res[0][2:-1] if isinstance(x, dict)]
-    return {row["username"] for row in rows}
-
-
-def hold_session(rig, user, out, key):
-    c = riglib.Imap(rig, "p1", timeout=20)
-    try:
-        out[key] = c.login(user)[0]
-        if out[key] == "OK":
-            c.cmd("NOOP")
-            time.sleep(HOLD_S)
-            c.cmd("LOGOUT")
-    except OSError as e:
-        out[key] = "error %s" % e
-    finally:
-        c.close()
-
-
 def main(t):
     rt.on_pg(t, scenario)
 
@@ -78,8 +58,8 @@ def scenario(t, pg, made):
             rm.backend(b1)["ports"]["imap"] == relay.port))
 
         out = {}
-        first = threading.Thread(target=hold_session,
-                                 args=(rig, u, out, "first"))
+        first = threading.Thread(target=riglib.hold_imap_session,
+                                 args=(rig, "p1", u, HOLD_S, out, "first"))
         first.start()
         check(relay.accepted.wait(10), "the first login reached the relay")
         # L answered b1 for it; M moves the user now.
@@ -102,9 +82,9 @@ def scenario(t, pg, made):
         riglib.wait_for(lambda: said in rl.log(), DELAY_S + 5, step=0.05)
         check(said in rl.log(), "L heard the late login begin on %s and "
               "kicked it: %r" % (b1, out))
-        riglib.wait_for(lambda: u not in users_on(rig, b1), KICK_S,
+        riglib.wait_for(lambda: u not in rig.users_on(b1), KICK_S,
                         step=0.05)
-        check(u not in users_on(rig, b1), "%s's late session on %s gone "
+        check(u not in rig.users_on(b1), "%s's late session on %s gone "
               "within %.0f s of L's kick" % (u, b1, KICK_S))
         line = next(ln for ln in rl.log().splitlines() if said in ln)
         began = datetime.datetime.strptime(
@@ -113,12 +93,12 @@ def scenario(t, pg, made):
         print("%s's late session on %s: heard %.2f s after the move, gone "
               "%.2f s after L heard it" % (u, b1, began - moved,
                                            time.time() - began))
-        second = threading.Thread(target=hold_session,
-                                  args=(rig, u, out, "second"))
+        second = threading.Thread(target=riglib.hold_imap_session,
+                                  args=(rig, "p1", u, HOLD_S, out, "second"))
         second.start()
         wait_for("the second login on %s" % b2,
-                 lambda: u in users_on(rig, b2))
-        check(u not in users_on(rig, b1), "%s on %s and %s at once"
+                 lambda: u in rig.users_on(b2))
+        check(u not in rig.users_on(b1), "%s on %s and %s at once"
               % (u, b1, b2))
         eq(out.get("second"), "OK", "the second login went through")
         first.join(30)

@@ -101,6 +101,21 @@ class Rig:
         except OSError:
             return []
 
+    def who_rows(self, backend):
+        """The rows of `who` on a backend now (its doveadm HTTP API); a
+        RigError when doveadm answers with an error."""
+        res = self.doveadm_http(backend, "who", {})
+        if res[0][0] != "doveadmResponse":
+            raise RigError("who on %s: %r" % (backend, res))
+        # 2.3 closes the row array after the first row of several: the
+        # others follow it, before the tag.
+        return list(res[0][1]) + [x for x in res[0][2:-1]
+                                  if isinstance(x, dict)]
+
+    def users_on(self, backend):
+        """The users with a session on a backend now."""
+        return {row["username"] for row in self.who_rows(backend)}
+
     def backends_that_saw_login(self, user):
         """Backends whose log shows a login of user (any protocol)."""
         pat = re.compile(r"(?:Login|Logged in): user=<%s>" % re.escape(user))
@@ -423,6 +438,23 @@ def fresh_source():
     _next_source[0] += 1
     n = _next_source[0]
     return "127.0.%d.%d" % (100 + n // 250, 1 + n % 250)
+
+
+def hold_imap_session(rig, proxy, user, hold_s, out, key):
+    """Log user in over IMAP through proxy, hold the session hold_s
+    seconds (a NOOP first), log out; out[key] = the login's status, or
+    "error ..." when the connection failed (kicked sessions end so)."""
+    c = Imap(rig, proxy, timeout=20)
+    try:
+        out[key] = c.login(user)[0]
+        if out[key] == "OK":
+            c.cmd("NOOP")
+            time.sleep(hold_s)
+            c.cmd("LOGOUT")
+    except OSError as e:
+        out[key] = "error %s" % e
+    finally:
+        c.close()
 
 
 def imap_append(rig, proxy, user, message, password=None):
