@@ -431,6 +431,16 @@ set_error(struct ritem *it, const char *fmt, ...)
 }
 
 /* An entry with nothing left to do or to write leaves memory. */
+/* No failure in a row counts any more: the user starts afresh. */
+static void
+failures_forget(struct ritem *it)
+{
+	it->fails = 0;
+	it->reruns = 0;
+	it->rerun75 = 0;
+	it->stuck = 0;
+}
+
 static void
 item_maybe_free(struct repl *r, struct ritem *it)
 {
@@ -575,6 +585,14 @@ answer_waiters(struct repl *r, int ok)
 	r->wait_since = 0;
 }
 
+/* An array and its count go to a flight; r starts an empty one. */
+#define TAKE(a, n, from, nfrom, cfrom) do {				\
+	(a) = (from);							\
+	(n) = (nfrom);							\
+	(from) = NULL;							\
+	(nfrom) = (cfrom) = 0;						\
+} while (0)
+
 /* Take what a flush writes out of r, into its flight. */
 static struct repl_flight *
 flight_take(struct repl *r, size_t nrows)
@@ -584,30 +602,15 @@ flight_take(struct repl *r, size_t nrows)
 
 	fl->r = r;
 	fl->nrows = nrows;
-	fl->items = r->dirty;
-	fl->nitems = r->ndirty;
-	r->dirty = NULL;
-	r->ndirty = r->cdirty = 0;
+	TAKE(fl->items, fl->nitems, r->dirty, r->ndirty, r->cdirty);
+	TAKE(fl->urows, fl->nurows, r->urows, r->nurows, r->curows);
+	TAKE(fl->reqs, fl->nreqs, r->reqs, r->nreqs, r->creqs);
+	TAKE(fl->taken, fl->ntaken, r->taken, r->ntaken, r->ctaken);
+	TAKE(fl->waiters, fl->nwait, r->waiters, r->nwait, r->cwait);
 	for (i = 0; i < fl->nitems; i++) {
 		fl->items[i]->dirty = 0;
 		fl->items[i]->flying = 1;
 	}
-	fl->urows = r->urows;
-	fl->nurows = r->nurows;
-	r->urows = NULL;
-	r->nurows = r->curows = 0;
-	fl->reqs = r->reqs;
-	fl->nreqs = r->nreqs;
-	r->reqs = NULL;
-	r->nreqs = r->creqs = 0;
-	fl->taken = r->taken;
-	fl->ntaken = r->ntaken;
-	r->taken = NULL;
-	r->ntaken = r->ctaken = 0;
-	fl->waiters = r->waiters;
-	fl->nwait = r->nwait;
-	r->waiters = NULL;
-	r->nwait = r->cwait = 0;
 	r->flight = fl;
 	return fl;
 }
@@ -934,10 +937,7 @@ repl_pair_changed(struct roost *rs, struct umap_entry *e)
 	it = item_get(r, e->key, e->keylen);
 	free(it->state);
 	it->state = xstrdup("");
-	it->reruns = 0;
-	it->stuck = 0;
-	it->fails = 0;
-	it->rerun75 = 0;
+	failures_forget(it);
 	it->due = 0;
 	it->blocked = 0;
 	mark_dirty(r, it);
@@ -1105,9 +1105,7 @@ item_start(struct repl *r, struct ritem *it, int64_t now)
 	unqueue(r, it);
 	if ((e = umap_get(rs->users, it->key, it->keylen)) == NULL) {
 		it->prio = -1;
-		it->fails = 0;
-		it->rerun75 = 0;
-		it->stuck = 0;
+		failures_forget(it);
 		item_maybe_free(r, it);
 		return;
 	}
@@ -1215,9 +1213,7 @@ item_result(struct repl *r, struct ritem *it, struct repl_sync *s,
 		prio = REPL_P_LOW;
 	if (e == NULL) {
 		it->prio = -1;
-		it->fails = 0;
-		it->rerun75 = 0;
-		it->stuck = 0;
+		failures_forget(it);
 		mark_dirty(r, it);
 		return;
 	}
@@ -1242,10 +1238,7 @@ item_result(struct repl *r, struct ritem *it, struct repl_sync *s,
 			it->set_fast = nows;
 		if (it->stuck)
 			log_info("replication: %s syncs again", it->key);
-		it->fails = 0;
-		it->rerun75 = 0;
-		it->reruns = 0;
-		it->stuck = 0;
+		failures_forget(it);
 		free(it->error);
 		it->error = NULL;
 		if (s->full && !(e->flags & UMAP_F_REPL_CURRENT)) {
@@ -1289,10 +1282,7 @@ item_result(struct repl *r, struct ritem *it, struct repl_sync *s,
 		    to, res->exit_code);
 		log_info("replication: %s: %s", it->key, it->error);
 		it->prio = -1;
-		it->fails = 0;
-		it->rerun75 = 0;
-		it->reruns = 0;
-		it->stuck = 0;
+		failures_forget(it);
 		mark_dirty(r, it);
 		return;
 	} else if (res->exit_code == 75) {
@@ -1493,9 +1483,7 @@ repl_forget(struct roost *rs, const char *key, size_t len)
 		return;
 	it->prio = -1;
 	it->again = -1;
-	it->fails = 0;
-	it->rerun75 = 0;
-	it->stuck = 0;
+	failures_forget(it);
 	if (it->sync != NULL) {
 		doveadm_cancel(it->sync->call);
 		free(it->sync);
@@ -1527,10 +1515,7 @@ repl_remove(struct roost *rs, struct umap_entry *e)
 	unqueue(r, it);
 	it->prio = -1;
 	it->again = -1;
-	it->fails = 0;
-	it->rerun75 = 0;
-	it->stuck = 0;
-	it->reruns = 0;
+	failures_forget(it);
 	it->full = 0;
 	it->blocked = 0;
 	free(it->error);
