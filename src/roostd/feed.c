@@ -5,20 +5,21 @@
  * The store's triggers add a row to `changes` (kind, key) for each change
  * of what a lookup answers, numbered in commit order, and notify channel
  * FEED_CHANNEL at commit (store_pg.c, migration 9 -> 10).  This file keeps
- * a second libpq connection that only LISTENs, driven by the event loop
- * without ever waiting on it: connecting (PQconnectStart/PQconnectPoll),
- * LISTEN and the notifications are all read on the socket's events, and a
- * lost connection is tried again with a growing backoff (and the changes
- * are polled every FEED_TICK_MS meanwhile).
+ * a second libpq connection of its own, driven by the event loop without
+ * ever waiting on it: connecting (PQconnectStart/PQconnectPoll), LISTEN,
+ * the notifications and the reads all go on the socket's events, and a
+ * lost connection is tried again with a growing backoff.
  *
  * A notification (and every (re)connect, which may have missed some) runs
- * a pass: the changes after the last one applied, read through the store
- * like every other store call (synchronous on the loop for now, bounded by
- * the store's statement timeout), then each named row read again and put
- * into memory with state.c.  Re-reading the row instead of carrying its
- * values makes a change idempotent: applying one twice, or out of date, only
- * ever leaves memory as the store is now.  Changes this instance wrote
- * carry its origin and are skipped: memory already has them.
+ * a pass: one read (store_pg.h) of the changes after the last one applied
+ * together with the rows they name as they are now, applied when all of it
+ * has come.  Applying the row instead of carrying values in the change
+ * makes a change idempotent: applying one twice, or out of date, only ever
+ * leaves memory as the store is now.  Changes this instance wrote carry
+ * its origin and are skipped: memory already has them.  A read waits for
+ * the server as long as FEED_STMT_MS allows, never holding the loop; while
+ * the connection is down, a pass every FEED_TICK_MS goes through the
+ * store's own connection instead, within the store's bound.
  *
  * What is left alone: a user whose assignment this instance has not
  * committed yet, or that one of this instance's own moves holds, keeps its
@@ -41,12 +42,15 @@
 #include "move.h"
 #include "repl.h"
 #include "roostd.h"
+#include "store_pg.h"
 #include "util.h"
 #include "xmalloc.h"
 
 #define FEED_CHANNEL	"roost_changes"
 #define FEED_BATCH	1000		/* changes read a pass */
 #define FEED_YIELD_MS	2		/* a lookup batch in flight lands */
+#define FEED_STMT_MS	5000		/* the feed session's statement bound */
+#define FEED_READ_MS	(FEED_STMT_MS + 1500) /* then the connection goes */
 #define FEED_TICK_MS	1000		/* retry a failed pass, poll while
 					 * not listening; prune */
 #define FEED_PRUNE_MS	60000		/* between prunes */
@@ -56,6 +60,7 @@
 #define STORE_PREFIX	"postgresql:"
 
 enum feed_state { F_IDLE, F_CONNECTING, F_LISTENING, F_READY };
+enum feed_read { READ_NONE, READ_CHANGES, READ_ROWS };
 enum change_kind { C_USER, C_BACKEND, C_HEALTH, C_PROXY, C_MOVE, C_REPL,
     C_UNKNOWN };
 
@@ -65,6 +70,26 @@ struct change {
 	char		*key;
 	int		 own;		/* written by this instance */
 	int64_t		 at;
+};
+
+/*
+ * A pass between its two reads: the keys of the batch's changes by another
+ * writer, one set per kind (the entries' flags say which were met in the
+ * rows), and the parts of the rows to read.
+ */
+#define MET		0x01	/* its row came */
+
+struct feed;
+
+struct pass {
+	struct feed	*f;
+	struct umap	*want[C_UNKNOWN];
+	int		 repl;		/* replication requests were stored */
+	size_t		 foreign;	/* changes by another writer */
+	int64_t		 last_at;	/* the newest of those */
+	int64_t		 after, upto;	/* the batch: changes after, up to */
+	unsigned	 parts;		/* rows to read: 1 << store_feed_part */
+	size_t		 nparts;
 };
 
 struct feed {
@@ -86,6 +111,15 @@ struct feed {
 	size_t		 nmoving;
 	struct change	*batch;		/* of the pass under way */
 	size_t		 nbatch;
+	int		 busy;		/* the connection has a query out */
+	int		 reading;	/* that query is a pass's read:
+					 * enum feed_read */
+	struct pass	 pass;
+	int		 owed;		/* a pass, once the query is done */
+	uint64_t	 read_at;	/* mono ms the read went out */
+	struct event	*read_ev;	/* its bound */
+	PGresult	*res[STORE_FEED_PARTS]; /* its results so far */
+	size_t		 nres;
 };
 
 static void	feed_connect(struct feed *);
@@ -172,22 +206,27 @@ got_backend(const struct backend *b, void *arg)
 	return 0;
 }
 
+/* A backend this instance has not heard of yet, for a user placed on
+ * it: read through the store (its change went by before this one). */
 static int
-apply_backend(struct feed *f, const char *name)
+fetch_backend(struct feed *f, const char *name)
+{
+	struct store *st = f->rs->store;
+
+	return st->ops->backend_get(st, name, got_backend, f) == -1 ? -1 : 0;
+}
+
+static void
+drop_backend(struct feed *f, const char *name)
 {
 	struct roost *rs = f->rs;
-	struct store *st = rs->store;
 	long slot;
-	int rc;
 
-	if ((rc = st->ops->backend_get(st, name, got_backend, f)) != 0)
-		return rc == -1 ? -1 : 0;
 	if ((slot = state_backend_find(rs, name)) != -1) {
 		state_backend_remove(rs, slot);
 		repl_backends_changed(rs);
 		health_reroute(rs);
 	}
-	return 0;
 }
 
 static int
@@ -200,9 +239,8 @@ got_user(const struct store_user *su, void *arg)
 		return 0;
 	if (state_user_apply(rs, su) == 0)
 		return 0;
-	/* A backend this instance has not heard of yet: fetch it. */
 	if (state_backend_find(rs, su->backend) == -1 &&
-	    apply_backend(f, su->backend) == -1)
+	    fetch_backend(f, su->backend) == -1)
 		return -1;
 	if (state_user_apply(rs, su) == -1)
 		log_warnx("feed: user %s on unknown backend %s; not applied",
@@ -210,20 +248,15 @@ got_user(const struct store_user *su, void *arg)
 	return 0;
 }
 
-static int
-apply_user(struct feed *f, const char *user)
+/* The user has no row any more. */
+static void
+drop_user(struct feed *f, const char *user)
 {
 	struct roost *rs = f->rs;
-	struct store *st = rs->store;
-	struct umap_entry *e;
-	int rc;
+	struct umap_entry *e = umap_get(rs->users, user, strlen(user));
 
-	if ((rc = st->ops->user_get(st, user, got_user, f)) != 0)
-		return rc == -1 ? -1 : 0;
-	e = umap_get(rs->users, user, strlen(user));
 	if (e != NULL && !user_ours(f, e))
 		state_user_forget(rs, e);
-	return 0;
 }
 
 static int
@@ -237,15 +270,6 @@ got_health(const struct store_health *sh, void *arg)
 }
 
 static int
-apply_health(struct feed *f, const char *backend)
-{
-	struct store *st = f->rs->store;
-
-	/* A verdict goes only with its backend: nothing to do then. */
-	return st->ops->health_get(st, backend, got_health, f) == -1 ? -1 : 0;
-}
-
-static int
 got_proxy(const struct proxy *p, void *arg)
 {
 	struct feed *f = arg;
@@ -254,33 +278,23 @@ got_proxy(const struct proxy *p, void *arg)
 	return 0;
 }
 
-static int
-apply_proxy(struct feed *f, const char *name)
+static void
+drop_proxy(struct feed *f, const char *name)
 {
-	struct roost *rs = f->rs;
-	struct store *st = rs->store;
 	long idx;
-	int rc;
 
-	if ((rc = st->ops->proxy_get(st, name, got_proxy, f)) != 0)
-		return rc == -1 ? -1 : 0;
-	if ((idx = state_proxy_find(rs, name)) != -1)
-		state_proxy_remove(rs, idx);
-	return 0;
+	if ((idx = state_proxy_find(f->rs, name)) != -1)
+		state_proxy_remove(f->rs, idx);
 }
 
-/* A move past its start holds the user on every instance: its logins
- * wait until the move is over and the new row has come. */
-static int
-apply_move(struct feed *f, const char *user)
+/* A move past its start (marked) holds the user on every instance: its
+ * logins wait until the move is over and the new row has come. */
+static void
+move_mark(struct feed *f, const char *user, int marked)
 {
 	struct roost *rs = f->rs;
-	struct store *st = rs->store;
 	struct umap_entry *e = umap_get(rs->users, user, strlen(user));
-	int marked;
 
-	if ((marked = st->ops->move_marked(st, user)) == -1)
-		return -1;
 	if (marked) {
 		if (e != NULL && (e->flags & UMAP_F_MOVING) &&
 		    moving_find(f, user, strlen(user)) == -1)
@@ -296,31 +310,6 @@ apply_move(struct feed *f, const char *user)
 told:
 	/* A move stored for the holder, or the end of one handed to it. */
 	move_changed_elsewhere(rs, user);
-	return 0;
-}
-
-static int
-apply(struct feed *f, const struct change *c)
-{
-	switch (c->kind) {
-	case C_USER:
-		return apply_user(f, c->key);
-	case C_BACKEND:
-		return apply_backend(f, c->key);
-	case C_HEALTH:
-		return apply_health(f, c->key);
-	case C_PROXY:
-		return apply_proxy(f, c->key);
-	case C_MOVE:
-		return apply_move(f, c->key);
-	case C_REPL:
-		/* Only the holder of role repl reads requests. */
-		repl_requested(f->rs);
-		return 0;
-	case C_UNKNOWN:
-		break;
-	}
-	return 0;
 }
 
 /*
@@ -371,7 +360,8 @@ reload_move(const struct store_move *m, void *arg)
 
 	if (strcmp(m->state, "queued") == 0)
 		return 0;
-	return apply_move(r->f, m->user);
+	move_mark(r->f, m->user, 1);
+	return 0;
 }
 
 static int
@@ -508,53 +498,419 @@ batch_clear(struct feed *f)
 	f->nbatch = 0;
 }
 
-/* Read and apply the changes after f->last; FEED_BATCH a pass, the rest
- * in the next pass, so that the loop serves in between. */
+/*
+ * A pass's wanted rows: the keys of the batch's changes by another writer,
+ * one set per kind (the entries' flags say which were met in the rows).
+ * The rows are read at one time for the whole batch and applied kind by
+ * kind: backends before the users on them, a move's end after its user's
+ * new row.
+ */
+static struct umap_entry *
+wanted(struct pass *p, enum change_kind k, const char *key)
+{
+	if (p->want[k] == NULL)
+		return NULL;
+	return umap_get(p->want[k], key, strlen(key));
+}
+
+static int
+want_backend(const struct backend *b, void *arg)
+{
+	struct pass *p = arg;
+	struct umap_entry *w = wanted(p, C_BACKEND, b->name);
+
+	if (w == NULL)
+		return 0;
+	w->flags |= MET;
+	return got_backend(b, p->f);
+}
+
+static int
+want_health(const struct store_health *sh, void *arg)
+{
+	struct pass *p = arg;
+	struct umap_entry *w = wanted(p, C_HEALTH, sh->backend);
+
+	if (w == NULL)
+		return 0;
+	w->flags |= MET;
+	return got_health(sh, p->f);
+}
+
+static int
+want_proxy(const struct proxy *px, void *arg)
+{
+	struct pass *p = arg;
+	struct umap_entry *w = wanted(p, C_PROXY, px->name);
+
+	if (w == NULL)
+		return 0;
+	w->flags |= MET;
+	return got_proxy(px, p->f);
+}
+
+static int
+want_moving(const char *user, void *arg)
+{
+	struct pass *p = arg;
+	struct umap_entry *w = wanted(p, C_MOVE, user);
+
+	if (w != NULL)
+		w->flags |= MET;
+	return 0;
+}
+
+/* A user row comes for a user change and for a move's (whose end the
+ * new row goes with). */
+static int
+want_user(const struct store_user *su, void *arg)
+{
+	struct pass *p = arg;
+	struct umap_entry *w = wanted(p, C_USER, su->user);
+
+	if (w != NULL)
+		w->flags |= MET;
+	else if (wanted(p, C_MOVE, su->user) == NULL)
+		return 0;
+	return got_user(su, p->f);
+}
+
+struct unmet {
+	struct pass	*p;
+	enum change_kind kind;
+};
+
+/* A wanted key whose row did not come: gone (a move: over). */
+static int
+unmet(struct umap_entry *w, void *arg)
+{
+	struct unmet *u = arg;
+	struct feed *f = u->p->f;
+
+	switch (u->kind) {
+	case C_BACKEND:
+		if (!(w->flags & MET))
+			drop_backend(f, w->key);
+		break;
+	case C_PROXY:
+		if (!(w->flags & MET))
+			drop_proxy(f, w->key);
+		break;
+	case C_USER:
+		if (!(w->flags & MET))
+			drop_user(f, w->key);
+		break;
+	case C_MOVE:
+		move_mark(f, w->key, (w->flags & MET) != 0);
+		break;
+	default:
+		break;		/* a verdict goes only with its backend */
+	}
+	return 0;
+}
+
+static void
+settle(struct pass *p, enum change_kind kind)
+{
+	struct unmet u = { p, kind };
+
+	if (p->want[kind] != NULL)
+		umap_walk(p->want[kind], unmet, &u);
+}
+
+static void
+pass_clear(struct feed *f)
+{
+	struct pass *p = &f->pass;
+	size_t k;
+
+	for (k = 0; k < C_UNKNOWN; k++)
+		if (p->want[k] != NULL)
+			umap_free(p->want[k]);
+	memset(p, 0, sizeof(*p));
+	batch_clear(f);
+}
+
+static void
+results_clear(PGresult **res, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		PQclear(res[i]);
+		res[i] = NULL;
+	}
+}
+
+/*
+ * A pass's first read has come (res: the changes): plan the second, the
+ * rows wanted.  0 with f->pass.parts set (none: nothing to read), 1 when
+ * the changes were pruned and memory was reloaded instead, -1 when not
+ * read (the store's error says why).
+ */
+static int
+pass_plan(struct feed *f, const PGresult *res)
+{
+	struct store *st = f->rs->store;
+	struct pass *p = &f->pass;
+	struct store_feed_cbs cbs = { collect, NULL, NULL, NULL, NULL, NULL,
+	    f };
+	int64_t pruned = 0;
+	size_t i, n;
+	int created;
+
+	pass_clear(f);
+	p->f = f;
+	p->after = p->upto = f->last;
+	if (store_pg_feed_rows(st, STORE_FEED_CHANGES, res, &cbs,
+	    &pruned) == -1)
+		return -1;
+	if (pruned > f->last) {
+		batch_clear(f);
+		return feed_reload(f) == -1 ? -1 : 1;
+	}
+	n = f->nbatch;
+	if (n > 0)
+		p->upto = f->batch[n - 1].seq;
+	for (i = 0; i < n; i++) {
+		struct change *c = &f->batch[i];
+
+		if (c->own || c->kind == C_UNKNOWN)
+			continue;
+		p->foreign++;
+		p->last_at = c->at;
+		if (c->kind == C_REPL) {
+			p->repl = 1;
+			continue;
+		}
+		if (p->want[c->kind] == NULL)
+			p->want[c->kind] = umap_new(n);
+		umap_put(p->want[c->kind], c->key, strlen(c->key), &created);
+	}
+	if (p->want[C_BACKEND] != NULL)
+		p->parts |= 1u << STORE_FEED_BACKENDS;
+	if (p->want[C_HEALTH] != NULL)
+		p->parts |= 1u << STORE_FEED_HEALTH;
+	if (p->want[C_PROXY] != NULL)
+		p->parts |= 1u << STORE_FEED_PROXIES;
+	if (p->want[C_MOVE] != NULL)
+		p->parts |= 1u << STORE_FEED_MOVING;
+	if (p->want[C_USER] != NULL || p->want[C_MOVE] != NULL)
+		p->parts |= 1u << STORE_FEED_USERS;
+	for (i = 0; i < STORE_FEED_PARTS; i++)
+		if (p->parts & (1u << i))
+			p->nparts++;
+	return 0;
+}
+
+/*
+ * The rows have come (res: one result for each part planned, in part
+ * order): apply them kind by kind, backends before the users on them and
+ * a move's end after its user's new row.  1 when the batch was full (more
+ * to read), 0 when applied, -1 when not (what was applied stays, and
+ * applies again).
+ */
+static int
+pass_apply(struct feed *f, PGresult **res)
+{
+	struct store *st = f->rs->store;
+	struct pass *p = &f->pass;
+	struct store_feed_cbs cbs = { NULL, want_backend, want_health,
+	    want_proxy, want_moving, want_user, p };
+	size_t i, r = 0, n = f->nbatch;
+
+	for (i = STORE_FEED_CHANGES + 1; i < STORE_FEED_PARTS; i++) {
+		if (!(p->parts & (1u << i)))
+			continue;
+		if (i == STORE_FEED_USERS) {
+			settle(p, C_BACKEND);
+			settle(p, C_PROXY);
+		}
+		if (store_pg_feed_rows(st, (enum store_feed_part)i, res[r++],
+		    &cbs, NULL) == -1)
+			return -1;
+	}
+	if (!(p->parts & (1u << STORE_FEED_USERS))) {
+		settle(p, C_BACKEND);
+		settle(p, C_PROXY);
+	}
+	settle(p, C_USER);
+	settle(p, C_MOVE);
+	/* Only the holder of role repl reads requests. */
+	if (p->repl)
+		repl_requested(f->rs);
+	if (n > 0)
+		f->last = f->batch[n - 1].seq;
+	if (p->foreign > 0) {
+		f->applied += p->foreign;
+		f->lag_ms = now_msec() - p->last_at;
+	}
+	return n == FEED_BATCH ? 1 : 0;
+}
+
+static void	feed_wait(struct feed *, short);
+static void	feed_drop(struct feed *, const char *);
+static const char *conn_error(const struct feed *);
+
+/* What a pass left: the next one now, or after a tick. */
+static void
+feed_applied(struct feed *f, int rc)
+{
+	pass_clear(f);
+	if (rc == -1) {
+		log_debug("feed: changes after %lld not applied: %s; trying "
+		    "again", (long long)f->last, store_error(f->rs->store));
+		f->behind = 1;
+		return;
+	}
+	if (rc == 1 || f->owed)
+		event_active(f->pass_ev, EV_TIMEOUT, 0);
+	f->owed = 0;
+}
+
+/* Send a read on the feed's connection; its answer goes to
+ * feed_read_done. */
+static void
+feed_send(struct feed *f, char *sql, int phase)
+{
+	struct timeval tv = { FEED_READ_MS / 1000,
+	    (FEED_READ_MS % 1000) * 1000 };
+	int ok;
+
+	ok = PQsendQuery(f->conn, sql);
+	free(sql);
+	if (!ok) {
+		pass_clear(f);
+		f->behind = 1;
+		feed_drop(f, conn_error(f));
+		return;
+	}
+	f->busy = 1;
+	f->reading = phase;
+	f->read_at = now_msec_mono();
+	f->nres = 0;
+	if (event_add(f->read_ev, &tv) == -1)
+		fatalx("event_add");
+	feed_wait(f, PQflush(f->conn) == 1 ? EV_READ | EV_WRITE : EV_READ);
+}
+
+/*
+ * Read and apply the changes after f->last, FEED_BATCH a pass, the rest
+ * in the next pass so that the loop serves in between.  On the feed's own
+ * connection each read goes out and its answer is taken when it has all
+ * come (feed_read_done): the loop never waits for it.  Without that
+ * connection, through the store, within its bound.
+ */
 static void
 feed_pass(struct feed *f)
 {
 	struct store *st = f->rs->store;
-	int64_t pruned = 0, after = f->last;
-	size_t i, n;
+	PGresult *res[STORE_FEED_PARTS] = { NULL };
+	char *sql;
+	size_t n;
+	int rc;
 
+	f->behind = 0;
+	if (f->state == F_READY) {
+		if (f->busy) {
+			f->owed = 1;	/* after what is under way */
+			return;
+		}
+		feed_send(f, store_pg_feed_changes_sql(f->last, FEED_BATCH),
+		    READ_CHANGES);
+		return;
+	}
 	if (store_flying(st)) {
-		struct timeval tv = { 0, FEED_YIELD_MS * 1000 };
+		struct timeval y = { 0, FEED_YIELD_MS * 1000 };
 
-		if (event_add(f->pass_ev, &tv) == -1)
+		if (event_add(f->pass_ev, &y) == -1)
 			fatalx("event_add");
 		return;
 	}
-	f->behind = 0;
-	if (st->ops->change_list(st, after, FEED_BATCH, &pruned, collect,
-	    f) == -1)
-		goto busy;
-	if (pruned > after) {
-		batch_clear(f);
-		if (feed_reload(f) == -1)
-			f->behind = 1;
+	sql = store_pg_feed_changes_sql(f->last, FEED_BATCH);
+	rc = store_pg_feed_read(st, sql, 1, res);
+	free(sql);
+	if (rc == -1) {
+		feed_applied(f, -1);
 		return;
 	}
-	n = f->nbatch;
-	for (i = 0; i < n; i++) {
-		struct change *c = &f->batch[i];
-
-		if (!c->own && c->kind != C_UNKNOWN) {
-			if (apply(f, c) == -1)
-				goto busy;
-			f->applied++;
-			f->lag_ms = now_msec() - c->at;
-		}
-		f->last = c->seq;
+	rc = pass_plan(f, res[0]);
+	results_clear(res, 1);
+	if (rc != 0) {
+		feed_applied(f, rc == 1 ? 0 : -1);
+		return;
 	}
-	batch_clear(f);
-	if (n == FEED_BATCH)
-		event_active(f->pass_ev, EV_TIMEOUT, 0);
-	return;
-busy:
-	batch_clear(f);
-	log_debug("feed: changes after %lld not read: %s; trying again",
-	    (long long)f->last, store_error(st));
+	if ((n = f->pass.nparts) > 0) {
+		sql = store_pg_feed_rows_sql(f->pass.after, f->pass.upto,
+		    f->pass.parts);
+		rc = store_pg_feed_read(st, sql, n, res);
+		free(sql);
+		if (rc == -1) {
+			feed_applied(f, -1);
+			return;
+		}
+	}
+	rc = pass_apply(f, res);
+	results_clear(res, n);
+	feed_applied(f, rc);
+}
+
+/* A read on the feed's connection has all come (or failed). */
+static void
+feed_read_done(struct feed *f)
+{
+	struct store *st = f->rs->store;
+	struct pass *p = &f->pass;
+	int phase = f->reading, rc = 0;
+	size_t i, want = phase == READ_CHANGES ? 1 : p->nparts;
+
+	evtimer_del(f->read_ev);
+	f->reading = 0;
+	for (i = 0; i < f->nres; i++)
+		if (PQresultStatus(f->res[i]) != PGRES_TUPLES_OK) {
+			(void)store_pg_feed_rows(st, STORE_FEED_CHANGES,
+			    f->res[i], NULL, NULL);
+			rc = -1;
+			break;
+		}
+	if (rc == 0 && f->nres != want) {
+		store_set_error(st, "feed read: %zu results, not %zu",
+		    f->nres, want);
+		rc = -1;
+	}
+	if (rc == 0 && phase == READ_CHANGES) {
+		rc = pass_plan(f, f->res[0]);
+		results_clear(f->res, f->nres);
+		f->nres = 0;
+		if (rc == 0 && p->nparts > 0) {
+			feed_send(f, store_pg_feed_rows_sql(p->after, p->upto,
+			    p->parts), READ_ROWS);
+			return;
+		}
+		if (rc == 0)
+			rc = pass_apply(f, f->res);
+		else if (rc == 1)
+			rc = 0;
+	} else if (rc == 0) {
+		rc = pass_apply(f, f->res);
+	}
+	results_clear(f->res, f->nres);
+	f->nres = 0;
+	feed_applied(f, rc);
+}
+
+static void
+on_read_bound(evutil_socket_t fd, short what, void *arg)
+{
+	struct feed *f = arg;
+	char why[64];
+
+	(void)fd;
+	(void)what;
+	snprintf(why, sizeof(why), "no answer to a read in %d ms",
+	    FEED_READ_MS);
 	f->behind = 1;
+	feed_drop(f, why);
 }
 
 static void
@@ -596,6 +952,17 @@ feed_drop(struct feed *f, const char *why)
 		log_debug("feed: cannot connect (%s); next try in %u ms", why,
 		    f->backoff_ms);
 	event_del(f->sock_ev);
+	if (f->reading) {
+		/* The pass is owed: the tick makes it, through the store
+		 * while there is no connection. */
+		evtimer_del(f->read_ev);
+		results_clear(f->res, f->nres);
+		f->nres = 0;
+		f->reading = READ_NONE;
+		pass_clear(f);
+		f->behind = 1;
+	}
+	f->busy = f->owed = 0;
 	if (f->conn != NULL)
 		PQfinish(f->conn);
 	f->conn = NULL;
@@ -634,6 +1001,8 @@ feed_wait(struct feed *f, short what)
 static void
 feed_poll_connect(struct feed *f)
 {
+	char sql[80];
+
 	switch (PQconnectPoll(f->conn)) {
 	case PGRES_POLLING_READING:
 		feed_wait(f, EV_READ);
@@ -647,11 +1016,16 @@ feed_poll_connect(struct feed *f)
 	default:
 		break;
 	}
+	/* No lock_timeout: a read waiting for a lock holds up only the
+	 * feed, never the loop, and the statement bound ends the wait. */
+	snprintf(sql, sizeof(sql), "SET statement_timeout = %d; LISTEN %s",
+	    FEED_STMT_MS, FEED_CHANNEL);
 	if (PQsetnonblocking(f->conn, 1) == -1 ||
-	    !PQsendQuery(f->conn, "LISTEN " FEED_CHANNEL)) {
+	    !PQsendQuery(f->conn, sql)) {
 		feed_drop(f, conn_error(f));
 		return;
 	}
+	f->busy = 1;
 	f->state = F_LISTENING;
 	if (PQflush(f->conn) == 1)
 		feed_wait(f, EV_READ | EV_WRITE);
@@ -659,28 +1033,52 @@ feed_poll_connect(struct feed *f)
 		feed_wait(f, EV_READ);
 }
 
-/* Results of LISTEN (or anything else): 0 while all went well. */
+/*
+ * The results that have come: LISTEN's, or a pass's read, kept until the
+ * whole of it is there.  0 while all went well.
+ */
 static int
 feed_results(struct feed *f)
 {
 	PGresult *res;
-	int bad = 0;
 
-	while (!PQisBusy(f->conn) && (res = PQgetResult(f->conn)) != NULL) {
-		if (PQresultStatus(res) != PGRES_COMMAND_OK)
-			bad = 1;
-		PQclear(res);
-		if (!bad && f->state == F_LISTENING) {
-			f->state = F_READY;
-			f->backoff_ms = BACKOFF_MIN_MS;
-			f->reconnects++;
-			log_info("feed: listening for changes");
-			feed_wait(f, EV_READ);
-			/* What came while there was no connection. */
-			event_active(f->pass_ev, EV_TIMEOUT, 0);
+	for (;;) {
+		if (PQisBusy(f->conn))
+			return 0;
+		if ((res = PQgetResult(f->conn)) == NULL)
+			break;			/* the query is done */
+		if (f->reading) {
+			if (f->nres < STORE_FEED_PARTS)
+				f->res[f->nres++] = res;
+			else
+				PQclear(res);
+			continue;
 		}
+		if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+			PQclear(res);
+			return -1;
+		}
+		PQclear(res);
 	}
-	return bad ? -1 : 0;
+	if (!f->busy)
+		return 0;
+	f->busy = 0;
+	if (f->reading) {
+		feed_read_done(f);
+	} else if (f->state == F_LISTENING) {
+		f->state = F_READY;
+		f->backoff_ms = BACKOFF_MIN_MS;
+		f->reconnects++;
+		log_info("feed: listening for changes");
+		feed_wait(f, EV_READ);
+		/* What came while there was no connection. */
+		f->owed = 1;
+	}
+	if (f->owed && f->conn != NULL && f->state == F_READY) {
+		f->owed = 0;
+		event_active(f->pass_ev, EV_TIMEOUT, 0);
+	}
+	return 0;
 }
 
 static void
@@ -695,14 +1093,25 @@ on_socket(evutil_socket_t fd, short what, void *arg)
 		feed_poll_connect(f);
 		return;
 	}
-	if ((what & EV_WRITE) && PQflush(f->conn) == -1) {
-		feed_drop(f, conn_error(f));
-		return;
+	if (what & EV_WRITE) {
+		switch (PQflush(f->conn)) {
+		case -1:
+			feed_drop(f, conn_error(f));
+			return;
+		case 0:
+			feed_wait(f, EV_READ);	/* all sent */
+			break;
+		}
 	}
 	if (!(what & EV_READ))
 		return;
-	if (!PQconsumeInput(f->conn) || feed_results(f) == -1 ||
-	    PQstatus(f->conn) != CONNECTION_OK) {
+	if (!PQconsumeInput(f->conn) || feed_results(f) == -1) {
+		feed_drop(f, conn_error(f));
+		return;
+	}
+	if (f->conn == NULL)
+		return;		/* dropped while the results were taken */
+	if (PQstatus(f->conn) != CONNECTION_OK) {
 		feed_drop(f, conn_error(f));
 		return;
 	}
@@ -781,8 +1190,10 @@ feed_start(struct roost *rs)
 	f->retry_ev = evtimer_new(rs->base, on_retry, f);
 	f->pass_ev = event_new(rs->base, -1, 0, on_pass, f);
 	f->tick_ev = event_new(rs->base, -1, EV_PERSIST, on_tick, f);
+	f->read_ev = evtimer_new(rs->base, on_read_bound, f);
 	if (f->sock_ev == NULL || f->retry_ev == NULL || f->pass_ev == NULL ||
-	    f->tick_ev == NULL || event_add(f->tick_ev, &tv) == -1)
+	    f->tick_ev == NULL || f->read_ev == NULL ||
+	    event_add(f->tick_ev, &tv) == -1)
 		return -1;
 	f->pruned_at = now_msec_mono() - FEED_PRUNE_MS;
 	feed_connect(f);
@@ -807,10 +1218,13 @@ feed_free(struct roost *rs)
 		event_free(f->pass_ev);
 	if (f->tick_ev != NULL)
 		event_free(f->tick_ev);
+	if (f->read_ev != NULL)
+		event_free(f->read_ev);
+	results_clear(f->res, f->nres);
 	for (i = 0; i < f->nmoving; i++)
 		free(f->moving[i]);
 	free(f->moving);
-	batch_clear(f);
+	pass_clear(f);
 	free(f->conninfo);
 	free(f);
 	rs->feed = NULL;
@@ -823,8 +1237,10 @@ feed_status_json(const struct roost *rs)
 
 	if (f == NULL)
 		return json_null();
-	return json_pack("{s:b, s:I, s:I, s:I, s:I, s:I, s:I}",
+	return json_pack("{s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
 	    "connected", f->state == F_READY,
+	    "reading_ms", (json_int_t)(f->reading ?
+	    now_msec_mono() - f->read_at : 0),
 	    "last_seq", (json_int_t)f->last,
 	    "lag_ms", (json_int_t)f->lag_ms,
 	    "applied", (json_int_t)f->applied,

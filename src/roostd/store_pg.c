@@ -75,6 +75,7 @@
 #include "backend.h"
 #include "log.h"
 #include "store.h"
+#include "store_pg.h"
 #include "util.h"
 #include "xmalloc.h"
 
@@ -3532,6 +3533,190 @@ pg_move_marked(struct store *st, const char *user)
 	if (one_int(st, S_MOVE_MARKED, &p, "move marked", &n) == -1)
 		return -1;
 	return n > 0;
+}
+
+/* --- the change feed's read (store_pg.h) ---------------------------- */
+
+/* Columns of each part, checked before a row is read. */
+static const int feed_cols[STORE_FEED_PARTS] = {
+	[STORE_FEED_CHANGES] = 6, [STORE_FEED_BACKENDS] = 19,
+	[STORE_FEED_HEALTH] = 6, [STORE_FEED_PROXIES] = 5,
+	[STORE_FEED_MOVING] = 1, [STORE_FEED_USERS] = 10,
+};
+
+char *
+store_pg_feed_changes_sql(int64_t after, size_t limit)
+{
+	char *sql;
+
+	xasprintf(&sql, "SELECT p.v, c.seq, c.kind, c.key, c.origin, c.at"
+	    " FROM (SELECT coalesce(max(value::int8), 0) AS v FROM meta WHERE"
+	    " key = 'changes_pruned') p LEFT JOIN LATERAL (SELECT seq, kind,"
+	    " key, origin, at FROM changes WHERE seq > %lld ORDER BY seq"
+	    " LIMIT %zu) c ON true ORDER BY c.seq", (long long)after, limit);
+	return sql;
+}
+
+char *
+store_pg_feed_rows_sql(int64_t after, int64_t last, unsigned parts)
+{
+	/* Each part: what it selects, the keys it takes from the batch
+	 * (changes of these kinds), what else holds. */
+	static const struct {
+		const char	*select, *kinds, *also;
+	} part_sql[STORE_FEED_PARTS] = {
+		[STORE_FEED_BACKENDS] = { "SELECT " BACKEND_COLS " FROM"
+		    " backends WHERE name", "'backend'", "" },
+		[STORE_FEED_HEALTH] = { "SELECT backend, state, since, error,"
+		    " latency_ms, checked FROM backend_health WHERE backend",
+		    "'health'", "" },
+		[STORE_FEED_PROXIES] = { "SELECT " PROXY_COLS " FROM proxies"
+		    " WHERE name", "'proxy'", "" },
+		[STORE_FEED_MOVING] = { "SELECT DISTINCT \"user\" FROM moves"
+		    " WHERE \"user\"", "'move'", " AND state IN ('kicking',"
+		    " 'waiting', 'syncing')" },
+		[STORE_FEED_USERS] = { "SELECT " USER_COLS " FROM users WHERE"
+		    " \"user\"", "'user', 'move'", "" },
+	};
+	char *sql = xstrdup(""), *next;
+	int i;
+
+	/* The keys of the changes read, by their numbers: exactly the
+	 * batch, whatever was committed since. */
+	for (i = STORE_FEED_CHANGES + 1; i < STORE_FEED_PARTS; i++) {
+		if (!(parts & (1u << i)))
+			continue;
+		xasprintf(&next, "%s%s%s IN (SELECT key FROM changes WHERE"
+		    " seq > %lld AND seq <= %lld AND kind IN (%s))%s", sql,
+		    *sql != '\0' ? "; " : "", part_sql[i].select,
+		    (long long)after, (long long)last, part_sql[i].kinds,
+		    part_sql[i].also);
+		free(sql);
+		sql = next;
+	}
+	return sql;
+}
+
+int
+store_pg_feed_read(struct store *st, const char *sql, size_t nparts,
+    PGresult **res)
+{
+	struct pg_store *ps = impl(st);
+	PGresult *extra;
+	size_t i, n = 0;
+
+	if (conn_ready(st) == -1)
+		return -1;
+	if (ps->in_tx) {
+		store_set_error(st, "feed read: inside a transaction");
+		return -1;
+	}
+	if (!PQsendQuery(ps->conn, sql)) {
+		pg_fail(st, "feed read", NULL);
+		return -1;
+	}
+	for (n = 0; n < nparts; n++) {
+		if ((res[n] = get_result(ps)) == NULL ||
+		    PQresultStatus(res[n]) != PGRES_TUPLES_OK) {
+			pg_fail(st, "feed read", res[n]);
+			n++;
+			goto fail;
+		}
+	}
+	/* The end of the answer. */
+	while ((extra = get_result(ps)) != NULL)
+		PQclear(extra);
+	return 0;
+fail:
+	for (i = 0; i < n; i++) {
+		PQclear(res[i]);
+		res[i] = NULL;
+	}
+	/* The rest of the answer (after an error: its end), so that the
+	 * connection is idle for the next call. */
+	while (conn_ok(ps) && (extra = get_result(ps)) != NULL)
+		PQclear(extra);
+	return -1;
+}
+
+static int
+feed_moving_row(struct store *st, const PGresult *res, int r, void *cbp,
+    void *arg)
+{
+	int (*cb)(const char *, void *) = (int (*)(const char *, void *))cbp;
+
+	(void)st;
+	return cb(col(res, r, 0), arg) == -1 ? -1 : 0;
+}
+
+int
+store_pg_feed_rows(struct store *st, enum store_feed_part part,
+    const PGresult *res, const struct store_feed_cbs *cbs, int64_t *pruned)
+{
+	struct change_ctx cx;
+	row_fn fn = NULL;
+	void *cbp = NULL;
+	const char *msg;
+	int r, n;
+
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+		set_msg(st, "feed read", msg != NULL ? msg :
+		    PQresultErrorMessage(res));
+		st->errclass = STORE_ERETRY;
+		return -1;
+	}
+	if (PQnfields(res) != feed_cols[part]) {
+		store_set_error(st, "feed read: part %d has %d columns, not %d",
+		    (int)part, PQnfields(res), feed_cols[part]);
+		return -1;
+	}
+	switch (part) {
+	case STORE_FEED_CHANGES:
+		cx.cb = cbs->change;
+		cx.arg = cbs->arg;
+		cx.pruned = pruned;
+		*pruned = 0;
+		fn = row_change;
+		cbp = &cx;
+		break;
+	case STORE_FEED_BACKENDS:
+		fn = row_backend;
+		cbp = (void *)cbs->backend;
+		break;
+	case STORE_FEED_HEALTH:
+		fn = row_health;
+		cbp = (void *)cbs->health;
+		break;
+	case STORE_FEED_PROXIES:
+		fn = row_proxy;
+		cbp = (void *)cbs->proxy;
+		break;
+	case STORE_FEED_MOVING:
+		fn = feed_moving_row;
+		cbp = (void *)cbs->moving;
+		break;
+	case STORE_FEED_USERS:
+		fn = row_user;
+		cbp = (void *)cbs->user;
+		break;
+	case STORE_FEED_PARTS:
+		store_set_error(st, "feed read: no such part");
+		return -1;
+	}
+	n = PQntuples(res);
+	for (r = 0; r < n; r++) {
+		switch (fn(st, res, r, cbp, cbs->arg)) {
+		case 0:
+			break;
+		case -1:
+			store_set_error(st, "feed read: stopped by caller");
+			return -1;
+		default:
+			return -1;
+		}
+	}
+	return 0;
 }
 
 static long
