@@ -1052,8 +1052,84 @@ expire_recheck(struct roost *rs, struct maint *m)
 	m->nexpire = n;
 }
 
+/* Lookup times and confirmations on their way to the store: what to
+ * note in memory once they are there. */
+struct touched {
+	struct roost	*rs;
+	char		**keys;		/* of the lookup times */
+	uint32_t	*times;		/* as written */
+	size_t		 n;
+	size_t		 nconf;		/* confirmations after them */
+};
+
 static void
-maint_write(struct roost *rs, struct maint *m)
+touched_done(void *arg, int rc)
+{
+	struct touched *t = arg;
+	struct roost *rs = t->rs;
+	struct umap_entry *e;
+	size_t i;
+
+	if (rc == -1)
+		maint_error(rs->store, "recording lookup times");
+	else {
+		for (i = 0; i < t->n; i++)
+			if ((e = umap_get(rs->users, t->keys[i],
+			    strlen(t->keys[i]))) != NULL &&
+			    e->touched < t->times[i])
+				e->touched = t->times[i];
+		events_confirm_done(rs, t->nconf);
+	}
+	for (i = 0; i < t->n; i++)
+		free(t->keys[i]);
+	free(t->keys);
+	free(t->times);
+	free(t);
+}
+
+/*
+ * Write the lookup times and confirmations of a pass.  They go as a sent
+ * transaction (store_commit_send) that the loop does not wait for; at the
+ * end (all) and when there are too many for one, the write is waited for.
+ */
+static void
+maint_touch(struct roost *rs, const struct store_user *rec, size_t n,
+    struct umap_entry *const *touch, size_t ntouch, size_t nconf, int all)
+{
+	struct store *st = rs->store;
+	struct store_tx *tx;
+	struct touched *t;
+	size_t i;
+
+	t = xcalloc(1, sizeof(*t));
+	t->rs = rs;
+	t->keys = xcalloc(ntouch ? ntouch : 1, sizeof(*t->keys));
+	t->times = xcalloc(ntouch ? ntouch : 1, sizeof(*t->times));
+	for (i = 0; i < ntouch; i++) {
+		t->keys[i] = xstrdup(touch[i]->key);
+		t->times[i] = touch[i]->last_lookup;
+	}
+	t->n = ntouch;
+	t->nconf = nconf;
+	if (all || n > STORE_SEND_MAX) {
+		touched_done(t, store_user_touch(store_auto(st), rec, n));
+		return;
+	}
+	if ((tx = store_begin(st, STORE_TX_SEND)) == NULL) {
+		touched_done(t, -1);
+		return;
+	}
+	if (store_user_touch(tx, rec, n) == -1) {
+		store_rollback(tx);
+		touched_done(t, -1);
+		return;
+	}
+	if (store_commit_send(tx, rs->base, touched_done, t) == -1)
+		touched_done(t, -1);
+}
+
+static void
+maint_write(struct roost *rs, struct maint *m, int all)
 {
 	struct store *st = rs->store;
 	struct store_tx *tx;
@@ -1078,13 +1154,7 @@ maint_write(struct roost *rs, struct maint *m)
 			rec[m->ntouch + i].user = ckeys[i];
 			rec[m->ntouch + i].confirmed = 1;
 		}
-		if (store_user_touch(store_auto(st), rec, n) == -1)
-			maint_error(st, "recording lookup times");
-		else {
-			for (i = 0; i < m->ntouch; i++)
-				m->touch[i]->touched = m->touch[i]->last_lookup;
-			events_confirm_done(rs, nconf);
-		}
+		maint_touch(rs, rec, n, m->touch, m->ntouch, nconf, all);
 		free(rec);
 	}
 	free(ckeys);
@@ -1120,8 +1190,11 @@ lookup_maintain(struct roost *rs, int all)
 	size_t slots, budget;
 	uint64_t t0, ms;
 
-	/* At shutdown (all) no later pass will retry: answer every lookup. */
+	/* At shutdown (all) no later pass will retry: answer every lookup,
+	 * and land what is on its way. */
 	batch_commit(rs, all, !all);
+	if (all)
+		store_flight_land(rs->store);
 	/* Lookup times and expiry wait for the next pass, not the batch. */
 	if (!all && store_flying(rs->store))
 		return;
@@ -1140,7 +1213,7 @@ lookup_maintain(struct roost *rs, int all)
 	t0 = now_msec_mono();
 	umap_scan(rs->users, &rs->batch->maint_cursor, budget, maint_collect,
 	    &m);
-	maint_write(rs, &m);
+	maint_write(rs, &m, all);
 	if ((ms = now_msec_mono() - t0) >= MAINT_SLOW_MS)
 		log_info("maintenance pass took %llu ms (%zu lookup times, "
 		    "%zu expired)", (unsigned long long)ms, m.ntouch, m.nexpire);

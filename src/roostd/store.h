@@ -46,7 +46,7 @@
 				 * only written, when commit() returns */
 #define STORE_TX_SEND	0x02	/* for store_commit_send: writes whose
 				 * answer nobody reads (user_put,
-				 * repl_put, repl_request_add and
+				 * user_touch, repl_put, repl_request_add and
 				 * _delete, health_put, move_state,
 				 * job_state), at most STORE_SEND_MAX
 				 * records; no reads */

@@ -2664,8 +2664,8 @@ struct pg_send {
 /* What may be sent: every statement here is prepared at begin, before
  * the pipeline starts, so that a write never needs a round trip. */
 static const enum stmt send_stmts[] = {
-	S_USER_PUT, S_REPL_PUT, S_REPL_REQ_ADD, S_REPL_REQ_DELETE,
-	S_HEALTH_PUT, S_MOVE_STATE, S_JOB_STATE,
+	S_USER_PUT, S_USER_TOUCH, S_REPL_PUT, S_REPL_REQ_ADD,
+	S_REPL_REQ_DELETE, S_HEALTH_PUT, S_MOVE_STATE, S_JOB_STATE,
 };
 
 static int
