@@ -4,7 +4,8 @@
  *
  * A claim round every ROLE_TICK_MS asks the store for each role this
  * instance wants and does not hold: "moves", "repl", and "health:<name>"
- * for every backend it knows.  The store's answer is the truth (with
+ * for every backend it knows.  The question goes out without the loop
+ * waiting for its answer (store_role_claim_send).  The store's answer is the truth (with
  * PostgreSQL a session advisory lock per role); this file only remembers
  * what it last saw, to tell the consumers once when a role is gained (they
  * take up the stored work: the same path as a restart) or lost (they stop
@@ -44,6 +45,14 @@ struct roles {
 	size_t		 n;
 	struct event	*tick;
 	uint64_t	 gained, lost;
+	/* A claim on its way (store_role_claim_send): the names asked and
+	 * the store's answers. */
+	char		**ask;
+	int		*got;
+	size_t		 nask;
+	int		 claiming;
+	uint64_t	 claim_at;	/* mono ms it was sent */
+	int		 notify;
 };
 
 static struct role *
@@ -76,36 +85,92 @@ role_tell(struct roles *R, const struct role *r, int notify)
 		repl_role(R->rs, r->held);
 }
 
-/* Ask for every role not held, in one store call (one round trip). */
+static struct role *
+role_find(struct roles *R, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < R->n; i++)
+		if (strcmp(R->v[i].name, name) == 0)
+			return &R->v[i];
+	return NULL;
+}
+
+/* The store's answer to a claim round. */
+static void
+claim_done(void *arg, int rc)
+{
+	struct roles *R = arg;
+	struct store *st = R->rs->store;
+	struct role *r;
+	size_t i;
+
+	R->claiming = 0;
+	if (rc == -1)
+		log_debug("claiming %zu roles: %s", R->nask, store_error(st));
+	for (i = 0; rc == 0 && i < R->nask; i++) {
+		if (!R->got[i])
+			continue;
+		if ((r = role_find(R, R->ask[i])) == NULL) {
+			/* Not wanted any more (its backend went while the
+			 * claim was on its way): not to be held either. */
+			if (st->ops->role_release(st, R->ask[i]) == -1)
+				log_debug("role %s: release: %s", R->ask[i],
+				    store_error(st));
+			continue;
+		}
+		if (r->held)
+			continue;
+		r->held = 1;
+		r->since = now_msec();
+		R->gained++;
+		log_info("role %s taken", r->name);
+		role_tell(R, r, R->notify);
+	}
+	for (i = 0; i < R->nask; i++)
+		free(R->ask[i]);
+	free(R->ask);
+	free(R->got);
+	R->ask = NULL;
+	R->got = NULL;
+	R->nask = 0;
+}
+
+/*
+ * Ask for every role not held, in one store call (one round trip): at
+ * start before the loop runs, waiting for the answer; on the loop without
+ * waiting (the answer comes to claim_done).
+ */
 static void
 role_claim_round(struct roles *R, int notify)
 {
-	struct store *st = R->rs->store;
-	const char **names;
-	int *got;
-	size_t i, n = 0;
+	struct roost *rs = R->rs;
+	struct store *st = rs->store;
+	size_t i;
 
-	if (store_flying(st))
+	if (R->claiming || store_flying(st))
 		return;		/* the next round asks */
-	names = xcalloc(R->n ? R->n : 1, sizeof(*names));
-	got = xcalloc(R->n ? R->n : 1, sizeof(*got));
 	for (i = 0; i < R->n; i++)
 		if (!R->v[i].held)
-			names[n++] = R->v[i].name;
-	if (n > 0 && st->ops->role_claim(st, names, n, got) == -1)
-		log_debug("claiming %zu roles: %s", n, store_error(st));
-	else
-		for (i = 0, n = 0; i < R->n; i++) {
-			if (R->v[i].held || !got[n++])
-				continue;
-			R->v[i].held = 1;
-			R->v[i].since = now_msec();
-			R->gained++;
-			log_info("role %s taken", R->v[i].name);
-			role_tell(R, &R->v[i], notify);
-		}
-	free(names);
-	free(got);
+			R->nask++;
+	if (R->nask == 0)
+		return;
+	R->ask = xcalloc(R->nask, sizeof(*R->ask));
+	R->got = xcalloc(R->nask, sizeof(*R->got));
+	for (i = 0, R->nask = 0; i < R->n; i++)
+		if (!R->v[i].held)
+			R->ask[R->nask++] = xstrdup(R->v[i].name);
+	R->notify = notify;
+	R->claiming = 1;
+	R->claim_at = now_msec_mono();
+	if (!notify) {
+		claim_done(R, st->ops->role_claim(st,
+		    (const char *const *)R->ask, R->nask, R->got));
+		return;
+	}
+	if (store_role_claim_send(st, rs->base, (const char *const *)R->ask,
+	    R->nask, R->got, claim_done, R) == -1)
+		claim_done(R, -1);
 }
 
 static void
@@ -197,7 +262,9 @@ role_free(struct roost *rs)
 	if (R == NULL)
 		return;
 	/* Not released one by one: closing the store ends the session,
-	 * and every role with it. */
+	 * and every role with it.  A claim on its way is answered first. */
+	if (R->claiming)
+		store_flight_land(rs->store);
 	if (R->tick != NULL)
 		event_free(R->tick);
 	for (i = 0; i < R->n; i++)
@@ -249,7 +316,9 @@ role_status_json(const struct roost *rs)
 		if (role_held(rs, R->v[i].name))
 			json_array_append_new(held,
 			    json_string(R->v[i].name));
-	return json_pack("{s:s, s:o, s:I, s:I}", "instance",
+	return json_pack("{s:s, s:o, s:I, s:I, s:I}", "instance",
 	    rs->store->ops->change_origin(rs->store), "held", held,
-	    "gained", (json_int_t)R->gained, "lost", (json_int_t)R->lost);
+	    "gained", (json_int_t)R->gained, "lost", (json_int_t)R->lost,
+	    "claiming_ms", (json_int_t)(R->claiming ?
+	    now_msec_mono() - R->claim_at : 0));
 }

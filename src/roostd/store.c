@@ -164,7 +164,7 @@ flight_poll(struct store *st)
 	void *arg = st->flight_arg;
 	int rc;
 
-	if (st->ops->tx_poll(st, &rc) == 0)
+	if (st->flight_poll(st, &rc) == 0)
 		return 0;
 	event_free(st->flight);
 	st->flight = NULL;
@@ -189,13 +189,35 @@ flight_ready(void *arg)
 	event_active(st->flight, EV_READ, 0);
 }
 
+/* Watch the flight sent: its answer goes to done through poll. */
+static void
+flight_watch(struct store *st, struct event_base *base,
+    int (*poll)(struct store *, int *), void (*done)(void *, int), void *arg)
+{
+	struct timeval tv = { 0, FLIGHT_POLL_MS * 1000 };
+
+	st->flight_poll = poll;
+	st->flight_done = done;
+	st->flight_arg = arg;
+	st->flight = event_new(base, st->ops->place_fd(st),
+	    EV_READ | EV_PERSIST, flight_cb, st);
+	if (st->flight == NULL || event_add(st->flight, &tv) == -1)
+		fatalx("store: cannot watch a flight");
+}
+
 int
 store_commit_send(struct store_tx *tx, struct event_base *base,
     void (*done)(void *, int), void *arg)
 {
 	struct store *st = tx->st;
-	struct timeval tv = { 0, FLIGHT_POLL_MS * 1000 };
 
+	if (tx->open && st->flight != NULL) {
+		/* Its callers wait while store_flying() says so. */
+		store_rollback(tx);
+		store_set_error(st, "commit: another flight is under way");
+		st->errclass = STORE_ERETRY;
+		return -1;
+	}
 	if (!tx->open || !(tx->flags & STORE_TX_SEND)) {
 		store_set_error(st, "commit: %s", tx->open ? "the transaction "
 		    "was not begun to be sent" : "no transaction is open");
@@ -208,12 +230,29 @@ store_commit_send(struct store_tx *tx, struct event_base *base,
 	tx->open = 0;
 	if (st->ops->tx_send(st, flight_ready, st) == -1)
 		return -1;
-	st->flight_done = done;
-	st->flight_arg = arg;
-	st->flight = event_new(base, st->ops->place_fd(st),
-	    EV_READ | EV_PERSIST, flight_cb, st);
-	if (st->flight == NULL || event_add(st->flight, &tv) == -1)
-		fatalx("store: cannot watch a commit in flight");
+	flight_watch(st, base, st->ops->tx_poll, done, arg);
+	return 0;
+}
+
+int
+store_role_claim_send(struct store *st, struct event_base *base,
+    const char *const *roles, size_t n, int *got,
+    void (*done)(void *, int), void *arg)
+{
+	if (st->ops->claim_send == NULL) {
+		done(arg, st->ops->role_claim(st, roles, n, got));
+		return 0;
+	}
+	if (st->flight != NULL) {
+		store_set_error(st, "role claim: a commit is in flight");
+		st->errclass = STORE_ERETRY;
+		return -1;
+	}
+	if (st->ops->claim_send(st, roles, n, got, flight_ready, st) == -1)
+		return -1;
+	flight_watch(st, base, st->ops->claim_poll, done, arg);
+	/* Answered already (nothing to ask, or it failed at once). */
+	flight_poll(st);
 	return 0;
 }
 

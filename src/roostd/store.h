@@ -405,6 +405,18 @@ struct store_ops {
 	 */
 	int	(*role_claim)(struct store *, const char *const *roles,
 		    size_t n, int *got);
+	/*
+	 * role_claim without waiting, for store_role_claim_send() (NULL
+	 * where nothing waits on a network): claim_send asks and returns;
+	 * got (n of them) must stay until the answer.  Then, as with
+	 * tx_send, the caller watches place_fd() and calls claim_poll: 0,
+	 * no answer yet; 1, done, with got[] and *rc as role_claim would
+	 * have left them.  Another call that needs the connection reads the
+	 * answer first and calls ready(arg).
+	 */
+	int	(*claim_send)(struct store *, const char *const *roles,
+		    size_t n, int *got, void (*ready)(void *), void *arg);
+	int	(*claim_poll)(struct store *, int *rc);
 	int	(*role_release)(struct store *, const char *role);
 	int	(*role_held)(struct store *, const char *role);
 	/* This process alone (roostd -C): fails, naming why, while a roostd
@@ -432,8 +444,10 @@ struct store {
 	enum store_err		 errclass;	/* of the last error */
 	struct store_tx		 tx;		/* the one store_begin opens */
 	struct store_tx		 none;		/* store_auto()'s */
-	/* A commit sent by store_commit_send, until its answer. */
+	/* A commit sent by store_commit_send, or a claim sent by
+	 * store_role_claim_send, until its answer. */
 	struct event		*flight;
+	int			(*flight_poll)(struct store *, int *);
 	void			(*flight_done)(void *, int);
 	void			*flight_arg;
 };
@@ -465,8 +479,20 @@ int		 store_rollback(struct store_tx *);
  */
 int		 store_commit_send(struct store_tx *, struct event_base *,
 		    void (*done)(void *, int), void *arg);
-/* Waits for the commit in flight, if any, and calls its done: for the
- * owner of a flight that ends (bounded by the store's own waits). */
+/*
+ * The store's role_claim (roles, n, got as there) without the loop waiting
+ * for the answer, where the store can (claim_send): done(arg, rc) is called
+ * when it came, got[] filled as role_claim would have (got must stay until
+ * then).  One flight at a time with store_commit_send's: -1 (retryable)
+ * while another is under way.  Elsewhere role_claim runs and done is
+ * called before this returns.
+ */
+int		 store_role_claim_send(struct store *, struct event_base *,
+		    const char *const *roles, size_t n, int *got,
+		    void (*done)(void *, int), void *arg);
+/* Waits for the commit or claim in flight, if any, and calls its done:
+ * for the owner of a flight that ends (bounded by the store's own
+ * waits). */
 void		 store_flight_land(struct store *);
 /* The handle of no transaction: each write given it stands alone. */
 struct store_tx	*store_auto(struct store *);
@@ -523,7 +549,8 @@ int		 store_repl_request_delete(struct store_tx *,
 
 /* The last error was retryable (STORE_ERETRY). */
 int		 store_retryable(const struct store *);
-/* A batch (place_send) or a commit (store_commit_send) is in flight: work
+/* A batch (place_send), a commit (store_commit_send) or a claim
+ * (store_role_claim_send) is in flight: work
  * that can wait a moment does not call the store now, which would wait for
  * it to land. */
 int		 store_flying(struct store *);

@@ -568,6 +568,7 @@ struct pg_store {
 	uint64_t	 deadline_at;	/* a wait's end set by its caller */
 	struct pg_place	*place;		/* a user_place under way */
 	struct pg_send	*send;		/* a STORE_TX_SEND transaction */
+	struct pg_claim	*claim;		/* a role claim under way */
 	char		**roles;	/* held by this session */
 	size_t		 nroles;
 	uint64_t	 reset_at;	/* last reconnect attempt, mono ms */
@@ -928,6 +929,8 @@ roles_forget(struct pg_store *ps)
 }
 
 static void	place_finish(struct store *);
+static void	claim_finish(struct store *);
+static void	claim_free(struct pg_store *);
 static int	send_building(const struct pg_store *);
 static int	send_rollback(struct store *);
 static int	pg_tx_send(struct store *, void (*)(void *), void *);
@@ -989,6 +992,8 @@ conn_ready(struct store *st)
 
 	if (ps->place != NULL)
 		place_finish(st);
+	if (ps->claim != NULL)
+		claim_finish(st);
 	if (ps->send != NULL) {
 		if (send_building(ps)) {
 			store_set_error(st, "a sent transaction has only "
@@ -1687,6 +1692,7 @@ pg_close(struct store *st)
 	/* Closing the connection ends (rolls back) an open transaction. */
 	place_free(ps);
 	send_free(ps);
+	claim_free(ps);
 	reconnect_join(ps);
 	if (ps->conn != NULL)
 		PQfinish(ps->conn);
@@ -3813,6 +3819,198 @@ done:
 	return rc;
 }
 
+/*
+ * role_claim without waiting (store.h claim_send): the question goes out
+ * as one unnamed statement and the answer is read when it arrives
+ * (claim_poll), or by the next call that needs the connection
+ * (conn_ready -> claim_finish), within the statement's bound.
+ */
+struct pg_claim {
+	char		**names;	/* every role of the call, copied */
+	size_t		 n;
+	int		*got;		/* the caller's, n of them */
+	size_t		*ask;		/* indexes of those asked for */
+	size_t		 nask;
+	uint64_t	 deadline;
+	void		(*ready)(void *);
+	void		*ready_arg;
+	int		 done;		/* answer read: rc, err, class */
+	int		 rc;
+	enum store_err	 class;
+	char		 err[512];
+};
+
+static void
+claim_free(struct pg_store *ps)
+{
+	struct pg_claim *c = ps->claim;
+	size_t i;
+
+	if (c == NULL)
+		return;
+	for (i = 0; i < c->n; i++)
+		free(c->names[i]);
+	free(c->names);
+	free(c->ask);
+	free(c);
+	ps->claim = NULL;
+}
+
+/* Read the answer (within the claim's deadline) into the caller's got[]
+ * and the roles held; the caller's error stays. */
+static void
+claim_finish(struct store *st)
+{
+	struct pg_store *ps = impl(st);
+	struct pg_claim *c = ps->claim;
+	char saved[sizeof(st->err)];
+	enum store_err class = st->errclass;
+	PGresult *res;
+	size_t i;
+	int r, bad = 0;
+
+	if (c == NULL || c->done)
+		return;
+	memcpy(saved, st->err, sizeof(saved));
+	ps->deadline_at = c->deadline;
+	while ((res = get_result(ps)) != NULL) {
+		if (!bad && (PQresultStatus(res) != PGRES_TUPLES_OK ||
+		    PQntuples(res) != (int)c->nask || PQnfields(res) != 1)) {
+			pg_fail(st, "role claim", res);
+			bad = 1;
+		} else if (!bad) {
+			for (r = 0; r < (int)c->nask; r++)
+				c->got[c->ask[r]] = col_int(res, r, 0) != 0;
+		}
+		PQclear(res);
+	}
+	ps->deadline_at = 0;
+	if (!bad && !conn_ok(ps)) {
+		pg_fail(st, "role claim", NULL);
+		bad = 1;
+	}
+	if (bad) {
+		/* Nothing asked is taken: the session, if it went, took
+		 * whatever the server granted with it. */
+		for (r = 0; r < (int)c->nask; r++)
+			c->got[c->ask[r]] = 0;
+		memcpy(c->err, st->err, sizeof(c->err));
+		c->class = st->errclass;
+		c->rc = -1;
+	} else
+		for (i = 0; i < c->n; i++)
+			if (c->got[i] && role_find(ps, c->names[i]) == -1) {
+				ps->roles = xreallocarray(ps->roles,
+				    ps->nroles + 1, sizeof(*ps->roles));
+				ps->roles[ps->nroles++] = xstrdup(c->names[i]);
+			}
+	c->done = 1;
+	memcpy(st->err, saved, sizeof(saved));
+	st->errclass = class;
+	if (c->ready != NULL)
+		c->ready(c->ready_arg);
+}
+
+static int
+pg_claim_send(struct store *st, const char *const *roles, size_t n,
+    int *got, void (*ready)(void *), void *arg)
+{
+	struct pg_store *ps = impl(st);
+	struct pg_claim *c;
+	const char *v[1];
+	char *list = NULL;
+	size_t i, k, len = 0;
+	uint64_t start;
+	int r;
+
+	if (ps->claim != NULL) {
+		store_set_error(st, "role claim: one is under way already");
+		return -1;
+	}
+	for (i = 0; i < n; i++)
+		if (strchr(roles[i], '\n') != NULL) {
+			store_set_error(st, "role claim: a role name with a "
+			    "newline");
+			return -1;
+		}
+	if (conn_ready(st) == -1)
+		return -1;
+	if (ps->in_tx) {
+		store_set_error(st, "role claim: inside a transaction");
+		return -1;
+	}
+	c = xcalloc(1, sizeof(*c));
+	c->names = xcalloc(n ? n : 1, sizeof(*c->names));
+	c->ask = xcalloc(n ? n : 1, sizeof(*c->ask));
+	c->n = n;
+	c->got = got;
+	c->ready = ready;
+	c->ready_arg = arg;
+	for (i = 0; i < n; i++) {
+		c->names[i] = xstrdup(roles[i]);
+		if ((got[i] = pg_role_held(st, roles[i])) == 0) {
+			c->ask[c->nask++] = i;
+			len += strlen(roles[i]) + 1;
+		}
+	}
+	ps->claim = c;
+	if (c->nask == 0) {
+		c->done = 1;		/* nothing to ask: answered */
+		return 0;
+	}
+	list = xmalloc(len);
+	for (i = 0, len = 0; i < c->nask; i++) {
+		k = strlen(roles[c->ask[i]]);
+		memcpy(list + len, roles[c->ask[i]], k);
+		len += k;
+		list[len++] = i + 1 < c->nask ? '\n' : '\0';
+	}
+	v[0] = list;
+	if (!PQsendQueryParams(ps->conn, stmt_sql[S_ROLE_CLAIM], 1, NULL, v,
+	    NULL, NULL, 0)) {
+		pg_fail(st, "role claim", NULL);
+		free(list);
+		claim_free(ps);
+		return -1;
+	}
+	free(list);
+	start = now_msec_mono();
+	c->deadline = wait_deadline(ps);
+	while ((r = PQflush(ps->conn)) != 0)
+		if (r == -1 || conn_poll(ps, POLLOUT, start,
+		    c->deadline) == -1) {
+			/* Answered as failed when polled. */
+			claim_finish(st);
+			break;
+		}
+	return 0;
+}
+
+static int
+pg_claim_poll(struct store *st, int *rc)
+{
+	struct pg_store *ps = impl(st);
+	struct pg_claim *c = ps->claim;
+
+	if (c == NULL) {
+		store_set_error(st, "role claim: none is under way");
+		*rc = -1;
+		return 1;
+	}
+	if (!c->done) {
+		if (PQconsumeInput(ps->conn) && PQisBusy(ps->conn) &&
+		    now_msec_mono() < c->deadline)
+			return 0;
+		claim_finish(st);
+	}
+	if ((*rc = c->rc) == -1) {
+		memcpy(st->err, c->err, sizeof(st->err));
+		st->errclass = c->class;
+	}
+	claim_free(ps);
+	return 1;
+}
+
 static int
 pg_role_release(struct store *st, const char *role)
 {
@@ -4001,6 +4199,8 @@ const struct store_ops store_pg_ops = {
 	.proxy_get = pg_proxy_get,
 	.move_marked = pg_move_marked,
 	.role_claim = pg_role_claim,
+	.claim_send = pg_claim_send,
+	.claim_poll = pg_claim_poll,
 	.role_release = pg_role_release,
 	.role_held = pg_role_held,
 	.exclusive = pg_exclusive,

@@ -2288,6 +2288,79 @@ sent_wait(struct event_base *base, struct sent *sd)
 }
 
 /*
+ * A role claim without waiting (store_role_claim_send): done tells how it
+ * ended, with got[] as role_claim fills it (the free roles taken, the held
+ * ones refused, those this session holds not asked again); a second flight
+ * meanwhile is refused as busy; another call during the flight reads the
+ * answer first, and done still comes; a name with a newline fails.
+ */
+static void
+test_pg_claim_send(void **state)
+{
+	struct fixture *f = fixture(state);
+	struct store *a = open_ok(f), *b = open_ok(f);
+	struct event_base *base = event_base_new();
+	const char *round[] = { "moves", "repl", "health:b1" };
+	const char *bad[] = { "health:b2\nrepl" };
+	int got[3] = { 7, 7, 7 }, again[3] = { 7, 7, 7 };
+	struct sent sd = { 0 }, sd2 = { 0 };
+
+	assert_non_null(base);
+	assert_non_null(a->ops->claim_send);
+	assert_int_equal(claim(b, "repl"), 1);
+	sd.st = a;
+	assert_int_equal(store_role_claim_send(a, base, round, 3, got,
+	    sent_done, &sd), 0);
+	assert_int_equal(store_flying(a), 1);
+	sd2.st = a;
+	assert_int_equal(store_role_claim_send(a, base, round, 3, again,
+	    sent_done, &sd2), -1);
+	assert_int_equal(a->errclass, STORE_ERETRY);
+	sent_wait(base, &sd);
+	assert_int_equal(sd.rc, 0);
+	assert_int_equal(got[0], 1);
+	assert_int_equal(got[1], 0);
+	assert_int_equal(got[2], 1);
+	assert_int_equal(a->ops->role_held(a, "moves"), 1);
+	assert_int_equal(a->ops->role_held(a, "repl"), 0);
+	assert_int_equal(claim(b, "moves"), 0);
+	assert_int_equal(store_flying(a), 0);
+
+	/* Held ones are not asked again: answered without a round trip. */
+	memset(&sd, 0, sizeof(sd));
+	sd.st = a;
+	assert_int_equal(store_role_claim_send(a, base, round, 2, again,
+	    sent_done, &sd), 0);
+	sent_wait(base, &sd);
+	assert_int_equal(sd.rc, 0);
+	assert_int_equal(again[0], 1);
+	assert_int_equal(again[1], 0);
+
+	/* Another call first: it reads the answer; done comes all the same. */
+	assert_int_equal(b->ops->role_release(b, "repl"), 0);
+	memset(&sd, 0, sizeof(sd));
+	sd.st = a;
+	assert_int_equal(store_role_claim_send(a, base, round, 3, got,
+	    sent_done, &sd), 0);
+	assert_int_equal(user_count(a), 0);
+	assert_int_equal(a->ops->role_held(a, "repl"), 1);
+	sent_wait(base, &sd);
+	assert_int_equal(sd.rc, 0);
+	assert_int_equal(got[1], 1);
+	assert_int_equal(claim(b, "repl"), 0);
+
+	memset(&sd, 0, sizeof(sd));
+	sd.st = a;
+	assert_int_equal(store_role_claim_send(a, base, bad, 1, got,
+	    sent_done, &sd), -1);
+	assert_int_equal(sd.calls, 0);
+	assert_int_equal(store_flying(a), 0);
+	store_free(b);
+	store_free(a);
+	event_base_free(base);
+}
+
+/*
  * A STORE_TX_SEND transaction: the writes go out as they are made, the
  * commit without the caller waiting, and done tells how it ended; all of
  * it or none; reads and writes that need an answer are refused in it;
@@ -2881,6 +2954,7 @@ main(void)
 		PG(test_pg_changes_pruned),
 		PG(test_pg_changes_commit_order),
 		PG(test_pg_tx_send),
+		PG(test_pg_claim_send),
 	};
 	int rc;
 
