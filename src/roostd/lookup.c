@@ -127,6 +127,8 @@ struct lookup_batch {
 };
 
 #define FLY_WAIT_MS	3000	/* the store gives up on its own first */
+#define FLY_POLL_MS	50	/* looks that see the store give up: a
+				 * hung server never wakes the socket */
 
 static void	lookup_flush_cb(evutil_socket_t, short, void *);
 
@@ -459,7 +461,7 @@ fly_start(struct roost *rs, struct store_user *rec, const char **expect)
 {
 	struct lookup_batch *lb = rs->batch;
 	struct store *st = rs->store;
-	struct timeval tv = { FLY_WAIT_MS / 1000, (FLY_WAIT_MS % 1000) * 1000 };
+	struct timeval tv = { 0, FLY_POLL_MS * 1000 };
 
 	fly_swap(lb);
 	lb->frec = rec;
@@ -526,6 +528,8 @@ fly_cb(evutil_socket_t fd, short what, void *arg)
 	if (st->ops->place_poll(st, batch_adopt, lb, &rc) == 0) {
 		now = now_msec_mono();
 		now = now < lb->fly_deadline ? lb->fly_deadline - now : 1;
+		if (now > FLY_POLL_MS)
+			now = FLY_POLL_MS;
 		tv.tv_sec = (time_t)(now / 1000);
 		tv.tv_usec = (suseconds_t)(now % 1000) * 1000;
 		if (event_add(lb->fly_ev, &tv) == -1)
