@@ -438,9 +438,10 @@ h_status(struct call *c)
 {
 	struct roost *rs = c->rs;
 
-	http_reply_json(c->req, 200, json_pack("{s:s, s:s, s:I, s:I, s:o, s:I,"
-	    " s:o, s:o}",
+	http_reply_json(c->req, 200, json_pack("{s:s, s:s, s:o, s:I, s:I, s:o,"
+	    " s:I, s:o, s:o}",
 	    "version", ROOST_VERSION, "store", rs->store->ops->name,
+	    "store_flight", store_flight_json(rs->store),
 	    "users", (json_int_t)umap_count(rs->users),
 	    "started", (json_int_t)rs->started,
 	    "backends", backends_array(rs),

@@ -184,6 +184,9 @@ struct moves {
 	int			 need_all;	/* begun moves not taken up yet */
 	int			 scan_due;	/* the feed named a move */
 	uint64_t		 scanned;	/* mono ms, the last take-up */
+	int			 scanning;	/* a look on its way */
+	struct store_scan	 scan;		/* what it brings */
+	int			 closing;	/* move_free under way */
 };
 
 #define JOB_SCAN_SLOTS		65536	/* map slots a pass looks at */
@@ -1593,40 +1596,97 @@ move_reload_one(const struct store_move *sm, void *arg)
 	return 0;
 }
 
+/* What a look at the store brought: take up what this one does not run. */
+static int
+take_up(struct roost *rs, const struct store_scan *sc, int all)
+{
+	struct moves *mv = rs->moves;
+	struct reload rl;
+	size_t i;
+
+	memset(&rl, 0, sizeof(rl));
+	rl.rs = rs;
+	rl.all = all;
+	for (i = 0; i < sc->nmoves; i++)
+		if (move_reload_one(&sc->moves[i], &rl) == -1) {
+			log_warnx("taking up open moves: %s",
+			    store_error(rs->store));
+			return -1;
+		}
+	for (i = 0; i < sc->njobs; i++)
+		if (job_reload_one(&sc->jobs[i], &rl) == -1) {
+			log_warnx("taking up jobs: %s",
+			    store_error(rs->store));
+			return -1;
+		}
+	if (rl.taken > 0 || rl.dropped > 0 || rl.jobs > 0)
+		log_info("moves: %zu taken up again, %zu overtaken, %zu jobs "
+		    "taken up", rl.taken, rl.dropped, rl.jobs);
+	if (rl.taken > 0)
+		event_active(mv->tick, EV_TIMEOUT, 0);
+	return 0;
+}
+
+static void
+scan_done(void *arg, int rc)
+{
+	struct roost *rs = arg;
+	struct moves *mv = rs->moves;
+
+	mv->scanning = 0;
+	if (rc == -1)
+		log_warnx("loading open moves: %s", store_error(rs->store));
+	/* The role may have gone while the look was on its way. */
+	else if (!mv->closing && mv->held && role_held(rs, ROLE_MOVES))
+		(void)take_up(rs, &mv->scan, 0);
+	store_scan_clear(&mv->scan);
+}
+
 /*
  * The holder of role moves takes up what the store has open and it does
  * not run: everything when it starts or gains the role (a restart, or an
- * instance that died mid-move), and what other instances stored since.
+ * instance that died mid-move), waiting for the store, and what other
+ * instances stored since, at every look (MOVE_SCAN_MS, or when the feed
+ * names a move), which the loop does not wait for.
  */
 static int
 move_take_up(struct roost *rs, int all)
 {
 	struct moves *mv = rs->moves;
 	struct store *st = rs->store;
-	struct reload rl;
+	struct store_scan sc;
+	int rc;
 
+	if (!all) {
+		if (mv->scanning || store_flying(st))
+			return 0;	/* the next tick looks */
+		mv->scan_due = 0;
+		mv->scanned = now_msec_mono();
+		mv->scanning = 1;
+		if (store_moves_scan_send(st, rs->base, &mv->scan, scan_done,
+		    rs) == -1)
+			scan_done(rs, -1);
+		return 0;
+	}
 	mv->scan_due = 0;
 	mv->scanned = now_msec_mono();
-	memset(&rl, 0, sizeof(rl));
-	rl.rs = rs;
-	rl.all = all;
-	if (st->ops->move_list(st, 1, 0, SIZE_MAX, move_reload_one,
-	    &rl) == -1) {
+	memset(&sc, 0, sizeof(sc));
+	if (st->ops->move_list(st, 1, 0, SIZE_MAX, store_scan_move,
+	    &sc) == -1) {
 		log_warnx("loading open moves: %s", store_error(st));
+		store_scan_clear(&sc);
 		return -1;
 	}
-	if (st->ops->job_list(st, job_reload_one, &rl) == -1) {
+	if (st->ops->job_list(st, store_scan_job, &sc) == -1) {
 		log_warnx("loading jobs: %s", store_error(st));
+		store_scan_clear(&sc);
 		return -1;
 	}
-	if (rl.taken > 0 || rl.dropped > 0 || rl.jobs > 0)
-		log_info("moves: %zu taken up again, %zu overtaken, %zu jobs "
-		    "taken up", rl.taken, rl.dropped, rl.jobs);
-	if (rl.taken > 0)
-		event_active(mv->tick, EV_TIMEOUT, 0);
-	if (all)
+	rc = take_up(rs, &sc, 1);
+	store_scan_clear(&sc);
+	if (rc == 0)
 		mv->need_all = 0;
-	return 0;
+	return rc;
 }
 
 /*
@@ -1829,6 +1889,10 @@ move_free(struct roost *rs)
 
 	if (mv == NULL)
 		return;
+	/* A look on its way is answered first, taking up nothing. */
+	mv->closing = 1;
+	if (mv->scanning)
+		store_flight_land(rs->store);
 	/* Open moves stay in the store: the next start takes them up. */
 	while ((m = TAILQ_FIRST(&mv->active)) != NULL ||
 	    (m = TAILQ_FIRST(&mv->queue)) != NULL) {

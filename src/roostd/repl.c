@@ -126,7 +126,9 @@ struct repl_sync {
 	struct repl		*r;
 	struct ritem		*it;
 	struct repl_run		*run;
-	struct doveadm_call	*call;
+	struct doveadm_call	*call;	/* NULL while its state is read */
+	int			 fetching;	/* its state is read first */
+	uint64_t		 fetch_gen;	/* by that read */
 	int			 full;
 	long			 from, to;
 	char			 key[256];
@@ -184,6 +186,19 @@ struct repl {
 	uint64_t		  gain_at;	/* mono ms, the last try */
 	uint64_t		  requested, took;
 	struct repl_flight	 *flight;	/* a flush not answered yet */
+	/* Syncs whose dsync state is read from the store first (without
+	 * the loop waiting): the users of the next read, and the read
+	 * under way (its users and the states it brings). */
+	char			**fetch;
+	size_t			  nfetch, cfetch;
+	uint64_t		  fetch_gen;	/* of the next read */
+	char			**fetching;
+	char			**fstates;
+	size_t			  nfetching;
+	uint64_t		  fetching_gen;
+	int			  fetch_busy;
+	struct event		 *fetch_ev;
+	int			  closing;	/* repl_free under way */
 };
 
 /*
@@ -207,6 +222,7 @@ struct repl_flight {
 };
 
 static void	repl_flush_cb(evutil_socket_t, short, void *);
+static void	fetch_go(struct repl *);
 static void	repl_tick_cb(evutil_socket_t, short, void *);
 static void	dispatch(struct repl *);
 static int	repl_sync_role(struct repl *);
@@ -990,16 +1006,16 @@ repl_refused(struct roost *rs, const struct umap_entry *e)
 
 static void	sync_done(void *, const struct doveadm_result *);
 
-static struct repl_sync *
-sync_start(struct repl *r, struct umap_entry *e, long from, long to, int full,
-    const char *state)
+/* The doveadm call of sync s (its pair, kind and user set) from state. */
+static void
+sync_call(struct repl *r, struct repl_sync *s, const char *state)
 {
 	struct roost *rs = r->rs;
-	const struct backend *src = rs->backends[from];
-	const struct backend *dst = rs->backends[to];
-	struct repl_sync *s;
+	const struct backend *src = rs->backends[s->from];
+	const struct backend *dst = rs->backends[s->to];
 	char dest[BACKEND_HOST_MAX + 32];
 	json_t *params;
+	int full = s->full;
 
 	snprintf(dest, sizeof(dest), dst->hostip[0] != '\0' &&
 	    strchr(dst->hostip, ':') != NULL ? "tcp:[%s]:%u" : "tcp:%s:%u",
@@ -1008,25 +1024,60 @@ sync_start(struct repl *r, struct umap_entry *e, long from, long to, int full,
 	/* The state is passed even when empty: else no new one comes back.
 	 * The lock timeout makes dsync lock the user, so that no other sync
 	 * of it (a move's, another roostd's) runs at the same time. */
-	params = json_pack("{s:s, s:[s], s:s, s:i}", "user", e->key,
+	params = json_pack("{s:s, s:[s], s:s, s:i}", "user", s->key,
 	    "destination", dest, "state", full ? "" : state,
 	    "lockTimeout", REPL_LOCK_TIMEOUT);
 	if (params == NULL)
 		fatalx("json_pack");
 	if (full)
 		json_object_set_new(params, "fullSync", json_true());
-	s = xcalloc(1, sizeof(*s));
+	s->fetching = 0;
+	s->call = doveadm_run_warm(rs->doveadm, src->doveadm_url,
+	    src->doveadm_key, "sync", params,
+	    (unsigned)rs->conf->replication_sync_timeout * 1000, sync_done, s);
+	log_debug("replication: %s: %s sync %s -> %s", s->key,
+	    full ? "full" : "incremental", src->name, dst->name);
+}
+
+static struct repl_sync *
+sync_new(struct repl *r, struct umap_entry *e, long from, long to, int full)
+{
+	struct repl_sync *s = xcalloc(1, sizeof(*s));
+
 	s->r = r;
 	s->full = full;
 	s->from = from;
 	s->to = to;
 	memcpy(s->key, e->key, e->keylen + 1);
 	s->keylen = e->keylen;
-	s->call = doveadm_run_warm(rs->doveadm, src->doveadm_url,
-	    src->doveadm_key, "sync", params,
-	    (unsigned)rs->conf->replication_sync_timeout * 1000, sync_done, s);
-	log_debug("replication: %s: %s sync %s -> %s", e->key,
-	    full ? "full" : "incremental", src->name, dst->name);
+	return s;
+}
+
+static struct repl_sync *
+sync_start(struct repl *r, struct umap_entry *e, long from, long to, int full,
+    const char *state)
+{
+	struct repl_sync *s = sync_new(r, e, from, to, full);
+
+	sync_call(r, s, state);
+	return s;
+}
+
+/*
+ * A sync that starts once its dsync state has come from the store: it
+ * runs from now (the entry's placeholder), and the next read, sent as
+ * soon as the store takes it, asks for its state (fetch_done starts it).
+ */
+static struct repl_sync *
+fetch_start(struct repl *r, struct umap_entry *e, long from, long to)
+{
+	struct repl_sync *s = sync_new(r, e, from, to, 0);
+
+	s->fetching = 1;
+	s->fetch_gen = r->fetch_gen;
+	r->fetch = xgrow(r->fetch, r->nfetch, &r->cfetch, sizeof(*r->fetch));
+	r->fetch[r->nfetch++] = xstrdup(e->key);
+	event_active(r->fetch_ev, EV_TIMEOUT, 0);
 	return s;
 }
 
@@ -1137,6 +1188,18 @@ item_start(struct repl *r, struct ritem *it, int64_t now)
 		return;
 	}
 	full = it->full || !(e->flags & UMAP_F_REPL_CURRENT);
+	if (!full && it->state == NULL &&
+	    rs->store->ops->states_send != NULL) {
+		/* The state is on its way from the store. */
+		it->taken = it->prio;
+		it->prio = -1;
+		it->blocked = 0;
+		it->sync = fetch_start(r, e, (long)e->backend,
+		    (long)e->replica);
+		it->sync->it = it;
+		r->running++;
+		return;
+	}
 	if (!full && (state = item_state(r, it->key, it->keylen)) == NULL) {
 		block(r, it, now, REPL_LATER_MS, 0);
 		return;
@@ -1175,6 +1238,118 @@ dispatch(struct repl *r)
 			break;
 		item_start(r, it, now);
 	}
+}
+
+/* A sync whose state did not come (later: the store could not say), or
+ * whose pair changed meanwhile: the entry waits to start again. */
+static void
+fetch_undo(struct repl *r, struct ritem *it, int64_t now, int later)
+{
+	free(it->sync);
+	it->sync = NULL;
+	r->running--;
+	it->prio = it->taken;
+	if (it->again >= 0 && (it->prio < 0 || it->again < it->prio))
+		it->prio = it->again;
+	if (it->prio < 0)
+		it->prio = REPL_P_LOW;
+	it->full |= it->again_full;
+	it->taken = it->again = -1;
+	it->again_full = 0;
+	if (!later) {
+		it->due = now;
+		requeue(r, it, now);
+		return;
+	}
+	/* As when the state could not be read at once: a moment later, and
+	 * nothing to store (the store is what failed). */
+	block(r, it, now, REPL_LATER_MS, 0);
+}
+
+/* The store's answer to a read of states: the syncs waiting for it start
+ * (those still waiting: a sync cancelled meanwhile is gone). */
+static void
+fetch_done(void *arg, int rc)
+{
+	struct repl *r = arg;
+	struct roost *rs = r->rs;
+	struct ritem *it;
+	struct repl_sync *s;
+	struct umap_entry *e;
+	int64_t now = now_msec();
+	size_t i;
+
+	r->fetch_busy = 0;
+	if (rc == -1)
+		log_debug("replication: reading %zu dsync states: %s",
+		    r->nfetching, store_error(rs->store));
+	for (i = 0; !r->closing && i < r->nfetching; i++) {
+		const char *key = r->fetching[i];
+		size_t len = strlen(key);
+
+		if ((it = item_find(r, key, len)) == NULL ||
+		    (s = it->sync) == NULL || !s->fetching ||
+		    s->fetch_gen != r->fetching_gen)
+			continue;
+		e = umap_get(rs->users, key, len);
+		if (r->fstates[i] == NULL)
+			fetch_undo(r, it, now, 1);
+		else if (e == NULL || e->backend != s->from ||
+		    e->replica != s->to || slot_backend(rs, s->from) == NULL ||
+		    slot_backend(rs, s->to) == NULL)
+			fetch_undo(r, it, now, 0);	/* decide again */
+		else
+			sync_call(r, s, r->fstates[i]);
+	}
+	for (i = 0; i < r->nfetching; i++) {
+		free(r->fetching[i]);
+		free(r->fstates[i]);
+	}
+	free(r->fetching);
+	free(r->fstates);
+	r->fetching = r->fstates = NULL;
+	r->nfetching = 0;
+	if (r->closing)
+		return;
+	fetch_go(r);
+	dispatch(r);
+}
+
+/* Send the next read of states, when there are users for it and the
+ * store takes it (else a moment later). */
+static void
+fetch_go(struct repl *r)
+{
+	struct store *st = r->rs->store;
+
+	if (r->fetch_busy || r->nfetch == 0)
+		return;
+	if (store_flying(st)) {
+		struct timeval tv = { 0, REPL_YIELD_MS * 1000 };
+
+		if (event_add(r->fetch_ev, &tv) == -1)
+			fatalx("event_add");
+		return;
+	}
+	r->fetching = r->fetch;
+	r->nfetching = r->nfetch;
+	r->fetch = NULL;
+	r->nfetch = r->cfetch = 0;
+	r->fstates = xcalloc(r->nfetching, sizeof(*r->fstates));
+	r->fetching_gen = r->fetch_gen++;
+	r->fetch_busy = 1;
+	if (store_repl_states_send(st, r->rs->base,
+	    (const char *const *)r->fetching, r->nfetching, r->fstates,
+	    fetch_done, r) == -1)
+		fetch_done(r, -1);
+}
+
+static void
+fetch_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	fetch_go(arg);
 }
 
 /* The "state" of a sync's answer: [{"state":"..."}]; NULL when none. */
@@ -1603,20 +1778,26 @@ repl_drop(struct repl *r)
 {
 	struct ritem *it, *next;
 	size_t i, n = 0;
-	int p;
+	int p, prio, full;
 
 	r->held = 0;
 	for (i = 0; i <= r->mask; i++) {
 		for (it = r->tab[i]; it != NULL; it = next) {
 			next = it->hnext;
+			/* A running sync's work is what it took. */
+			prio = it->sync != NULL ? it->taken : it->prio;
+			full = it->sync != NULL ? it->sync->full : it->full;
 			if (it->sync != NULL) {
 				doveadm_cancel(it->sync->call);
 				free(it->sync);
 				r->running--;
 				n++;
 			}
-			if ((it->dirty || it->flying) && it->prio >= 0)
-				request_add(r, it->key, it->prio, it->full);
+			/* Not stored yet: the next holder hears of it as a
+			 * request, or the event that brought it is not
+			 * acknowledged. */
+			if ((it->dirty || it->flying) && prio >= 0)
+				request_add(r, it->key, prio, full);
 			if (it->again >= 0)
 				request_add(r, it->key, it->again,
 				    it->again_full);
@@ -1902,7 +2083,8 @@ repl_init(struct roost *rs)
 	if ((r->flush_ev = event_new(rs->base, -1, 0, repl_flush_cb, r)) ==
 	    NULL || (r->tick_ev = event_new(rs->base, -1, 0, repl_tick_cb,
 	    r)) == NULL || (r->take_ev = event_new(rs->base, -1, 0, take_cb,
-	    r)) == NULL)
+	    r)) == NULL || (r->fetch_ev = event_new(rs->base, -1, 0,
+	    fetch_cb, r)) == NULL)
 		goto fail;
 	if (!role_held(rs, ROLE_REPL))
 		goto armed;
@@ -1940,12 +2122,16 @@ repl_free(struct roost *rs)
 
 	if (r == NULL)
 		return;
-	/* Its commit, answered before the loop and the store go. */
+	/* Its commit, answered before the loop and the store go; a read
+	 * of states too (starting nothing). */
+	r->closing = 1;
 	if (r->flight != NULL) {
 		r->flight->r = NULL;
 		r->flight = NULL;
 		store_flight_land(rs->store);
 	}
+	if (r->fetch_busy)
+		store_flight_land(rs->store);
 	while ((run = LIST_FIRST(&r->runs)) != NULL)
 		repl_run_cancel(run);
 	for (i = 0; i <= r->mask; i++)
@@ -1975,6 +2161,11 @@ repl_free(struct roost *rs)
 		event_free(r->flush_ev);
 	if (r->tick_ev != NULL)
 		event_free(r->tick_ev);
+	if (r->fetch_ev != NULL)
+		event_free(r->fetch_ev);
+	for (i = 0; i < r->nfetch; i++)
+		free(r->fetch[i]);
+	free(r->fetch);
 	free(r);
 	rs->repl = NULL;
 }
@@ -2034,12 +2225,14 @@ repl_status_json(struct roost *rs)
 	json_t *o, *q;
 	int64_t now = now_msec(), oldest = 0;
 	size_t i, failing = 0, stuck = 0, waiting = 0, backoff_n = 0;
-	size_t queued[REPL_P_COUNT] = { 0 };
+	size_t reading = 0, queued[REPL_P_COUNT] = { 0 };
 	int p;
 
 	for (i = 0; i <= r->mask; i++)
 		for (it = r->tab[i]; it != NULL; it = it->hnext) {
 			p = it->sync != NULL ? it->taken : it->prio;
+			if (it->sync != NULL && it->sync->fetching)
+				reading++;
 			if (it->stuck)
 				stuck++;
 			else if (it->fails > 0)
@@ -2076,6 +2269,8 @@ repl_status_json(struct roost *rs)
 	    "events_from_replica", (json_int_t)r->from_replica));
 	json_object_set_new(json_object_get(o, "totals"), "failovers_refused",
 	    json_integer((json_int_t)r->refused));
+	json_object_set_new(o, "reading_states",
+	    json_integer((json_int_t)reading));
 	/* Several roostd: does this one dispatch, and the requests it
 	 * stored for the one that does, or took from the others. */
 	json_object_set_new(o, "dispatching", json_boolean(r->held));

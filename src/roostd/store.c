@@ -13,6 +13,7 @@
 
 #include "log.h"
 #include "store.h"
+#include "util.h"
 #include "xmalloc.h"
 
 /* How often a commit in flight is asked for its answer when its
@@ -149,6 +150,17 @@ store_retryable(const struct store *st)
 	return st->errclass == STORE_ERETRY;
 }
 
+json_t *
+store_flight_json(struct store *st)
+{
+	if (st->flight != NULL)
+		return json_pack("{s:s, s:I}", "what", st->flight_what, "ms",
+		    (json_int_t)(now_msec_mono() - st->flight_at));
+	if (st->ops->place_flying != NULL && st->ops->place_flying(st))
+		return json_pack("{s:s}", "what", "new users");
+	return json_null();
+}
+
 int
 store_flying(struct store *st)
 {
@@ -191,11 +203,13 @@ flight_ready(void *arg)
 
 /* Watch the flight sent: its answer goes to done through poll. */
 static void
-flight_watch(struct store *st, struct event_base *base,
+flight_watch(struct store *st, struct event_base *base, const char *what,
     int (*poll)(struct store *, int *), void (*done)(void *, int), void *arg)
 {
 	struct timeval tv = { 0, FLIGHT_POLL_MS * 1000 };
 
+	st->flight_what = what;
+	st->flight_at = now_msec_mono();
 	st->flight_poll = poll;
 	st->flight_done = done;
 	st->flight_arg = arg;
@@ -230,7 +244,135 @@ store_commit_send(struct store_tx *tx, struct event_base *base,
 	tx->open = 0;
 	if (st->ops->tx_send(st, flight_ready, st) == -1)
 		return -1;
-	flight_watch(st, base, st->ops->tx_poll, done, arg);
+	flight_watch(st, base, "commit", st->ops->tx_poll, done, arg);
+	return 0;
+}
+
+int
+store_scan_move(const struct store_move *m, void *arg)
+{
+	struct store_scan *sc = arg;
+	struct store_move *c;
+
+	sc->moves = xreallocarray(sc->moves, sc->nmoves + 1,
+	    sizeof(*sc->moves));
+	c = &sc->moves[sc->nmoves++];
+	*c = *m;
+	c->user = xstrdup(m->user);
+	c->from = xstrdup(m->from);
+	c->to = xstrdup(m->to);
+	c->reason = xstrdup(m->reason);
+	c->state = xstrdup(m->state);
+	c->error = xstrdup(m->error != NULL ? m->error : "");
+	return 0;
+}
+
+int
+store_scan_job(const struct store_job *j, void *arg)
+{
+	struct store_scan *sc = arg;
+	struct store_job *c;
+
+	sc->jobs = xreallocarray(sc->jobs, sc->njobs + 1, sizeof(*sc->jobs));
+	c = &sc->jobs[sc->njobs++];
+	*c = *j;
+	c->kind = xstrdup(j->kind);
+	c->backend = xstrdup(j->backend != NULL ? j->backend : "");
+	c->state = xstrdup(j->state);
+	return 0;
+}
+
+void
+store_scan_clear(struct store_scan *sc)
+{
+	size_t i;
+
+	for (i = 0; i < sc->nmoves; i++) {
+		free((char *)sc->moves[i].user);
+		free((char *)sc->moves[i].from);
+		free((char *)sc->moves[i].to);
+		free((char *)sc->moves[i].reason);
+		free((char *)sc->moves[i].state);
+		free((char *)sc->moves[i].error);
+	}
+	for (i = 0; i < sc->njobs; i++) {
+		free((char *)sc->jobs[i].kind);
+		free((char *)sc->jobs[i].backend);
+		free((char *)sc->jobs[i].state);
+	}
+	free(sc->moves);
+	free(sc->jobs);
+	memset(sc, 0, sizeof(*sc));
+}
+
+int
+store_moves_scan_send(struct store *st, struct event_base *base,
+    struct store_scan *out, void (*done)(void *, int), void *arg)
+{
+	int rc;
+
+	if (st->ops->scan_send == NULL) {
+		memset(out, 0, sizeof(*out));
+		rc = st->ops->move_list(st, 1, 0, SIZE_MAX, store_scan_move,
+		    out) == -1 || st->ops->job_list(st, store_scan_job,
+		    out) == -1 ? -1 : 0;
+		if (rc == -1)
+			store_scan_clear(out);
+		done(arg, rc);
+		return 0;
+	}
+	if (st->flight != NULL) {
+		store_set_error(st, "moves scan: a flight is under way");
+		st->errclass = STORE_ERETRY;
+		return -1;
+	}
+	if (st->ops->scan_send(st, out, flight_ready, st) == -1)
+		return -1;
+	flight_watch(st, base, "moves scan", st->ops->scan_poll, done, arg);
+	return 0;
+}
+
+static int
+state_copy(const struct store_repl *sr, void *arg)
+{
+	char **state = arg;
+
+	*state = xstrdup(sr->state != NULL ? sr->state : "");
+	return 0;
+}
+
+int
+store_repl_states_send(struct store *st, struct event_base *base,
+    const char *const *users, size_t n, char **states,
+    void (*done)(void *, int), void *arg)
+{
+	size_t i;
+	int rc = 0, got;
+
+	if (st->ops->states_send == NULL) {
+		for (i = 0; i < n; i++) {
+			states[i] = NULL;
+			if ((got = st->ops->repl_get(st, users[i], state_copy,
+			    &states[i])) == -1)
+				rc = -1;
+			else if (got == 0)
+				states[i] = xstrdup("");
+		}
+		done(arg, rc);
+		return 0;
+	}
+	if (st->flight != NULL) {
+		store_set_error(st, "replication states: a flight is under "
+		    "way");
+		st->errclass = STORE_ERETRY;
+		return -1;
+	}
+	if (st->ops->states_send(st, users, n, states, flight_ready,
+	    st) == -1)
+		return -1;
+	flight_watch(st, base, "replication states", st->ops->states_poll,
+	    done, arg);
+	flight_poll(st);
 	return 0;
 }
 
@@ -250,7 +392,7 @@ store_role_claim_send(struct store *st, struct event_base *base,
 	}
 	if (st->ops->claim_send(st, roles, n, got, flight_ready, st) == -1)
 		return -1;
-	flight_watch(st, base, st->ops->claim_poll, done, arg);
+	flight_watch(st, base, "role claim", st->ops->claim_poll, done, arg);
 	/* Answered already (nothing to ask, or it failed at once). */
 	flight_poll(st);
 	return 0;

@@ -33,6 +33,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "backend.h"
 #include "proxy.h"
 
@@ -186,6 +188,14 @@ struct store_change {
 	int64_t		 at;		/* unix ms it was written */
 };
 
+/* Open moves and running jobs, copied (store_moves_scan_send). */
+struct store_scan {
+	struct store_move	*moves;		/* oldest first */
+	size_t			 nmoves;
+	struct store_job	*jobs;
+	size_t			 njobs;
+};
+
 typedef int (*store_change_cb)(const struct store_change *, void *);
 typedef int (*store_backend_cb)(const struct backend *, void *);
 typedef int (*store_job_cb)(const struct store_job *, void *);
@@ -288,6 +298,22 @@ struct store_ops {
 	int	(*repl_put)(struct store *, const struct store_repl *, size_t);
 	int	(*repl_get)(struct store *, const char *user, store_repl_cb,
 		    void *);
+	/*
+	 * The dsync states of n users without waiting, for
+	 * store_repl_states_send() (NULL where nothing waits on a network):
+	 * as claim_send (below), with states[i] set, once answered, to a
+	 * copy of users[i]'s state ("" when it has none or no record; the
+	 * caller frees it), NULL when not answered.
+	 */
+	int	(*states_send)(struct store *, const char *const *users,
+		    size_t n, char **states, void (*ready)(void *), void *arg);
+	int	(*states_poll)(struct store *, int *rc);
+	/* move_list(active) and job_list without waiting, into *out once
+	 * answered (empty when it failed), as claim_send does otherwise;
+	 * for store_moves_scan_send(). */
+	int	(*scan_send)(struct store *, struct store_scan *out,
+		    void (*ready)(void *), void *arg);
+	int	(*scan_poll)(struct store *, int *rc);
 	int	(*repl_load)(struct store *, store_repl_cb, void *);
 	int	(*repl_delete)(struct store *, const char *user);
 
@@ -447,6 +473,8 @@ struct store {
 	/* A commit sent by store_commit_send, or a claim sent by
 	 * store_role_claim_send, until its answer. */
 	struct event		*flight;
+	const char		*flight_what;	/* for the status */
+	uint64_t		 flight_at;	/* mono ms it went */
 	int			(*flight_poll)(struct store *, int *);
 	void			(*flight_done)(void *, int);
 	void			*flight_arg;
@@ -490,6 +518,29 @@ int		 store_commit_send(struct store_tx *, struct event_base *,
 int		 store_role_claim_send(struct store *, struct event_base *,
 		    const char *const *roles, size_t n, int *got,
 		    void (*done)(void *, int), void *arg);
+/*
+ * The dsync states of n users (states[i]: a copy of users[i]'s, "" when it
+ * has none, NULL when the store could not say; the caller frees them and
+ * keeps the array until done) without the loop waiting, where the store
+ * can (states_send); else read one by one before this returns.  done and
+ * the flight as with store_role_claim_send.
+ */
+int		 store_repl_states_send(struct store *, struct event_base *,
+		    const char *const *users, size_t n, char **states,
+		    void (*done)(void *, int), void *arg);
+/*
+ * The open moves and running jobs (move_list with active, job_list) into
+ * *out, without the loop waiting where the store can (scan_send); done and
+ * the flight as with store_role_claim_send.  *out must stay until done;
+ * store_scan_clear() frees what it holds.
+ */
+int		 store_moves_scan_send(struct store *, struct event_base *,
+		    struct store_scan *out, void (*done)(void *, int),
+		    void *arg);
+void		 store_scan_clear(struct store_scan *);
+/* For implementations: copy a move or a job into a struct store_scan. */
+int		 store_scan_move(const struct store_move *, void *scan);
+int		 store_scan_job(const struct store_job *, void *scan);
 /* Waits for the commit or claim in flight, if any, and calls its done:
  * for the owner of a flight that ends (bounded by the store's own
  * waits). */
@@ -554,6 +605,9 @@ int		 store_retryable(const struct store *);
  * that can wait a moment does not call the store now, which would wait for
  * it to land. */
 int		 store_flying(struct store *);
+/* What is in flight for GET /v1/status: {"what": "...", "ms": N} (how long
+ * it has waited for the store), or JSON null. */
+json_t		*store_flight_json(struct store *);
 /* The HTTP status that answers the last error: 503 retryable, 409
  * conflict, else 500. */
 int		 store_http_status(const struct store *);

@@ -386,6 +386,7 @@ enum stmt {
 	/* roles */
 	S_ROLE_CLAIM,
 	S_ROLE_RELEASE,
+	S_REPL_STATES,
 	S_REPL_REQ_ADD,
 	S_REPL_REQ_LIST,
 	S_REPL_REQ_DELETE,
@@ -544,6 +545,11 @@ static const char *const stmt_sql[S_COUNT] = {
 	    ")::int4 FROM unnest(string_to_array($1, E'\\n')) WITH ORDINALITY"
 	    " AS t(r, i) ORDER BY i",
 	[S_ROLE_RELEASE] = "SELECT pg_advisory_unlock(" ROLE_KEY ")::int4",
+	/* The dsync states of the users of $1, one a line, in their order:
+	 * one row each, "" for a user without one. */
+	[S_REPL_STATES] = "SELECT coalesce(r.state, '') FROM"
+	    " unnest(string_to_array($1, E'\\n')) WITH ORDINALITY AS t(u, i)"
+	    " LEFT JOIN repl r ON r.\"user\" = t.u ORDER BY t.i",
 	[S_REPL_REQ_ADD] = "INSERT INTO repl_requests (\"user\", priority,"
 	    " \"full\", at) VALUES ($1, $2, $3, $4)",
 	[S_REPL_REQ_LIST] = "SELECT id, \"user\", priority, \"full\", at"
@@ -568,7 +574,8 @@ struct pg_store {
 	uint64_t	 deadline_at;	/* a wait's end set by its caller */
 	struct pg_place	*place;		/* a user_place under way */
 	struct pg_send	*send;		/* a STORE_TX_SEND transaction */
-	struct pg_claim	*claim;		/* a role claim under way */
+	struct pg_ask	*ask;		/* a question sent, not answered
+					 * yet: a role claim, dsync states */
 	char		**roles;	/* held by this session */
 	size_t		 nroles;
 	uint64_t	 reset_at;	/* last reconnect attempt, mono ms */
@@ -929,8 +936,8 @@ roles_forget(struct pg_store *ps)
 }
 
 static void	place_finish(struct store *);
-static void	claim_finish(struct store *);
-static void	claim_free(struct pg_store *);
+static void	ask_finish(struct store *);
+static void	ask_free(struct pg_store *);
 static int	send_building(const struct pg_store *);
 static int	send_rollback(struct store *);
 static int	pg_tx_send(struct store *, void (*)(void *), void *);
@@ -992,8 +999,8 @@ conn_ready(struct store *st)
 
 	if (ps->place != NULL)
 		place_finish(st);
-	if (ps->claim != NULL)
-		claim_finish(st);
+	if (ps->ask != NULL)
+		ask_finish(st);
 	if (ps->send != NULL) {
 		if (send_building(ps)) {
 			store_set_error(st, "a sent transaction has only "
@@ -1692,7 +1699,7 @@ pg_close(struct store *st)
 	/* Closing the connection ends (rolls back) an open transaction. */
 	place_free(ps);
 	send_free(ps);
-	claim_free(ps);
+	ask_free(ps);
 	reconnect_join(ps);
 	if (ps->conn != NULL)
 		PQfinish(ps->conn);
@@ -3820,17 +3827,25 @@ done:
 }
 
 /*
- * role_claim without waiting (store.h claim_send): the question goes out
- * as one unnamed statement and the answer is read when it arrives
- * (claim_poll), or by the next call that needs the connection
- * (conn_ready -> claim_finish), within the statement's bound.
+ * Questions sent without waiting (store.h claim_send, states_send,
+ * scan_send): one unnamed statement taking a list of names, one a line,
+ * answered with one row a name asked in its order; or a fixed query of
+ * nres statements.  The answer is read when it arrives (*_poll), or by
+ * the next call that needs the connection (conn_ready -> ask_finish),
+ * within the statement's bound; take() puts each result's rows where the
+ * caller wants them, fail() says they did not all come.
  */
-struct pg_claim {
-	char		**names;	/* every role of the call, copied */
+struct pg_ask {
+	const char	*what;
+	char		**names;	/* every name of the call, copied */
 	size_t		 n;
-	int		*got;		/* the caller's, n of them */
-	size_t		*ask;		/* indexes of those asked for */
+	size_t		*ask;		/* indexes of those asked */
 	size_t		 nask;
+	void		*out;		/* the caller's answers */
+	int		 nres;		/* results a fixed query has */
+	void		(*take)(struct store *, struct pg_ask *, int,
+			    const PGresult *);
+	void		(*fail)(struct pg_ask *);
 	uint64_t	 deadline;
 	void		(*ready)(void *);
 	void		*ready_arg;
@@ -3841,174 +3856,316 @@ struct pg_claim {
 };
 
 static void
-claim_free(struct pg_store *ps)
+ask_free(struct pg_store *ps)
 {
-	struct pg_claim *c = ps->claim;
+	struct pg_ask *a = ps->ask;
 	size_t i;
 
-	if (c == NULL)
+	if (a == NULL)
 		return;
-	for (i = 0; i < c->n; i++)
-		free(c->names[i]);
-	free(c->names);
-	free(c->ask);
-	free(c);
-	ps->claim = NULL;
+	for (i = 0; i < a->n; i++)
+		free(a->names[i]);
+	free(a->names);
+	free(a->ask);
+	free(a);
+	ps->ask = NULL;
 }
 
-/* Read the answer (within the claim's deadline) into the caller's got[]
- * and the roles held; the caller's error stays. */
+/* Read the answer (within the question's deadline) into the caller's
+ * answers; the caller's error stays. */
 static void
-claim_finish(struct store *st)
+ask_finish(struct store *st)
 {
 	struct pg_store *ps = impl(st);
-	struct pg_claim *c = ps->claim;
+	struct pg_ask *a = ps->ask;
 	char saved[sizeof(st->err)];
 	enum store_err class = st->errclass;
 	PGresult *res;
-	size_t i;
-	int r, bad = 0;
+	int bad = 0, took = 0, want = a != NULL && a->nres > 0 ? a->nres : 1;
 
-	if (c == NULL || c->done)
+	if (a == NULL || a->done)
 		return;
 	memcpy(saved, st->err, sizeof(saved));
-	ps->deadline_at = c->deadline;
+	ps->deadline_at = a->deadline;
 	while ((res = get_result(ps)) != NULL) {
-		if (!bad && (PQresultStatus(res) != PGRES_TUPLES_OK ||
-		    PQntuples(res) != (int)c->nask || PQnfields(res) != 1)) {
-			pg_fail(st, "role claim", res);
+		if (!bad && took < want && (PQresultStatus(res) !=
+		    PGRES_TUPLES_OK || (a->nres == 0 &&
+		    PQntuples(res) != (int)a->nask))) {
+			pg_fail(st, a->what, res);
 			bad = 1;
-		} else if (!bad) {
-			for (r = 0; r < (int)c->nask; r++)
-				c->got[c->ask[r]] = col_int(res, r, 0) != 0;
+		} else if (!bad && took < want) {
+			a->take(st, a, took, res);
+			took++;
 		}
 		PQclear(res);
 	}
 	ps->deadline_at = 0;
-	if (!bad && !conn_ok(ps)) {
-		pg_fail(st, "role claim", NULL);
+	if (!bad && (took < want || !conn_ok(ps))) {
+		pg_fail(st, a->what, NULL);
 		bad = 1;
 	}
 	if (bad) {
-		/* Nothing asked is taken: the session, if it went, took
-		 * whatever the server granted with it. */
-		for (r = 0; r < (int)c->nask; r++)
-			c->got[c->ask[r]] = 0;
-		memcpy(c->err, st->err, sizeof(c->err));
-		c->class = st->errclass;
-		c->rc = -1;
-	} else
-		for (i = 0; i < c->n; i++)
-			if (c->got[i] && role_find(ps, c->names[i]) == -1) {
-				ps->roles = xreallocarray(ps->roles,
-				    ps->nroles + 1, sizeof(*ps->roles));
-				ps->roles[ps->nroles++] = xstrdup(c->names[i]);
-			}
-	c->done = 1;
+		a->fail(a);
+		memcpy(a->err, st->err, sizeof(a->err));
+		a->class = st->errclass;
+		a->rc = -1;
+	}
+	a->done = 1;
 	memcpy(st->err, saved, sizeof(saved));
 	st->errclass = class;
-	if (c->ready != NULL)
-		c->ready(c->ready_arg);
+	if (a->ready != NULL)
+		a->ready(a->ready_arg);
+}
+
+/* Send the question: the names asked (a->ask) one a line as $1 of sql. */
+static int
+ask_send(struct store *st, struct pg_ask *a, const char *sql)
+{
+	struct pg_store *ps = impl(st);
+	const char *v[1];
+	char *list;
+	size_t i, k, len = 0;
+	uint64_t start;
+	int r;
+
+	ps->ask = a;
+	if (a->nres > 0) {
+		if (!PQsendQuery(ps->conn, sql)) {
+			pg_fail(st, a->what, NULL);
+			ask_free(ps);
+			return -1;
+		}
+		goto flush;
+	}
+	if (a->nask == 0) {
+		a->done = 1;		/* nothing to ask: answered */
+		return 0;
+	}
+	for (i = 0; i < a->nask; i++)
+		len += strlen(a->names[a->ask[i]]) + 1;
+	list = xmalloc(len);
+	for (i = 0, len = 0; i < a->nask; i++) {
+		k = strlen(a->names[a->ask[i]]);
+		memcpy(list + len, a->names[a->ask[i]], k);
+		len += k;
+		list[len++] = i + 1 < a->nask ? '\n' : '\0';
+	}
+	v[0] = list;
+	if (!PQsendQueryParams(ps->conn, sql, 1, NULL, v, NULL, NULL, 0)) {
+		pg_fail(st, a->what, NULL);
+		free(list);
+		ask_free(ps);
+		return -1;
+	}
+	free(list);
+flush:
+	start = now_msec_mono();
+	a->deadline = wait_deadline(ps);
+	while ((r = PQflush(ps->conn)) != 0)
+		if (r == -1 || conn_poll(ps, POLLOUT, start,
+		    a->deadline) == -1) {
+			ask_finish(st);		/* answered as failed */
+			break;
+		}
+	return 0;
+}
+
+/* The caller's side of a question: where the answers go, how. */
+struct ask_to {
+	void		*out;
+	void		(*take)(struct store *, struct pg_ask *, int,
+			    const PGresult *);
+	void		(*fail)(struct pg_ask *);
+	void		(*ready)(void *);
+	void		*ready_arg;
+};
+
+/* A new question of n names, after the checks every one needs: none
+ * under way, no newline in a name, a connection outside a transaction. */
+static struct pg_ask *
+ask_new(struct store *st, const char *what, const char *const *names,
+    size_t n, const struct ask_to *to)
+{
+	struct pg_store *ps = impl(st);
+	struct pg_ask *a;
+	size_t i;
+
+	if (ps->ask != NULL) {
+		store_set_error(st, "%s: one is under way already", what);
+		st->errclass = STORE_ERETRY;
+		return NULL;
+	}
+	for (i = 0; i < n; i++)
+		if (strchr(names[i], '\n') != NULL) {
+			store_set_error(st, "%s: a name with a newline", what);
+			return NULL;
+		}
+	if (conn_ready(st) == -1)
+		return NULL;
+	if (ps->in_tx) {
+		store_set_error(st, "%s: inside a transaction", what);
+		return NULL;
+	}
+	a = xcalloc(1, sizeof(*a));
+	a->what = what;
+	a->out = to->out;
+	a->take = to->take;
+	a->fail = to->fail;
+	a->ready = to->ready;
+	a->ready_arg = to->ready_arg;
+	a->names = xcalloc(n ? n : 1, sizeof(*a->names));
+	a->ask = xcalloc(n ? n : 1, sizeof(*a->ask));
+	a->n = n;
+	for (i = 0; i < n; i++)
+		a->names[i] = xstrdup(names[i]);
+	return a;
+}
+
+static int
+ask_poll(struct store *st, int *rc)
+{
+	struct pg_store *ps = impl(st);
+	struct pg_ask *a = ps->ask;
+
+	if (a == NULL) {
+		store_set_error(st, "poll: no question is under way");
+		*rc = -1;
+		return 1;
+	}
+	if (!a->done) {
+		if (PQconsumeInput(ps->conn) && PQisBusy(ps->conn) &&
+		    now_msec_mono() < a->deadline)
+			return 0;
+		ask_finish(st);
+	}
+	if ((*rc = a->rc) == -1) {
+		memcpy(st->err, a->err, sizeof(st->err));
+		st->errclass = a->class;
+	}
+	ask_free(ps);
+	return 1;
+}
+
+/* A claim's answer: got[] for the roles asked; the roles held. */
+static void
+claim_take(struct store *st, struct pg_ask *a, int k, const PGresult *res)
+{
+	struct pg_store *ps = impl(st);
+	int *got = a->out;
+	size_t i;
+
+	(void)k;
+	for (i = 0; i < a->nask; i++)
+		got[a->ask[i]] = col_int(res, (int)i, 0) != 0;
+	for (i = 0; i < a->n; i++)
+		if (got[i] && role_find(ps, a->names[i]) == -1) {
+			ps->roles = xreallocarray(ps->roles, ps->nroles + 1,
+			    sizeof(*ps->roles));
+			ps->roles[ps->nroles++] = xstrdup(a->names[i]);
+		}
+}
+
+/* Nothing asked is taken: the session, if it went, took whatever the
+ * server granted with it. */
+static void
+claim_fail(struct pg_ask *a)
+{
+	int *got = a->out;
+	size_t i;
+
+	for (i = 0; i < a->nask; i++)
+		got[a->ask[i]] = 0;
 }
 
 static int
 pg_claim_send(struct store *st, const char *const *roles, size_t n,
     int *got, void (*ready)(void *), void *arg)
 {
-	struct pg_store *ps = impl(st);
-	struct pg_claim *c;
-	const char *v[1];
-	char *list = NULL;
-	size_t i, k, len = 0;
-	uint64_t start;
-	int r;
+	struct ask_to to = { got, claim_take, claim_fail, ready, arg };
+	struct pg_ask *a;
+	size_t i;
 
-	if (ps->claim != NULL) {
-		store_set_error(st, "role claim: one is under way already");
+	if ((a = ask_new(st, "role claim", roles, n, &to)) == NULL)
 		return -1;
-	}
+	/* Held ones are not asked again (a second lock would stack). */
 	for (i = 0; i < n; i++)
-		if (strchr(roles[i], '\n') != NULL) {
-			store_set_error(st, "role claim: a role name with a "
-			    "newline");
-			return -1;
-		}
-	if (conn_ready(st) == -1)
-		return -1;
-	if (ps->in_tx) {
-		store_set_error(st, "role claim: inside a transaction");
-		return -1;
-	}
-	c = xcalloc(1, sizeof(*c));
-	c->names = xcalloc(n ? n : 1, sizeof(*c->names));
-	c->ask = xcalloc(n ? n : 1, sizeof(*c->ask));
-	c->n = n;
-	c->got = got;
-	c->ready = ready;
-	c->ready_arg = arg;
-	for (i = 0; i < n; i++) {
-		c->names[i] = xstrdup(roles[i]);
-		if ((got[i] = pg_role_held(st, roles[i])) == 0) {
-			c->ask[c->nask++] = i;
-			len += strlen(roles[i]) + 1;
-		}
-	}
-	ps->claim = c;
-	if (c->nask == 0) {
-		c->done = 1;		/* nothing to ask: answered */
-		return 0;
-	}
-	list = xmalloc(len);
-	for (i = 0, len = 0; i < c->nask; i++) {
-		k = strlen(roles[c->ask[i]]);
-		memcpy(list + len, roles[c->ask[i]], k);
-		len += k;
-		list[len++] = i + 1 < c->nask ? '\n' : '\0';
-	}
-	v[0] = list;
-	if (!PQsendQueryParams(ps->conn, stmt_sql[S_ROLE_CLAIM], 1, NULL, v,
-	    NULL, NULL, 0)) {
-		pg_fail(st, "role claim", NULL);
-		free(list);
-		claim_free(ps);
-		return -1;
-	}
-	free(list);
-	start = now_msec_mono();
-	c->deadline = wait_deadline(ps);
-	while ((r = PQflush(ps->conn)) != 0)
-		if (r == -1 || conn_poll(ps, POLLOUT, start,
-		    c->deadline) == -1) {
-			/* Answered as failed when polled. */
-			claim_finish(st);
-			break;
-		}
-	return 0;
+		if ((got[i] = pg_role_held(st, roles[i])) == 0)
+			a->ask[a->nask++] = i;
+	return ask_send(st, a, stmt_sql[S_ROLE_CLAIM]);
+}
+
+/* The states asked for, "" for a user without one. */
+static void
+states_take(struct store *st, struct pg_ask *a, int k, const PGresult *res)
+{
+	char **states = a->out;
+	size_t i;
+
+	(void)st;
+	(void)k;
+	for (i = 0; i < a->nask; i++)
+		states[a->ask[i]] = xstrdup(col(res, (int)i, 0));
+}
+
+static void
+states_fail(struct pg_ask *a)
+{
+	(void)a;
 }
 
 static int
-pg_claim_poll(struct store *st, int *rc)
+pg_states_send(struct store *st, const char *const *users, size_t n,
+    char **states, void (*ready)(void *), void *arg)
 {
-	struct pg_store *ps = impl(st);
-	struct pg_claim *c = ps->claim;
+	struct ask_to to = { states, states_take, states_fail, ready, arg };
+	struct pg_ask *a;
+	size_t i;
 
-	if (c == NULL) {
-		store_set_error(st, "role claim: none is under way");
-		*rc = -1;
-		return 1;
+	if ((a = ask_new(st, "replication states", users, n, &to)) == NULL)
+		return -1;
+	for (i = 0; i < n; i++) {
+		states[i] = NULL;
+		a->ask[a->nask++] = i;
 	}
-	if (!c->done) {
-		if (PQconsumeInput(ps->conn) && PQisBusy(ps->conn) &&
-		    now_msec_mono() < c->deadline)
-			return 0;
-		claim_finish(st);
+	return ask_send(st, a, stmt_sql[S_REPL_STATES]);
+}
+
+/* The open moves, then the running jobs, copied for the caller. */
+static void
+scan_take(struct store *st, struct pg_ask *a, int k, const PGresult *res)
+{
+	int r, n = PQntuples(res);
+
+	for (r = 0; r < n; r++) {
+		if (k == 0)
+			(void)row_move(st, res, r, (void *)store_scan_move,
+			    a->out);
+		else
+			(void)row_job(st, res, r, (void *)store_scan_job,
+			    a->out);
 	}
-	if ((*rc = c->rc) == -1) {
-		memcpy(st->err, c->err, sizeof(st->err));
-		st->errclass = c->class;
-	}
-	claim_free(ps);
-	return 1;
+}
+
+static void
+scan_fail(struct pg_ask *a)
+{
+	store_scan_clear(a->out);
+}
+
+static int
+pg_scan_send(struct store *st, struct store_scan *out,
+    void (*ready)(void *), void *arg)
+{
+	struct ask_to to = { out, scan_take, scan_fail, ready, arg };
+	struct pg_ask *a;
+
+	if ((a = ask_new(st, "moves scan", NULL, 0, &to)) == NULL)
+		return -1;
+	memset(out, 0, sizeof(*out));
+	a->nres = 2;
+	return ask_send(st, a, "SELECT " MOVE_COLS " FROM moves WHERE state"
+	    " NOT IN ('done', 'failed') ORDER BY id; SELECT " JOB_COLS
+	    " FROM move_jobs WHERE state = 'running' ORDER BY id");
 }
 
 static int
@@ -4200,7 +4357,11 @@ const struct store_ops store_pg_ops = {
 	.move_marked = pg_move_marked,
 	.role_claim = pg_role_claim,
 	.claim_send = pg_claim_send,
-	.claim_poll = pg_claim_poll,
+	.claim_poll = ask_poll,
+	.states_send = pg_states_send,
+	.states_poll = ask_poll,
+	.scan_send = pg_scan_send,
+	.scan_poll = ask_poll,
 	.role_release = pg_role_release,
 	.role_held = pg_role_held,
 	.exclusive = pg_exclusive,

@@ -18,9 +18,9 @@ from fakedoveadm import FakeDoveadm
 
 KEY = "fake-doveadm-key-repl-7731"
 N = 12
-STATUS_KEYS = {"enabled", "paused", "queued", "running", "failed", "stuck",
-               "waiting", "backoff", "max_conns", "oldest_pending_s",
-               "totals", "dispatching"}
+STATUS_KEYS = {"enabled", "paused", "queued", "running", "reading_states",
+               "failed", "stuck", "waiting", "backoff", "max_conns",
+               "oldest_pending_s", "totals", "dispatching"}
 TOTALS_KEYS = {"synced", "failed", "events", "events_not_from_backend",
                "events_from_replica", "failovers_refused", "requests_stored",
                "requests_taken"}

@@ -2361,6 +2361,70 @@ test_pg_claim_send(void **state)
 }
 
 /*
+ * Users' dsync states without waiting (store_repl_states_send): each in
+ * its place, "" for a user with a record but no state and for one with
+ * no record; another call during the flight reads the answer first, and
+ * done still reports it.
+ */
+static void
+test_pg_states_send(void **state)
+{
+	struct fixture *f = fixture(state);
+	struct store *st = open_ok(f);
+	struct event_base *base = event_base_new();
+	const char *users[] = { "bob", "nobody", "alice", "carol" };
+	char *states[4] = { NULL };
+	struct store_repl r;
+	struct sent sd = { 0 };
+	size_t i;
+
+	assert_non_null(base);
+	add_backend(st, "b1");
+	put_user(st, "alice", "b1");
+	put_user(st, "bob", "b1");
+	put_user(st, "carol", "b1");
+	memset(&r, 0, sizeof(r));
+	r.user = "alice";
+	r.priority = -1;
+	r.state = "STATE-A";
+	assert_int_equal(st->ops->repl_put(st, &r, 1), 0);
+	r.user = "bob";
+	r.state = "STATE-B";
+	assert_int_equal(st->ops->repl_put(st, &r, 1), 0);
+	r.user = "carol";
+	r.state = NULL;
+	assert_int_equal(st->ops->repl_put(st, &r, 1), 0);
+
+	sd.st = st;
+	assert_int_equal(store_repl_states_send(st, base, users, 4, states,
+	    sent_done, &sd), 0);
+	assert_int_equal(store_flying(st), 1);
+	sent_wait(base, &sd);
+	assert_int_equal(sd.rc, 0);
+	assert_string_equal(states[0], "STATE-B");
+	assert_string_equal(states[1], "");
+	assert_string_equal(states[2], "STATE-A");
+	assert_string_equal(states[3], "");
+	for (i = 0; i < 4; i++) {
+		free(states[i]);
+		states[i] = NULL;
+	}
+	/* Read first by another call, still reported. */
+	memset(&sd, 0, sizeof(sd));
+	sd.st = st;
+	assert_int_equal(store_repl_states_send(st, base, users, 2, states,
+	    sent_done, &sd), 0);
+	assert_int_equal(user_count(st), 3);
+	sent_wait(base, &sd);
+	assert_int_equal(sd.rc, 0);
+	assert_string_equal(states[0], "STATE-B");
+	for (i = 0; i < 2; i++)
+		free(states[i]);
+	store_free(st);
+	event_base_free(base);
+}
+
+/*
  * A STORE_TX_SEND transaction: the writes go out as they are made, the
  * commit without the caller waiting, and done tells how it ended; all of
  * it or none; reads and writes that need an answer are refused in it;
@@ -2955,6 +3019,7 @@ main(void)
 		PG(test_pg_changes_commit_order),
 		PG(test_pg_tx_send),
 		PG(test_pg_claim_send),
+		PG(test_pg_states_send),
 	};
 	int rc;
 

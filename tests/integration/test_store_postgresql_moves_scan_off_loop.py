@@ -1,0 +1,102 @@
+"""The holder of role moves looks for moves and jobs that other instances
+stored (every second) without holding its loop.  One roostd on
+PostgreSQL holds every role; its store session is stopped (SIGSTOP on its
+server process: connected and silent, as a hung server would be) for 3 s.
+Its look at the store waits for an answer that does not come, and
+meanwhile it answers: GET /v1/status shows the moves scan in flight for
+0.3 s and more (an answer that a loop waiting for the scan could not
+give), and every known user is answered with their backend.  After the
+thaw roostd reconnects by itself, takes its roles back and moves a user
+when asked."""
+
+import http.client
+import json
+import os
+import signal
+import threading
+import time
+
+import roosttest as rt
+from roosttest import check, eq, status
+
+FREEZE_S = 3.0
+
+
+def main(t):
+    rt.on_pg(t, scenario)
+
+
+def lookups_while(r, users, where, stop, out):
+    c = http.client.HTTPConnection("127.0.0.1", r.port, timeout=30)
+    slowest, wrong, n = 0.0, [], 0
+    try:
+        while not stop.is_set():
+            u = users[n % len(users)]
+            n += 1
+            t0 = time.monotonic()
+            c.request("GET", "/v1/lookup?user=%s&protocol=imap" % rt.q(u),
+                      headers={"Authorization": "Bearer " + r.admin_token})
+            resp = c.getresponse()
+            body = json.loads(resp.read())
+            slowest = max(slowest, time.monotonic() - t0)
+            if resp.status != 200 or body.get("backend") != where[u]:
+                wrong.append((u, resp.status, body))
+    finally:
+        c.close()
+    out.update(slowest=slowest, wrong=wrong, n=n)
+
+
+def scenario(t, pg, made):
+    r = t.roost(store="postgresql:" + pg.conninfo)
+    r.add_backend("b1", "127.0.0.11")
+    r.add_backend("b2", "127.0.0.12")
+    known = ["known%02d" % i for i in range(20)]
+    where = {u: r.lookup_ok(u)["backend"] for u in known}
+    # Every role held (the backends' health roles come with the next
+    # claim round): then the look for moves is the store work of a tick.
+    rt.wait_for("roostd holds every role", lambda: {
+        "moves", "repl", "health:b1", "health:b2"} <= rt.roles(r))
+    time.sleep(1.5)			# start-up store work is done
+    pids = [int(p) for (p,) in pg.query(
+        "SELECT pid FROM pg_stat_activity WHERE application_name ="
+        " 'roostd'")]
+    eq(len(pids), 1, "one store session: %r" % pids)
+
+    stop = threading.Event()
+    out, seen = {}, []
+    looker = threading.Thread(target=lookups_while,
+                              args=(r, known, where, stop, out))
+    os.kill(pids[0], signal.SIGSTOP)
+    try:
+        looker.start()
+        end = time.monotonic() + FREEZE_S
+        while time.monotonic() < end:
+            seen.append(status(r.api("GET", "/v1/status"), 200,
+                               "status").get("store_flight"))
+            time.sleep(0.05)
+    finally:
+        os.kill(pids[0], signal.SIGCONT)
+        stop.set()
+        looker.join(30)
+    scans = [f["ms"] for f in seen if isinstance(f, dict) and
+             f.get("what") == "moves scan"]
+    print("store session stopped %.1f s: %d status answers, %d during a "
+          "moves scan (longest %d ms); %d lookups, slowest %.1f ms" %
+          (FREEZE_S, len(seen), len(scans), max(scans or [0]), out["n"],
+           out["slowest"] * 1000))
+    check(max(scans or [0]) >= 300, "roostd answered while its moves scan "
+          "waited (store_flight seen: %r)" % seen[-10:])
+    eq(out["wrong"], [], "known users answered while the session hung")
+    check(out["n"] > 0, "lookups made while the session hung")
+
+    rt.wait_for("the roles back", lambda: "moves" in rt.roles(r),
+                seconds=20)
+    u = known[0]
+    other = "b2" if where[u] == "b1" else "b1"
+    rt.wait_for("a pin taken after the thaw", lambda: r.api(
+        "PUT", "/v1/users/" + rt.q(u), {"backend": other})[0] == 200,
+        seconds=20)
+    eq(r.lookup_ok(u)["backend"], other, "the pinned user's lookup")
+
+
+rt.run(main)
