@@ -59,6 +59,7 @@
  * feed's reads.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <limits.h>
 #include <poll.h>
 #include <pthread.h>
@@ -3550,13 +3551,6 @@ pg_move_marked(struct store *st, const char *user)
 
 /* --- the change feed's read (store_pg.h) ---------------------------- */
 
-/* Columns of each part, checked before a row is read. */
-static const int feed_cols[STORE_FEED_PARTS] = {
-	[STORE_FEED_CHANGES] = 6, [STORE_FEED_BACKENDS] = 19,
-	[STORE_FEED_HEALTH] = 6, [STORE_FEED_PROXIES] = 5,
-	[STORE_FEED_MOVING] = 1, [STORE_FEED_USERS] = 10,
-};
-
 char *
 store_pg_feed_changes_sql(int64_t after, size_t limit)
 {
@@ -3666,9 +3660,24 @@ int
 store_pg_feed_rows(struct store *st, enum store_feed_part part,
     const PGresult *res, const struct store_feed_cbs *cbs, int64_t *pruned)
 {
+	/* Each part: its columns (checked before a row is read), how a row
+	 * is read and where in cbs it goes (the changes: a change_ctx). */
+#define CB(f)	offsetof(struct store_feed_cbs, f)
+	static const struct {
+		int	 cols;
+		row_fn	 fn;
+		size_t	 cb;
+	} parts[STORE_FEED_PARTS] = {
+		[STORE_FEED_CHANGES] = { 6, row_change, CB(change) },
+		[STORE_FEED_BACKENDS] = { 19, row_backend, CB(backend) },
+		[STORE_FEED_HEALTH] = { 6, row_health, CB(health) },
+		[STORE_FEED_PROXIES] = { 5, row_proxy, CB(proxy) },
+		[STORE_FEED_MOVING] = { 1, feed_moving_row, CB(moving) },
+		[STORE_FEED_USERS] = { 10, row_user, CB(user) },
+	};
+#undef CB
 	struct change_ctx cx;
-	row_fn fn = NULL;
-	void *cbp = NULL;
+	void *cbp;
 	const char *msg;
 	int r, n;
 
@@ -3679,47 +3688,27 @@ store_pg_feed_rows(struct store *st, enum store_feed_part part,
 		st->errclass = STORE_ERETRY;
 		return -1;
 	}
-	if (PQnfields(res) != feed_cols[part]) {
-		store_set_error(st, "feed read: part %d has %d columns, not %d",
-		    (int)part, PQnfields(res), feed_cols[part]);
+	if ((int)part < 0 || part >= STORE_FEED_PARTS) {
+		store_set_error(st, "feed read: no such part");
 		return -1;
 	}
-	switch (part) {
-	case STORE_FEED_CHANGES:
+	if (PQnfields(res) != parts[part].cols) {
+		store_set_error(st, "feed read: part %d has %d columns, not %d",
+		    (int)part, PQnfields(res), parts[part].cols);
+		return -1;
+	}
+	/* The callbacks are function pointers of one size: read as such. */
+	memcpy(&cbp, (const char *)cbs + parts[part].cb, sizeof(cbp));
+	if (part == STORE_FEED_CHANGES) {
 		cx.cb = cbs->change;
 		cx.arg = cbs->arg;
 		cx.pruned = pruned;
 		*pruned = 0;
-		fn = row_change;
 		cbp = &cx;
-		break;
-	case STORE_FEED_BACKENDS:
-		fn = row_backend;
-		cbp = (void *)cbs->backend;
-		break;
-	case STORE_FEED_HEALTH:
-		fn = row_health;
-		cbp = (void *)cbs->health;
-		break;
-	case STORE_FEED_PROXIES:
-		fn = row_proxy;
-		cbp = (void *)cbs->proxy;
-		break;
-	case STORE_FEED_MOVING:
-		fn = feed_moving_row;
-		cbp = (void *)cbs->moving;
-		break;
-	case STORE_FEED_USERS:
-		fn = row_user;
-		cbp = (void *)cbs->user;
-		break;
-	case STORE_FEED_PARTS:
-		store_set_error(st, "feed read: no such part");
-		return -1;
 	}
 	n = PQntuples(res);
 	for (r = 0; r < n; r++) {
-		switch (fn(st, res, r, cbp, cbs->arg)) {
+		switch (parts[part].fn(st, res, r, cbp, cbs->arg)) {
 		case 0:
 			break;
 		case -1:
