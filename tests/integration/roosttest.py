@@ -639,6 +639,59 @@ def roles(r):
                ["roles"]["held"])
 
 
+def lookups_until(r, users, where, until, out):
+    """Look users up in turn on a connection of its own until until()
+    holds (a thread's work while the store is made to hang); out gets
+    n (lookups made), slowest (seconds) and wrong (answers not 200 with
+    where[user])."""
+    c = http.client.HTTPConnection("127.0.0.1", r.port, timeout=30)
+    slowest, wrong, n = 0.0, [], 0
+    try:
+        while not until():
+            u = users[n % len(users)]
+            n += 1
+            t0 = time.monotonic()
+            c.request("GET", "/v1/lookup?user=%s&protocol=imap" % q(u),
+                      headers={"Authorization": "Bearer " + r.admin_token})
+            resp = c.getresponse()
+            body = json.loads(resp.read())
+            slowest = max(slowest, time.monotonic() - t0)
+            if resp.status != 200 or body.get("backend") != where[u]:
+                wrong.append((u, resp.status, body))
+    finally:
+        c.close()
+    out.update(slowest=slowest, wrong=wrong, n=n)
+
+
+def lookups_timed(r, users, where, stop, answers, wrong):
+    """Look users up in turn until stop (an Event) is set: answers gets
+    the wall time (time.time()) of each answer, to set beside the
+    store's own clock; wrong the answers not 200 with where[user]."""
+    c = http.client.HTTPConnection("127.0.0.1", r.port, timeout=30)
+    n = 0
+    try:
+        while not stop.is_set():
+            u = users[n % len(users)]
+            n += 1
+            c.request("GET", "/v1/lookup?user=%s&protocol=imap" % q(u),
+                      headers={"Authorization": "Bearer " + r.admin_token})
+            resp = c.getresponse()
+            body = json.loads(resp.read())
+            answers.append(time.time())
+            if resp.status != 200 or body.get("backend") != where[u]:
+                wrong.append((u, resp.status, body))
+    finally:
+        c.close()
+
+
+def store_session_pids(pg):
+    """The server processes of the roostd store sessions (not the feed's)
+    of cluster pg."""
+    return [int(p) for (p,) in pg.query(
+        "SELECT pid FROM pg_stat_activity WHERE application_name ="
+        " 'roostd'")]
+
+
 def role_holder(rs, role):
     """The one live instance of rs holding role, or None; a Failure when
     several hold it at once."""

@@ -11,8 +11,6 @@ FEED_BATCH changes) and answers the stored backend for each one sampled;
 the slowest known-user lookup sent while it catches up is printed (a
 figure, not asserted)."""
 
-import http.client
-import json
 import subprocess
 import threading
 import time
@@ -35,28 +33,6 @@ def feed(r):
 def user_backend(r, name):
     st, js = r.api("GET", "/v1/users/" + rt.q(name))
     return js.get("backend") if st == 200 and js.get("assigned") else None
-
-
-def lookups_while(r, users, where, until, out):
-    """Look users up in turn until until() holds; out gets the slowest
-    answer's seconds and any wrong answer."""
-    c = http.client.HTTPConnection("127.0.0.1", r.port, timeout=30)
-    slowest, wrong, n = 0.0, [], 0
-    try:
-        while not until():
-            u = users[n % len(users)]
-            n += 1
-            t0 = time.monotonic()
-            c.request("GET", "/v1/lookup?user=%s&protocol=imap" % rt.q(u),
-                      headers={"Authorization": "Bearer " + r.admin_token})
-            resp = c.getresponse()
-            body = json.loads(resp.read())
-            slowest = max(slowest, time.monotonic() - t0)
-            if resp.status != 200 or body.get("backend") != where[u]:
-                wrong.append((u, resp.status, body))
-    finally:
-        c.close()
-    out.update(slowest=slowest, wrong=wrong, n=n)
 
 
 def scenario(t, pg, made):
@@ -92,7 +68,7 @@ def scenario(t, pg, made):
         seen = []
         others = [u for u in known if u != target]
         looker = threading.Thread(
-            target=lookups_while,
+            target=rt.lookups_until,
             args=(r, others, where, lambda: locker.poll() is not None, out))
         looker.start()
         while locker.poll() is None:
@@ -127,7 +103,7 @@ def scenario(t, pg, made):
     before = feed(r)["applied"]
     done = {}
     catchup = threading.Thread(
-        target=lookups_while,
+        target=rt.lookups_until,
         args=(r, others, where, lambda: done.get("yes"), out))
     catchup.start()
     try:

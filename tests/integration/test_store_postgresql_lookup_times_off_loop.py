@@ -6,8 +6,6 @@ inside those commits (between the start and the end of a trigger's sleep,
 as PostgreSQL's clock says): a loop waiting for the write could answer
 none there.  After the trigger goes, the lookup times are in the store."""
 
-import http.client
-import json
 import threading
 import time
 
@@ -22,24 +20,6 @@ EDGE_S = 0.05		# an answer this close to a window's edge is not counted
 
 def main(t):
     rt.on_pg(t, scenario)
-
-
-def lookups(r, users, where, stop, answers, wrong):
-    c = http.client.HTTPConnection("127.0.0.1", r.port, timeout=30)
-    n = 0
-    try:
-        while not stop.is_set():
-            u = users[n % len(users)]
-            n += 1
-            c.request("GET", "/v1/lookup?user=%s&protocol=imap" % rt.q(u),
-                      headers={"Authorization": "Bearer " + r.admin_token})
-            resp = c.getresponse()
-            body = json.loads(resp.read())
-            answers.append(time.time())
-            if resp.status != 200 or body.get("backend") != where[u]:
-                wrong.append((u, resp.status, body))
-    finally:
-        c.close()
 
 
 def scenario(t, pg, made):
@@ -59,7 +39,7 @@ def scenario(t, pg, made):
 
     stop = threading.Event()
     answers, wrong = [], []
-    th = threading.Thread(target=lookups,
+    th = threading.Thread(target=rt.lookups_timed,
                           args=(r, users, where, stop, answers, wrong))
     th.start()
     time.sleep(RUN_S)

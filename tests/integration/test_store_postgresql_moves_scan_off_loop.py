@@ -9,8 +9,6 @@ give), and every known user is answered with their backend.  After the
 thaw roostd reconnects by itself, takes its roles back and moves a user
 when asked."""
 
-import http.client
-import json
 import os
 import signal
 import threading
@@ -26,26 +24,6 @@ def main(t):
     rt.on_pg(t, scenario)
 
 
-def lookups_while(r, users, where, stop, out):
-    c = http.client.HTTPConnection("127.0.0.1", r.port, timeout=30)
-    slowest, wrong, n = 0.0, [], 0
-    try:
-        while not stop.is_set():
-            u = users[n % len(users)]
-            n += 1
-            t0 = time.monotonic()
-            c.request("GET", "/v1/lookup?user=%s&protocol=imap" % rt.q(u),
-                      headers={"Authorization": "Bearer " + r.admin_token})
-            resp = c.getresponse()
-            body = json.loads(resp.read())
-            slowest = max(slowest, time.monotonic() - t0)
-            if resp.status != 200 or body.get("backend") != where[u]:
-                wrong.append((u, resp.status, body))
-    finally:
-        c.close()
-    out.update(slowest=slowest, wrong=wrong, n=n)
-
-
 def scenario(t, pg, made):
     r = t.roost(store="postgresql:" + pg.conninfo)
     r.add_backend("b1", "127.0.0.11")
@@ -57,15 +35,13 @@ def scenario(t, pg, made):
     rt.wait_for("roostd holds every role", lambda: {
         "moves", "repl", "health:b1", "health:b2"} <= rt.roles(r))
     time.sleep(1.5)			# start-up store work is done
-    pids = [int(p) for (p,) in pg.query(
-        "SELECT pid FROM pg_stat_activity WHERE application_name ="
-        " 'roostd'")]
+    pids = rt.store_session_pids(pg)
     eq(len(pids), 1, "one store session: %r" % pids)
 
     stop = threading.Event()
     out, seen = {}, []
-    looker = threading.Thread(target=lookups_while,
-                              args=(r, known, where, stop, out))
+    looker = threading.Thread(target=rt.lookups_until,
+                              args=(r, known, where, stop.is_set, out))
     os.kill(pids[0], signal.SIGSTOP)
     try:
         looker.start()

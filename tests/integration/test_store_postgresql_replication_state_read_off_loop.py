@@ -8,8 +8,6 @@ under `reading_states`) while roostd answers every known user's lookup.
 After the thaw roostd reconnects by itself and the sync reaches the
 backend with the state the store held."""
 
-import http.client
-import json
 import os
 import signal
 import threading
@@ -37,26 +35,6 @@ def queued(r):
     return sum(js["queued"].values()) + js["running"]
 
 
-def lookups_while(r, users, where, stop, out):
-    c = http.client.HTTPConnection("127.0.0.1", r.port, timeout=30)
-    slowest, wrong, n = 0.0, [], 0
-    try:
-        while not stop.is_set():
-            u = users[n % len(users)]
-            n += 1
-            t0 = time.monotonic()
-            c.request("GET", "/v1/lookup?user=%s&protocol=imap" % rt.q(u),
-                      headers={"Authorization": "Bearer " + r.admin_token})
-            resp = c.getresponse()
-            body = json.loads(resp.read())
-            slowest = max(slowest, time.monotonic() - t0)
-            if resp.status != 200 or body.get("backend") != where[u]:
-                wrong.append((u, resp.status, body))
-    finally:
-        c.close()
-    out.update(slowest=slowest, wrong=wrong, n=n)
-
-
 def scenario(t, pg, fakes):
     r = t.roost(start=False, events_token=True, replication="yes",
                 store="postgresql:" + pg.conninfo)
@@ -77,15 +55,13 @@ def scenario(t, pg, fakes):
                       USER)[0][0]
     before = len(fakes[where[USER]].commands("sync", USER))
     time.sleep(1.5)			# start-up store work is done
-    pids = [int(p) for (p,) in pg.query(
-        "SELECT pid FROM pg_stat_activity WHERE application_name ="
-        " 'roostd'")]
+    pids = rt.store_session_pids(pg)
     eq(len(pids), 1, "one store session: %r" % pids)
 
     stop = threading.Event()
     out, seen = {}, []
-    looker = threading.Thread(target=lookups_while,
-                              args=(r, known, where, stop, out))
+    looker = threading.Thread(target=rt.lookups_until,
+                              args=(r, known, where, stop.is_set, out))
     answered = {}
 
     def post():

@@ -9,8 +9,6 @@ the claim could not give), and every known user is answered with their
 backend.  The claim ends at the store's bound, B reconnects by itself,
 A keeps every role, and B places a new user again."""
 
-import http.client
-import json
 import os
 import signal
 import threading
@@ -30,32 +28,9 @@ def roles_state(r):
     return status(r.api("GET", "/v1/status"), 200, "status")["roles"]
 
 
-def lookups_while(r, users, where, stop, out):
-    c = http.client.HTTPConnection("127.0.0.1", r.port, timeout=30)
-    slowest, wrong, n = 0.0, [], 0
-    try:
-        while not stop.is_set():
-            u = users[n % len(users)]
-            n += 1
-            t0 = time.monotonic()
-            c.request("GET", "/v1/lookup?user=%s&protocol=imap" % rt.q(u),
-                      headers={"Authorization": "Bearer " + r.admin_token})
-            resp = c.getresponse()
-            body = json.loads(resp.read())
-            slowest = max(slowest, time.monotonic() - t0)
-            if resp.status != 200 or body.get("backend") != where[u]:
-                wrong.append((u, resp.status, body))
-    finally:
-        c.close()
-    out.update(slowest=slowest, wrong=wrong, n=n)
-
-
 def session_pid(pg, a_pids):
-    """The server process of the one store session ("roostd") that is not
-    among a_pids."""
-    pids = [int(p) for (p,) in pg.query(
-        "SELECT pid FROM pg_stat_activity WHERE application_name ="
-        " 'roostd'") if int(p) not in a_pids]
+    """The one store session that is not among a_pids (A's)."""
+    pids = [p for p in rt.store_session_pids(pg) if p not in a_pids]
     eq(len(pids), 1, "one store session besides A's: %r" % pids)
     return pids[0]
 
@@ -67,9 +42,7 @@ def scenario(t, pg, made):
     a.add_backend("b2", "127.0.0.12")
     rt.wait_for("A holds every role", lambda: {"moves", "repl", "health:b1",
                 "health:b2"} <= set(roles_state(a)["held"]))
-    a_pids = {int(p) for (p,) in pg.query(
-        "SELECT pid FROM pg_stat_activity WHERE application_name ="
-        " 'roostd'")}
+    a_pids = set(rt.store_session_pids(pg))
     b = t.roost(store=store)
     known = ["known%02d" % i for i in range(20)]
     where = {u: b.lookup_ok(u)["backend"] for u in known}
@@ -79,8 +52,8 @@ def scenario(t, pg, made):
 
     stop = threading.Event()
     out, seen = {}, []
-    looker = threading.Thread(target=lookups_while,
-                              args=(b, known, where, stop, out))
+    looker = threading.Thread(target=rt.lookups_until,
+                              args=(b, known, where, stop.is_set, out))
     os.kill(pid, signal.SIGSTOP)
     try:
         looker.start()
