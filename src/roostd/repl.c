@@ -199,6 +199,8 @@ struct repl {
 	int			  fetch_busy;
 	struct event		 *fetch_ev;
 	int			  closing;	/* repl_free under way */
+	int			  taking;	/* a read of requests is out */
+	struct store_scan	  reqs_in;	/* what it brings */
 };
 
 /*
@@ -1870,24 +1872,44 @@ take_one(const struct store_repl_request *q, void *arg)
 	return 0;
 }
 
-/* The holder queues what other instances asked for. */
+/* The requests read: queued here, up to a user the feed has not brought
+ * yet (the rest waits for the next look). */
 static void
-take_requests(struct repl *r)
+took(void *arg, int rc)
 {
-	struct store *st = r->rs->store;
-	size_t before = r->ntaken;
+	struct repl *r = arg;
+	size_t i, before = r->ntaken;
 
-	if (st->ops->repl_request_list == NULL || store_flying(st))
-		return;		/* the next tick looks */
-	r->take_at = now_msec_mono();
-	/* A stop (-1) is a user the feed has not brought yet, or a busy
-	 * store: either way the rest waits for the next look. */
-	if (st->ops->repl_request_list(st, REPL_TAKE_MAX, take_one, r) == -1)
-		log_debug("replication: requests: %s", store_error(st));
+	r->taking = 0;
+	if (rc == -1)
+		log_debug("replication: requests: %s",
+		    store_error(r->rs->store));
+	else if (!r->closing && r->held)
+		for (i = 0; i < r->reqs_in.nreqs; i++)
+			if (take_one(&r->reqs_in.reqs[i], r) == -1)
+				break;
+	store_scan_clear(&r->reqs_in);
 	if (r->ntaken > before) {
 		event_active(r->flush_ev, EV_TIMEOUT, 0);
 		dispatch(r);
 	}
+}
+
+/* The holder queues what other instances asked for: read without the
+ * loop waiting (store_repl_requests_send). */
+static void
+take_requests(struct repl *r)
+{
+	struct store *st = r->rs->store;
+
+	if (st->ops->repl_request_list == NULL || r->taking ||
+	    store_flying(st))
+		return;		/* the next tick looks */
+	r->take_at = now_msec_mono();
+	r->taking = 1;
+	if (store_repl_requests_send(st, r->rs->base, REPL_TAKE_MAX,
+	    &r->reqs_in, took, r) == -1)
+		took(r, -1);
 }
 
 static void
@@ -2130,7 +2152,7 @@ repl_free(struct roost *rs)
 		r->flight = NULL;
 		store_flight_land(rs->store);
 	}
-	if (r->fetch_busy)
+	if (r->fetch_busy || r->taking)
 		store_flight_land(rs->store);
 	while ((run = LIST_FIRST(&r->runs)) != NULL)
 		repl_run_cancel(run);

@@ -282,6 +282,19 @@ store_scan_job(const struct store_job *j, void *arg)
 	return 0;
 }
 
+int
+store_scan_request(const struct store_repl_request *q, void *arg)
+{
+	struct store_scan *sc = arg;
+	struct store_repl_request *c;
+
+	sc->reqs = xreallocarray(sc->reqs, sc->nreqs + 1, sizeof(*sc->reqs));
+	c = &sc->reqs[sc->nreqs++];
+	*c = *q;
+	c->user = xstrdup(q->user);
+	return 0;
+}
+
 void
 store_scan_clear(struct store_scan *sc)
 {
@@ -300,8 +313,11 @@ store_scan_clear(struct store_scan *sc)
 		free((char *)sc->jobs[i].backend);
 		free((char *)sc->jobs[i].state);
 	}
+	for (i = 0; i < sc->nreqs; i++)
+		free((char *)sc->reqs[i].user);
 	free(sc->moves);
 	free(sc->jobs);
+	free(sc->reqs);
 	memset(sc, 0, sizeof(*sc));
 }
 
@@ -329,6 +345,35 @@ store_moves_scan_send(struct store *st, struct event_base *base,
 	if (st->ops->scan_send(st, out, flight_ready, st) == -1)
 		return -1;
 	flight_watch(st, base, "moves scan", st->ops->scan_poll, done, arg);
+	return 0;
+}
+
+int
+store_repl_requests_send(struct store *st, struct event_base *base,
+    size_t limit, struct store_scan *out, void (*done)(void *, int),
+    void *arg)
+{
+	int rc;
+
+	if (st->ops->requests_send == NULL) {
+		memset(out, 0, sizeof(*out));
+		rc = st->ops->repl_request_list(st, limit, store_scan_request,
+		    out);
+		if (rc == -1)
+			store_scan_clear(out);
+		done(arg, rc);
+		return 0;
+	}
+	if (st->flight != NULL) {
+		store_set_error(st, "replication requests: a flight is under "
+		    "way");
+		st->errclass = STORE_ERETRY;
+		return -1;
+	}
+	if (st->ops->requests_send(st, limit, out, flight_ready, st) == -1)
+		return -1;
+	flight_watch(st, base, "replication requests", st->ops->requests_poll,
+	    done, arg);
 	return 0;
 }
 

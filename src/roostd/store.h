@@ -188,12 +188,16 @@ struct store_change {
 	int64_t		 at;		/* unix ms it was written */
 };
 
-/* Open moves and running jobs, copied (store_moves_scan_send). */
+/* Rows copied out of a read that the loop did not wait for: open moves
+ * and running jobs (store_moves_scan_send), replication requests
+ * (store_repl_requests_send). */
 struct store_scan {
 	struct store_move	*moves;		/* oldest first */
 	size_t			 nmoves;
 	struct store_job	*jobs;
 	size_t			 njobs;
+	struct store_repl_request *reqs;	/* in id order */
+	size_t			 nreqs;
 };
 
 typedef int (*store_change_cb)(const struct store_change *, void *);
@@ -314,6 +318,10 @@ struct store_ops {
 	int	(*scan_send)(struct store *, struct store_scan *out,
 		    void (*ready)(void *), void *arg);
 	int	(*scan_poll)(struct store *, int *rc);
+	/* repl_request_list (below) the same way, into out->reqs. */
+	int	(*requests_send)(struct store *, size_t limit,
+		    struct store_scan *out, void (*ready)(void *), void *arg);
+	int	(*requests_poll)(struct store *, int *rc);
 	int	(*repl_load)(struct store *, store_repl_cb, void *);
 	int	(*repl_delete)(struct store *, const char *user);
 
@@ -537,10 +545,17 @@ int		 store_repl_states_send(struct store *, struct event_base *,
 int		 store_moves_scan_send(struct store *, struct event_base *,
 		    struct store_scan *out, void (*done)(void *, int),
 		    void *arg);
+/* The oldest replication requests, at most limit (repl_request_list),
+ * into out->reqs the same way. */
+int		 store_repl_requests_send(struct store *, struct event_base *,
+		    size_t limit, struct store_scan *out,
+		    void (*done)(void *, int), void *arg);
 void		 store_scan_clear(struct store_scan *);
-/* For implementations: copy a move or a job into a struct store_scan. */
+/* For implementations: copy a row into a struct store_scan. */
 int		 store_scan_move(const struct store_move *, void *scan);
 int		 store_scan_job(const struct store_job *, void *scan);
+int		 store_scan_request(const struct store_repl_request *,
+		    void *scan);
 /* Waits for the commit or claim in flight, if any, and calls its done:
  * for the owner of a flight that ends (bounded by the store's own
  * waits). */

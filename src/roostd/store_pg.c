@@ -4157,6 +4157,37 @@ pg_scan_send(struct store *st, struct store_scan *out,
 	    " FROM move_jobs WHERE state = 'running' ORDER BY id");
 }
 
+static int	row_repl_request(struct store *, const PGresult *, int, void *,
+		    void *);
+
+static void
+requests_take(struct store *st, struct pg_ask *a, int k, const PGresult *res)
+{
+	int r, n = PQntuples(res);
+
+	(void)k;
+	for (r = 0; r < n; r++)
+		(void)row_repl_request(st, res, r, (void *)store_scan_request,
+		    a->out);
+}
+
+static int
+pg_requests_send(struct store *st, size_t limit, struct store_scan *out,
+    void (*ready)(void *), void *arg)
+{
+	struct ask_to to = { out, requests_take, scan_fail, ready, arg };
+	struct pg_ask *a;
+	char sql[128];
+
+	if ((a = ask_new(st, "replication requests", NULL, 0, &to)) == NULL)
+		return -1;
+	memset(out, 0, sizeof(*out));
+	a->nres = 1;
+	snprintf(sql, sizeof(sql), "SELECT id, \"user\", priority, \"full\","
+	    " at FROM repl_requests ORDER BY id LIMIT %zu", limit);
+	return ask_send(st, a, sql);
+}
+
 static int
 pg_role_release(struct store *st, const char *role)
 {
@@ -4351,6 +4382,8 @@ const struct store_ops store_pg_ops = {
 	.states_poll = ask_poll,
 	.scan_send = pg_scan_send,
 	.scan_poll = ask_poll,
+	.requests_send = pg_requests_send,
+	.requests_poll = ask_poll,
 	.role_release = pg_role_release,
 	.role_held = pg_role_held,
 	.exclusive = pg_exclusive,
