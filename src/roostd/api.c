@@ -1142,6 +1142,7 @@ h_moves_list(struct call *c)
 		return;
 	}
 	open = state != NULL && strcmp(state, "open") == 0;
+	move_steps_land(c->rs);
 	memset(&mc, 0, sizeof(mc));
 	mc.arr = json_array();
 	if (st->ops->move_list(st, open, open ? 0 : before, (size_t)limit,
@@ -1170,6 +1171,7 @@ h_move_get(struct call *c)
 		http_reply_error(c->req, 400, "id", "must be a move id");
 		return;
 	}
+	move_steps_land(c->rs);
 	memset(&mc, 0, sizeof(mc));
 	mc.arr = json_array();
 	if (st->ops->move_list(st, 0, id + 1, 1, moves_entry, &mc) == -1) {

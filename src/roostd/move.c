@@ -68,6 +68,7 @@
 #define MOVE_CALL_MS		5000	/* one doveadm call at most */
 #define MOVE_ERR_MAX		160
 #define MOVE_SCAN_MS		1000	/* the holder looks for stored work */
+#define MOVE_YIELD_MS		2	/* steps wait for another's flight */
 #define MOVE_HANDED_MS		30000	/* past move_timeout: a handed move's
 					 * end not seen, its admin answered */
 
@@ -187,6 +188,18 @@ struct moves {
 	int			 scanning;	/* a look on its way */
 	struct store_scan	 scan;		/* what it brings */
 	int			 closing;	/* move_free under way */
+	/* Steps to store, the newest of each move (move_store_state),
+	 * written together without the loop waiting. */
+	struct step		*steps;
+	size_t			 nsteps, csteps;
+	int			 steps_flying;
+	struct event		*steps_ev;
+};
+
+struct step {
+	int64_t			 id;
+	enum move_state		 state;
+	char			 error[MOVE_ERR_MAX];
 };
 
 #define JOB_SCAN_SLOTS		65536	/* map slots a pass looks at */
@@ -260,20 +273,129 @@ move_wait_add(struct move *m, struct evhttp_request *req, int proto,
 	    (uint64_t)m->rs->conf->move_login_wait * 1000;
 }
 
+/* The steps stored: best effort, as the comment above says. */
+static void
+steps_done(void *arg, int rc)
+{
+	struct roost *rs = arg;
+
+	rs->moves->steps_flying = 0;
+	if (rc == -1)
+		log_debug("moves: steps not stored: %s",
+		    store_error(rs->store));
+	if (rs->moves->nsteps > 0 && !rs->moves->closing)
+		event_active(rs->moves->steps_ev, EV_TIMEOUT, 0);
+}
+
+/* Write the steps noted since the last write, as one sent transaction. */
+static void
+steps_write(evutil_socket_t fd, short what, void *arg)
+{
+	struct roost *rs = arg;
+	struct moves *mv = rs->moves;
+	struct store *st = rs->store;
+	struct store_tx *tx;
+	size_t i, n;
+
+	(void)fd;
+	(void)what;
+	if (mv->nsteps == 0 || mv->steps_flying)
+		return;
+	if (store_flying(st)) {
+		struct timeval tv = { 0, MOVE_YIELD_MS * 1000 };
+
+		if (event_add(mv->steps_ev, &tv) == -1)
+			fatalx("event_add");
+		return;
+	}
+	n = mv->nsteps < STORE_SEND_MAX ? mv->nsteps : STORE_SEND_MAX;
+	if ((tx = store_begin(st, STORE_TX_SEND)) == NULL)
+		goto fail;
+	for (i = 0; i < n; i++)
+		if (store_move_state(tx, mv->steps[i].id,
+		    move_state_names[mv->steps[i].state],
+		    mv->steps[i].error) == -1) {
+			store_rollback(tx);
+			goto fail;
+		}
+	memmove(mv->steps, mv->steps + n, (mv->nsteps - n) *
+	    sizeof(*mv->steps));
+	mv->nsteps -= n;
+	mv->steps_flying = 1;
+	if (store_commit_send(tx, rs->base, steps_done, rs) == -1)
+		steps_done(rs, -1);
+	return;
+fail:
+	/* Dropped: a move that runs again starts from its kick. */
+	log_debug("moves: %zu steps not stored: %s", mv->nsteps,
+	    store_error(st));
+	mv->nsteps = 0;
+}
+
+static void
+steps_forget(struct moves *mv, int64_t id)
+{
+	size_t i;
+
+	for (i = 0; i < mv->nsteps; i++)
+		if (mv->steps[i].id == id) {
+			memmove(&mv->steps[i], &mv->steps[i + 1],
+			    (mv->nsteps - i - 1) * sizeof(*mv->steps));
+			mv->nsteps--;
+			return;
+		}
+}
+
+void
+move_steps_land(struct roost *rs)
+{
+	struct moves *mv = rs->moves;
+	int tries;
+
+	if (mv == NULL)
+		return;
+	/* Bounded: each round writes up to STORE_SEND_MAX steps or ends
+	 * what is in flight. */
+	for (tries = 0; tries < 16 && (mv->nsteps > 0 || mv->steps_flying);
+	    tries++) {
+		if (mv->steps_flying || store_flying(rs->store))
+			store_flight_land(rs->store);
+		else
+			steps_write(-1, 0, rs);
+	}
+}
+
+/*
+ * Note the move's step for the store.  Best effort: at restart an open
+ * move runs again from the kick, whatever step the store last saw, so
+ * the steps go together a moment later and the loop does not wait for
+ * them.  A switch waits for them: it goes on the same connection after
+ * them, and its own step (done) is the move's newest.
+ */
 static void
 move_store_state(struct move *m)
 {
-	struct store *st = m->rs->store;
+	struct moves *mv = m->rs->moves;
+	struct step *sp = NULL;
+	size_t i;
 
 	/* Another instance runs the move now: its steps are the ones. */
 	if (!role_held(m->rs, ROLE_MOVES))
 		return;
-	/* Best effort: at restart an open move runs again from the kick,
-	 * whatever step the store last saw. */
-	if (store_move_state(store_auto(st), m->id,
-	    move_state_names[m->state], m->error) == -1)
-		log_debug("move %lld: state not stored: %s",
-		    (long long)m->id, store_error(st));
+	for (i = 0; i < mv->nsteps; i++)
+		if (mv->steps[i].id == m->id) {
+			sp = &mv->steps[i];
+			break;
+		}
+	if (sp == NULL) {
+		mv->steps = xgrow(mv->steps, mv->nsteps, &mv->csteps,
+		    sizeof(*mv->steps));
+		sp = &mv->steps[mv->nsteps++];
+		sp->id = m->id;
+	}
+	sp->state = m->state;
+	snprintf(sp->error, sizeof(sp->error), "%s", m->error);
+	event_active(mv->steps_ev, EV_TIMEOUT, 0);
 }
 
 static void
@@ -557,6 +679,9 @@ move_commit_ready(struct roost *rs)
 		}
 		batch = xreallocarray(batch, n + 1, sizeof(*batch));
 		batch[n++] = m;
+		/* The switch stores its own step (done), the newest: an
+		 * older one noted and not sent yet must not follow it. */
+		steps_forget(mv, m->id);
 	}
 	if (n == 0)
 		goto done;
@@ -1704,6 +1829,8 @@ move_drop(struct roost *rs)
 	size_t i, k, n = 0;
 
 	mv->held = 0;
+	/* The next holder's steps are the ones now. */
+	mv->nsteps = 0;
 	while ((m = TAILQ_FIRST(&mv->active)) != NULL ||
 	    (m = TAILQ_FIRST(&mv->queue)) != NULL) {
 		if (m->state != MOVE_QUEUED) {
@@ -1870,7 +1997,9 @@ move_init(struct roost *rs)
 	TAILQ_INIT(&mv->handed_jobs);
 	rs->moves = mv;
 	if ((mv->tick = event_new(rs->base, -1, EV_PERSIST, move_tick,
-	    rs)) == NULL || event_add(mv->tick, &tv) == -1)
+	    rs)) == NULL || event_add(mv->tick, &tv) == -1 ||
+	    (mv->steps_ev = event_new(rs->base, -1, 0, steps_write,
+	    rs)) == NULL)
 		return -1;
 	if (!role_held(rs, ROLE_MOVES))
 		return 0;
@@ -1889,10 +2018,15 @@ move_free(struct roost *rs)
 
 	if (mv == NULL)
 		return;
-	/* A look on its way is answered first, taking up nothing. */
+	/* A look on its way is answered first, taking up nothing; steps
+	 * on their way land, those not sent yet are written now. */
 	mv->closing = 1;
-	if (mv->scanning)
+	if (mv->scanning || mv->steps_flying)
 		store_flight_land(rs->store);
+	if (mv->nsteps > 0 && mv->steps_ev != NULL) {
+		steps_write(-1, 0, rs);
+		store_flight_land(rs->store);
+	}
 	/* Open moves stay in the store: the next start takes them up. */
 	while ((m = TAILQ_FIRST(&mv->active)) != NULL ||
 	    (m = TAILQ_FIRST(&mv->queue)) != NULL) {
@@ -1933,6 +2067,9 @@ move_free(struct roost *rs)
 	free(mv->polls);
 	if (mv->tick != NULL)
 		event_free(mv->tick);
+	if (mv->steps_ev != NULL)
+		event_free(mv->steps_ev);
+	free(mv->steps);
 	free(mv);
 	rs->moves = NULL;
 }

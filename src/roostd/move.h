@@ -73,5 +73,8 @@ json_t	*move_json(const struct move *);
 int64_t	 move_id(const struct move *);
 /* Moves queued or under way now. */
 size_t	 move_open_count(const struct roost *);
+/* The steps noted for the store are there when this returns (within the
+ * store's bound): for a reader of the store's moves (the API). */
+void	 move_steps_land(struct roost *);
 
 #endif
