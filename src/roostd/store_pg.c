@@ -3835,13 +3835,8 @@ struct pg_ask {
 	void		(*take)(struct store *, struct pg_ask *, int,
 			    const PGresult *);
 	void		(*fail)(struct pg_ask *);
-	uint64_t	 deadline;
-	void		(*ready)(void *);
-	void		*ready_arg;
-	int		 done;		/* answer read: rc, err, class */
-	int		 rc;
-	enum store_err	 class;
-	char		 err[512];
+	/* Its deadline, ready and outcome, as a batch's (no pipeline). */
+	struct flight	 fl;
 };
 
 static void
@@ -3872,10 +3867,10 @@ ask_finish(struct store *st)
 	PGresult *res;
 	int bad = 0, took = 0, want = a != NULL && a->nres > 0 ? a->nres : 1;
 
-	if (a == NULL || a->done)
+	if (a == NULL || a->fl.done)
 		return;
 	memcpy(saved, st->err, sizeof(saved));
-	ps->deadline_at = a->deadline;
+	ps->deadline_at = a->fl.deadline;
 	while ((res = get_result(ps)) != NULL) {
 		if (!bad && took < want && (PQresultStatus(res) !=
 		    PGRES_TUPLES_OK || (a->nres == 0 &&
@@ -3895,15 +3890,15 @@ ask_finish(struct store *st)
 	}
 	if (bad) {
 		a->fail(a);
-		memcpy(a->err, st->err, sizeof(a->err));
-		a->class = st->errclass;
-		a->rc = -1;
+		memcpy(a->fl.err, st->err, sizeof(a->fl.err));
+		a->fl.class = st->errclass;
+		a->fl.rc = -1;
 	}
-	a->done = 1;
+	a->fl.done = 1;
 	memcpy(st->err, saved, sizeof(saved));
 	st->errclass = class;
-	if (a->ready != NULL)
-		a->ready(a->ready_arg);
+	if (a->fl.ready != NULL)
+		a->fl.ready(a->fl.ready_arg);
 }
 
 /* Send the question: the names asked (a->ask) one a line as $1 of sql. */
@@ -3927,7 +3922,7 @@ ask_send(struct store *st, struct pg_ask *a, const char *sql)
 		goto flush;
 	}
 	if (a->nask == 0) {
-		a->done = 1;		/* nothing to ask: answered */
+		a->fl.done = 1;		/* nothing to ask: answered */
 		return 0;
 	}
 	for (i = 0; i < a->nask; i++)
@@ -3949,10 +3944,10 @@ ask_send(struct store *st, struct pg_ask *a, const char *sql)
 	free(list);
 flush:
 	start = now_msec_mono();
-	a->deadline = wait_deadline(ps);
+	a->fl.deadline = wait_deadline(ps);
 	while ((r = PQflush(ps->conn)) != 0)
 		if (r == -1 || conn_poll(ps, POLLOUT, start,
-		    a->deadline) == -1) {
+		    a->fl.deadline) == -1) {
 			ask_finish(st);		/* answered as failed */
 			break;
 		}
@@ -4000,8 +3995,8 @@ ask_new(struct store *st, const char *what, const char *const *names,
 	a->out = to->out;
 	a->take = to->take;
 	a->fail = to->fail;
-	a->ready = to->ready;
-	a->ready_arg = to->ready_arg;
+	a->fl.ready = to->ready;
+	a->fl.ready_arg = to->ready_arg;
 	a->names = xcalloc(n ? n : 1, sizeof(*a->names));
 	a->ask = xcalloc(n ? n : 1, sizeof(*a->ask));
 	a->n = n;
@@ -4021,16 +4016,9 @@ ask_poll(struct store *st, int *rc)
 		*rc = -1;
 		return 1;
 	}
-	if (!a->done) {
-		if (PQconsumeInput(ps->conn) && PQisBusy(ps->conn) &&
-		    now_msec_mono() < a->deadline)
-			return 0;
-		ask_finish(st);
-	}
-	if ((*rc = a->rc) == -1) {
-		memcpy(st->err, a->err, sizeof(st->err));
-		st->errclass = a->class;
-	}
+	if (flight_poll(st, &a->fl, ask_finish) == 0)
+		return 0;
+	*rc = a->fl.rc;
 	ask_free(ps);
 	return 1;
 }
