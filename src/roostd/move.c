@@ -118,6 +118,8 @@ struct move {
 	unsigned		 kicks_out;
 	int			 kicked;	/* the kicks were sent */
 	int			 kicked_backend;	/* proxies' turn */
+	int			 mark_pending;	/* its step "waiting" not yet
+						 * in the store: no kick */
 	uint64_t		 marked;	/* monotonic ms: marked moving */
 	uint64_t		 flying_seen;	/* monotonic ms: a login answered
 						 * before the mark was last seen
@@ -273,6 +275,45 @@ move_wait_add(struct move *m, struct evhttp_request *req, int proto,
 	    (uint64_t)m->rs->conf->move_login_wait * 1000;
 }
 
+static void	move_unasked(struct move *);
+static int	move_must_ask(const struct move *);
+
+static int
+step_noted(const struct moves *mv, int64_t id)
+{
+	size_t i;
+
+	for (i = 0; i < mv->nsteps; i++)
+		if (mv->steps[i].id == id)
+			return 1;
+	return 0;
+}
+
+/*
+ * A move's first step past queued (waiting) marks its user moving for
+ * every other instance (the change feed), which then holds the user's
+ * logins: no who poll and no kick before it is in the store, or another
+ * instance could send a login to the old backend after the kick.  Called
+ * when the steps written have landed (a step the store did not take, best
+ * effort, holds nothing up): the moves whose mark is no longer waiting to
+ * be sent go on.
+ */
+static void
+steps_release(struct roost *rs)
+{
+	struct moves *mv = rs->moves;
+	struct move *m, *next;
+
+	for (m = TAILQ_FIRST(&mv->active); m != NULL; m = next) {
+		next = TAILQ_NEXT(m, entry);
+		if (!m->mark_pending || step_noted(mv, m->id))
+			continue;
+		m->mark_pending = 0;
+		if (m->state == MOVE_WAITING && !move_must_ask(m))
+			move_unasked(m);
+	}
+}
+
 /* The steps stored: best effort, as the comment above says. */
 static void
 steps_done(void *arg, int rc)
@@ -283,7 +324,10 @@ steps_done(void *arg, int rc)
 	if (rc == -1)
 		log_debug("moves: steps not stored: %s",
 		    store_error(rs->store));
-	if (rs->moves->nsteps > 0 && !rs->moves->closing)
+	if (rs->moves->closing)
+		return;
+	steps_release(rs);
+	if (rs->moves->nsteps > 0)
 		event_active(rs->moves->steps_ev, EV_TIMEOUT, 0);
 }
 
@@ -330,6 +374,7 @@ fail:
 	log_debug("moves: %zu steps not stored: %s", mv->nsteps,
 	    store_error(st));
 	mv->nsteps = 0;
+	steps_release(rs);
 }
 
 static void
@@ -382,11 +427,9 @@ move_store_state(struct move *m)
 	/* Another instance runs the move now: its steps are the ones. */
 	if (!role_held(m->rs, ROLE_MOVES))
 		return;
-	for (i = 0; i < mv->nsteps; i++)
-		if (mv->steps[i].id == m->id) {
+	for (i = 0; i < mv->nsteps && sp == NULL; i++)
+		if (mv->steps[i].id == m->id)
 			sp = &mv->steps[i];
-			break;
-		}
 	if (sp == NULL) {
 		mv->steps = xgrow(mv->steps, mv->nsteps, &mv->csteps,
 		    sizeof(*mv->steps));
@@ -865,7 +908,7 @@ move_polls(struct roost *rs)
 	uint64_t now = now_msec_mono();
 
 	TAILQ_FOREACH(m, &mv->active, entry) {
-		if (m->ready || m->state == MOVE_QUEUED ||
+		if (m->ready || m->mark_pending || m->state == MOVE_QUEUED ||
 		    m->state == MOVE_SYNCING || !move_must_ask(m))
 			continue;
 		/* Seen at this tick: no poll begun now decides this move
@@ -996,10 +1039,19 @@ move_start(struct move *m)
 	m->deadline = m->marked + (uint64_t)rs->conf->move_timeout * 1000;
 	m->state = MOVE_WAITING;
 	move_store_state(m);
-	if (move_must_ask(m))
+	/* Held until the mark is stored (steps_release); not noted (the
+	 * role went): nothing to wait for. */
+	m->mark_pending = step_noted(rs->moves, m->id);
+	if (m->mark_pending || move_must_ask(m))
 		return;		/* the backend's who polls decide */
-	/* Nothing to ask on the backend (no doveadm URL, down or failed):
-	 * the proxies kick what they proxy there, and that is all. */
+	move_unasked(m);
+}
+
+/* Nothing to ask on the backend (no doveadm URL, down or failed): the
+ * proxies kick what they proxy there, and that is all. */
+static void
+move_unasked(struct move *m)
+{
 	m->state = MOVE_KICKING;
 	move_kick_proxies(m);
 	if (m->kicks_out == 0) {
@@ -1287,7 +1339,7 @@ move_tick(evutil_socket_t fd, short what, void *arg)
 		/* The backend went down or failed meanwhile: nothing to ask
 		 * any more, and the proxies' kicks (if any) are done. */
 		if (m->state == MOVE_WAITING && !m->ready && m->kicks_out == 0 &&
-		    !move_must_ask(m))
+		    !m->mark_pending && !move_must_ask(m))
 			move_switch(m);
 	}
 	move_pump(rs);

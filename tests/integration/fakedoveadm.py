@@ -26,6 +26,7 @@ class FakeDoveadm:
         self.sticky = set()		# users whose sessions survive a kick
         self.sync_exit = {}		# user -> exit code of its syncs
         self.calls = []			# (command, params)
+        self.call_at = []		# time.time() of each call
         self.hang = False
         self.sync_delay = {}		# user -> seconds its syncs take
         self.syncing = {}		# user -> syncs under way
@@ -73,6 +74,7 @@ class FakeDoveadm:
                         user = user[0] if user else None
                     with fake.lock:
                         fake.calls.append((cmd, params))
+                        fake.call_at.append(time.time())
                     if user is not None and not fake._sync_hold(user,
                                                                 self):
                         return		# the client went away
@@ -146,6 +148,12 @@ class FakeDoveadm:
             return ["doveadmResponse",
                     [{"state": "fake-state-%d" % len(self.calls)}], tag]
         return ["error", {"type": "exitCode", "exitCode": 64}, tag]
+
+    def command_times(self, name, user):
+        """time.time() of each call of command name naming user."""
+        with self.lock:
+            return [t for (c, p), t in zip(self.calls, self.call_at)
+                    if c == name and user in json.dumps(p)]
 
     def commands(self, name, user=None):
         with self.lock:

@@ -6,7 +6,10 @@ another thread looks known users up: lookups are answered inside those
 commits (between the start and the end of a trigger's sleep, as
 PostgreSQL's clock says: a loop waiting for the step could answer none
 there), every user ends on the other backend, and the store shows every
-move done."""
+move done.  Before that, a move stored by another writer for a user
+with a session on the old backend: its kick comes only after the commit
+of its step "waiting" ended, since that step marks the user moving for
+every other instance, which then holds the user's logins."""
 
 import threading
 import time
@@ -48,6 +51,7 @@ def scenario(t, pg, fakes):
     where = {u: "b2" for u in known}
     pg.slow_commit(SLOW_S, "moves", "UPDATE",
                    "NEW.state IN ('kicking', 'waiting')")
+    mark_order(pg, r, fakes)
 
     stop = threading.Event()
     answers, wrong = [], []
@@ -76,6 +80,40 @@ def scenario(t, pg, fakes):
     rt.wait_for("every move done in the store", lambda: pg.query(
         "SELECT count(*) FROM moves WHERE state <> 'done'")[0][0] == "0",
         seconds=30)
+
+
+
+def mark_order(pg, r, fakes):
+    """A move stored by another writer (psql) for a user with a session
+    on b1: its kick comes only after the commit of its step "waiting"
+    has ended.  (In a flush or after an API call, a store write of the
+    job or the call waits on the loop for that commit, and so orders the
+    kick after it whatever the move does.)"""
+    eq(r.api("PUT", "/v1/users/solo", {"backend": "b1"})[0], 200, "pin solo")
+    fakes["b1"].sessions["solo"] = 1
+    # When solo's "waiting" reached the store: its commit's end.
+    pg.query("CREATE TABLE marked (\"user\" text, tx int8, at float8)")
+    pg.query("CREATE FUNCTION note_marked() RETURNS trigger LANGUAGE"
+             " plpgsql AS $$ BEGIN INSERT INTO marked VALUES"
+             " (NEW.\"user\", txid_current(), extract(epoch FROM"
+             " clock_timestamp())); RETURN NULL; END $$")
+    # Named to run after slow_commit's sleep (triggers go in name order).
+    pg.query("CREATE CONSTRAINT TRIGGER tz_marked AFTER UPDATE ON moves"
+             " DEFERRABLE INITIALLY DEFERRED FOR EACH ROW WHEN"
+             " (NEW.state = 'waiting') EXECUTE FUNCTION note_marked()")
+    pg.query("INSERT INTO moves (\"user\", from_backend, to_backend, reason,"
+             " state, created, updated) VALUES ('solo', 'b1', 'b2', 'move',"
+             " 'queued', 1, 1)")
+    rt.wait_for("solo moved", lambda: r.lookup("solo")[1].get("backend") ==
+                "b2", seconds=30)
+    # A transaction's rows are seen once all its triggers have run.
+    at = float(pg.query("SELECT max(x.at) FROM marked m JOIN marked x ON"
+                        " x.tx = m.tx WHERE m.\"user\" = 'solo'")[0][0])
+    kicks = fakes["b1"].command_times("kick", "solo")
+    check(kicks, "solo was kicked")
+    print("solo kicked %.3f s after its mark was stored" % (min(kicks) - at))
+    check(min(kicks) >= at, "solo kicked %.3f s before its mark was "
+          "stored" % (at - min(kicks)))
 
 
 rt.run(main)
