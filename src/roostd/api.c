@@ -6,7 +6,10 @@
  * Every admin change follows the same order: validate completely, write to
  * the store in one transaction together with its audit record, and only
  * after the commit change memory and answer.  A failed commit leaves memory
- * untouched, so the map never runs ahead of the store.
+ * untouched, so the map never runs ahead of the store.  The store part,
+ * and every admin read of the store, goes through the admin lane
+ * (store_lane.h): one at a time, in order, and on PostgreSQL on a session
+ * of its own, so that the loop never waits for it (struct admin below).
  */
 #include <sys/queue.h>
 
@@ -31,6 +34,7 @@
 #include "repl.h"
 #include "role.h"
 #include "roostd.h"
+#include "store_lane.h"
 #include "util.h"
 #include "xmalloc.h"
 
@@ -57,7 +61,6 @@ struct call {
 	const struct route	*route;
 	char			*arg;		/* decoded {name} of the path */
 	char			*qv[ROUTE_PARAMS]; /* values of route->params */
-	struct store_tx		*tx;		/* tx_begin's, until its end */
 };
 
 static void	h_lookup(struct call *);
@@ -193,96 +196,297 @@ query(const struct call *c, const char *name)
 }
 
 static void
-backend_reply(struct call *c, int status, long slot)
+backend_reply(struct roost *rs, struct evhttp_request *req, int status,
+    long slot)
 {
-	json_t *o = backend_to_json(c->rs->backends[slot]);
+	json_t *o = backend_to_json(rs->backends[slot]);
 
 	json_object_set_new(o, "users",
-	    json_integer((json_int_t)state_backend_users(c->rs, slot)));
-	http_reply_json(c->req, status, o);
+	    json_integer((json_int_t)state_backend_users(rs, slot)));
+	http_reply_json(req, status, o);
 }
+
+/* --- admin work through the store lane ----------------------------------- */
+
+/* Placements or moves' steps awaited before an admin change reads or
+ * writes the store: at most this long under a stream of new users. */
+#define ADMIN_GATE_MAX_MS	1000
 
 /*
- * A store write failed and nothing was changed: 503 when it may work
- * later, 409 naming the conflict (another change got there first; store
- * errors never hold secrets), else 500.  status: store_http_status() taken
- * before the rollback.
+ * One admin change or read on its way through the store lane
+ * (store_lane.h): checked against memory when its turn comes (check:
+ * -1 when it answered), written together with its audit record in one
+ * transaction (write) or read (read) off the loop, then applied to memory
+ * and answered (apply).  A failed write leaves memory untouched.
  */
-static void
-reply_write_failed(struct evhttp_request *req, int status,
-    const struct store *st)
+struct admin {
+	struct lane_job		 job;		/* first */
+	struct roost		*rs;
+	struct evhttp_request	*req;
+	int			 flush;		/* placements in the store first */
+	int			 steps;		/* moves' steps there first */
+	int			(*check)(struct admin *);
+	int			(*write)(struct store_tx *, struct admin *);
+	int			(*read)(struct store *, struct admin *);
+	void			(*apply)(struct admin *);
+	const char		*action;	/* the audit record's */
+	const char		*field;		/* named by a 409 of write */
+	char			*detail;
+	/* What the kinds of work carry. */
+	char			 name[256];	/* backend, proxy or user key */
+	size_t			 keylen;
+	struct backend		*b;
+	struct proxy		*p;
+	struct move		*m;		/* checked, not stored yet */
+	struct move_job_ask	 ask;		/* a job asked for */
+	json_t			*body;
+	json_t			*out;
+	struct store_user	 su;
+	char			 su_backend[BACKEND_NAME_MAX + 1];
+	char			 su_tag[BACKEND_NAME_MAX + 1];
+	char			 su_replica[BACKEND_NAME_MAX + 1];
+	char			 expect[BACKEND_NAME_MAX + 1];
+	char			 stored[BACKEND_NAME_MAX + 2];
+	char			 previous[BACKEND_NAME_MAX + 1];
+	long			 replica;
+	int64_t			 count;
+	long long		 limit, before;
+	long long		 max, rate;	/* a rebalance's */
+	int			 flag;
+	int			 prio;		/* a replication request's */
+	struct repl_user_row	 row;
+};
+
+static struct admin *
+admin_new(struct call *c, const char *what)
 {
-	if (status == 409)
-		http_reply_error(req, 409, NULL, "%s; nothing was changed",
-		    store_error(st));
-	else
-		http_reply_error(req, status, NULL, "%s; nothing was changed",
-		    status == 503 ? "store busy" : "store write failed");
+	struct admin *a = xcalloc(1, sizeof(*a));
+
+	a->rs = c->rs;
+	a->req = c->req;
+	a->job.what = what;
+	a->replica = -1;
+	if (c->arg != NULL)
+		snprintf(a->name, sizeof(a->name), "%s", c->arg);
+	return a;
 }
 
-/* Store transaction with an audit record; returns 0 or replies 500 (503
- * when another process holds the store). */
-static int
-tx_begin(struct call *c)
+static void
+admin_free(struct admin *a)
 {
-	struct store *st = c->rs->store;
+	backend_free(a->b);
+	proxy_free(a->p);
+	if (a->m != NULL)
+		move_unstored(a->m);
+	json_decref(a->body);
+	json_decref(a->out);
+	free(a->detail);
+	repl_user_row_clear(&a->row);
+	free(a);
+}
 
-	/* Another process's write lock: refuse now rather than hold the
-	 * loop (and every lookup) until it is gone. */
-	if (lookup_flush(c->rs) == -1) {
-		http_reply_error(c->req, 503, NULL, "store busy; nothing was "
-		    "changed");
+static int
+admin_prepare(struct lane_job *job)
+{
+	struct admin *a = (struct admin *)job;
+	int late = now_msec_mono() - job->since > ADMIN_GATE_MAX_MS;
+
+	/* What the store must have before this reads or writes it goes
+	 * there first, without the loop waiting for it. */
+	if (a->flush && !lookup_settled(a->rs) && !late)
+		return LANE_NOT_YET;
+	if (a->steps && !move_steps_settled(a->rs) && !late)
+		return LANE_NOT_YET;
+	return a->check != NULL ? a->check(a) : 0;
+}
+
+/* In the lane: the read, or the write with its audit record. */
+static int
+admin_run(struct store *st, struct lane_job *job)
+{
+	struct admin *a = (struct admin *)job;
+	struct store_tx *tx;
+
+	if (a->read != NULL)
+		return a->read(st, a) == -1 ? -1 : 0;
+	if ((tx = store_begin(st, STORE_TX_ADMIN)) == NULL) {
+		job->status = store_retryable(st) ? 503 : 500;
 		return -1;
 	}
-	if ((c->tx = store_begin(st, STORE_TX_ADMIN)) == NULL) {
-		log_warnx("store: %s", store_error(st));
-		if (store_retryable(st))
-			http_reply_error(c->req, 503, NULL, "store busy; "
-			    "nothing was changed");
-		else
-			http_reply_error(c->req, 500, NULL,
-			    "store unavailable");
+	if (a->write(tx, a) == -1 || store_audit_add(tx, "admin", a->action,
+	    a->name, a->detail ? a->detail : "{}") == -1 ||
+	    store_commit(tx) == -1) {
+		if (job->status == 0 &&
+		    (job->status = store_http_status(st)) == 409)
+			snprintf(job->err, sizeof(job->err), "%s; nothing was "
+			    "changed", store_error(st));
+		store_rollback(tx);
 		return -1;
 	}
 	return 0;
 }
 
-static int
-tx_commit(struct call *c, const char *action, const char *subject,
-    json_t *detail)
+static void
+admin_done(struct lane_job *job)
 {
-	struct store *st = c->rs->store;
-	char *text = NULL;
-	int rv = -1;
+	struct admin *a = (struct admin *)job;
 
-	if (detail != NULL)
-		text = json_dumps(detail, JSON_COMPACT | JSON_SORT_KEYS);
-	if (store_audit_add(c->tx, "admin", action, subject,
-	    text ? text : "{}") == -1 || store_commit(c->tx) == -1) {
-		int status = store_http_status(st);
-
-		log_warnx("store: %s", store_error(st));
-		store_rollback(c->tx);
-		reply_write_failed(c->req, status, st);
-		goto done;
+	if (job->rc == 0) {
+		if (a->read == NULL)
+			log_info("admin: %s %s", a->action, a->name);
+		a->apply(a);
+	} else if (job->status == 409) {
+		http_reply_error(a->req, 409, a->field, "%s", job->err);
+	} else if (job->status != 0) {
+		log_warnx("store: %s", job->err);
+		if (a->read != NULL && job->status == 503)
+			http_reply_error(a->req, 503, NULL, "store: %s",
+			    job->err);
+		else if (a->read != NULL)
+			http_reply_error(a->req, 500, NULL, "store read failed");
+		else
+			http_reply_error(a->req, job->status, NULL, "%s; nothing "
+			    "was changed", job->status == 503 ? "store busy" :
+			    "store write failed");
 	}
-	log_info("admin: %s %s", action, subject);
-	rv = 0;
-done:
-	free(text);
-	json_decref(detail);
-	return rv;
+	admin_free(a);
 }
 
 static void
-tx_abort(struct call *c)
+admin_give(struct admin *a)
 {
-	struct store *st = c->rs->store;
-	int status = store_http_status(st);
+	a->job.prepare = admin_prepare;
+	a->job.run = admin_run;
+	a->job.done = admin_done;
+	store_lane_give(a->rs->lane, &a->job);
+}
 
-	log_warnx("store: %s", store_error(st));
-	store_rollback(c->tx);
-	reply_write_failed(c->req, status, st);
+static void
+admin_reply_out(struct admin *a)
+{
+	http_reply_json(a->req, 200, a->out);
+	a->out = NULL;
+}
+
+/* The detail of the audit record, from o (taken). */
+static void
+admin_detail(struct admin *a, json_t *o)
+{
+	free(a->detail);
+	a->detail = o != NULL ? json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS) :
+	    NULL;
+	json_decref(o);
+}
+
+static int
+admin_move_write(struct store_tx *tx, struct admin *a)
+{
+	return move_write(tx, a->m);
+}
+
+static void
+admin_move_apply(struct admin *a)
+{
+	struct move *m = a->m;
+
+	a->m = NULL;
+	/* A pin is answered when its move is over; a move at once. */
+	move_stored(m, a->flag ? a->req : NULL);
+	if (!a->flag)
+		http_reply_json(a->req, 202, json_pack("{s:o}", "move",
+		    move_json(m)));
+}
+
+/*
+ * The admin work becomes a move of the user of e to slot (the check of
+ * a pin or of POST /v1/moves): stored in the lane with its audit record,
+ * then queued.  -1 after a refusal.
+ */
+static int
+admin_move(struct admin *a, struct umap_entry *e, long slot,
+    const char *reason, int answer_at_end)
+{
+	const char *field;
+	char err[256];
+	int st;
+
+	if ((a->m = move_check(a->rs, e, slot, reason, 1, &st, &field, err,
+	    sizeof(err))) == NULL) {
+		http_reply_error(a->req, st, field, "%s", err);
+		return -1;
+	}
+	a->flag = answer_at_end;
+	a->action = "user.move";
+	a->write = admin_move_write;
+	a->apply = admin_move_apply;
+	admin_detail(a, NULL);
+	return 0;
+}
+
+static int
+admin_job_write(struct store_tx *tx, struct admin *a)
+{
+	if (move_job_write(tx, &a->ask) == 0)
+		return 0;
+	if (a->ask.dup) {
+		a->job.status = 409;
+		a->field = a->ask.slot != -1 ? "name" : NULL;
+		move_job_dup(&a->ask, a->job.err, sizeof(a->job.err));
+	}
+	return -1;
+}
+
+static void
+admin_job_apply(struct admin *a)
+{
+	struct move_job *j;
+	char err[256];
+	long slot;
+	int st;
+
+	if ((j = move_job_stored(a->rs, &a->ask, &st, err,
+	    sizeof(err))) == NULL) {
+		http_reply_error(a->req, st, a->ask.slot != -1 ? "name" : NULL,
+		    "%s", err);
+		return;
+	}
+	/* A flush says how many users it moves. */
+	if (a->ask.slot != -1 && !a->ask.failback &&
+	    (slot = state_backend_find(a->rs, a->ask.backend)) != -1)
+		http_reply_json(a->req, 202, json_pack("{s:o, s:I}", "job",
+		    move_job_json(j), "users", (json_int_t)state_backend_users(
+		    a->rs, slot)));
+	else
+		http_reply_json(a->req, 202, json_pack("{s:o}", "job",
+		    move_job_json(j)));
+}
+
+/*
+ * The admin work becomes a job (a flush, a rebalance, a failback): it
+ * is stored in the lane with its audit record, then started.  -1 after
+ * a refusal.
+ */
+static int
+admin_job(struct admin *a, long slot, int failback, long long max,
+    long long rate)
+{
+	char err[256];
+	int st;
+
+	if (move_job_check(a->rs, slot, failback, max, rate, &a->ask, &st, err,
+	    sizeof(err)) == -1) {
+		http_reply_error(a->req, st, slot != -1 && st == 409 ? "name" :
+		    NULL, "%s", err);
+		return -1;
+	}
+	a->action = failback ? "backend.failback" : slot != -1 ?
+	    "backend.flush" : "rebalance";
+	snprintf(a->name, sizeof(a->name), "%s", a->ask.backend);
+	admin_detail(a, json_pack("{s:I, s:I}", "max", (json_int_t)max,
+	    "rate", (json_int_t)rate));
+	a->write = admin_job_write;
+	a->apply = admin_job_apply;
+	return 0;
 }
 
 static int
@@ -393,17 +597,32 @@ h_events(struct call *c)
 	events_handle(c->rs, c->req, c->arg);
 }
 
+static int
+health_read(struct store *st, struct admin *a)
+{
+	if (st->ops->ping(st) == -1) {
+		a->job.status = 503;
+		return -1;
+	}
+	return 0;
+}
+
+static void
+health_apply(struct admin *a)
+{
+	http_reply_json(a->req, 200, json_pack("{s:s}", "status", "ok"));
+}
+
+/* The store answers: asked in the lane, so that a monitor polling a
+ * roostd whose database hangs never holds its loop. */
 static void
 h_health(struct call *c)
 {
-	struct store *st = c->rs->store;
+	struct admin *a = admin_new(c, "health");
 
-	if (st->ops->ping(st) == -1) {
-		http_reply_error(c->req, 503, NULL, "store: %s",
-		    store_error(st));
-		return;
-	}
-	http_reply_json(c->req, 200, json_pack("{s:s}", "status", "ok"));
+	a->read = health_read;
+	a->apply = health_apply;
+	admin_give(a);
 }
 
 static json_t *
@@ -438,10 +657,11 @@ h_status(struct call *c)
 {
 	struct roost *rs = c->rs;
 
-	http_reply_json(c->req, 200, json_pack("{s:s, s:s, s:o, s:I, s:I, s:o,"
-	    " s:I, s:o, s:o}",
+	http_reply_json(c->req, 200, json_pack("{s:s, s:s, s:o, s:o, s:I, s:I,"
+	    " s:o, s:I, s:o, s:o}",
 	    "version", ROOST_VERSION, "store", rs->store->ops->name,
 	    "store_flight", store_flight_json(rs->store),
+	    "store_lane", store_lane_json(rs->lane),
 	    "users", (json_int_t)umap_count(rs->users),
 	    "started", (json_int_t)rs->started,
 	    "backends", backends_array(rs),
@@ -457,49 +677,80 @@ h_backends_list(struct call *c)
 	    backends_array(c->rs)));
 }
 
+static int
+backend_add_check(struct admin *a)
+{
+	struct roost *rs = a->rs;
+
+	if (state_backend_find(rs, a->b->name) != -1) {
+		http_reply_error(a->req, 409, "name", "backend %s exists",
+		    a->b->name);
+		return -1;
+	}
+	if (state_backend_full(rs)) {
+		http_reply_error(a->req, 409, "name", "at most %d backends",
+		    ROOST_MAX_BACKENDS);
+		return -1;
+	}
+	a->b->created = a->b->updated = now_sec();
+	admin_detail(a, backend_to_json(a->b));
+	return 0;
+}
+
+static int
+backend_add_write(struct store_tx *tx, struct admin *a)
+{
+	return store_backend_insert(tx, a->b);
+}
+
+static void
+backend_add_apply(struct admin *a)
+{
+	struct roost *rs = a->rs;
+	long slot;
+
+	/* A row of that name may have come through the feed meanwhile
+	 * (a commit the lane lost the answer of), and other writers'
+	 * backends may have taken the last slot. */
+	if ((slot = state_backend_find(rs, a->b->name)) != -1) {
+		backend_free(rs->backends[slot]);
+		rs->backends[slot] = a->b;
+	} else if ((slot = state_backend_insert(rs, a->b)) == -1) {
+		log_warnx("backend %s: stored, but every slot is taken",
+		    a->b->name);
+		http_reply_error(a->req, 503, NULL, "backend %s is stored, but "
+		    "this roostd has no slot for it", a->b->name);
+		return;
+	}
+	a->b = NULL;
+	repl_backends_changed(rs);
+	backend_reply(rs, a->req, 201, slot);
+}
+
 static void
 h_backends_add(struct call *c)
 {
-	struct roost *rs = c->rs;
-	struct backend *b = backend_new("");
+	struct admin *a = admin_new(c, "backend add");
 	const char *field;
 	char err[256];
-	json_t *body;
-	long slot;
 
-	if ((body = http_body_object(c->req)) == NULL)
-		goto done;
-	if (backend_apply_json(b, body, 1, &field, err, sizeof(err)) == -1) {
+	a->b = backend_new("");
+	if ((a->body = http_body_object(c->req)) == NULL)
+		goto fail;
+	if (backend_apply_json(a->b, a->body, 1, &field, err,
+	    sizeof(err)) == -1) {
 		http_reply_error(c->req, 400, field, "%s", err);
-		goto done;
+		goto fail;
 	}
-	if (state_backend_find(rs, b->name) != -1) {
-		http_reply_error(c->req, 409, "name", "backend %s exists",
-		    b->name);
-		goto done;
-	}
-	if (state_backend_full(rs)) {
-		http_reply_error(c->req, 409, "name", "at most %d backends",
-		    ROOST_MAX_BACKENDS);
-		goto done;
-	}
-	b->created = b->updated = now_sec();
-	if (tx_begin(c) == -1)
-		goto done;
-	if (store_backend_insert(c->tx, b) == -1) {
-		tx_abort(c);
-		goto done;
-	}
-	if (tx_commit(c, "backend.add", b->name, backend_to_json(b)) == -1)
-		goto done;
-	if ((slot = state_backend_insert(rs, b)) == -1)
-		fatalx("backend slots exhausted after the check");
-	b = NULL;
-	repl_backends_changed(rs);
-	backend_reply(c, 201, slot);
-done:
-	backend_free(b);
-	json_decref(body);
+	snprintf(a->name, sizeof(a->name), "%s", a->b->name);
+	a->action = "backend.add";
+	a->check = backend_add_check;
+	a->write = backend_add_write;
+	a->apply = backend_add_apply;
+	admin_give(a);
+	return;
+fail:
+	admin_free(a);
 }
 
 static void
@@ -509,38 +760,57 @@ h_backend_get(struct call *c)
 
 	if ((slot = find_backend_or_404(c, c->arg, "name")) == -1)
 		return;
-	backend_reply(c, 200, slot);
+	backend_reply(c->rs, c->req, 200, slot);
+}
+
+/* The backend the admin work names, or -1 after a 404. */
+static long
+admin_backend(struct admin *a)
+{
+	long slot = state_backend_find(a->rs, a->name);
+
+	if (slot == -1)
+		http_reply_error(a->req, 404, "name", "no backend named %s",
+		    valid_name(a->name) ? a->name : "(invalid name)");
+	return slot;
+}
+
+static int
+backend_patch_check(struct admin *a)
+{
+	const char *field;
+	char err[256];
+	long slot;
+
+	if ((slot = admin_backend(a)) == -1)
+		return -1;
+	a->b = backend_dup(a->rs->backends[slot]);
+	if (backend_apply_json(a->b, a->body, 0, &field, err,
+	    sizeof(err)) == -1) {
+		http_reply_error(a->req, 400, field, "%s", err);
+		return -1;
+	}
+	a->b->updated = now_sec();
+	admin_detail(a, backend_to_json(a->b));
+	return 0;
+}
+
+static int
+backend_patch_write(struct store_tx *tx, struct admin *a)
+{
+	return store_backend_update(tx, a->b);
 }
 
 static void
-h_backend_patch(struct call *c)
+backend_patch_apply(struct admin *a)
 {
-	struct roost *rs = c->rs;
-	struct backend *nb = NULL;
-	const char *field;
-	char err[256];
-	json_t *body = NULL;
+	struct roost *rs = a->rs;
+	struct backend *nb = a->b;
 	long slot;
 	int going_down;
 
-	if ((slot = find_backend_or_404(c, c->arg, "name")) == -1)
+	if ((slot = admin_backend(a)) == -1)
 		return;
-	if ((body = http_body_object(c->req)) == NULL)
-		return;
-	nb = backend_dup(rs->backends[slot]);
-	if (backend_apply_json(nb, body, 0, &field, err, sizeof(err)) == -1) {
-		http_reply_error(c->req, 400, field, "%s", err);
-		goto done;
-	}
-	nb->updated = now_sec();
-	if (tx_begin(c) == -1)
-		goto done;
-	if (store_backend_update(c->tx, nb) == -1) {
-		tx_abort(c);
-		goto done;
-	}
-	if (tx_commit(c, "backend.set", nb->name, backend_to_json(nb)) == -1)
-		goto done;
 	if (rs->backends[slot]->state != nb->state)
 		log_info("backend %s: state %s -> %s", nb->name,
 		    backend_state_name(rs->backends[slot]->state),
@@ -553,54 +823,81 @@ h_backend_patch(struct call *c)
 		nb->force_failover = 0;
 	backend_free(rs->backends[slot]);
 	rs->backends[slot] = nb;
-	nb = NULL;
+	a->b = NULL;
 	/* Down: no new users at once; its users keep it until their
 	 * sessions are kicked, then go elsewhere (failover.c). */
 	if (going_down && state_backend_users(rs, slot) > 0)
 		failover_evacuate(rs, slot, NULL, NULL);
 	repl_backend_changed(rs, slot);
-	backend_reply(c, 200, slot);
-done:
-	backend_free(nb);
-	json_decref(body);
+	backend_reply(rs, a->req, 200, slot);
 }
 
-/* The removal itself: store, then memory, then the answer. */
+static void
+h_backend_patch(struct call *c)
+{
+	struct admin *a;
+
+	if (find_backend_or_404(c, c->arg, "name") == -1)
+		return;
+	a = admin_new(c, "backend set");
+	if ((a->body = http_body_object(c->req)) == NULL) {
+		admin_free(a);
+		return;
+	}
+	a->action = "backend.set";
+	a->check = backend_patch_check;
+	a->write = backend_patch_write;
+	a->apply = backend_patch_apply;
+	admin_give(a);
+}
+
+static int
+backend_remove_check(struct admin *a)
+{
+	return admin_backend(a) == -1 ? -1 : 0;
+}
+
+static int
+backend_remove_write(struct store_tx *tx, struct admin *a)
+{
+	if (store_backend_delete(tx, a->name, &a->count) == -1)
+		return -1;
+	admin_detail(a, json_pack("{s:I}", "users_released",
+	    (json_int_t)a->count));
+	return 0;
+}
+
+static void
+backend_remove_apply(struct admin *a)
+{
+	long slot;
+
+	if ((slot = state_backend_find(a->rs, a->name)) != -1) {
+		state_backend_remove(a->rs, slot);
+		repl_backends_changed(a->rs);
+	}
+	http_reply_json(a->req, 200, json_pack("{s:s, s:I}", "deleted",
+	    a->name, "users_released", (json_int_t)a->count));
+}
+
+/* The removal itself: store, then memory, then the answer.  The
+ * assignments made so far go to the store first, so that the removal
+ * releases them too. */
 static void
 backend_remove_now(struct roost *rs, struct evhttp_request *req, long slot)
 {
-	struct store *st = rs->store;
-	struct store_tx *tx;
-	char name[BACKEND_NAME_MAX + 1], *text;
-	int64_t released = 0;
-	json_t *detail;
+	struct admin *a = xcalloc(1, sizeof(*a));
 
-	snprintf(name, sizeof(name), "%s", rs->backends[slot]->name);
-	lookup_flush(rs);
-	if ((tx = store_begin(st, STORE_TX_ADMIN)) == NULL)
-		goto fail;
-	if (store_backend_delete(tx, name, &released) == -1)
-		goto abort;
-	detail = json_pack("{s:I}", "users_released", (json_int_t)released);
-	text = json_dumps(detail, JSON_COMPACT);
-	json_decref(detail);
-	if (store_audit_add(tx, "admin", "backend.remove", name,
-	    text) == -1 || store_commit(tx) == -1) {
-		free(text);
-		goto abort;
-	}
-	free(text);
-	log_info("admin: backend.remove %s", name);
-	state_backend_remove(rs, slot);
-	repl_backends_changed(rs);
-	http_reply_json(req, 200, json_pack("{s:s, s:I}", "deleted", name,
-	    "users_released", (json_int_t)released));
-	return;
-abort:
-	store_rollback(tx);
-fail:
-	log_warnx("store: %s", store_error(st));
-	reply_write_failed(req, store_http_status(st), st);
+	a->rs = rs;
+	a->req = req;
+	a->job.what = "backend remove";
+	snprintf(a->name, sizeof(a->name), "%s", rs->backends[slot]->name);
+	a->action = "backend.remove";
+	a->flush = 1;
+	a->check = backend_remove_check;
+	a->write = backend_remove_write;
+	a->apply = backend_remove_apply;
+	admin_give(a);
 }
 
 static void
@@ -623,7 +920,6 @@ h_backend_delete(struct call *c)
 		http_reply_error(c->req, 400, "force", "must be 0 or 1");
 		return;
 	}
-	lookup_flush(rs);
 	users = state_backend_users(rs, slot);
 	if (users > 0 && (force == NULL || strcmp(force, "1") != 0)) {
 		http_reply_error(c->req, 409, "force", "backend %s has %zu "
@@ -639,7 +935,6 @@ h_backend_delete(struct call *c)
 }
 
 struct list_ctx {
-	struct roost	*rs;
 	json_t		*arr;
 	size_t		 rows;		/* rows read, shown or not */
 	char		 last[256];	/* raw key of the last row */
@@ -649,16 +944,13 @@ static int
 list_user(const struct store_user *su, void *arg)
 {
 	struct list_ctx *lc = arg;
-	const struct umap_entry *e;
 	int64_t last = su->last_lookup;
 	size_t len = strlen(su->user);
 	char hex[2 * sizeof(lc->last) + 1];
 	json_t *o;
 
-	/* The store gets lookup times lazily; memory has the exact one. */
-	e = umap_get(lc->rs->users, su->user, len);
-	if (e != NULL && e->last_lookup > last)
-		last = e->last_lookup;
+	/* The store gets lookup times lazily; memory has the exact one,
+	 * merged on the loop (users_list_apply): this runs in the lane. */
 	o = json_pack("{s:o, s:b, s:s, s:s, s:b, s:I, s:o}",
 	    "user", http_json_text(su->user), "assigned", 1,
 	    "backend", su->backend, "tag", su->tag ? su->tag : "",
@@ -678,52 +970,110 @@ list_user(const struct store_user *su, void *arg)
 	return 0;
 }
 
+static int
+users_list_read(struct store *st, struct admin *a)
+{
+	struct list_ctx lc;
+	char hex[2 * sizeof(lc.last) + 1];
+	json_t *next;
+
+	memset(&lc, 0, sizeof(lc));
+	lc.arr = json_array();
+	if (st->ops->user_list(st, a->su_backend[0] ? a->su_backend : NULL,
+	    a->flag ? a->name : NULL, (size_t)a->limit, list_user, &lc) == -1) {
+		json_decref(lc.arr);
+		return -1;
+	}
+	next = json_null();
+	if (lc.rows == (size_t)a->limit) {
+		http_hex(lc.last, strlen(lc.last), hex);
+		next = json_string(hex);
+	}
+	a->out = json_pack("{s:o, s:o}", "users", lc.arr, "next_cursor", next);
+	return 0;
+}
+
+static void
+users_list_apply(struct admin *a)
+{
+	json_t *arr = json_object_get(a->out, "users"), *o, *hex;
+	const struct umap_entry *e;
+	char key[256];
+	const char *u;
+	size_t i;
+	int n;
+
+	json_array_foreach(arr, i, o) {
+		/* The exact key: in hex where the name is not UTF-8. */
+		if ((hex = json_object_get(o, "user_hex")) != NULL) {
+			if ((n = http_unhex(json_string_value(hex), key,
+			    sizeof(key))) == -1)
+				continue;
+		} else {
+			u = json_string_value(json_object_get(o, "user"));
+			n = snprintf(key, sizeof(key), "%s", u ? u : "");
+		}
+		e = umap_get(a->rs->users, key, (size_t)n);
+		if (e != NULL && (json_int_t)e->last_lookup > json_integer_value(
+		    json_object_get(o, "last_lookup")))
+			json_object_set_new(o, "last_lookup",
+			    json_integer(e->last_lookup));
+	}
+	admin_reply_out(a);
+}
+
 static void
 h_users_list(struct call *c)
 {
-	struct roost *rs = c->rs;
-	struct store *st = rs->store;
 	const char *backend = query(c, "backend");
 	const char *cursor = query(c, "cursor");
-	struct list_ctx lc;
-	char after[256], hex[2 * sizeof(lc.last) + 1];
-	json_t *next;
+	struct admin *a;
+	char after[256];
 	long long limit;
+	int n = 0;
 
 	if (query_limit(c, 1000, 10000, &limit) == -1)
 		return;
 	if (backend != NULL && find_backend_or_404(c, backend, "backend") == -1)
 		return;
 	/* The cursor is the last key in hex: exact for any stored bytes. */
-	if (cursor != NULL && http_unhex(cursor, after, sizeof(after)) == -1) {
+	if (cursor != NULL && (n = http_unhex(cursor, after,
+	    sizeof(after))) == -1) {
 		http_reply_error(c->req, 400, "cursor", "invalid cursor (pass "
 		    "next_cursor back as it came)");
 		return;
 	}
-	lookup_flush(rs);
-	memset(&lc, 0, sizeof(lc));
-	lc.rs = rs;
-	lc.arr = json_array();
-	if (st->ops->user_list(st, backend, cursor ? after : NULL,
-	    (size_t)limit, list_user, &lc) == -1) {
-		json_decref(lc.arr);
-		log_warnx("store: %s", store_error(st));
-		http_reply_error(c->req, 500, NULL, "store read failed");
-		return;
+	a = admin_new(c, "user list");
+	a->limit = limit;
+	if (backend != NULL)
+		snprintf(a->su_backend, sizeof(a->su_backend), "%s", backend);
+	if (cursor != NULL) {
+		memcpy(a->name, after, (size_t)n);
+		a->name[n] = '\0';
+		a->flag = 1;
 	}
-	next = json_null();
-	if (lc.rows == (size_t)limit) {
-		http_hex(lc.last, strlen(lc.last), hex);
-		next = json_string(hex);
-	}
-	http_reply_json(c->req, 200, json_pack("{s:o, s:o}", "users", lc.arr,
-	    "next_cursor", next));
+	/* What lookups placed so far is listed too. */
+	a->flush = 1;
+	a->read = users_list_read;
+	a->apply = users_list_apply;
+	admin_give(a);
+}
+
+/* Answered from memory, once what lookups placed so far is stored (a
+ * placement another controller won is adopted by then). */
+static int
+user_get_now(struct admin *a)
+{
+	http_reply_json(a->req, 200, user_json(a->rs, a->name, a->keylen,
+	    umap_get(a->rs->users, a->name, a->keylen), a->su_tag));
+	return -1;
 }
 
 static void
 h_user_get(struct call *c)
 {
 	const char *tag = query(c, "tag");
+	struct admin *a;
 	char key[256];
 	int n;
 
@@ -733,9 +1083,13 @@ h_user_get(struct call *c)
 		http_reply_error(c->req, 400, "tag", "invalid tag");
 		return;
 	}
-	lookup_flush(c->rs);
-	http_reply_json(c->req, 200, user_json(c->rs, key, (size_t)n,
-	    umap_get(c->rs->users, key, (size_t)n), tag ? tag : ""));
+	a = admin_new(c, "user get");
+	memcpy(a->name, key, (size_t)n + 1);
+	a->keylen = (size_t)n;
+	snprintf(a->su_tag, sizeof(a->su_tag), "%s", tag ? tag : "");
+	a->flush = 1;
+	a->check = user_get_now;
+	admin_give(a);
 }
 
 /* The backend of the row a pin did not overwrite. */
@@ -747,18 +1101,141 @@ pin_lost(const struct store_user *su, void *arg)
 	return 0;
 }
 
+static int
+user_pin_check(struct admin *a)
+{
+	struct roost *rs = a->rs;
+	struct umap_entry *e;
+	const char *bname = a->su_backend;
+	long slot, replica;
+	uint32_t now = (uint32_t)now_sec();
+
+	if ((slot = state_backend_find(rs, bname)) == -1) {
+		http_reply_error(a->req, 404, "backend", "no backend named %s",
+		    bname);
+		return -1;
+	}
+	if (rs->backends[slot]->state == BACKEND_DOWN) {
+		http_reply_error(a->req, 409, "backend", "backend %s is down",
+		    bname);
+		return -1;
+	}
+	e = umap_get(rs->users, a->name, a->keylen);
+	/* A user keeps the pool it was placed in: the proxies of that pool
+	 * ask with its tag, and would never be answered with this backend. */
+	if (e != NULL && strcmp(state_tag_name(rs, e->tag),
+	    rs->backends[slot]->tag) != 0) {
+		http_reply_error(a->req, 409, "backend", "backend %s is in pool "
+		    "\"%s\"; user %s is in pool \"%s\"", bname,
+		    rs->backends[slot]->tag, a->name, state_tag_name(rs, e->tag));
+		return -1;
+	}
+	/* An assigned user changes backend only through a move: its sessions
+	 * are kicked before the new backend is handed out.  The answer comes
+	 * when the move is over. */
+	if (e != NULL && e->backend != slot)
+		return admin_move(a, e, slot, "pin", 1);
+	if (e != NULL && (e->flags & UMAP_F_MOVING)) {
+		http_reply_error(a->req, 409, "user", "user %s is being moved",
+		    a->name);
+		return -1;
+	}
+	if (e != NULL)
+		state_user_record(rs, e, &a->su);
+	else {
+		memset(&a->su, 0, sizeof(a->su));
+		/* Its replica, chosen with the assignment. */
+		replica = repl_pick(rs, a->name, a->keylen,
+		    rs->backends[slot]->tag, slot);
+		if (replica >= 0) {
+			snprintf(a->su_replica, sizeof(a->su_replica), "%s",
+			    rs->backends[replica]->name);
+			a->su.replica = a->su_replica;
+			a->replica = replica;
+		}
+	}
+	/* Copies: the row is written off the loop, where memory may
+	 * change meanwhile. */
+	if (a->su.replica != NULL && a->su.replica != a->su_replica) {
+		snprintf(a->su_replica, sizeof(a->su_replica), "%s",
+		    a->su.replica);
+		a->su.replica = a->su_replica;
+	}
+	snprintf(a->su_tag, sizeof(a->su_tag), "%s", rs->backends[slot]->tag);
+	a->su.user = a->name;
+	a->su.backend = a->su_backend;
+	a->su.tag = a->su_tag;
+	a->su.pinned = 1;
+	a->su.since = (e != NULL && e->backend == slot) ? e->since : now;
+	a->su.last_lookup = e != NULL ? e->last_lookup : 0;
+	/* Only over the row memory knows: another controller sharing the
+	 * store may have placed or moved the user meanwhile. */
+	a->flag = e != NULL;
+	if (e != NULL) {
+		snprintf(a->expect, sizeof(a->expect), "%s",
+		    rs->backends[e->backend]->name);
+		snprintf(a->previous, sizeof(a->previous), "%s", a->expect);
+	}
+	admin_detail(a, json_pack("{s:s, s:o}", "backend", bname, "previous",
+	    e != NULL ? json_string(a->previous) : json_null()));
+	return 0;
+}
+
+static int
+user_pin_write(struct store_tx *tx, struct admin *a)
+{
+	const char *expect = a->flag ? a->expect : NULL;
+
+	if (store_user_place(tx, &a->su, &expect, 1, pin_lost,
+	    a->stored) == -1)
+		return -1;
+	if (a->stored[0] != '\0') {
+		a->job.status = 409;
+		a->field = "user";
+		snprintf(a->job.err, sizeof(a->job.err), "user %s was changed "
+		    "by another controller (the store has it on %s); nothing "
+		    "was changed", a->name, a->stored);
+		return -1;
+	}
+	return 0;
+}
+
+static void
+user_pin_apply(struct admin *a)
+{
+	struct roost *rs = a->rs;
+	struct umap_entry *e;
+	long slot;
+	int created;
+
+	if ((slot = state_backend_find(rs, a->su_backend)) == -1) {
+		http_reply_error(a->req, 409, "backend", "backend %s was removed "
+		    "meanwhile", a->su_backend);
+		return;
+	}
+	e = umap_put(rs->users, a->name, a->keylen, &created);
+	state_user_assign(rs, e, (uint16_t)slot);
+	if (created) {
+		e->replica = a->replica >= 0 && (size_t)a->replica < rs->nslots &&
+		    rs->backends[a->replica] != NULL ? (uint16_t)a->replica :
+		    UMAP_NO_BACKEND;
+		repl_enqueue(rs, e, REPL_P_LOW, 1, NULL);
+	}
+	e->tag = state_tag_intern(rs, a->su_tag);
+	e->pinned = 1;
+	e->since = (uint32_t)a->su.since;
+	e->last_lookup = e->touched = (uint32_t)a->su.last_lookup;
+	http_reply_json(a->req, 200, user_json(rs, a->name, a->keylen, e, ""));
+}
+
 static void
 h_user_pin(struct call *c)
 {
-	struct roost *rs = c->rs;
-	struct store_user su;
-	struct umap_entry *e;
-	const char *key1, *bname = NULL, *expect;
-	char key[256], stored[BACKEND_NAME_MAX + 2] = "";
+	struct admin *a;
+	const char *key1, *bname = NULL;
+	char key[256];
 	json_t *body, *v;
-	long slot, replica = -1;
-	uint32_t now = (uint32_t)now_sec();
-	int n, created;
+	int n;
 
 	if ((n = user_key(c, key, sizeof(key))) == -1)
 		return;
@@ -779,126 +1256,74 @@ h_user_pin(struct call *c)
 		http_reply_error(c->req, 400, "backend", "is required");
 		goto done;
 	}
-	if ((slot = find_backend_or_404(c, bname, "backend")) == -1)
+	if (find_backend_or_404(c, bname, "backend") == -1)
 		goto done;
-	if (rs->backends[slot]->state == BACKEND_DOWN) {
-		http_reply_error(c->req, 409, "backend", "backend %s is down",
-		    bname);
-		goto done;
-	}
-	lookup_flush(rs);
-	e = umap_get(rs->users, key, (size_t)n);
-	/* A user keeps the pool it was placed in: the proxies of that pool
-	 * ask with its tag, and would never be answered with this backend. */
-	if (e != NULL && strcmp(state_tag_name(rs, e->tag),
-	    rs->backends[slot]->tag) != 0) {
-		http_reply_error(c->req, 409, "backend", "backend %s is in pool "
-		    "\"%s\"; user %s is in pool \"%s\"", bname,
-		    rs->backends[slot]->tag, key, state_tag_name(rs, e->tag));
-		goto done;
-	}
-	/* An assigned user changes backend only through a move: its sessions
-	 * are kicked before the new backend is handed out.  The answer comes
-	 * when the move is over. */
-	if (e != NULL && e->backend != slot) {
-		const char *field;
-		char err[256];
-		int st;
-
-		if (move_submit(rs, e, slot, "pin", 1, c->req, &st, &field, err,
-		    sizeof(err)) == NULL)
-			http_reply_error(c->req, st, field, "%s", err);
-		goto done;
-	}
-	if (e != NULL && (e->flags & UMAP_F_MOVING)) {
-		http_reply_error(c->req, 409, "user", "user %s is being moved",
-		    key);
-		goto done;
-	}
-	if (tx_begin(c) == -1)
-		goto done;
-	e = umap_get(rs->users, key, (size_t)n);
-	if (e != NULL)
-		state_user_record(rs, e, &su);
-	else {
-		memset(&su, 0, sizeof(su));
-		su.user = key;
-		/* Its replica, chosen with the assignment. */
-		replica = repl_pick(rs, key, (size_t)n, rs->backends[slot]->tag,
-		    slot);
-		su.replica = replica >= 0 ? rs->backends[replica]->name : NULL;
-	}
-	su.backend = rs->backends[slot]->name;
-	su.tag = rs->backends[slot]->tag;
-	su.pinned = 1;
-	su.since = (e != NULL && e->backend == slot) ? e->since : now;
-	su.last_lookup = e != NULL ? e->last_lookup : 0;
-	/* Only over the row memory knows: another controller sharing the
-	 * store may have placed or moved the user meanwhile. */
-	expect = e != NULL ? rs->backends[e->backend]->name : NULL;
-	if (store_user_place(c->tx, &su, &expect, 1, pin_lost,
-	    stored) == -1) {
-		tx_abort(c);
-		goto done;
-	}
-	if (stored[0] != '\0') {
-		store_rollback(c->tx);
-		http_reply_error(c->req, 409, "user", "user %s was changed by "
-		    "another controller (the store has it on %s); nothing was "
-		    "changed", key, stored);
-		goto done;
-	}
-	if (tx_commit(c, "user.pin", key, json_pack("{s:s, s:o}", "backend",
-	    bname, "previous", e != NULL ?
-	    json_string(rs->backends[e->backend]->name) : json_null())) == -1)
-		goto done;
-	e = umap_put(rs->users, key, (size_t)n, &created);
-	state_user_assign(rs, e, (uint16_t)slot);
-	if (created) {
-		e->replica = replica >= 0 ? (uint16_t)replica :
-		    UMAP_NO_BACKEND;
-		repl_enqueue(rs, e, REPL_P_LOW, 1, NULL);
-	}
-	e->tag = state_tag_intern(rs, su.tag);
-	e->pinned = 1;
-	e->since = (uint32_t)su.since;
-	e->last_lookup = e->touched = (uint32_t)su.last_lookup;
-	http_reply_json(c->req, 200, user_json(rs, key, (size_t)n, e, ""));
+	a = admin_new(c, "user pin");
+	memcpy(a->name, key, (size_t)n + 1);
+	a->keylen = (size_t)n;
+	snprintf(a->su_backend, sizeof(a->su_backend), "%s", bname);
+	a->action = "user.pin";
+	a->flush = 1;
+	a->check = user_pin_check;
+	a->write = user_pin_write;
+	a->apply = user_pin_apply;
+	admin_give(a);
 done:
 	json_decref(body);
+}
+
+static int
+user_forget_check(struct admin *a)
+{
+	struct umap_entry *e;
+
+	if ((e = umap_get(a->rs->users, a->name, a->keylen)) == NULL) {
+		http_reply_error(a->req, 404, "user", "user %s has no assignment",
+		    a->name);
+		return -1;
+	}
+	if (e->flags & UMAP_F_MOVING) {
+		http_reply_error(a->req, 409, "user", "user %s is being moved",
+		    a->name);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+user_forget_write(struct store_tx *tx, struct admin *a)
+{
+	return store_user_delete(tx, a->name) == -1 ? -1 : 0;
+}
+
+static void
+user_forget_apply(struct admin *a)
+{
+	struct umap_entry *e = umap_get(a->rs->users, a->name, a->keylen);
+
+	if (e != NULL)
+		state_user_forget(a->rs, e);
+	http_reply_json(a->req, 200, json_pack("{s:s}", "forgotten", a->name));
 }
 
 static void
 h_user_forget(struct call *c)
 {
-	struct roost *rs = c->rs;
-	struct umap_entry *e;
+	struct admin *a;
 	char key[256];
-	int n, r;
+	int n;
 
 	if ((n = user_key(c, key, sizeof(key))) == -1)
 		return;
-	lookup_flush(rs);
-	if ((e = umap_get(rs->users, key, (size_t)n)) == NULL) {
-		http_reply_error(c->req, 404, "user", "user %s has no assignment",
-		    key);
-		return;
-	}
-	if (e->flags & UMAP_F_MOVING) {
-		http_reply_error(c->req, 409, "user", "user %s is being moved",
-		    key);
-		return;
-	}
-	if (tx_begin(c) == -1)
-		return;
-	if ((r = store_user_delete(c->tx, key)) == -1) {
-		tx_abort(c);
-		return;
-	}
-	if (tx_commit(c, "user.forget", key, NULL) == -1)
-		return;
-	state_user_forget(rs, umap_get(rs->users, key, (size_t)n));
-	http_reply_json(c->req, 200, json_pack("{s:s}", "forgotten", key));
+	a = admin_new(c, "user forget");
+	memcpy(a->name, key, (size_t)n + 1);
+	a->keylen = (size_t)n;
+	a->action = "user.forget";
+	a->flush = 1;
+	a->check = user_forget_check;
+	a->write = user_forget_write;
+	a->apply = user_forget_apply;
+	admin_give(a);
 }
 
 struct audit_ctx {
@@ -927,12 +1352,30 @@ audit_entry(const struct store_audit *a, void *arg)
 	return 0;
 }
 
+static int
+audit_read(struct store *st, struct admin *a)
+{
+	struct audit_ctx ac;
+
+	ac.arr = json_array();
+	ac.rows = 0;
+	ac.last = 0;
+	if (st->ops->audit_list(st, a->before, (size_t)a->limit, audit_entry,
+	    &ac) == -1) {
+		json_decref(ac.arr);
+		return -1;
+	}
+	a->out = json_pack("{s:o, s:o}", "entries", ac.arr, "next_before",
+	    ac.rows == (size_t)a->limit && ac.last > 1 ?
+	    json_integer(ac.last) : json_null());
+	return 0;
+}
+
 static void
 h_audit(struct call *c)
 {
-	struct store *st = c->rs->store;
 	const char *before_s = query(c, "before");
-	struct audit_ctx ac;
+	struct admin *a;
 	long long limit, before = 0;
 
 	if (query_limit(c, 100, 1000, &limit) == -1)
@@ -942,18 +1385,12 @@ h_audit(struct call *c)
 		    "integer");
 		return;
 	}
-	ac.arr = json_array();
-	ac.rows = 0;
-	ac.last = 0;
-	if (st->ops->audit_list(st, before, (size_t)limit, audit_entry,
-	    &ac) == -1) {
-		json_decref(ac.arr);
-		http_reply_error(c->req, 500, NULL, "store read failed");
-		return;
-	}
-	http_reply_json(c->req, 200, json_pack("{s:o, s:o}", "entries", ac.arr,
-	    "next_before", ac.rows == (size_t)limit && ac.last > 1 ?
-	    json_integer(ac.last) : json_null()));
+	a = admin_new(c, "audit list");
+	a->limit = limit;
+	a->before = before;
+	a->read = audit_read;
+	a->apply = admin_reply_out;
+	admin_give(a);
 }
 
 static long
@@ -979,46 +1416,76 @@ h_proxies_list(struct call *c)
 	http_reply_json(c->req, 200, json_pack("{s:o}", "proxies", arr));
 }
 
+static int
+proxy_add_check(struct admin *a)
+{
+	struct roost *rs = a->rs;
+
+	if (state_proxy_find(rs, a->p->name) != -1) {
+		http_reply_error(a->req, 409, "name", "proxy %s exists",
+		    a->p->name);
+		return -1;
+	}
+	if (rs->nproxies >= ROOST_MAX_PROXIES) {
+		http_reply_error(a->req, 409, "name", "at most %d proxies",
+		    ROOST_MAX_PROXIES);
+		return -1;
+	}
+	a->p->created = a->p->updated = now_sec();
+	admin_detail(a, proxy_to_json(a->p));
+	return 0;
+}
+
+static int
+proxy_add_write(struct store_tx *tx, struct admin *a)
+{
+	return store_proxy_insert(tx, a->p);
+}
+
+static void
+proxy_add_apply(struct admin *a)
+{
+	struct roost *rs = a->rs;
+	long idx;
+
+	/* The feed may have brought the row back already. */
+	if ((idx = state_proxy_find(rs, a->p->name)) != -1) {
+		proxy_free(rs->proxies[idx]);
+		rs->proxies[idx] = a->p;
+	} else if (rs->nproxies >= ROOST_MAX_PROXIES) {
+		http_reply_error(a->req, 503, NULL, "proxy %s is stored, but "
+		    "this roostd has no room for it", a->p->name);
+		return;
+	} else
+		state_proxy_insert(rs, a->p);
+	http_reply_json(a->req, 201, proxy_to_json(a->p));
+	a->p = NULL;
+}
+
 static void
 h_proxies_add(struct call *c)
 {
-	struct roost *rs = c->rs;
-	struct proxy *p = proxy_new("");
+	struct admin *a = admin_new(c, "proxy add");
 	const char *field;
 	char err[256];
-	json_t *body;
 
-	if ((body = http_body_object(c->req)) == NULL)
-		goto done;
-	if (proxy_apply_json(p, body, 1, &field, err, sizeof(err)) == -1) {
+	a->p = proxy_new("");
+	if ((a->body = http_body_object(c->req)) == NULL)
+		goto fail;
+	if (proxy_apply_json(a->p, a->body, 1, &field, err,
+	    sizeof(err)) == -1) {
 		http_reply_error(c->req, 400, field, "%s", err);
-		goto done;
+		goto fail;
 	}
-	if (state_proxy_find(rs, p->name) != -1) {
-		http_reply_error(c->req, 409, "name", "proxy %s exists",
-		    p->name);
-		goto done;
-	}
-	if (rs->nproxies >= ROOST_MAX_PROXIES) {
-		http_reply_error(c->req, 409, "name", "at most %d proxies",
-		    ROOST_MAX_PROXIES);
-		goto done;
-	}
-	p->created = p->updated = now_sec();
-	if (tx_begin(c) == -1)
-		goto done;
-	if (store_proxy_insert(c->tx, p) == -1) {
-		tx_abort(c);
-		goto done;
-	}
-	if (tx_commit(c, "proxy.add", p->name, proxy_to_json(p)) == -1)
-		goto done;
-	http_reply_json(c->req, 201, proxy_to_json(p));
-	state_proxy_insert(rs, p);
-	p = NULL;
-done:
-	proxy_free(p);
-	json_decref(body);
+	snprintf(a->name, sizeof(a->name), "%s", a->p->name);
+	a->action = "proxy.add";
+	a->check = proxy_add_check;
+	a->write = proxy_add_write;
+	a->apply = proxy_add_apply;
+	admin_give(a);
+	return;
+fail:
+	admin_free(a);
 }
 
 static void
@@ -1031,61 +1498,112 @@ h_proxy_get(struct call *c)
 	http_reply_json(c->req, 200, proxy_to_json(c->rs->proxies[idx]));
 }
 
+/* The proxy the admin work names, or -1 after a 404. */
+static long
+admin_proxy(struct admin *a)
+{
+	long idx = state_proxy_find(a->rs, a->name);
+
+	if (idx == -1)
+		http_reply_error(a->req, 404, "name", "no proxy named %s",
+		    valid_name(a->name) ? a->name : "(invalid name)");
+	return idx;
+}
+
+static int
+proxy_patch_check(struct admin *a)
+{
+	const char *field;
+	char err[256];
+	long idx;
+
+	if ((idx = admin_proxy(a)) == -1)
+		return -1;
+	a->p = proxy_dup(a->rs->proxies[idx]);
+	if (proxy_apply_json(a->p, a->body, 0, &field, err,
+	    sizeof(err)) == -1) {
+		http_reply_error(a->req, 400, field, "%s", err);
+		return -1;
+	}
+	a->p->updated = now_sec();
+	admin_detail(a, proxy_to_json(a->p));
+	return 0;
+}
+
+static int
+proxy_patch_write(struct store_tx *tx, struct admin *a)
+{
+	return store_proxy_update(tx, a->p);
+}
+
+static void
+proxy_patch_apply(struct admin *a)
+{
+	struct roost *rs = a->rs;
+	long idx;
+
+	if ((idx = admin_proxy(a)) == -1)
+		return;
+	proxy_free(rs->proxies[idx]);
+	rs->proxies[idx] = a->p;
+	a->p = NULL;
+	http_reply_json(a->req, 200, proxy_to_json(rs->proxies[idx]));
+}
+
 static void
 h_proxy_patch(struct call *c)
 {
-	struct roost *rs = c->rs;
-	struct proxy *np = NULL;
-	const char *field;
-	char err[256];
-	json_t *body = NULL;
+	struct admin *a;
+
+	if (find_proxy_or_404(c) == -1)
+		return;
+	a = admin_new(c, "proxy set");
+	if ((a->body = http_body_object(c->req)) == NULL) {
+		admin_free(a);
+		return;
+	}
+	a->action = "proxy.set";
+	a->check = proxy_patch_check;
+	a->write = proxy_patch_write;
+	a->apply = proxy_patch_apply;
+	admin_give(a);
+}
+
+static int
+proxy_delete_check(struct admin *a)
+{
+	return admin_proxy(a) == -1 ? -1 : 0;
+}
+
+static int
+proxy_delete_write(struct store_tx *tx, struct admin *a)
+{
+	return store_proxy_delete(tx, a->name);
+}
+
+static void
+proxy_delete_apply(struct admin *a)
+{
 	long idx;
 
-	if ((idx = find_proxy_or_404(c)) == -1)
-		return;
-	if ((body = http_body_object(c->req)) == NULL)
-		return;
-	np = proxy_dup(rs->proxies[idx]);
-	if (proxy_apply_json(np, body, 0, &field, err, sizeof(err)) == -1) {
-		http_reply_error(c->req, 400, field, "%s", err);
-		goto done;
-	}
-	np->updated = now_sec();
-	if (tx_begin(c) == -1)
-		goto done;
-	if (store_proxy_update(c->tx, np) == -1) {
-		tx_abort(c);
-		goto done;
-	}
-	if (tx_commit(c, "proxy.set", np->name, proxy_to_json(np)) == -1)
-		goto done;
-	proxy_free(rs->proxies[idx]);
-	rs->proxies[idx] = np;
-	np = NULL;
-	http_reply_json(c->req, 200, proxy_to_json(rs->proxies[idx]));
-done:
-	proxy_free(np);
-	json_decref(body);
+	if ((idx = state_proxy_find(a->rs, a->name)) != -1)
+		state_proxy_remove(a->rs, idx);
+	http_reply_json(a->req, 200, json_pack("{s:s}", "deleted", a->name));
 }
 
 static void
 h_proxy_delete(struct call *c)
 {
-	struct roost *rs = c->rs;
-	long idx;
+	struct admin *a;
 
-	if ((idx = find_proxy_or_404(c)) == -1)
+	if (find_proxy_or_404(c) == -1)
 		return;
-	if (tx_begin(c) == -1)
-		return;
-	if (store_proxy_delete(c->tx, c->arg) == -1) {
-		tx_abort(c);
-		return;
-	}
-	if (tx_commit(c, "proxy.remove", c->arg, NULL) == -1)
-		return;
-	state_proxy_remove(rs, idx);
-	http_reply_json(c->req, 200, json_pack("{s:s}", "deleted", c->arg));
+	a = admin_new(c, "proxy remove");
+	a->action = "proxy.remove";
+	a->check = proxy_delete_check;
+	a->write = proxy_delete_write;
+	a->apply = proxy_delete_apply;
+	admin_give(a);
 }
 
 struct moves_ctx {
@@ -1120,12 +1638,39 @@ moves_entry(const struct store_move *m, void *arg)
  * (oldest first, as they run).  The store has each move's last stored
  * step; "waiting" lives in memory only.
  */
+static int
+moves_read(struct store *st, struct admin *a)
+{
+	struct moves_ctx mc;
+
+	memset(&mc, 0, sizeof(mc));
+	mc.arr = json_array();
+	if (st->ops->move_list(st, a->flag == 1, a->before, (size_t)a->limit,
+	    moves_entry, &mc) == -1) {
+		json_decref(mc.arr);
+		return -1;
+	}
+	a->count = (int64_t)mc.rows;
+	a->out = json_pack("{s:o, s:o}", "moves", mc.arr, "next_before",
+	    a->flag == 0 && mc.rows == (size_t)a->limit && mc.last > 1 ?
+	    json_integer(mc.last) : json_null());
+	return 0;
+}
+
+static void
+moves_list_apply(struct admin *a)
+{
+	json_object_set_new(a->out, "open",
+	    json_integer((json_int_t)move_open_count(a->rs)));
+	json_object_set_new(a->out, "jobs", move_jobs_json(a->rs));
+	admin_reply_out(a);
+}
+
 static void
 h_moves_list(struct call *c)
 {
-	struct store *st = c->rs->store;
 	const char *before_s = query(c, "before"), *state = query(c, "state");
-	struct moves_ctx mc;
+	struct admin *a;
 	long long limit, before = 0;
 	int open;
 
@@ -1142,104 +1687,119 @@ h_moves_list(struct call *c)
 		return;
 	}
 	open = state != NULL && strcmp(state, "open") == 0;
-	move_steps_land(c->rs);
-	memset(&mc, 0, sizeof(mc));
-	mc.arr = json_array();
-	if (st->ops->move_list(st, open, open ? 0 : before, (size_t)limit,
-	    moves_entry, &mc) == -1) {
-		json_decref(mc.arr);
-		log_warnx("store: %s", store_error(st));
-		http_reply_error(c->req, 500, NULL, "store read failed");
+	a = admin_new(c, "move list");
+	a->flag = open;
+	a->before = open ? 0 : before;
+	a->limit = limit;
+	a->steps = 1;
+	a->read = moves_read;
+	a->apply = moves_list_apply;
+	admin_give(a);
+}
+
+static void
+move_get_apply(struct admin *a)
+{
+	json_t *arr = json_object_get(a->out, "moves"), *m;
+
+	m = json_array_get(arr, 0);
+	if (m == NULL || json_integer_value(json_object_get(m, "id")) !=
+	    a->before - 1) {
+		http_reply_error(a->req, 404, "id", "no move %lld",
+		    a->before - 1);
 		return;
 	}
-	http_reply_json(c->req, 200, json_pack("{s:o, s:I, s:o, s:o}", "moves",
-	    mc.arr, "open", (json_int_t)move_open_count(c->rs),
-	    "jobs", move_jobs_json(c->rs), "next_before",
-	    !open && mc.rows == (size_t)limit && mc.last > 1 ?
-	    json_integer(mc.last) : json_null()));
+	http_reply_json(a->req, 200, json_incref(m));
 }
 
 static void
 h_move_get(struct call *c)
 {
-	struct store *st = c->rs->store;
-	struct moves_ctx mc;
+	struct admin *a;
 	long long id;
-	json_t *m;
 
 	if (parse_ll(c->arg, 1, INT64_MAX - 1, &id) == -1) {
 		http_reply_error(c->req, 400, "id", "must be a move id");
 		return;
 	}
-	move_steps_land(c->rs);
-	memset(&mc, 0, sizeof(mc));
-	mc.arr = json_array();
-	if (st->ops->move_list(st, 0, id + 1, 1, moves_entry, &mc) == -1) {
-		json_decref(mc.arr);
-		http_reply_error(c->req, 500, NULL, "store read failed");
-		return;
-	}
-	if (mc.rows == 0 || mc.last != id) {
-		json_decref(mc.arr);
-		http_reply_error(c->req, 404, "id", "no move %lld", id);
-		return;
-	}
-	m = json_incref(json_array_get(mc.arr, 0));
-	json_decref(mc.arr);
-	http_reply_json(c->req, 200, m);
+	a = admin_new(c, "move get");
+	a->before = id + 1;
+	a->limit = 1;
+	a->steps = 1;
+	a->read = moves_read;
+	a->apply = move_get_apply;
+	admin_give(a);
 }
 
 /* POST /v1/backends/{name}/flush: 202 and the job; every user moves. */
+static int
+backend_flush_now(struct admin *a)
+{
+	long slot;
+
+	if ((slot = admin_backend(a)) == -1)
+		return -1;
+	return admin_job(a, slot, 0, 0, 0);
+}
+
 static void
 h_backend_flush(struct call *c)
 {
-	struct move_job *j;
-	char err[256];
-	long slot;
-	int st;
+	struct admin *a;
 
-	if ((slot = find_backend_or_404(c, c->arg, "name")) == -1)
+	if (find_backend_or_404(c, c->arg, "name") == -1)
 		return;
-	lookup_flush(c->rs);
-	if ((j = move_job_start(c->rs, slot, 0, 0, 0, &st, err,
-	    sizeof(err))) == NULL) {
-		http_reply_error(c->req, st, st == 409 ? "name" : NULL, "%s",
-		    err);
-		return;
+	a = admin_new(c, "backend flush");
+	a->flush = 1;
+	a->check = backend_flush_now;
+	admin_give(a);
+}
+
+static int
+user_kick_now(struct admin *a)
+{
+	struct umap_entry *e;
+
+	if ((e = umap_get(a->rs->users, a->name, a->keylen)) == NULL) {
+		http_reply_error(a->req, 404, "user", "user %s has no assignment",
+		    a->name);
+		return -1;
 	}
-	http_reply_json(c->req, 202, json_pack("{s:o, s:I}", "job",
-	    move_job_json(j), "users", (json_int_t)state_backend_users(c->rs,
-	    slot)));
+	move_kick_user(a->rs, e, a->req);
+	return -1;
 }
 
 static void
 h_user_kick(struct call *c)
 {
-	struct umap_entry *e;
+	struct admin *a;
 	char key[256];
 	int n;
 
 	if ((n = user_key(c, key, sizeof(key))) == -1)
 		return;
-	lookup_flush(c->rs);
-	if ((e = umap_get(c->rs->users, key, (size_t)n)) == NULL) {
-		http_reply_error(c->req, 404, "user", "user %s has no assignment",
-		    key);
-		return;
-	}
-	move_kick_user(c->rs, e, c->req);
+	a = admin_new(c, "user kick");
+	memcpy(a->name, key, (size_t)n + 1);
+	a->keylen = (size_t)n;
+	a->flush = 1;
+	a->check = user_kick_now;
+	admin_give(a);
 }
 
 /* POST /v1/rebalance {"max": N, "rate": R}: 202 and the job. */
+static int
+rebalance_now(struct admin *a)
+{
+	return admin_job(a, -1, 0, a->max, a->rate);
+}
+
 static void
 h_rebalance(struct call *c)
 {
-	struct move_job *j;
+	struct admin *a;
 	const char *key1;
 	long long max = 0, rate = 0;
-	char err[256];
 	json_t *body, *v;
-	int st;
 
 	if ((body = http_body_object(c->req)) == NULL)
 		return;
@@ -1262,30 +1822,53 @@ h_rebalance(struct call *c)
 		}
 		*dst = json_integer_value(v);
 	}
-	lookup_flush(c->rs);
-	if ((j = move_job_start(c->rs, -1, 0, max, rate, &st, err,
-	    sizeof(err))) == NULL) {
-		http_reply_error(c->req, st, NULL, "%s", err);
-		goto done;
-	}
-	http_reply_json(c->req, 202, json_pack("{s:o}", "job",
-	    move_job_json(j)));
+	a = admin_new(c, "rebalance");
+	a->max = max;
+	a->rate = rate;
+	a->flush = 1;
+	a->check = rebalance_now;
+	admin_give(a);
 done:
 	json_decref(body);
 }
 
 /* POST /v1/moves {"user": U, "backend": B}: 202 and the queued move. */
+static int
+moves_add_now(struct admin *a)
+{
+	struct roost *rs = a->rs;
+	struct umap_entry *e;
+	const char *bname = a->su_backend;
+	long slot;
+
+	if ((slot = state_backend_find(rs, bname)) == -1) {
+		http_reply_error(a->req, 404, "backend", "no backend named %s",
+		    bname);
+		return -1;
+	}
+	if ((e = umap_get(rs->users, a->name, a->keylen)) == NULL) {
+		http_reply_error(a->req, 404, "user", "user %s has no assignment "
+		    "(pin it instead)", a->name);
+		return -1;
+	}
+	if (strcmp(state_tag_name(rs, e->tag), rs->backends[slot]->tag) != 0) {
+		http_reply_error(a->req, 409, "backend", "backend %s is in pool "
+		    "\"%s\"; user %s is in pool \"%s\"", bname,
+		    rs->backends[slot]->tag, a->name, state_tag_name(rs, e->tag));
+		return -1;
+	}
+	return admin_move(a, e, slot, "move", 0);
+}
+
 static void
 h_moves_add(struct call *c)
 {
 	struct roost *rs = c->rs;
-	struct umap_entry *e;
-	struct move *m;
-	const char *user = NULL, *bname = NULL, *key1, *field;
-	char key[256], err[256];
+	struct admin *a;
+	const char *user = NULL, *bname = NULL, *key1;
+	char key[256];
 	json_t *body, *v;
-	long slot;
-	int n, st;
+	int n;
 
 	if ((body = http_body_object(c->req)) == NULL)
 		return;
@@ -1314,26 +1897,15 @@ h_moves_add(struct call *c)
 		    "UTF-8 without control characters");
 		goto done;
 	}
-	if ((slot = find_backend_or_404(c, bname, "backend")) == -1)
+	if (find_backend_or_404(c, bname, "backend") == -1)
 		goto done;
-	lookup_flush(rs);
-	if ((e = umap_get(rs->users, key, (size_t)n)) == NULL) {
-		http_reply_error(c->req, 404, "user", "user %s has no assignment "
-		    "(pin it instead)", key);
-		goto done;
-	}
-	if (strcmp(state_tag_name(rs, e->tag), rs->backends[slot]->tag) != 0) {
-		http_reply_error(c->req, 409, "backend", "backend %s is in pool "
-		    "\"%s\"; user %s is in pool \"%s\"", bname,
-		    rs->backends[slot]->tag, key, state_tag_name(rs, e->tag));
-		goto done;
-	}
-	if ((m = move_submit(rs, e, slot, "move", 1, NULL, &st, &field, err,
-	    sizeof(err))) == NULL) {
-		http_reply_error(c->req, st, field, "%s", err);
-		goto done;
-	}
-	http_reply_json(c->req, 202, json_pack("{s:o}", "move", move_json(m)));
+	a = admin_new(c, "move add");
+	memcpy(a->name, key, (size_t)n + 1);
+	a->keylen = (size_t)n;
+	snprintf(a->su_backend, sizeof(a->su_backend), "%s", bname);
+	a->flush = 1;
+	a->check = moves_add_now;
+	admin_give(a);
 done:
 	json_decref(body);
 }
@@ -1493,38 +2065,69 @@ h_repl_status(struct call *c)
 	http_reply_json(c->req, 200, repl_status_json(c->rs));
 }
 
-/* The assigned user of the path, or NULL after a 400 or 404. */
-static struct umap_entry *
-assigned_user(struct call *c)
+/* The user of the path into a (admin_new'd): -1 after a 400. */
+static int
+admin_user(struct call *c, struct admin *a)
 {
-	struct umap_entry *e;
-	char key[256];
 	int n;
 
-	if ((n = user_key(c, key, sizeof(key))) == -1)
+	if ((n = user_key(c, a->name, sizeof(a->name))) == -1)
+		return -1;
+	a->keylen = (size_t)n;
+	return 0;
+}
+
+/* The assigned user that a names, or NULL after a 404. */
+static struct umap_entry *
+admin_assigned(struct admin *a)
+{
+	struct umap_entry *e;
+
+	if ((e = umap_get(a->rs->users, a->name, a->keylen)) == NULL ||
+	    (e->flags & UMAP_F_PENDING)) {
+		http_reply_error(a->req, 404, "user", "user %s has no "
+		    "assignment", a->name);
 		return NULL;
-	lookup_flush(c->rs);
-	if ((e = umap_get(c->rs->users, key, (size_t)n)) == NULL ||
-	    (e->flags & UMAP_F_PENDING))
-		http_reply_error(c->req, 404, "user", "user %s has no "
-		    "assignment", key);
+	}
 	return e;
+}
+
+static int
+assigned_check(struct admin *a)
+{
+	return admin_assigned(a) == NULL ? -1 : 0;
+}
+
+static int
+repl_user_read_lane(struct store *st, struct admin *a)
+{
+	return repl_user_read(st, a->name, &a->row);
+}
+
+static void
+repl_user_apply(struct admin *a)
+{
+	struct umap_entry *e;
+
+	if ((e = admin_assigned(a)) == NULL)
+		return;
+	http_reply_json(a->req, 200, repl_user_json(a->rs, e, &a->row));
 }
 
 static void
 h_repl_user_get(struct call *c)
 {
-	struct umap_entry *e;
-	json_t *o;
+	struct admin *a = admin_new(c, "replication user");
 
-	if ((e = assigned_user(c)) == NULL)
-		return;
-	if ((o = repl_user_json(c->rs, e)) == NULL) {
-		http_reply_error(c->req, store_http_status(c->rs->store), NULL,
-		    "the replication record could not be read");
+	if (admin_user(c, a) == -1) {
+		admin_free(a);
 		return;
 	}
-	http_reply_json(c->req, 200, o);
+	a->flush = 1;
+	a->check = assigned_check;
+	a->read = repl_user_read_lane;
+	a->apply = repl_user_apply;
+	admin_give(a);
 }
 
 /* {"priority": "high", "full": false}: both optional; -1 after a 400. */
@@ -1564,80 +2167,144 @@ repl_request(struct call *c, json_t *body, int *prio, int *full)
 	return 0;
 }
 
-static void
-h_repl_user_queue(struct call *c)
+static int
+repl_user_queue_now(struct admin *a)
 {
 	struct umap_entry *e;
-	json_t *body;
-	int prio, full;
 
-	if ((body = http_body_object(c->req)) == NULL)
-		return;
-	if (repl_request(c, body, &prio, &full) == -1 ||
-	    (e = assigned_user(c)) == NULL)
-		goto done;
-	repl_enqueue(c->rs, e, prio, full, NULL);
+	if ((e = admin_assigned(a)) == NULL)
+		return -1;
+	repl_enqueue(a->rs, e, a->prio, a->flag, NULL);
 	if (e->replica == UMAP_NO_BACKEND) {
-		http_reply_error(c->req, 409, "user", "user %s has no replica: "
+		http_reply_error(a->req, 409, "user", "user %s has no replica: "
 		    "its pool has no other backend", e->key);
-		goto done;
+		return -1;
 	}
 	/* An admin asking means now, not after the user's backoff. */
-	repl_now(c->rs, e);
+	repl_now(a->rs, e);
 	log_info("admin: replicate %s (%s%s)", e->key,
-	    repl_priority_names[prio], full ? ", full" : "");
-	http_reply_json(c->req, 202, json_pack("{s:s, s:s, s:b}", "user",
-	    e->key, "priority", repl_priority_names[prio], "full", full));
-done:
-	json_decref(body);
+	    repl_priority_names[a->prio], a->flag ? ", full" : "");
+	http_reply_json(a->req, 202, json_pack("{s:s, s:s, s:b}", "user",
+	    e->key, "priority", repl_priority_names[a->prio], "full",
+	    a->flag));
+	return -1;
 }
 
 static void
-h_repl_all(struct call *c)
+h_repl_user_queue(struct call *c)
 {
+	struct admin *a;
 	json_t *body;
-	size_t n;
 	int prio, full;
 
 	if ((body = http_body_object(c->req)) == NULL)
 		return;
 	if (repl_request(c, body, &prio, &full) == -1)
 		goto done;
-	lookup_flush(c->rs);
-	n = repl_enqueue_all(c->rs, prio, full);
-	log_info("admin: replicate all: %zu users (%s%s)", n,
-	    repl_priority_names[prio], full ? ", full" : "");
-	http_reply_json(c->req, 202, json_pack("{s:I, s:s, s:b}", "queued",
-	    (json_int_t)n, "priority", repl_priority_names[prio], "full",
-	    full));
+	a = admin_new(c, "replicate user");
+	if (admin_user(c, a) == -1) {
+		admin_free(a);
+		goto done;
+	}
+	a->prio = prio;
+	a->flag = full;
+	a->flush = 1;
+	a->check = repl_user_queue_now;
+	admin_give(a);
 done:
 	json_decref(body);
+}
+
+static int
+repl_all_now(struct admin *a)
+{
+	size_t n;
+
+	n = repl_enqueue_all(a->rs, a->prio, a->flag);
+	log_info("admin: replicate all: %zu users (%s%s)", n,
+	    repl_priority_names[a->prio], a->flag ? ", full" : "");
+	http_reply_json(a->req, 202, json_pack("{s:I, s:s, s:b}", "queued",
+	    (json_int_t)n, "priority", repl_priority_names[a->prio], "full",
+	    a->flag));
+	return -1;
+}
+
+static void
+h_repl_all(struct call *c)
+{
+	struct admin *a;
+	json_t *body;
+	int prio, full;
+
+	if ((body = http_body_object(c->req)) == NULL)
+		return;
+	if (repl_request(c, body, &prio, &full) == -1)
+		goto done;
+	a = admin_new(c, "replicate all");
+	a->prio = prio;
+	a->flag = full;
+	a->flush = 1;
+	a->check = repl_all_now;
+	admin_give(a);
+done:
+	json_decref(body);
+}
+
+/* Writes of nothing but their audit record. */
+static int
+audit_only(struct store_tx *tx, struct admin *a)
+{
+	(void)tx;
+	(void)a;
+	return 0;
+}
+
+static void
+repl_remove_apply(struct admin *a)
+{
+	struct umap_entry *e = umap_get(a->rs->users, a->name, a->keylen);
+	int had = e != NULL && repl_remove(a->rs, e);
+
+	http_reply_json(a->req, 200, json_pack("{s:s, s:b}", "user", a->name,
+	    "removed", had));
 }
 
 static void
 h_repl_user_remove(struct call *c)
 {
-	struct umap_entry *e;
-	int had;
+	struct admin *a = admin_new(c, "replication remove");
 
-	if ((e = assigned_user(c)) == NULL)
+	if (admin_user(c, a) == -1) {
+		admin_free(a);
 		return;
-	if (tx_begin(c) == -1 || tx_commit(c, "replication.remove", e->key,
-	    NULL) == -1)
-		return;
-	had = repl_remove(c->rs, e);
-	http_reply_json(c->req, 200, json_pack("{s:s, s:b}", "user", e->key,
-	    "removed", had));
+	}
+	a->flush = 1;
+	a->check = assigned_check;
+	a->action = "replication.remove";
+	a->write = audit_only;
+	a->apply = repl_remove_apply;
+	admin_give(a);
+}
+
+static void
+repl_paused_apply(struct admin *a)
+{
+	repl_pause(a->rs, a->flag);
+	http_reply_json(a->req, 200, repl_status_json(a->rs));
 }
 
 static void
 repl_set_paused(struct call *c, int paused)
 {
-	if (tx_begin(c) == -1 || tx_commit(c, paused ? "replication.pause" :
-	    "replication.resume", "", NULL) == -1)
-		return;
-	repl_pause(c->rs, paused);
-	http_reply_json(c->req, 200, repl_status_json(c->rs));
+	struct admin *a = admin_new(c, paused ? "replication pause" :
+	    "replication resume");
+
+	a->name[0] = '\0';
+	a->flag = paused;
+	a->action = paused ? "replication.pause" : "replication.resume";
+	a->write = audit_only;
+	a->apply = repl_paused_apply;
+	admin_give(a);
 }
 
 static void
@@ -1653,13 +2320,21 @@ h_repl_resume(struct call *c)
 }
 
 /* POST /v1/backends/{name}/failback: its failed-over users go home. */
+static int
+failback_now(struct admin *a)
+{
+	long slot;
+
+	if ((slot = admin_backend(a)) == -1)
+		return -1;
+	return admin_job(a, slot, 1, 0, 0);
+}
+
 static void
 h_backend_failback(struct call *c)
 {
-	struct move_job *j;
-	char err[256];
+	struct admin *a;
 	long slot;
-	int st;
 
 	if ((slot = find_backend_or_404(c, c->arg, "name")) == -1)
 		return;
@@ -1671,15 +2346,10 @@ h_backend_failback(struct call *c)
 		    c->rs->backends[slot]->failed ? ", failed" : "");
 		return;
 	}
-	lookup_flush(c->rs);
-	if ((j = move_job_start(c->rs, slot, 1, 0, 0, &st, err,
-	    sizeof(err))) == NULL) {
-		http_reply_error(c->req, st, st == 409 ? "name" : NULL, "%s",
-		    err);
-		return;
-	}
-	http_reply_json(c->req, 202, json_pack("{s:o}", "job",
-	    move_job_json(j)));
+	a = admin_new(c, "backend failback");
+	a->flush = 1;
+	a->check = failback_now;
+	admin_give(a);
 }
 
 /*
@@ -1688,8 +2358,22 @@ h_backend_failback(struct call *c)
  * stale mailbox rather than none), until it is healthy again.
  */
 static void
+force_failover_apply(struct admin *a)
+{
+	long slot;
+
+	if ((slot = admin_backend(a)) == -1)
+		return;
+	a->rs->backends[slot]->force_failover = 1;
+	log_warnx("backend %s: failovers onto replicas that are not current "
+	    "allowed by an admin", a->name);
+	backend_reply(a->rs, a->req, 200, slot);
+}
+
+static void
 h_backend_force_failover(struct call *c)
 {
+	struct admin *a;
 	long slot;
 
 	if ((slot = find_backend_or_404(c, c->arg, "name")) == -1)
@@ -1704,12 +2388,9 @@ h_backend_force_failover(struct call *c)
 		    c->arg);
 		return;
 	}
-	if (tx_begin(c) == -1)
-		return;
-	if (tx_commit(c, "backend.force_failover", c->arg, NULL) == -1)
-		return;
-	c->rs->backends[slot]->force_failover = 1;
-	log_warnx("backend %s: failovers onto replicas that are not current "
-	    "allowed by an admin", c->arg);
-	backend_reply(c, 200, slot);
+	a = admin_new(c, "backend force-failover");
+	a->action = "backend.force_failover";
+	a->write = audit_only;
+	a->apply = force_failover_apply;
+	admin_give(a);
 }

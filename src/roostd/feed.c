@@ -43,6 +43,7 @@
 #include "repl.h"
 #include "roostd.h"
 #include "store_pg.h"
+#include "store_lane.h"
 #include "util.h"
 #include "xmalloc.h"
 
@@ -480,8 +481,10 @@ collect(const struct store_change *sc, void *arg)
 	c->seq = sc->seq;
 	c->kind = (enum change_kind)k;
 	c->key = xstrdup(sc->key);
+	/* The admin lane's session writes as this instance too. */
 	c->own = strcmp(sc->origin,
-	    f->rs->store->ops->change_origin(f->rs->store)) == 0;
+	    f->rs->store->ops->change_origin(f->rs->store)) == 0 ||
+	    store_lane_own(f->rs->lane, sc->origin);
 	c->at = sc->at;
 	return 0;
 }

@@ -740,9 +740,16 @@ batch_done(struct roost *rs, struct store_user *rec, const char **expect,
 }
 
 int
-lookup_flush(struct roost *rs)
+lookup_settled(struct roost *rs)
 {
-	return batch_commit(rs, 0, 0);
+	struct lookup_batch *lb = rs->batch;
+
+	if (lb == NULL || (lb->fly_ev == NULL && lb->npend == 0 &&
+	    lb->nwait == 0))
+		return 1;
+	batch_commit(rs, 0, 1);
+	/* A store that never waits on a network committed it just now. */
+	return lb->fly_ev == NULL && lb->npend == 0 && lb->nwait == 0;
 }
 
 int

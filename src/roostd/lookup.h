@@ -19,13 +19,12 @@ void	lookup_handle(struct roost *, struct evhttp_request *);
 struct umap_entry;
 void	lookup_reply(struct roost *, struct evhttp_request *,
 	    const struct umap_entry *, int proto);
-/* Commit assignments still waiting and answer their lookups.  Admin
- * changes call it first, so they never interleave with a half-done batch.
- * Returns -1 when the store was busy and the batch still waits (it is
- * retried on a timer), 0 when nothing is left waiting. */
-int	lookup_flush(struct roost *);
 /* New users wait for their batch's commit: the store is theirs first. */
 int	lookup_waiting(struct roost *);
+/* 1 when every assignment made so far is in the store; else 0, and what
+ * is pending is sent without the loop waiting (the admin lane asks again
+ * before it works on the store). */
+int	lookup_settled(struct roost *);
 /* Write lookup times to the store and forget assignments idle past
  * user_expire: a bounded slice per call, or everything when `all`. */
 void	lookup_maintain(struct roost *, int all);

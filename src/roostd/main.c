@@ -35,6 +35,7 @@
 #include "role.h"
 #include "roostd.h"
 #include "store_copy.h"
+#include "store_lane.h"
 #include "util.h"
 #include "xmalloc.h"
 
@@ -271,6 +272,7 @@ main(int argc, char *argv[])
 		fatalx("event_base_new");
 	if (lookup_init(&rs) == -1)
 		fatalx("lookup_init");
+	rs.lane = store_lane_new(rs.base, rs.store, rs.conf->store);
 	rs.doveadm = doveadm_new(rs.base);
 	/* Which singleton work is this instance's: the engines below take
 	 * up the stored work of the roles they hold. */
@@ -308,6 +310,9 @@ main(int argc, char *argv[])
 
 	/* Answer what is waiting, keep lookup times, then close cleanly. */
 	lookup_maintain(&rs, 1);
+	/* Before the listener: its jobs answer requests the listener owns. */
+	store_lane_free(rs.lane);
+	rs.lane = NULL;
 	api_stop(&rs);
 	event_free(ev_term);
 	event_free(ev_int);

@@ -391,23 +391,16 @@ steps_forget(struct moves *mv, int64_t id)
 		}
 }
 
-void
-move_steps_land(struct roost *rs)
+int
+move_steps_settled(struct roost *rs)
 {
 	struct moves *mv = rs->moves;
-	int tries;
 
-	if (mv == NULL)
-		return;
-	/* Bounded: each round writes up to STORE_SEND_MAX steps or ends
-	 * what is in flight. */
-	for (tries = 0; tries < 16 && (mv->nsteps > 0 || mv->steps_flying);
-	    tries++) {
-		if (mv->steps_flying || store_flying(rs->store))
-			store_flight_land(rs->store);
-		else
-			steps_write(-1, 0, rs);
-	}
+	if (mv == NULL || (mv->nsteps == 0 && !mv->steps_flying))
+		return 1;
+	if (!mv->steps_flying)
+		event_active(mv->steps_ev, EV_TIMEOUT, 0);
+	return 0;
 }
 
 /*
@@ -1370,16 +1363,10 @@ move_new(struct roost *rs, const char *user, size_t len, long from, long to,
 }
 
 struct move *
-move_submit(struct roost *rs, struct umap_entry *e, long to,
-    const char *reason, int pin, struct evhttp_request *req, int *status,
-    const char **field, char *err, size_t errlen)
+move_check(struct roost *rs, struct umap_entry *e, long to,
+    const char *reason, int pin, int *status, const char **field, char *err,
+    size_t errlen)
 {
-	struct moves *mv = rs->moves;
-	struct store *st = rs->store;
-	struct store_tx *tx;
-	struct store_move sm;
-	struct move *m;
-
 	*field = "user";
 	if (e->flags & (UMAP_F_MOVING | UMAP_F_PENDING) ||
 	    move_find(rs, e->key, e->keylen) != NULL ||
@@ -1402,30 +1389,41 @@ move_submit(struct roost *rs, struct umap_entry *e, long to,
 		    rs->backends[to]->name);
 		return NULL;
 	}
-	m = move_new(rs, e->key, e->keylen, (long)e->backend, to, reason, pin);
+	return move_new(rs, e->key, e->keylen, (long)e->backend, to, reason,
+	    pin);
+}
+
+int
+move_write(struct store_tx *tx, struct move *m)
+{
+	struct store_move sm;
+
 	memset(&sm, 0, sizeof(sm));
 	sm.user = m->user;
 	sm.from = m->from_name;
 	sm.to = m->to_name;
 	sm.reason = m->reason;
 	sm.state = "queued";
-	sm.pin = pin;
+	sm.pin = m->pin;
 	sm.created = m->created;
-	if ((tx = store_begin(st, STORE_TX_ADMIN)) == NULL ||
-	    store_move_insert(tx, &sm) == -1 ||
-	    store_audit_add(tx, "admin", "user.move", m->user,
-	    "{}") == -1 || store_commit(tx) == -1) {
-		if (tx != NULL)
-			store_rollback(tx);
-		*status = store_http_status(st);
-		*field = NULL;
-		snprintf(err, errlen, "the move could not be stored; nothing "
-		    "was changed");
-		log_warnx("move of %s: %s", m->user, store_error(st));
-		free(m);
-		return NULL;
-	}
+	if (store_move_insert(tx, &sm) == -1)
+		return -1;
 	m->id = sm.id;
+	return 0;
+}
+
+void
+move_unstored(struct move *m)
+{
+	move_destroy(m);
+}
+
+void
+move_stored(struct move *m, struct evhttp_request *req)
+{
+	struct roost *rs = m->rs;
+	struct moves *mv = rs->moves;
+
 	if (req != NULL)
 		move_wait_add(m, req, 0, 1);
 	if (!role_held(rs, ROLE_MOVES)) {
@@ -1435,7 +1433,7 @@ move_submit(struct roost *rs, struct umap_entry *e, long to,
 		log_info("move %lld: %s from %s to %s stored for the instance "
 		    "that runs moves (%s)", (long long)m->id, m->user,
 		    m->from_name, m->to_name, m->reason);
-		return m;
+		return;
 	}
 	TAILQ_INSERT_TAIL(&mv->queue, m, entry);
 	mv->nqueued++;
@@ -1444,7 +1442,6 @@ move_submit(struct roost *rs, struct umap_entry *e, long to,
 	/* Started from the loop, never inside the caller, which may still
 	 * use m; a pin is answered within a pass or two. */
 	event_active(mv->tick, EV_TIMEOUT, 0);
-	return m;
 }
 
 void
@@ -1528,10 +1525,10 @@ job_like_one(const struct store_job *sj, void *arg)
 	return 0;
 }
 
+/* Is a job like sj running in store st?  1 yes, 0 no, -1 error. */
 static int
-job_stored(struct roost *rs, const struct store_job *want)
+job_stored_in(struct store *st, const struct store_job *want)
 {
-	struct store *st = rs->store;
 	struct job_like jl = { want, 0 };
 
 	if (st->ops->job_list(st, job_like_one, &jl) == -1)
@@ -1539,74 +1536,147 @@ job_stored(struct roost *rs, const struct store_job *want)
 	return jl.found;
 }
 
+void
+move_job_dup(const struct move_job_ask *ask, char *err, size_t errlen)
+{
+	snprintf(err, errlen, "a %s is under way already", ask->slot == -1 ?
+	    "rebalance" : ask->failback ? "failback to this backend" :
+	    "flush of this backend");
+}
+
+int
+move_job_check(struct roost *rs, long slot, int failback, long long max,
+    long long rate, struct move_job_ask *ask, int *status, char *err,
+    size_t errlen)
+{
+	struct move_job *j;
+
+	memset(ask, 0, sizeof(*ask));
+	ask->slot = slot;
+	ask->failback = failback;
+	ask->max = max;
+	ask->rate = rate;
+	ask->held = role_held(rs, ROLE_MOVES);
+	snprintf(ask->kind, sizeof(ask->kind), "%s", failback ? "failback" :
+	    slot != -1 ? "flush" : "rebalance");
+	if (slot != -1)
+		snprintf(ask->backend, sizeof(ask->backend), "%s",
+		    rs->backends[slot]->name);
+	TAILQ_FOREACH(j, &rs->moves->jobs, entry)
+		if (j->slot == slot) {
+			*status = 409;
+			move_job_dup(ask, err, errlen);
+			return -1;
+		}
+	return 0;
+}
+
+int
+move_job_write(struct store_tx *tx, struct move_job_ask *ask)
+{
+	struct store *st = tx->st;
+	struct store_job sj;
+
+	memset(&sj, 0, sizeof(sj));
+	sj.kind = ask->kind;
+	sj.backend = ask->backend;
+	/* Another instance runs the jobs: ask the store what runs. */
+	if (!ask->held) {
+		switch (job_stored_in(st, &sj)) {
+		case 1:
+			ask->dup = 1;
+			/* FALLTHROUGH */
+		case -1:
+			return -1;
+		}
+	}
+	sj.max = ask->max;
+	sj.rate = ask->rate;
+	sj.created = now_sec();
+	if (store_job_insert(tx, &sj) == -1)
+		return -1;
+	ask->id = sj.id;
+	return 0;
+}
+
+struct move_job *
+move_job_stored(struct roost *rs, const struct move_job_ask *ask,
+    int *status, char *err, size_t errlen)
+{
+	struct move_job *j;
+	long slot = -1;
+
+	/* What the feed or the moves scan brought meanwhile: the backend
+	 * gone, or such a job taken up already.  The stored one ends. */
+	if (ask->slot != -1 && (slot = state_backend_find(rs,
+	    ask->backend)) == -1) {
+		*status = 409;
+		snprintf(err, errlen, "backend %s was removed meanwhile",
+		    ask->backend);
+		goto gone;
+	}
+	TAILQ_FOREACH(j, &rs->moves->jobs, entry)
+		if (j->slot == slot) {
+			*status = 409;
+			move_job_dup(ask, err, errlen);
+			goto gone;
+		}
+	j = job_new(rs, slot, ask->failback, ask->max, ask->rate);
+	j->id = ask->id;
+	if (!ask->held || !role_held(rs, ROLE_MOVES)) {
+		/* Kept only for the caller's answer: the holder runs it. */
+		TAILQ_REMOVE(&rs->moves->jobs, j, entry);
+		TAILQ_INSERT_TAIL(&rs->moves->handed_jobs, j, entry);
+		log_info("%s%s%s stored for the instance that runs moves",
+		    ask->kind, ask->slot != -1 ? " of " : "", ask->backend);
+		return j;
+	}
+	log_info("%s%s%s started", ask->kind, ask->slot != -1 ? " of " : "",
+	    ask->backend);
+	event_active(rs->moves->tick, EV_TIMEOUT, 0);
+	return j;
+gone:
+	if (store_job_state(store_auto(rs->store), ask->id, "done", 0) == -1)
+		log_warnx("job %lld: end not stored: %s", (long long)ask->id,
+		    store_error(rs->store));
+	return NULL;
+}
+
+/* The same on the loop's own session: automatic failback (health.c). */
 struct move_job *
 move_job_start(struct roost *rs, long slot, int failback, long long max,
     long long rate, int *status, char *err, size_t errlen)
 {
 	struct store *st = rs->store;
+	struct move_job_ask ask;
 	struct store_tx *tx;
-	struct store_job sj;
-	struct move_job *j;
 	char detail[160];
 
-	memset(&sj, 0, sizeof(sj));
-	sj.kind = failback ? "failback" : slot != -1 ? "flush" : "rebalance";
-	sj.backend = slot != -1 ? rs->backends[slot]->name : "";
-	TAILQ_FOREACH(j, &rs->moves->jobs, entry)
-		if (j->slot == slot)
-			goto dup;
-	/* Another instance runs the jobs: ask the store what runs. */
-	if (!role_held(rs, ROLE_MOVES)) {
-		switch (job_stored(rs, &sj)) {
-		case 1:
-			goto dup;
-		case -1:
-			*status = store_http_status(st);
-			snprintf(err, errlen, "the running jobs could not be "
-			    "read; nothing was changed");
-			log_warnx("%s: %s", sj.kind, store_error(st));
-			return NULL;
-		}
-	}
-	sj.max = max;
-	sj.rate = rate;
-	sj.created = now_sec();
+	if (move_job_check(rs, slot, failback, max, rate, &ask, status, err,
+	    errlen) == -1)
+		return NULL;
 	snprintf(detail, sizeof(detail), "{\"max\":%lld,\"rate\":%lld}", max,
 	    rate);
 	if ((tx = store_begin(st, STORE_TX_ADMIN)) == NULL ||
-	    store_job_insert(tx, &sj) == -1 ||
+	    move_job_write(tx, &ask) == -1 ||
 	    store_audit_add(tx, "admin", failback ? "backend.failback" :
-	    slot != -1 ? "backend.flush" : "rebalance", sj.backend,
+	    slot != -1 ? "backend.flush" : "rebalance", ask.backend,
 	    detail) == -1 ||
 	    store_commit(tx) == -1) {
 		if (tx != NULL)
 			store_rollback(tx);
+		if (ask.dup) {
+			*status = 409;
+			move_job_dup(&ask, err, errlen);
+			return NULL;
+		}
 		*status = store_http_status(st);
 		snprintf(err, errlen, "the job could not be stored; nothing was "
 		    "changed");
-		log_warnx("%s: %s", sj.kind, store_error(st));
+		log_warnx("%s: %s", ask.kind, store_error(st));
 		return NULL;
 	}
-	j = job_new(rs, slot, failback, max, rate);
-	j->id = sj.id;
-	if (!role_held(rs, ROLE_MOVES)) {
-		/* Kept only for the caller's answer: the holder runs it. */
-		TAILQ_REMOVE(&rs->moves->jobs, j, entry);
-		TAILQ_INSERT_TAIL(&rs->moves->handed_jobs, j, entry);
-		log_info("%s%s%s stored for the instance that runs moves",
-		    sj.kind, slot != -1 ? " of " : "", sj.backend);
-		return j;
-	}
-	log_info("%s%s%s started", sj.kind, slot != -1 ? " of " : "",
-	    sj.backend);
-	event_active(rs->moves->tick, EV_TIMEOUT, 0);
-	return j;
-dup:
-	*status = 409;
-	snprintf(err, errlen, "a %s is under way already", slot == -1 ?
-	    "rebalance" : failback ? "failback to this backend" :
-	    "flush of this backend");
-	return NULL;
+	return move_job_stored(rs, &ask, status, err, errlen);
 }
 
 /* Taking up stored work: at start, or when the role moves is gained. */

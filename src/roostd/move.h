@@ -21,6 +21,7 @@ struct roost;
 struct umap_entry;
 struct evhttp_request;
 struct move;
+struct store_tx;
 
 /* Start the engine and take up the moves a previous run left open (when
  * this instance holds the role moves, role.h). */
@@ -33,15 +34,22 @@ void	 move_role(struct roost *, int held);
 void	 move_changed_elsewhere(struct roost *, const char *user);
 
 /*
- * Queue a move of the user of e to backend slot `to`.  reason names what
- * asked for it ("move", "pin", ...); pin: the user ends pinned.  When req
- * is not NULL it is answered when the move is over: 200 and the user
- * object, or 409 with why it failed.  On refusal returns NULL with an HTTP
- * status, the offending field and a message.
+ * An admin's move of the user of e to backend slot `to`, in three steps
+ * (the admin lane's, api.c): move_check() decides on the loop: the move,
+ * not stored yet, or NULL with an HTTP status, the offending field and a
+ * message.  reason names what asked for it ("move", "pin"); pin: the user
+ * ends pinned.  move_write() stores its row in the lane's transaction
+ * (store calls only).  Then, on the loop, move_stored() queues it (or
+ * hands it to the instance that runs moves), and when req is not NULL
+ * answers it when the move is over: 200 and the user object, or 409 with
+ * why it failed; move_unstored() frees a move that was not stored.
  */
-struct move *move_submit(struct roost *, struct umap_entry *e, long to,
-	    const char *reason, int pin, struct evhttp_request *req,
-	    int *status, const char **field, char *err, size_t errlen);
+struct move *move_check(struct roost *, struct umap_entry *e, long to,
+	    const char *reason, int pin, int *status, const char **field,
+	    char *err, size_t errlen);
+int	 move_write(struct store_tx *, struct move *);
+void	 move_stored(struct move *, struct evhttp_request *req);
+void	 move_unstored(struct move *);
 
 /* A lookup of a user that is moving: answered when the move is over. */
 void	 move_park(struct roost *, struct umap_entry *,
@@ -61,6 +69,32 @@ struct move_job;
 struct move_job *move_job_start(struct roost *, long slot, int failback,
 	    long long max, long long rate, int *status, char *err,
 	    size_t errlen);
+/*
+ * The same for an admin, in the admin lane's three steps (as move_check):
+ * move_job_check() on the loop (0, or -1 with status and err),
+ * move_job_write() in the lane's transaction (store calls only; -1 with
+ * ask->dup set when the store has such a job running already), then
+ * move_job_stored() on the loop: the job, started or handed on.
+ */
+struct move_job_ask {
+	long		 slot;
+	int		 failback;
+	long long	 max, rate;
+	int		 held;		/* this instance runs the moves */
+	char		 kind[16];
+	char		 backend[BACKEND_NAME_MAX + 1];
+	int64_t		 id;
+	int		 dup;
+};
+int	 move_job_check(struct roost *, long slot, int failback,
+	    long long max, long long rate, struct move_job_ask *, int *status,
+	    char *err, size_t errlen);
+int	 move_job_write(struct store_tx *, struct move_job_ask *);
+struct move_job *move_job_stored(struct roost *, const struct move_job_ask *,
+	    int *status, char *err, size_t errlen);
+/* Why move_job_write found a job like it: "a flush of this backend is
+ * under way already", for a 409. */
+void	 move_job_dup(const struct move_job_ask *, char *err, size_t errlen);
 json_t	*move_job_json(const struct move_job *);
 json_t	*move_jobs_json(const struct roost *);
 
@@ -73,8 +107,8 @@ json_t	*move_json(const struct move *);
 int64_t	 move_id(const struct move *);
 /* Moves queued or under way now. */
 size_t	 move_open_count(const struct roost *);
-/* The steps noted for the store are there when this returns (within the
- * store's bound): for a reader of the store's moves (the API). */
-void	 move_steps_land(struct roost *);
+/* 1 when every step noted so far is in the store; else 0, and they are
+ * sent without the loop waiting. */
+int	 move_steps_settled(struct roost *);
 
 #endif

@@ -2309,16 +2309,10 @@ time_or_null(int64_t t)
 	return t > 0 ? json_integer((json_int_t)t) : json_null();
 }
 
-struct user_get {
-	struct store_repl	 sr;
-	char			*error;
-	int			 found;
-};
-
 static int
 got_user(const struct store_repl *sr, void *arg)
 {
-	struct user_get *g = arg;
+	struct repl_user_row *g = arg;
 
 	g->sr = *sr;
 	g->sr.user = NULL;
@@ -2328,21 +2322,33 @@ got_user(const struct store_repl *sr, void *arg)
 	return 0;
 }
 
+int
+repl_user_read(struct store *st, const char *key, struct repl_user_row *g)
+{
+	memset(g, 0, sizeof(*g));
+	return st->ops->repl_get(st, key, got_user, g);
+}
+
+void
+repl_user_row_clear(struct repl_user_row *g)
+{
+	free(g->error);
+	g->error = NULL;
+}
+
 json_t *
-repl_user_json(struct roost *rs, struct umap_entry *e)
+repl_user_json(struct roost *rs, struct umap_entry *e,
+    const struct repl_user_row *row)
 {
 	struct repl *r = rs->repl;
 	struct ritem *it = item_find(r, e->key, e->keylen);
-	struct user_get g;
+	const struct repl_user_row g = *row;
 	const struct backend *q = slot_backend(rs, e->replica);
 	const char *st = "idle", *err;
 	int64_t now = now_msec();
 	json_t *o;
 	int p;
 
-	memset(&g, 0, sizeof(g));
-	if (rs->store->ops->repl_get(rs->store, e->key, got_user, &g) == -1)
-		return NULL;
 	p = it == NULL ? -1 : it->sync != NULL ? it->taken : it->prio;
 	if (it != NULL) {
 		if (it->sync != NULL)
@@ -2374,7 +2380,6 @@ repl_user_json(struct roost *rs, struct umap_entry *e)
 	    "last_success", time_or_null(g.sr.last_ok),
 	    "last_error", *err ? json_string(err) : json_null(),
 	    "failures", it != NULL ? (int)it->fails : g.sr.fails);
-	free(g.error);
 	if (o == NULL)
 		fatalx("json_pack");
 	if (it != NULL && it->sync == NULL && it->prio >= 0 && it->due > now)

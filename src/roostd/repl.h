@@ -18,6 +18,8 @@
 
 #include <jansson.h>
 
+#include "store.h"
+
 struct roost;
 struct umap_entry;
 struct evhttp_request;
@@ -107,7 +109,18 @@ void	repl_run_cancel(struct repl_run *);
 
 /* GET /v1/replication, GET /v1/replication/users/{user}: new references. */
 json_t	*repl_status_json(struct roost *);
-json_t	*repl_user_json(struct roost *, struct umap_entry *);
+/* A user's stored replication record, read by the admin lane with its
+ * own store (store calls only); repl_user_json adds what memory has. */
+struct repl_user_row {
+	struct store_repl	 sr;
+	char			*error;
+	int			 found;
+};
+int	 repl_user_read(struct store *, const char *user,
+	    struct repl_user_row *);
+void	 repl_user_row_clear(struct repl_user_row *);
+json_t	*repl_user_json(struct roost *, struct umap_entry *,
+	    const struct repl_user_row *);
 
 /* Is the user's replica up to date enough to fail over to? */
 int	repl_can_fail_over(const struct roost *, const struct umap_entry *);

@@ -34,6 +34,7 @@ struct events;
 struct repl;
 struct feed;
 struct roles;
+struct store_lane;
 
 struct roost {
 	struct event_base	*base;
@@ -60,6 +61,7 @@ struct roost {
 	struct repl		 *repl;		/* the replication queue */
 	struct feed		 *feed;		/* others' changes (PostgreSQL) */
 	struct roles		 *roles;	/* singleton work held (role.c) */
+	struct store_lane	 *lane;		/* admin work off the loop */
 	struct event		 *touch_ev;
 	int64_t			  started;
 };

@@ -30,8 +30,8 @@ static const struct {
 	{ "postgresql:", &store_pg_ops },
 };
 
-struct store *
-store_open(const char *url, char *err, size_t errlen)
+static struct store *
+open_as(const char *url, int lane, char *err, size_t errlen)
 {
 	struct store *st;
 	size_t i, len;
@@ -45,6 +45,7 @@ store_open(const char *url, char *err, size_t errlen)
 		st->tx.st = st;
 		st->none.st = st;
 		st->none.autocommit = 1;
+		st->lane = lane;
 		if (st->ops->open(st, url + len) == -1) {
 			snprintf(err, errlen, "%s store: %s", st->ops->name,
 			    st->err);
@@ -56,6 +57,18 @@ store_open(const char *url, char *err, size_t errlen)
 	snprintf(err, errlen, "unknown store type (expected sqlite:PATH or "
 	    "postgresql:CONNINFO)");
 	return NULL;
+}
+
+struct store *
+store_open(const char *url, char *err, size_t errlen)
+{
+	return open_as(url, 0, err, errlen);
+}
+
+struct store *
+store_open_lane(const char *url, char *err, size_t errlen)
+{
+	return open_as(url, 1, err, errlen);
 }
 
 void

@@ -478,6 +478,7 @@ struct store {
 	enum store_err		 errclass;	/* of the last error */
 	struct store_tx		 tx;		/* the one store_begin opens */
 	struct store_tx		 none;		/* store_auto()'s */
+	int			 lane;		/* store_open_lane()'s */
 	/* A commit sent by store_commit_send, or a claim sent by
 	 * store_role_claim_send, until its answer. */
 	struct event		*flight;
@@ -492,6 +493,9 @@ extern const struct store_ops	store_sqlite_ops;
 
 /* "sqlite:/path/file.db" -> an open store, or NULL with err filled. */
 struct store	*store_open(const char *url, char *err, size_t errlen);
+/* The same for the admin lane (store_lane.c): a session of its own, which
+ * the server lists as application "roostd-admin". */
+struct store	*store_open_lane(const char *url, char *err, size_t errlen);
 void		 store_free(struct store *);
 const char	*store_error(const struct store *);
 /* Opens a transaction (flags: STORE_TX_*): its handle, or NULL (the error

@@ -565,6 +565,7 @@ struct pg_store {
 	int		 tx_failed;	/* begin() or commit() failed: none open */
 	int		 resetting;	/* a reconnect thread runs */
 	char		*spec;		/* the connection string */
+	const char	*appname;	/* application_name, unless spec says */
 	pthread_t	 rc_thread;
 	atomic_int	 rc_done;	/* it has set rc_conn */
 	PGconn		*rc_conn;	/* what it made, for the loop to take */
@@ -643,10 +644,11 @@ set_msg(struct store *st, const char *what, const char *msg)
 static void
 origin_renew(struct pg_store *ps)
 {
-	static unsigned	 gen;
+	static unsigned	 gen;	/* the admin lane's thread renews too */
 
 	snprintf(ps->origin, sizeof(ps->origin), "%ld-%llx-%u", (long)getpid(),
-	    (unsigned long long)now_msec(), ++gen);
+	    (unsigned long long)now_msec(), __atomic_add_fetch(&gen, 1,
+	    __ATOMIC_RELAXED));
 }
 
 /*
@@ -963,7 +965,8 @@ reconnect_run(void *arg)
 	struct pg_store *ps = arg;
 	const char *keys[] = { "connect_timeout", "application_name",
 	    "dbname", NULL };
-	const char *vals[] = { CONNECT_TIMEOUT_S, "roostd", ps->spec, NULL };
+	const char *vals[] = { CONNECT_TIMEOUT_S, ps->appname, ps->spec,
+	    NULL };
 
 	ps->rc_conn = PQconnectdbParams(keys, vals, 1);
 	atomic_store(&ps->rc_done, 1);
@@ -1639,7 +1642,7 @@ pg_open(struct store *st, const char *spec)
 	/* Defaults first: the string's own settings override them. */
 	const char *keys[] = { "connect_timeout", "application_name",
 	    "dbname", NULL };
-	const char *vals[] = { CONNECT_TIMEOUT_S, "roostd", spec, NULL };
+	const char *vals[] = { CONNECT_TIMEOUT_S, NULL, spec, NULL };
 
 	if (spec == NULL || spec[0] == '\0') {
 		store_set_error(st, "no connection string given "
@@ -1649,6 +1652,8 @@ pg_open(struct store *st, const char *spec)
 	ps = xcalloc(1, sizeof(*ps));
 	st->impl = ps;
 	ps->spec = xstrdup(spec);
+	ps->appname = st->lane ? "roostd-admin" : "roostd";
+	vals[1] = ps->appname;
 	/* Unique enough among the instances of one store: pid and time. */
 	origin_renew(ps);
 	ps->conn = PQconnectdbParams(keys, vals, 1);
