@@ -108,6 +108,8 @@ struct feed {
 	int64_t		 lag_ms;	/* commit to applied, of the last */
 	uint64_t	 applied, reloads, reconnects;
 	uint64_t	 pruned_at;	/* mono ms */
+	int		 pruning;	/* a prune is in the admin lane */
+	int		 lane_pass;	/* a pass's read is in the lane */
 	char		**moving;	/* users another instance moves */
 	size_t		 nmoving;
 	struct change	*batch;		/* of the pass under way */
@@ -804,6 +806,85 @@ feed_send(struct feed *f, char *sql, int phase)
  * come (feed_read_done): the loop never waits for it.  Without that
  * connection, through the store, within its bound.
  */
+/*
+ * A pass while the feed's connection is down: its two reads go through
+ * the admin lane's session (a read that waits on a lock or a hung server
+ * must not hold the loop), and are planned and applied here between.
+ */
+struct lane_read {
+	struct lane_job	 job;		/* first */
+	struct feed	*f;
+	int		 phase;		/* READ_CHANGES, READ_ROWS */
+	char		*sql;
+	size_t		 n;
+	PGresult	*res[STORE_FEED_PARTS];
+};
+
+static void	lane_read_give(struct feed *, int, char *, size_t);
+
+static int
+lane_read_prepare(struct lane_job *job)
+{
+	(void)job;
+	return 0;
+}
+
+static int
+lane_read_run(struct store *st, struct lane_job *job)
+{
+	struct lane_read *lr = (struct lane_read *)job;
+
+	return store_pg_feed_read(st, lr->sql, lr->n, lr->res);
+}
+
+static void
+lane_read_done(struct lane_job *job)
+{
+	struct lane_read *lr = (struct lane_read *)job;
+	struct feed *f = lr->f;
+	int rc = job->rc;
+
+	f->lane_pass = 0;
+	if (rc == -1)
+		store_set_error(f->rs->store, "%s", job->err);
+	else if (lr->phase == READ_CHANGES) {
+		rc = pass_plan(f, lr->res[0]);
+		if (rc == 0 && f->pass.nparts > 0) {
+			lane_read_give(f, READ_ROWS, store_pg_feed_rows_sql(
+			    f->pass.after, f->pass.upto, f->pass.parts),
+			    f->pass.nparts);
+			goto done;
+		}
+		if (rc == 0)
+			rc = pass_apply(f, lr->res);
+		else if (rc == 1)
+			rc = 0;
+	} else
+		rc = pass_apply(f, lr->res);
+	feed_applied(f, rc);
+done:
+	results_clear(lr->res, lr->n);
+	free(lr->sql);
+	free(lr);
+}
+
+static void
+lane_read_give(struct feed *f, int phase, char *sql, size_t n)
+{
+	struct lane_read *lr = xcalloc(1, sizeof(*lr));
+
+	lr->f = f;
+	lr->phase = phase;
+	lr->sql = sql;
+	lr->n = n;
+	lr->job.what = "feed read";
+	lr->job.prepare = lane_read_prepare;
+	lr->job.run = lane_read_run;
+	lr->job.done = lane_read_done;
+	f->lane_pass = 1;
+	store_lane_give(f->rs->lane, &lr->job);
+}
+
 static void
 feed_pass(struct feed *f)
 {
@@ -813,6 +894,10 @@ feed_pass(struct feed *f)
 	size_t n;
 	int rc;
 
+	if (f->lane_pass) {
+		f->owed = 1;		/* after the one in the lane */
+		return;
+	}
 	f->behind = 0;
 	if (f->state == F_READY) {
 		if (f->busy) {
@@ -823,6 +908,12 @@ feed_pass(struct feed *f)
 		    READ_CHANGES);
 		return;
 	}
+	if (f->rs->lane != NULL) {
+		lane_read_give(f, READ_CHANGES, store_pg_feed_changes_sql(
+		    f->last, FEED_BATCH), 1);
+		return;
+	}
+	/* Before the loop runs (the first pass at start): here. */
 	if (store_flying(st)) {
 		struct timeval y = { 0, FEED_YIELD_MS * 1000 };
 
@@ -924,11 +1015,59 @@ on_pass(evutil_socket_t fd, short what, void *arg)
 	feed_pass(arg);
 }
 
+/* Pruning old changes: a DELETE that may wait on locks and a busy
+ * disk, so it goes through the admin lane, not the loop's session. */
+struct prune {
+	struct lane_job	 job;		/* first */
+	struct feed	*f;
+};
+
+static int
+prune_prepare(struct lane_job *job)
+{
+	(void)job;
+	return 0;
+}
+
+static int
+prune_run(struct store *st, struct lane_job *job)
+{
+	(void)job;
+	return store_change_prune(store_auto(st), FEED_RETAIN_MS);
+}
+
+static void
+prune_done(struct lane_job *job)
+{
+	struct prune *p = (struct prune *)job;
+
+	if (job->rc == -1)
+		log_debug("feed: prune: %s", job->err);
+	p->f->pruning = 0;
+	free(p);
+}
+
+static void
+prune_start(struct feed *f)
+{
+	struct prune *p;
+
+	if (f->pruning || f->rs->lane == NULL)
+		return;
+	p = xcalloc(1, sizeof(*p));
+	p->f = f;
+	p->job.what = "feed prune";
+	p->job.prepare = prune_prepare;
+	p->job.run = prune_run;
+	p->job.done = prune_done;
+	f->pruning = 1;
+	store_lane_give(f->rs->lane, &p->job);
+}
+
 static void
 on_tick(evutil_socket_t fd, short what, void *arg)
 {
 	struct feed *f = arg;
-	struct store *st = f->rs->store;
 	uint64_t now = now_msec_mono();
 
 	(void)fd;
@@ -938,8 +1077,7 @@ on_tick(evutil_socket_t fd, short what, void *arg)
 		feed_pass(f);
 	if (now - f->pruned_at >= FEED_PRUNE_MS) {
 		f->pruned_at = now;
-		if (store_change_prune(store_auto(st), FEED_RETAIN_MS) == -1)
-			log_debug("feed: prune: %s", store_error(st));
+		prune_start(f);
 	}
 }
 
