@@ -58,6 +58,7 @@
 #include "repl.h"
 #include "role.h"
 #include "roostd.h"
+#include "store_lane.h"
 #include "util.h"
 #include "xmalloc.h"
 
@@ -164,6 +165,8 @@ struct move_job {
 						 * for them yet */
 	uint64_t		 t0;
 	unsigned		 open;		/* its moves not over */
+	int			 pulling;	/* moves on their way to the
+						 * store (struct pull) */
 	int			 done;
 };
 
@@ -1153,18 +1156,100 @@ job_end(struct roost *rs, struct move_job *j)
 	free(j);
 }
 
-/* Make up to room moves for a job, in one store transaction. */
+/*
+ * A job's moves on their way to the store, in one transaction with the
+ * job's count, through the admin lane: a flush of a large backend stores
+ * moves all along, and none of those commits may hold the loop.  Until
+ * they are stored the job pulls no more; once they are, they queue.
+ */
+struct pull {
+	struct lane_job		 job;		/* first */
+	struct roost		*rs;
+	int64_t			 job_id;
+	long long		 made;		/* the job's count with them */
+	struct move		**moves;
+	size_t			 n;
+};
+
+static int
+pull_prepare(struct lane_job *job)
+{
+	(void)job;
+	return 0;
+}
+
+static int
+pull_run(struct store *st, struct lane_job *job)
+{
+	struct pull *p = (struct pull *)job;
+	struct store_tx *tx;
+	size_t i;
+
+	if ((tx = store_begin(st, STORE_TX_ADMIN)) == NULL)
+		return -1;
+	for (i = 0; i < p->n; i++)
+		if (move_write(tx, p->moves[i]) == -1)
+			goto fail;
+	if (store_job_state(tx, p->job_id, "running", p->made) == -1 ||
+	    store_commit(tx) == -1)
+		goto fail;
+	return 0;
+fail:
+	store_rollback(tx);
+	return -1;
+}
+
+static void
+pull_done(struct lane_job *job)
+{
+	struct pull *p = (struct pull *)job;
+	struct roost *rs = p->rs;
+	struct moves *mv = rs->moves;
+	struct move_job *j;
+	size_t i;
+
+	TAILQ_FOREACH(j, &mv->jobs, entry)
+		if (j->id == p->job_id)
+			break;
+	if (j != NULL)
+		j->pulling = 0;
+	if (job->rc == -1 || j == NULL || !mv->held) {
+		/* Not stored: the job pulls them again.  Stored, but the
+		 * job or the role went meanwhile: the holder's moves scan
+		 * takes them up from the store. */
+		if (job->rc == -1)
+			log_debug("job %lld: moves not stored yet: %s",
+			    (long long)p->job_id, job->err);
+		for (i = 0; i < p->n; i++)
+			move_destroy(p->moves[i]);
+	} else {
+		for (i = 0; i < p->n; i++) {
+			p->moves[i]->job = j;
+			j->open++;
+			TAILQ_INSERT_TAIL(&mv->queue, p->moves[i], entry);
+			mv->nqueued++;
+		}
+		j->made += (long long)p->n;
+		j->sweep_made += p->n;
+	}
+	free(p->moves);
+	free(p);
+	if (mv->tick != NULL)
+		event_active(mv->tick, EV_TIMEOUT, 0);
+}
+
+/* Make up to room moves for a job; they are stored, then queued (struct
+ * pull).  Returns how many are on their way. */
 static size_t
 job_pull(struct roost *rs, struct move_job *j, size_t room)
 {
-	struct store *st = rs->store;
-	struct store_tx *tx = NULL;
 	struct job_scan js;
-	struct store_move sm;
-	struct move **made;
+	struct pull *p;
 	size_t i, seen, slots = umap_slots(rs->users);
 	long long allowed;
 
+	if (j->pulling)
+		return 0;
 	if (j->max > 0 && j->made >= j->max) {
 		/* Its last moves are under way; over when they are. */
 		if (j->open == 0)
@@ -1190,46 +1275,25 @@ job_pull(struct roost *rs, struct move_job *j, size_t room)
 	seen = umap_scan(rs->users, &j->cursor, JOB_SCAN_SLOTS, job_scan_one,
 	    &js);
 	j->swept += seen;
-	made = xcalloc(js.n + 1, sizeof(*made));
-	if (js.n > 0 && (tx = store_begin(st, STORE_TX_ADMIN)) == NULL)
-		goto busy;
-	for (i = 0; i < js.n; i++) {
-		made[i] = move_new(rs, js.found[i]->key, js.found[i]->keylen,
-		    (long)js.found[i]->backend, js.to[i], job_kind(j), 0);
-		memset(&sm, 0, sizeof(sm));
-		sm.user = made[i]->user;
-		sm.from = made[i]->from_name;
-		sm.to = made[i]->to_name;
-		sm.reason = made[i]->reason;
-		sm.state = "queued";
-		sm.created = made[i]->created;
-		if (store_move_insert(tx, &sm) == -1) {
-			store_rollback(tx);
-			goto busy;
-		}
-		made[i]->id = sm.id;
+	if (js.n > 0) {
+		p = xcalloc(1, sizeof(*p));
+		p->rs = rs;
+		p->job_id = j->id;
+		p->made = j->made + (long long)js.n;
+		p->n = js.n;
+		p->moves = xcalloc(js.n, sizeof(*p->moves));
+		for (i = 0; i < js.n; i++)
+			p->moves[i] = move_new(rs, js.found[i]->key,
+			    js.found[i]->keylen, (long)js.found[i]->backend,
+			    js.to[i], job_kind(j), 0);
+		p->job.what = "job moves";
+		p->job.prepare = pull_prepare;
+		p->job.run = pull_run;
+		p->job.done = pull_done;
+		j->pulling = 1;
+		store_lane_give(rs->lane, &p->job);
 	}
-	if (js.n > 0 && (store_job_state(tx, j->id, "running",
-	    j->made + (long long)js.n) == -1 || store_commit(tx) == -1)) {
-		store_rollback(tx);
-		goto busy;
-	}
-	for (i = 0; i < js.n; i++) {
-		made[i]->job = j;
-		j->open++;
-		TAILQ_INSERT_TAIL(&rs->moves->queue, made[i], entry);
-		rs->moves->nqueued++;
-	}
-	j->made += (long long)js.n;
-	j->sweep_made += js.n;
-	goto done;
-busy:
-	log_debug("job %lld: moves not stored yet: %s", (long long)j->id,
-	    store_error(st));
-	for (i = 0; i < js.n; i++)
-		free(made[i]);
-	js.n = 0;
-done:
+
 	/* A whole sweep that found nobody, and nothing of it still moving:
 	 * done (a sweep that made moves is followed by another, so users
 	 * the map's growth skipped past are found too). */
@@ -1244,7 +1308,6 @@ done:
 		j->sweep_made = 0;
 		j->sweep_waiting = 0;
 	}
-	free(made);
 	free(js.found);
 	free(js.to);
 	return js.n;

@@ -684,6 +684,62 @@ def lookups_timed(r, users, where, stop, answers, wrong):
         c.close()
 
 
+def flush_under_slow_commits(r, pg, fakes, key, slow_s, events, when,
+                             n=12, edge_s=0.05):
+    """A flush of n users from b1 to b2 (roostd r on PostgreSQL pg, fake
+    doveadm APIs fakes for b1, b2 and proxy p1 with key) while commits
+    that write a row of moves (events, when: as slow_commit) sleep slow_s
+    each, and another thread looks known users up.  Checks that every
+    known user kept its backend, every mover ended on b2, every move and
+    the job are done in the store; returns (lookups, slow commits,
+    answers inside a sleep: between its start and end, as PostgreSQL's
+    clock says, edge_s from each edge)."""
+    import threading
+    for i, b in enumerate(("b1", "b2")):
+        r.add_backend(b, "127.0.0.%d" % (11 + i),
+                      doveadm={"url": fakes[b].url, "api_key": key})
+    eq(r.api("POST", "/v1/proxies", {"name": "p1", "doveadm": {
+        "url": fakes["p1"].url, "api_key": key}})[0], 201, "proxy")
+    for i in range(n):
+        eq(r.api("PUT", "/v1/users/" + q("mover%02d" % i),
+                 {"backend": "b1"})[0], 200, "pin to b1")
+    known = ["known%02d" % i for i in range(10)]
+    for u in known:
+        eq(r.api("PUT", "/v1/users/" + q(u), {"backend": "b2"})[0], 200,
+           "pin to b2")
+    where = {u: "b2" for u in known}
+    pg.slow_commit(slow_s, "moves", events, when)
+
+    stop = threading.Event()
+    answers, wrong = [], []
+    th = threading.Thread(target=lookups_timed,
+                          args=(r, known, where, stop, answers, wrong))
+    th.start()
+    try:
+        st, js = r.api("POST", "/v1/backends/b1/flush", {})
+        eq(st, 202, "flush of b1: %r" % (js,))
+        wait_for("b1 empty", lambda: not [
+            u for u in r.all_users("b1") if u["user"].startswith("mover")],
+            seconds=60)
+    finally:
+        stop.set()
+        th.join(30)
+    eq(wrong, [], "known users answered with their backend")
+    ends = wait_for("the slow commits", pg.slow_commit_ends)
+    inside = sum(1 for a in answers for e in ends
+                 if e - slow_s + edge_s < a < e - edge_s)
+    for i in range(n):
+        eq(r.lookup_ok("mover%02d" % i)["backend"], "b2",
+           "mover%02d after the flush" % i)
+    wait_for("every move done in the store", lambda: pg.query(
+        "SELECT count(*) FROM moves WHERE state <> 'done'")[0][0] == "0",
+        seconds=30)
+    wait_for("the job over with its count", lambda: pg.query(
+        "SELECT state, made FROM move_jobs") == [["done", str(n)]],
+        seconds=30)
+    return len(answers), len(ends), inside
+
+
 def store_session_pids(pg):
     """The server processes of the roostd store sessions (not the feed's)
     of cluster pg."""
