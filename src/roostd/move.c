@@ -126,6 +126,8 @@ struct move {
 						 * before the mark was last seen
 						 * on its way (events.c) */
 	int			 ready;		/* to switch at the next pass */
+	int			 switching;	/* its switch is in the admin
+						 * lane (struct switches) */
 	struct repl_run		*sync;		/* a sync of the move, running */
 	int			 presynced;	/* the copy before the kick is done */
 	char			*sync_state;	/* the dsync state it answered */
@@ -199,6 +201,8 @@ struct moves {
 	size_t			 nsteps, csteps;
 	int			 steps_flying;
 	struct event		*steps_ev;
+	int			 switching;	/* a batch of switches in the
+						 * admin lane */
 };
 
 struct step {
@@ -208,6 +212,7 @@ struct step {
 };
 
 #define JOB_SCAN_SLOTS		65536	/* map slots a pass looks at */
+#define MOVE_STEPS_WAIT_MS	3000	/* a switch waits for steps */
 
 static void	move_finish(struct move *, int ok, const char *fmt, ...)
 		    __attribute__((format(printf, 3, 4)));
@@ -672,38 +677,173 @@ move_new_replica(struct roost *rs, const struct move *m,
 	su->failed_over = 0;
 }
 
-static void
-move_set_replica(struct roost *rs, const struct move *m,
-    struct umap_entry *e)
-{
-	long r;
-	int current;
+/*
+ * The switches of the moves that are ready, together: compare and set in
+ * one transaction through the admin lane (the loop does not wait for the
+ * commit), then memory, then the answers.  What is written is copied
+ * here, so that the answer applies what the store has even when the move
+ * went meanwhile (the role lost).
+ */
+struct switch_one {
+	int64_t			 id;
+	char			 user[256];
+	size_t			 len;
+	char			 from[BACKEND_NAME_MAX + 1];
+	char			 to[BACKEND_NAME_MAX + 1];
+	char			 replica[BACKEND_NAME_MAX + 1];
+	int			 replica_current;
+	int			 pin;
+	int64_t			 since;
+	int			 res;		/* 1 switched, 0 the store no
+						 * longer had it on from */
+};
 
-	r = move_replica_after(rs, m, e, &current);
-	e->replica = r >= 0 ? (uint16_t)r : UMAP_NO_BACKEND;
-	e->flags &= ~(UMAP_F_REPL_CURRENT | UMAP_F_FAILED_OVER);
-	if (r >= 0 && current)
-		e->flags |= UMAP_F_REPL_CURRENT;
+struct switches {
+	struct lane_job		 job;		/* first */
+	struct roost		*rs;
+	struct switch_one	*one;
+	size_t			 n;
+};
+
+static int
+switches_prepare(struct lane_job *job)
+{
+	struct switches *sw = (struct switches *)job;
+
+	/* A step of these moves on its way would land after the switch's
+	 * own (done) and overwrite it: it lands first. */
+	if (!move_steps_settled(sw->rs) &&
+	    now_msec_mono() - job->since < MOVE_STEPS_WAIT_MS)
+		return LANE_NOT_YET;
+	return 0;
 }
 
-/* Store first (compare and set), then memory, then the answers. */
+static int
+switches_run(struct store *st, struct lane_job *job)
+{
+	struct switches *sw = (struct switches *)job;
+	struct store_tx *tx;
+	struct store_move sm;
+	struct store_user su;
+	struct switch_one *o;
+	size_t i;
+
+	if ((tx = store_begin(st, STORE_TX_ADMIN)) == NULL)
+		return -1;
+	for (i = 0; i < sw->n; i++) {
+		o = &sw->one[i];
+		memset(&sm, 0, sizeof(sm));
+		sm.id = o->id;
+		sm.user = o->user;
+		sm.from = o->from;
+		sm.to = o->to;
+		memset(&su, 0, sizeof(su));
+		su.user = o->user;
+		su.pinned = o->pin;
+		su.since = o->since;
+		su.replica = o->replica[0] != '\0' ? o->replica : NULL;
+		su.replica_current = o->replica_current;
+		if ((o->res = store_move_switch(tx, &sm, &su)) == -1) {
+			store_rollback(tx);
+			return -1;
+		}
+	}
+	return store_commit(tx);
+}
+
+static struct move *
+active_find(struct moves *mv, int64_t id)
+{
+	struct move *m;
+
+	TAILQ_FOREACH(m, &mv->active, entry)
+		if (m->id == id)
+			return m;
+	return NULL;
+}
+
+/* Memory as the store has it after the switch of o. */
+static void
+switch_apply(struct roost *rs, const struct switch_one *o)
+{
+	struct umap_entry *e;
+	long to, r;
+
+	if ((e = umap_get(rs->users, o->user, o->len)) == NULL ||
+	    (to = state_backend_find(rs, o->to)) == -1)
+		return;
+	r = o->replica[0] != '\0' ? state_backend_find(rs, o->replica) : -1;
+	e->replica = r >= 0 ? (uint16_t)r : UMAP_NO_BACKEND;
+	e->flags &= ~(UMAP_F_REPL_CURRENT | UMAP_F_FAILED_OVER);
+	if (r >= 0 && o->replica_current)
+		e->flags |= UMAP_F_REPL_CURRENT;
+	state_user_assign(rs, e, (uint16_t)to);
+	e->pinned = o->pin != 0;
+	e->since = (uint32_t)o->since;
+	repl_pair_changed(rs, e);
+}
+
+static void
+switches_done(struct lane_job *job)
+{
+	struct switches *sw = (struct switches *)job;
+	struct roost *rs = sw->rs;
+	struct moves *mv = rs->moves;
+	struct switch_one *o;
+	struct move *m;
+	size_t i;
+
+	mv->switching = 0;
+	if (job->rc == -1)
+		/* Tried again at the next pass, until each move's
+		 * deadline. */
+		log_debug("%zu move switches not written yet: %s", sw->n,
+		    job->err);
+	for (i = 0; i < sw->n; i++) {
+		o = &sw->one[i];
+		m = active_find(mv, o->id);
+		if (m != NULL)
+			m->switching = 0;
+		if (job->rc == -1)
+			continue;
+		if (o->res == 0) {
+			if (m != NULL) {
+				snprintf(m->error, sizeof(m->error), "the store "
+				    "no longer has the user on %s", o->from);
+				move_finish(m, 0, NULL);
+			}
+			continue;
+		}
+		switch_apply(rs, o);
+		if (m != NULL) {
+			m->state = MOVE_DONE;
+			move_finish(m, 1, NULL);
+		}
+	}
+	free(sw->one);
+	free(sw);
+	if (mv->tick != NULL)
+		event_active(mv->tick, EV_TIMEOUT, 0);
+}
+
 static void
 move_commit_ready(struct roost *rs)
 {
 	struct moves *mv = rs->moves;
-	struct store *st = rs->store;
-	struct store_tx *tx;
-	struct move *m, *next, **batch = NULL;
+	struct move *m, *next;
 	struct umap_entry *e;
-	struct store_move sm;
 	struct store_user su;
+	struct switches *sw;
+	struct switch_one *o;
 	int64_t now = now_sec();
-	size_t n = 0, i;
-	int *res = NULL;
 
+	if (mv->switching)
+		return;
+	sw = xcalloc(1, sizeof(*sw));
+	sw->rs = rs;
 	for (m = TAILQ_FIRST(&mv->active); m != NULL; m = next) {
 		next = TAILQ_NEXT(m, entry);
-		if (!m->ready)
+		if (!m->ready || m->switching)
 			continue;
 		e = umap_get(rs->users, m->user, m->len);
 		if (e == NULL || e->backend != m->from) {
@@ -716,62 +856,37 @@ move_commit_ready(struct roost *rs)
 			move_finish(m, 0, "backend %s is gone", m->to_name);
 			continue;
 		}
-		batch = xreallocarray(batch, n + 1, sizeof(*batch));
-		batch[n++] = m;
 		/* The switch stores its own step (done), the newest: an
 		 * older one noted and not sent yet must not follow it. */
 		steps_forget(mv, m->id);
-	}
-	if (n == 0)
-		goto done;
-	res = xcalloc(n, sizeof(*res));
-	if ((tx = store_begin(st, STORE_TX_ADMIN)) == NULL)
-		goto busy;
-	for (i = 0; i < n; i++) {
-		m = batch[i];
-		memset(&sm, 0, sizeof(sm));
-		sm.id = m->id;
-		sm.user = m->user;
-		sm.from = m->from_name;
-		sm.to = m->to_name;
-		e = umap_get(rs->users, m->user, m->len);
+		m->switching = 1;
+		sw->one = xreallocarray(sw->one, sw->n + 1, sizeof(*sw->one));
+		o = &sw->one[sw->n++];
+		memset(o, 0, sizeof(*o));
+		o->id = m->id;
+		memcpy(o->user, m->user, m->len + 1);
+		o->len = m->len;
+		snprintf(o->from, sizeof(o->from), "%s", m->from_name);
+		snprintf(o->to, sizeof(o->to), "%s", m->to_name);
 		memset(&su, 0, sizeof(su));
-		su.user = m->user;
-		su.pinned = m->pin;
-		su.since = now;
 		move_new_replica(rs, m, e, &su);
-		if ((res[i] = store_move_switch(tx, &sm, &su)) == -1) {
-			store_rollback(tx);
-			goto busy;
-		}
+		if (su.replica != NULL)
+			snprintf(o->replica, sizeof(o->replica), "%s",
+			    su.replica);
+		o->replica_current = su.replica_current;
+		o->pin = m->pin;
+		o->since = now;
 	}
-	if (store_commit(tx) == -1)
-		goto busy;
-	for (i = 0; i < n; i++) {
-		m = batch[i];
-		if (res[i] == 0) {
-			snprintf(m->error, sizeof(m->error), "the store no "
-			    "longer has the user on %s", m->from_name);
-			move_finish(m, 0, NULL);
-			continue;
-		}
-		e = umap_get(rs->users, m->user, m->len);
-		move_set_replica(rs, m, e);
-		state_user_assign(rs, e, (uint16_t)m->to);
-		e->pinned = m->pin != 0;
-		e->since = (uint32_t)now;
-		repl_pair_changed(rs, e);
-		m->state = MOVE_DONE;
-		move_finish(m, 1, NULL);
+	if (sw->n == 0) {
+		free(sw);
+		return;
 	}
-	goto done;
-busy:
-	/* Tried again at the next pass, until each move's deadline. */
-	log_debug("%zu move switches not written yet: %s", n,
-	    store_error(st));
-done:
-	free(batch);
-	free(res);
+	sw->job.what = "move switches";
+	sw->job.prepare = switches_prepare;
+	sw->job.run = switches_run;
+	sw->job.done = switches_done;
+	mv->switching = 1;
+	store_lane_give(rs->lane, &sw->job);
 }
 
 /* Can the old backend still hold sessions that only its who can show? */
@@ -1386,7 +1501,9 @@ move_tick(evutil_socket_t fd, short what, void *arg)
 				m->waits[j++] = m->waits[i];
 		}
 		m->nwaits = j;
-		if (now >= m->deadline) {
+		/* A switch in the lane ends by itself, within the store's
+		 * bound: the store may have it already. */
+		if (now >= m->deadline && !m->switching) {
 			move_finish(m, 0, "%s after %llds", m->error[0] ?
 			    m->error : "no answer from the kicks",
 			    rs->conf->move_timeout);

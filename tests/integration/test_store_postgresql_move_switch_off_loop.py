@@ -1,0 +1,38 @@
+"""A move's switch goes to PostgreSQL without holding roostd's loop.
+roostd on PostgreSQL with fake doveadm APIs on two backends and a proxy;
+a deferred trigger makes every commit that switches a move (its row set
+done, with the user's row) sleep 0.4 s for each.  A flush of one backend
+switches its users a few at a time while another thread looks known
+users up: lookups are answered inside those commits (a loop waiting for
+the commit could answer none there), every user ends on the other
+backend, and the store shows every move done and the job over with its
+count (roosttest.flush_under_slow_commits)."""
+
+import roosttest as rt
+from roosttest import check
+from fakedoveadm import FakeDoveadm
+
+KEY = "fake-doveadm-key-switch-5120"
+SLOW_S = 0.4
+
+
+def fakes():
+    return {n: FakeDoveadm(a, KEY) for n, a in
+            (("b1", "127.0.0.11"), ("b2", "127.0.0.12"),
+             ("p1", "127.0.0.1"))}
+
+
+def main(t):
+    rt.on_pg(t, scenario, fakes)
+
+
+def scenario(t, pg, fakes):
+    r = t.roost(store="postgresql:" + pg.conninfo, move_max_parallel="4")
+    n, slow, inside = rt.flush_under_slow_commits(
+        r, pg, fakes, KEY, SLOW_S, "UPDATE", "NEW.state = 'done'")
+    print("%d lookups, %d slow switches (a sleep each in its commit), %d "
+          "answers inside one" % (n, slow, inside))
+    check(inside > 0, "lookups answered while switches were committed")
+
+
+rt.run(main)
