@@ -285,13 +285,7 @@ healthy_left(const struct roost *rs)
 static void
 failback_auto(struct roost *rs, long slot)
 {
-	char err[256];
-	int st;
-
-	if (move_job_start(rs, slot, 1, 0, 0, &st, err, sizeof(err)) == NULL &&
-	    st != 409)
-		log_warnx("backend %s: automatic failback: %s",
-		    rs->backends[slot]->name, err);
+	move_failback_auto(rs, slot);
 }
 
 static void

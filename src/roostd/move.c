@@ -1248,14 +1248,53 @@ job_scan_one(struct umap_entry *e, void *arg)
 	return 0;
 }
 
+/* A job's end, stored through the admin lane: after its last moves (the
+ * lane keeps the order), and without the loop waiting. */
+struct job_done {
+	struct lane_job		 job;		/* first */
+	int64_t			 id;
+	long long		 made;
+};
+
+static int
+job_done_prepare(struct lane_job *job)
+{
+	(void)job;
+	return 0;
+}
+
+static int
+job_done_run(struct store *st, struct lane_job *job)
+{
+	struct job_done *jd = (struct job_done *)job;
+
+	return store_job_state(store_auto(st), jd->id, "done", jd->made);
+}
+
+static void
+job_done_done(struct lane_job *job)
+{
+	struct job_done *jd = (struct job_done *)job;
+
+	/* Not stored: the next holder's take-up finds it over. */
+	if (job->rc == -1)
+		log_warnx("job %lld: end not stored: %s", (long long)jd->id,
+		    job->err);
+	free(jd);
+}
+
 static void
 job_end(struct roost *rs, struct move_job *j)
 {
-	struct store *st = rs->store;
+	struct job_done *jd = xcalloc(1, sizeof(*jd));
 
-	if (store_job_state(store_auto(st), j->id, "done", j->made) == -1)
-		log_warnx("job %lld: end not stored: %s", (long long)j->id,
-		    store_error(st));
+	jd->id = j->id;
+	jd->made = j->made;
+	jd->job.what = "job end";
+	jd->job.prepare = job_done_prepare;
+	jd->job.run = job_done_run;
+	jd->job.done = job_done_done;
+	store_lane_give(rs->lane, &jd->job);
 	if (j->failback)
 		log_info("failback to %s done: %lld moves in %.1f s",
 		    j->backend, j->made, (double)(now_msec_mono() - j->t0) /
@@ -1822,41 +1861,83 @@ gone:
 	return NULL;
 }
 
-/* The same on the loop's own session: automatic failback (health.c). */
-struct move_job *
-move_job_start(struct roost *rs, long slot, int failback, long long max,
-    long long rate, int *status, char *err, size_t errlen)
-{
-	struct store *st = rs->store;
-	struct move_job_ask ask;
-	struct store_tx *tx;
-	char detail[160];
+/* failback = auto (health.c): a job like an admin's, through the admin
+ * lane, with nobody waiting for the answer. */
+struct auto_failback {
+	struct lane_job		 job;		/* first */
+	struct roost		*rs;
+	char			 backend[BACKEND_NAME_MAX + 1];
+	struct move_job_ask	 ask;
+};
 
-	if (move_job_check(rs, slot, failback, max, rate, &ask, status, err,
-	    errlen) == -1)
-		return NULL;
-	snprintf(detail, sizeof(detail), "{\"max\":%lld,\"rate\":%lld}", max,
-	    rate);
-	if ((tx = store_begin(st, STORE_TX_ADMIN)) == NULL ||
-	    move_job_write(tx, &ask) == -1 ||
-	    store_audit_add(tx, "admin", failback ? "backend.failback" :
-	    slot != -1 ? "backend.flush" : "rebalance", ask.backend,
-	    detail) == -1 ||
-	    store_commit(tx) == -1) {
-		if (tx != NULL)
-			store_rollback(tx);
-		if (ask.dup) {
-			*status = 409;
-			move_job_dup(&ask, err, errlen);
-			return NULL;
-		}
-		*status = store_http_status(st);
-		snprintf(err, errlen, "the job could not be stored; nothing was "
-		    "changed");
-		log_warnx("%s: %s", ask.kind, store_error(st));
-		return NULL;
+static int
+auto_failback_prepare(struct lane_job *job)
+{
+	struct auto_failback *af = (struct auto_failback *)job;
+	char err[256];
+	long slot;
+	int st;
+
+	if ((slot = state_backend_find(af->rs, af->backend)) == -1)
+		return -1;
+	if (move_job_check(af->rs, slot, 1, 0, 0, &af->ask, &st, err,
+	    sizeof(err)) == -1) {
+		if (st != 409)
+			log_warnx("backend %s: automatic failback: %s",
+			    af->backend, err);
+		return -1;
 	}
-	return move_job_stored(rs, &ask, status, err, errlen);
+	return 0;
+}
+
+static int
+auto_failback_run(struct store *st, struct lane_job *job)
+{
+	struct auto_failback *af = (struct auto_failback *)job;
+	struct store_tx *tx;
+
+	if ((tx = store_begin(st, STORE_TX_ADMIN)) == NULL)
+		return -1;
+	if (move_job_write(tx, &af->ask) == -1 ||
+	    store_audit_add(tx, "admin", "backend.failback", af->backend,
+	    "{\"max\":0,\"rate\":0}") == -1 || store_commit(tx) == -1) {
+		store_rollback(tx);
+		return -1;
+	}
+	return 0;
+}
+
+static void
+auto_failback_done(struct lane_job *job)
+{
+	struct auto_failback *af = (struct auto_failback *)job;
+	char err[256];
+	int st;
+
+	if (job->rc == 0) {
+		if (move_job_stored(af->rs, &af->ask, &st, err,
+		    sizeof(err)) == NULL && st != 409)
+			log_warnx("backend %s: automatic failback: %s",
+			    af->backend, err);
+	} else if (job->status != 0 && !af->ask.dup)
+		log_warnx("backend %s: automatic failback: the job could not "
+		    "be stored: %s", af->backend, job->err);
+	free(af);
+}
+
+void
+move_failback_auto(struct roost *rs, long slot)
+{
+	struct auto_failback *af = xcalloc(1, sizeof(*af));
+
+	af->rs = rs;
+	snprintf(af->backend, sizeof(af->backend), "%s",
+	    rs->backends[slot]->name);
+	af->job.what = "automatic failback";
+	af->job.prepare = auto_failback_prepare;
+	af->job.run = auto_failback_run;
+	af->job.done = auto_failback_done;
+	store_lane_give(rs->lane, &af->job);
 }
 
 /* Taking up stored work: at start, or when the role moves is gained. */

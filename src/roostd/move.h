@@ -56,21 +56,19 @@ void	 move_park(struct roost *, struct umap_entry *,
 	    struct evhttp_request *, int proto);
 
 /*
- * Start a failback to backend slot (failback: every user failed over from
- * it goes back, each with a final sync before its switch), a flush of
- * backend slot (every user moved to its next choice in
- * its pool) or, with slot -1, a rebalance (every user not pinned whose
- * hashed choice is not its backend), at most max moves (0: all) and rate
- * moves a second (0: as fast as move_max_parallel allows).  Persisted:
- * taken up again at start.  NULL with an HTTP status and message when
- * refused.
+ * Jobs: a failback to backend slot (every user failed over from it goes
+ * back, each with a final sync before its switch), a flush of backend
+ * slot (every user moved to its next choice in its pool) or, with slot
+ * -1, a rebalance (every user not pinned whose hashed choice is not its
+ * backend), at most max moves (0: all) and rate moves a second (0: as
+ * fast as move_max_parallel allows).  Persisted: taken up again at start.
  */
 struct move_job;
-struct move_job *move_job_start(struct roost *, long slot, int failback,
-	    long long max, long long rate, int *status, char *err,
-	    size_t errlen);
+/* failback = auto: the failback job of backend slot, with nobody waiting
+ * for the answer (a refusal is logged). */
+void	 move_failback_auto(struct roost *, long slot);
 /*
- * The same for an admin, in the admin lane's three steps (as move_check):
+ * An admin's, in the admin lane's three steps (as move_check):
  * move_job_check() on the loop (0, or -1 with status and err),
  * move_job_write() in the lane's transaction (store calls only; -1 with
  * ask->dup set when the store has such a job running already), then
