@@ -61,6 +61,7 @@
 #include "repl.h"
 #include "role.h"
 #include "roostd.h"
+#include "store_lane.h"
 #include "util.h"
 #include "xmalloc.h"
 
@@ -184,6 +185,8 @@ struct repl {
 	struct event		 *take_ev;
 	uint64_t		  take_at;	/* mono ms of the last look */
 	uint64_t		  gain_at;	/* mono ms, the last try */
+	int			  gaining;	/* the queue's read is in the
+					 * admin lane (struct gain) */
 	uint64_t		  requested, took;
 	struct repl_flight	 *flight;	/* a flush not answered yet */
 	/* Syncs whose dsync state is read from the store first (without
@@ -1750,17 +1753,109 @@ repl_backends_changed(struct roost *rs)
 static int
 load_one(const struct store_repl *, void *);
 
-/* Role repl gained: the stored queue is ours to run, as at a start. */
+/*
+ * Role repl gained: the stored queue is ours to run, as at a start.  It
+ * is read through the admin lane (a large queue, a slow store: not on the
+ * loop), copied there, and taken up here when it came, if the role is
+ * still ours.
+ */
+struct gain {
+	struct lane_job		 job;		/* first */
+	struct repl		*r;
+	struct store_repl	*rows;
+	size_t			 n, cap;
+};
+
+static int
+gain_prepare(struct lane_job *job)
+{
+	(void)job;
+	return 0;
+}
+
+static int
+gain_row(const struct store_repl *sr, void *arg)
+{
+	struct gain *g = arg;
+	struct store_repl *c;
+
+	if (g->n == g->cap) {
+		g->cap = g->cap ? g->cap * 2 : 64;
+		g->rows = xreallocarray(g->rows, g->cap, sizeof(*g->rows));
+	}
+	c = &g->rows[g->n++];
+	*c = *sr;
+	c->user = xstrdup(sr->user);
+	c->error = sr->error != NULL ? xstrdup(sr->error) : NULL;
+	c->state = NULL;	/* read when a sync starts */
+	return 0;
+}
+
+static int
+gain_run(struct store *st, struct lane_job *job)
+{
+	struct gain *g = (struct gain *)job;
+
+	return st->ops->repl_load(st, gain_row, g);
+}
+
+static int	repl_gained(struct repl *);
+
+static void
+gain_done(struct lane_job *job)
+{
+	struct gain *g = (struct gain *)job;
+	struct repl *r = g->r;
+	size_t i;
+
+	r->gaining = 0;
+	if (job->rc == -1)
+		log_warnx("replication: role taken, the queue not loaded yet: "
+		    "%s", job->err);
+	else if (!r->held && role_held(r->rs, ROLE_REPL)) {
+		for (i = 0; i < g->n; i++)
+			load_one(&g->rows[i], r);
+		repl_gained(r);
+	}
+	for (i = 0; i < g->n; i++) {
+		free((char *)g->rows[i].user);
+		free((char *)g->rows[i].error);
+	}
+	free(g->rows);
+	free(g);
+}
+
 static int
 repl_gain(struct repl *r)
 {
+	struct gain *g;
+
+	if (r->rs->lane == NULL) {
+		/* At start, before the lane: here. */
+		if (r->rs->store->ops->repl_load(r->rs->store, load_one,
+		    r) == -1) {
+			log_warnx("replication: role taken, the queue not loaded "
+			    "yet: %s", store_error(r->rs->store));
+			return -1;
+		}
+		return repl_gained(r);
+	}
+	g = xcalloc(1, sizeof(*g));
+	g->r = r;
+	g->job.what = "replication queue";
+	g->job.prepare = gain_prepare;
+	g->job.run = gain_run;
+	g->job.done = gain_done;
+	r->gaining = 1;
+	store_lane_give(r->rs->lane, &g->job);
+	return 0;
+}
+
+static int
+repl_gained(struct repl *r)
+{
 	struct roost *rs = r->rs;
 
-	if (rs->store->ops->repl_load(rs->store, load_one, r) == -1) {
-		log_warnx("replication: role taken, the queue not loaded yet: "
-		    "%s", store_error(rs->store));
-		return -1;
-	}
 	r->held = 1;
 	r->assign_left = umap_slots(rs->users);
 	r->take_at = 0;
@@ -1833,7 +1928,7 @@ repl_sync_role(struct repl *r)
 
 	if (r->held && !now)
 		repl_drop(r);
-	else if (!r->held && now && (r->gain_at == 0 ||
+	else if (!r->held && now && !r->gaining && (r->gain_at == 0 ||
 	    now_msec_mono() - r->gain_at >= REPL_TAKE_MS)) {
 		r->gain_at = now_msec_mono();
 		repl_gain(r);
