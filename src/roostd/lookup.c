@@ -45,6 +45,7 @@
 #include "repl.h"
 #include "role.h"
 #include "roostd.h"
+#include "store_lane.h"
 #include "util.h"
 #include "xmalloc.h"
 
@@ -124,6 +125,12 @@ struct lookup_batch {
 	uint64_t	 fly_deadline;	/* ms (monotonic) to give it up */
 	struct evhttp_request **defer;
 	size_t		 ndefer, cdefer;
+	/* Users whose expiry is in the admin lane (struct expiry), and
+	 * the lookups of them that wait for its end. */
+	struct umap	*expiring;
+	size_t		 nexpiring;
+	struct evhttp_request **xwait;
+	size_t		 nxwait, cxwait;
 };
 
 #define FLY_WAIT_MS	3000	/* the store gives up on its own first */
@@ -164,6 +171,9 @@ lookup_free(struct roost *rs)
 	free(lb->frec);
 	free(lb->fexpect);
 	free(lb->defer);
+	if (lb->expiring != NULL)
+		umap_free(lb->expiring);
+	free(lb->xwait);
 	free(lb);
 	rs->batch = NULL;
 }
@@ -887,6 +897,20 @@ lookup_handle(struct roost *rs, struct evhttp_request *req)
 		    tag);
 		goto done;
 	}
+	/* A user whose expiry is on its way to the store: the answer waits
+	 * for it, since it may forget the backend this would name. */
+	if (e != NULL && rs->batch->nexpiring > 0 &&
+	    umap_get(rs->batch->expiring, key, (size_t)klen) != NULL) {
+		struct lookup_batch *lb = rs->batch;
+
+		if (lb->nxwait == lb->cxwait) {
+			lb->cxwait = lb->cxwait ? lb->cxwait * 2 : 16;
+			lb->xwait = xreallocarray(lb->xwait, lb->cxwait,
+			    sizeof(*lb->xwait));
+		}
+		lb->xwait[lb->nxwait++] = req;
+		goto done;
+	}
 	/* A user being moved waits for the move's end (move.c), whatever
 	 * its old backend's state: the move decides where it goes. */
 	if (e != NULL && (e->flags & UMAP_F_MOVING)) {
@@ -1022,45 +1046,197 @@ maint_error(struct store *st, const char *what)
 		log_warnx("%s: %s", what, store_error(st));
 }
 
-/* What the store has of a user, which every instance writes: its lookup
- * time (lazily) and its confirmation. */
-static int
-expire_seen(const struct store_user *su, void *arg)
-{
-	struct umap_entry *e = arg;
+/*
+ * Forgetting idle assignments, through the admin lane.  Several roostd on
+ * one store each see some of a user's lookups and sessions: before an
+ * assignment is forgotten, what the store has from the others (their
+ * lookup times, a confirmation) is taken in and the rule asked again.
+ * Only the holder of ROLE_MOVES forgets (maint_collect), whose polls of
+ * every proxy see every open session.  The candidates are marked expiring
+ * (their lookups wait: an answer could name a backend that is about to be
+ * forgotten); in the lane, in one transaction, each is read and deleted
+ * if still idle by the same rule (expiry_due, on copies: no memory there);
+ * then memory forgets the deleted, takes in what the store had of the
+ * others, and the lookups that waited are asked again.
+ */
+struct expiry_one {
+	char		 key[256];
+	size_t		 len;
+	int64_t		 last;		/* memory's last lookup or session end */
+	int64_t		 since;
+	int		 confirmed;
+	int		 found;		/* the store's row: */
+	int64_t		 store_last;
+	int		 store_confirmed;
+	int		 deleted;
+};
 
-	if (su->last_lookup > (int64_t)e->last_lookup &&
-	    su->last_lookup <= UINT32_MAX) {
-		e->last_lookup = (uint32_t)su->last_lookup;
-		e->touched = e->last_lookup;
-	}
-	if (su->confirmed)
-		e->flags |= UMAP_F_CONFIRMED;
+struct expiry {
+	struct lane_job		 job;		/* first */
+	struct roost		*rs;
+	struct expiry_one	*one;
+	size_t			 n;
+	/* The rule's inputs (lookup_expired), copied. */
+	int64_t			 now, started;
+	int64_t			 user_expire, unconfirmed_expire;
+	int			 unconfirmed_on, replication;
+};
+
+static int
+expiry_due(const struct expiry *x, const struct expiry_one *o, int64_t last,
+    int confirmed)
+{
+	if (!confirmed && x->unconfirmed_on && x->unconfirmed_expire > 0 &&
+	    x->now - o->since > x->unconfirmed_expire)
+		return 1;
+	if (x->user_expire <= 0 || last == 0 || x->replication)
+		return 0;
+	if (last < x->started)
+		last = x->started;
+	return x->now - last > x->user_expire;
+}
+
+static int
+expiry_prepare(struct lane_job *job)
+{
+	(void)job;
 	return 0;
 }
 
-/*
- * Several roostd on one store each see some of a user's lookups and
- * sessions: before forgetting an assignment, take what the store has from
- * the others (their lookup times, a confirmation) and ask again.  Only the
- * holder of ROLE_MOVES forgets (maint_collect), whose polls of every proxy
- * see every open session.  Drops the candidates that are not idle after
- * all, or that the store cannot say about.
- */
-static void
-expire_recheck(struct roost *rs, struct maint *m)
+static int
+expiry_seen(const struct store_user *su, void *arg)
 {
-	struct store *st = rs->store;
-	size_t i, n = 0;
-	int rc;
+	struct expiry_one *o = arg;
 
-	for (i = 0; i < m->nexpire; i++) {
-		rc = st->ops->user_get(st, m->expire[i]->key, expire_seen,
-		    m->expire[i]);
-		if (rc == 1 && lookup_expired(rs, m->expire[i], m->now))
-			m->expire[n++] = m->expire[i];
+	o->found = 1;
+	o->store_last = su->last_lookup;
+	o->store_confirmed = su->confirmed != 0;
+	return 0;
+}
+
+static int
+expiry_run(struct store *st, struct lane_job *job)
+{
+	struct expiry *x = (struct expiry *)job;
+	struct expiry_one *o;
+	struct store_tx *tx;
+	int64_t last;
+	size_t i;
+
+	if ((tx = store_begin(st, 0)) == NULL)
+		return -1;
+	for (i = 0; i < x->n; i++) {
+		o = &x->one[i];
+		if (st->ops->user_get(st, o->key, expiry_seen, o) == -1)
+			goto fail;
+		last = o->store_last > o->last ? o->store_last : o->last;
+		if (!o->found || !expiry_due(x, o, last,
+		    o->confirmed || o->store_confirmed))
+			continue;
+		if (store_user_delete(tx, o->key) == -1)
+			goto fail;
+		o->deleted = 1;
 	}
-	m->nexpire = n;
+	return store_commit(tx);
+fail:
+	store_rollback(tx);
+	return -1;
+}
+
+static void
+expiry_done(struct lane_job *job)
+{
+	struct expiry *x = (struct expiry *)job;
+	struct roost *rs = x->rs;
+	struct lookup_batch *lb = rs->batch;
+	struct evhttp_request **wait = lb->xwait;
+	struct umap_entry *e;
+	struct expiry_one *o;
+	size_t i, n = lb->nxwait, forgot = 0;
+
+	for (i = 0; i < x->n; i++) {
+		o = &x->one[i];
+		if (umap_del(lb->expiring, o->key, o->len) == 1)
+			lb->nexpiring--;
+		if ((e = umap_get(rs->users, o->key, o->len)) == NULL)
+			continue;
+		if (job->rc == 0 && o->deleted) {
+			events_user_forget(rs, o->key, o->len);
+			state_user_forget(rs, e);
+			forgot++;
+			continue;
+		}
+		/* Kept: what the other instances wrote counts from now. */
+		if (o->found && o->store_last > (int64_t)e->last_lookup &&
+		    o->store_last <= UINT32_MAX) {
+			e->last_lookup = (uint32_t)o->store_last;
+			e->touched = e->last_lookup;
+		}
+		if (o->found && o->store_confirmed)
+			e->flags |= UMAP_F_CONFIRMED;
+	}
+	if (job->rc == -1) {
+		if (job->status == 503)
+			log_debug("forgetting idle assignments: %s; trying "
+			    "again later", job->err);
+		else
+			log_warnx("forgetting idle assignments: %s", job->err);
+	} else if (forgot > 0)
+		log_info("forgot %zu assignments idle past user_expire or "
+		    "never confirmed", forgot);
+	free(x->one);
+	free(x);
+	/* The lookups that waited, asked again. */
+	lb->xwait = NULL;
+	lb->nxwait = lb->cxwait = 0;
+	for (i = 0; i < n; i++)
+		lookup_handle(rs, wait[i]);
+	free(wait);
+}
+
+/* The candidates of a pass to the lane; one expiry at a time. */
+static void
+expiry_give(struct roost *rs, struct maint *m)
+{
+	const struct config *conf = rs->conf;
+	struct lookup_batch *lb = rs->batch;
+	struct events_activity act;
+	struct umap_entry *e;
+	struct expiry_one *o;
+	struct expiry *x;
+	int created;
+	size_t i;
+
+	x = xcalloc(1, sizeof(*x));
+	x->rs = rs;
+	x->one = xcalloc(m->nexpire, sizeof(*x->one));
+	x->now = m->now;
+	x->started = rs->started;
+	x->user_expire = conf->user_expire;
+	x->unconfirmed_expire = conf->unconfirmed_expire;
+	x->unconfirmed_on = conf->events_token != NULL;
+	x->replication = conf->replication;
+	if (lb->expiring == NULL)
+		lb->expiring = umap_new(m->nexpire);
+	for (i = 0; i < m->nexpire; i++) {
+		e = m->expire[i];
+		o = &x->one[x->n++];
+		memcpy(o->key, e->key, e->keylen + 1);
+		o->len = e->keylen;
+		o->last = e->last_lookup;
+		if (events_user_activity(rs, e, &act) && act.last_end > o->last)
+			o->last = act.last_end;
+		o->since = e->since;
+		o->confirmed = (e->flags & UMAP_F_CONFIRMED) != 0;
+		umap_put(lb->expiring, o->key, o->len, &created);
+		if (created)
+			lb->nexpiring++;
+	}
+	x->job.what = "expiry";
+	x->job.prepare = expiry_prepare;
+	x->job.run = expiry_run;
+	x->job.done = expiry_done;
+	store_lane_give(rs->lane, &x->job);
 }
 
 /* Lookup times and confirmations on their way to the store: what to
@@ -1142,8 +1318,6 @@ maint_touch(struct roost *rs, const struct store_user *rec, size_t n,
 static void
 maint_write(struct roost *rs, struct maint *m, int all)
 {
-	struct store *st = rs->store;
-	struct store_tx *tx;
 	struct store_user *rec = NULL;
 	const char **ckeys;
 	size_t i, nconf, n;
@@ -1170,28 +1344,7 @@ maint_write(struct roost *rs, struct maint *m, int all)
 	}
 	free(ckeys);
 	if (m->nexpire > 0)
-		expire_recheck(rs, m);
-	if (m->nexpire == 0)
-		return;
-	if ((tx = store_begin(st, 0)) == NULL)
-		goto fail;
-	for (i = 0; i < m->nexpire; i++)
-		if (store_user_delete(tx, m->expire[i]->key) == -1) {
-			store_rollback(tx);
-			goto fail;
-		}
-	if (store_commit(tx) == -1)
-		goto fail;
-	log_info("forgot %zu assignments idle past user_expire or never "
-	    "confirmed", m->nexpire);
-	for (i = 0; i < m->nexpire; i++) {
-		events_user_forget(rs, m->expire[i]->key,
-		    m->expire[i]->keylen);
-		state_user_forget(rs, m->expire[i]);
-	}
-	return;
-fail:
-	maint_error(st, "forgetting idle assignments");
+		expiry_give(rs, m);
 }
 
 void
@@ -1213,7 +1366,10 @@ lookup_maintain(struct roost *rs, int all)
 	m.rs = rs;
 	m.now = (uint32_t)now_sec();
 	m.granularity = all ? 0 : TOUCH_GRANULARITY;
-	m.may_expire = role_held(rs, ROLE_MOVES);
+	/* One expiry at a time; none at the end (no later pass would
+	 * answer the lookups it holds). */
+	m.may_expire = role_held(rs, ROLE_MOVES) && !all &&
+	    rs->batch->nexpiring == 0 && rs->lane != NULL;
 	m.maxtouch = all ? umap_count(rs->users) + 1 : MAINT_TOUCH_MAX;
 	m.maxexpire = all ? umap_count(rs->users) + 1 : MAINT_EXPIRE_MAX;
 	m.touch = xcalloc(m.maxtouch, sizeof(*m.touch));
