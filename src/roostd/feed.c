@@ -823,13 +823,6 @@ struct lane_read {
 static void	lane_read_give(struct feed *, int, char *, size_t);
 
 static int
-lane_read_prepare(struct lane_job *job)
-{
-	(void)job;
-	return 0;
-}
-
-static int
 lane_read_run(struct store *st, struct lane_job *job)
 {
 	struct lane_read *lr = (struct lane_read *)job;
@@ -878,7 +871,6 @@ lane_read_give(struct feed *f, int phase, char *sql, size_t n)
 	lr->sql = sql;
 	lr->n = n;
 	lr->job.what = "feed read";
-	lr->job.prepare = lane_read_prepare;
 	lr->job.run = lane_read_run;
 	lr->job.done = lane_read_done;
 	f->lane_pass = 1;
@@ -1023,13 +1015,6 @@ struct prune {
 };
 
 static int
-prune_prepare(struct lane_job *job)
-{
-	(void)job;
-	return 0;
-}
-
-static int
 prune_run(struct store *st, struct lane_job *job)
 {
 	(void)job;
@@ -1057,7 +1042,6 @@ prune_start(struct feed *f)
 	p = xcalloc(1, sizeof(*p));
 	p->f = f;
 	p->job.what = "feed prune";
-	p->job.prepare = prune_prepare;
 	p->job.run = prune_run;
 	p->job.done = prune_done;
 	f->pruning = 1;

@@ -1097,13 +1097,6 @@ expiry_due(const struct expiry *x, const struct expiry_one *o, int64_t last,
 }
 
 static int
-expiry_prepare(struct lane_job *job)
-{
-	(void)job;
-	return 0;
-}
-
-static int
 expiry_seen(const struct store_user *su, void *arg)
 {
 	struct expiry_one *o = arg;
@@ -1233,7 +1226,6 @@ expiry_give(struct roost *rs, struct maint *m)
 			lb->nexpiring++;
 	}
 	x->job.what = "expiry";
-	x->job.prepare = expiry_prepare;
 	x->job.run = expiry_run;
 	x->job.done = expiry_done;
 	store_lane_give(rs->lane, &x->job);

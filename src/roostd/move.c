@@ -1257,13 +1257,6 @@ struct job_done {
 };
 
 static int
-job_done_prepare(struct lane_job *job)
-{
-	(void)job;
-	return 0;
-}
-
-static int
 job_done_run(struct store *st, struct lane_job *job)
 {
 	struct job_done *jd = (struct job_done *)job;
@@ -1291,7 +1284,6 @@ job_end(struct roost *rs, struct move_job *j)
 	jd->id = j->id;
 	jd->made = j->made;
 	jd->job.what = "job end";
-	jd->job.prepare = job_done_prepare;
 	jd->job.run = job_done_run;
 	jd->job.done = job_done_done;
 	store_lane_give(rs->lane, &jd->job);
@@ -1324,13 +1316,6 @@ struct pull {
 	struct move		**moves;
 	size_t			 n;
 };
-
-static int
-pull_prepare(struct lane_job *job)
-{
-	(void)job;
-	return 0;
-}
 
 static int
 pull_run(struct store *st, struct lane_job *job)
@@ -1441,7 +1426,6 @@ job_pull(struct roost *rs, struct move_job *j, size_t room)
 			    js.found[i]->keylen, (long)js.found[i]->backend,
 			    js.to[i], job_kind(j), 0);
 		p->job.what = "job moves";
-		p->job.prepare = pull_prepare;
 		p->job.run = pull_run;
 		p->job.done = pull_done;
 		j->pulling = 1;

@@ -1767,13 +1767,6 @@ struct gain {
 };
 
 static int
-gain_prepare(struct lane_job *job)
-{
-	(void)job;
-	return 0;
-}
-
-static int
 gain_row(const struct store_repl *sr, void *arg)
 {
 	struct gain *g = arg;
@@ -1843,7 +1836,6 @@ repl_gain(struct repl *r)
 	g = xcalloc(1, sizeof(*g));
 	g->r = r;
 	g->job.what = "replication queue";
-	g->job.prepare = gain_prepare;
 	g->job.run = gain_run;
 	g->job.done = gain_done;
 	r->gaining = 1;

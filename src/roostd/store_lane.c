@@ -218,7 +218,8 @@ pump(struct store_lane *sl)
 		return;
 	sl->pumping = 1;
 	while (!lane_busy(sl) && (job = TAILQ_FIRST(&sl->queue)) != NULL) {
-		if ((r = job->prepare(job)) == LANE_NOT_YET) {
+		r = job->prepare != NULL ? job->prepare(job) : 0;
+		if (r == LANE_NOT_YET) {
 			if (!evtimer_pending(sl->again, NULL) &&
 			    evtimer_add(sl->again, &tv) == -1)
 				fatalx("store lane: evtimer_add");

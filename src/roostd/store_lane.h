@@ -16,7 +16,8 @@ struct store;
 /*
  * One piece of admin work, embedded first in its owner's struct.  In
  * turn, one at a time and in the order given:
- *   prepare(job), on the loop: look at memory and decide; 0 to go on,
+ *   prepare(job) (NULL: go on), on the loop: look at memory and decide;
+ *   0 to go on,
  *   LANE_NOT_YET to be asked again shortly (what the store must see
  *   first is still on its way there), -1 when it answered already (done
  *   is then called with rc -1 and status 0);
