@@ -684,6 +684,15 @@ def lookups_timed(r, users, where, stop, answers, wrong):
         c.close()
 
 
+def flush_fakes(key):
+    """Fake doveadm APIs for b1, b2 and proxy p1 (flush_under_slow_commits'
+    servers, for on_pg)."""
+    from fakedoveadm import FakeDoveadm
+    return {n: FakeDoveadm(a, key) for n, a in
+            (("b1", "127.0.0.11"), ("b2", "127.0.0.12"),
+             ("p1", "127.0.0.1"))}
+
+
 def flush_under_slow_commits(r, pg, fakes, key, slow_s, events, when,
                              n=12, edge_s=0.05):
     """A flush of n users from b1 to b2 (roostd r on PostgreSQL pg, fake

@@ -10,20 +10,13 @@ count (roosttest.flush_under_slow_commits)."""
 
 import roosttest as rt
 from roosttest import check
-from fakedoveadm import FakeDoveadm
 
 KEY = "fake-doveadm-key-switch-5120"
 SLOW_S = 0.4
 
 
-def fakes():
-    return {n: FakeDoveadm(a, KEY) for n, a in
-            (("b1", "127.0.0.11"), ("b2", "127.0.0.12"),
-             ("p1", "127.0.0.1"))}
-
-
 def main(t):
-    rt.on_pg(t, scenario, fakes)
+    rt.on_pg(t, scenario, lambda: rt.flush_fakes(KEY))
 
 
 def scenario(t, pg, fakes):
