@@ -177,6 +177,10 @@ TAILQ_HEAD(job_list, move_job);
 struct moves {
 	struct move_list	 queue;
 	struct move_list	 active;
+	/* Made, and on their way to the store through the admin lane: the
+	 * moves scan, which may read them back before the lane's answer
+	 * comes, must not take them up a second time. */
+	struct move_list	 storing;
 	size_t			 nqueued, nactive;
 	struct job_list		 jobs;
 	struct who_poll		**polls;	/* by backend slot */
@@ -216,6 +220,7 @@ struct step {
 
 static void	move_finish(struct move *, int ok, const char *fmt, ...)
 		    __attribute__((format(printf, 3, 4)));
+static int	move_storing(const struct moves *, const char *);
 
 int64_t
 move_id(const struct move *m)
@@ -1241,7 +1246,8 @@ job_scan_one(struct umap_entry *e, void *arg)
 	if (js->n == js->room)
 		return -1;
 	if ((to = job_target(js->rs, js->job, e)) == -1 ||
-	    move_find(js->rs, e->key, e->keylen) != NULL)
+	    move_find(js->rs, e->key, e->keylen) != NULL ||
+	    move_storing(js->rs->moves, e->key))
 		return 0;
 	js->found[js->n] = e;
 	js->to[js->n++] = to;
@@ -1352,6 +1358,8 @@ pull_done(struct lane_job *job)
 			break;
 	if (j != NULL)
 		j->pulling = 0;
+	for (i = 0; i < p->n; i++)
+		TAILQ_REMOVE(&mv->storing, p->moves[i], entry);
 	if (job->rc == -1 || j == NULL || !mv->held) {
 		/* Not stored: the job pulls them again.  Stored, but the
 		 * job or the role went meanwhile: the holder's moves scan
@@ -1421,10 +1429,13 @@ job_pull(struct roost *rs, struct move_job *j, size_t room)
 		p->made = j->made + (long long)js.n;
 		p->n = js.n;
 		p->moves = xcalloc(js.n, sizeof(*p->moves));
-		for (i = 0; i < js.n; i++)
+		for (i = 0; i < js.n; i++) {
 			p->moves[i] = move_new(rs, js.found[i]->key,
 			    js.found[i]->keylen, (long)js.found[i]->backend,
 			    js.to[i], job_kind(j), 0);
+			TAILQ_INSERT_TAIL(&rs->moves->storing, p->moves[i],
+			    entry);
+		}
 		p->job.what = "job moves";
 		p->job.run = pull_run;
 		p->job.done = pull_done;
@@ -1570,6 +1581,8 @@ move_check(struct roost *rs, struct umap_entry *e, long to,
     const char *reason, int pin, int *status, const char **field, char *err,
     size_t errlen)
 {
+	struct move *m;
+
 	*field = "user";
 	if (e->flags & (UMAP_F_MOVING | UMAP_F_PENDING) ||
 	    move_find(rs, e->key, e->keylen) != NULL ||
@@ -1592,8 +1605,10 @@ move_check(struct roost *rs, struct umap_entry *e, long to,
 		    rs->backends[to]->name);
 		return NULL;
 	}
-	return move_new(rs, e->key, e->keylen, (long)e->backend, to, reason,
+	m = move_new(rs, e->key, e->keylen, (long)e->backend, to, reason,
 	    pin);
+	TAILQ_INSERT_TAIL(&rs->moves->storing, m, entry);
+	return m;
 }
 
 int
@@ -1618,6 +1633,7 @@ move_write(struct store_tx *tx, struct move *m)
 void
 move_unstored(struct move *m)
 {
+	TAILQ_REMOVE(&m->rs->moves->storing, m, entry);
 	move_destroy(m);
 }
 
@@ -1627,6 +1643,7 @@ move_stored(struct move *m, struct evhttp_request *req)
 	struct roost *rs = m->rs;
 	struct moves *mv = rs->moves;
 
+	TAILQ_REMOVE(&mv->storing, m, entry);
 	if (req != NULL)
 		move_wait_add(m, req, 0, 1);
 	if (!role_held(rs, ROLE_MOVES)) {
@@ -2026,6 +2043,17 @@ move_kick_user(struct roost *rs, struct umap_entry *e,
 }
 
 static int
+move_storing(const struct moves *mv, const char *user)
+{
+	const struct move *m;
+
+	TAILQ_FOREACH(m, &mv->storing, entry)
+		if (strcmp(m->user, user) == 0)
+			return 1;
+	return 0;
+}
+
+static int
 move_known(const struct moves *mv, int64_t id)
 {
 	const struct move *m;
@@ -2053,7 +2081,8 @@ move_reload_one(const struct store_move *sm, void *arg)
 	/* A move past its start belongs to whoever began it, alive as
 	 * long as this instance has held the role: only the one that had
 	 * it before can have left it (dead, or cut off from the store). */
-	if (move_known(mv, sm->id) || (!rl->all &&
+	if (move_known(mv, sm->id) || move_storing(mv, sm->user) ||
+	    (!rl->all &&
 	    strcmp(sm->state, "queued") != 0))
 		return 0;
 	e = umap_get(rs->users, sm->user, strlen(sm->user));
@@ -2359,6 +2388,7 @@ move_init(struct roost *rs)
 	mv = xcalloc(1, sizeof(*mv));
 	TAILQ_INIT(&mv->queue);
 	TAILQ_INIT(&mv->active);
+	TAILQ_INIT(&mv->storing);
 	TAILQ_INIT(&mv->jobs);
 	TAILQ_INIT(&mv->handed);
 	TAILQ_INIT(&mv->handed_jobs);
