@@ -278,6 +278,8 @@ admin_free(struct admin *a)
 	proxy_free(a->p);
 	if (a->m != NULL)
 		move_unstored(a->m);
+	if (a->ask.storing)
+		move_job_unstored(a->rs, &a->ask);
 	json_decref(a->body);
 	json_decref(a->out);
 	free(a->detail);

@@ -181,6 +181,8 @@ struct moves {
 	 * moves scan, which may read them back before the lane's answer
 	 * comes, must not take them up a second time. */
 	struct move_list	 storing;
+	struct move_job_ask	**asks;		/* jobs the same way */
+	size_t			 nasks;
 	size_t			 nqueued, nactive;
 	struct job_list		 jobs;
 	struct who_poll		**polls;	/* by backend slot */
@@ -1764,6 +1766,43 @@ move_job_dup(const struct move_job_ask *ask, char *err, size_t errlen)
 	    "flush of this backend");
 }
 
+/* The jobs between their check and their end (struct move_job_ask): the
+ * moves scan must not take one up while the lane stores it. */
+static void
+mv_asks_add(struct moves *mv, struct move_job_ask *ask)
+{
+	mv->asks = xreallocarray(mv->asks, mv->nasks + 1, sizeof(*mv->asks));
+	mv->asks[mv->nasks++] = ask;
+	ask->storing = 1;
+}
+
+static void
+mv_asks_del(struct moves *mv, struct move_job_ask *ask)
+{
+	size_t i;
+
+	if (!ask->storing)
+		return;
+	ask->storing = 0;
+	for (i = 0; i < mv->nasks; i++)
+		if (mv->asks[i] == ask) {
+			mv->asks[i] = mv->asks[--mv->nasks];
+			return;
+		}
+}
+
+static int
+mv_asked(const struct moves *mv, const struct store_job *sj)
+{
+	size_t i;
+
+	for (i = 0; i < mv->nasks; i++)
+		if (strcmp(mv->asks[i]->kind, sj->kind) == 0 &&
+		    strcmp(mv->asks[i]->backend, sj->backend) == 0)
+			return 1;
+	return 0;
+}
+
 int
 move_job_check(struct roost *rs, long slot, int failback, long long max,
     long long rate, struct move_job_ask *ask, int *status, char *err,
@@ -1788,7 +1827,14 @@ move_job_check(struct roost *rs, long slot, int failback, long long max,
 			move_job_dup(ask, err, errlen);
 			return -1;
 		}
+	mv_asks_add(rs->moves, ask);
 	return 0;
+}
+
+void
+move_job_unstored(struct roost *rs, struct move_job_ask *ask)
+{
+	mv_asks_del(rs->moves, ask);
 }
 
 int
@@ -1820,12 +1866,13 @@ move_job_write(struct store_tx *tx, struct move_job_ask *ask)
 }
 
 struct move_job *
-move_job_stored(struct roost *rs, const struct move_job_ask *ask,
+move_job_stored(struct roost *rs, struct move_job_ask *ask,
     int *status, char *err, size_t errlen)
 {
 	struct move_job *j;
 	long slot = -1;
 
+	mv_asks_del(rs->moves, ask);
 	/* What the feed or the moves scan brought meanwhile: the backend
 	 * gone, or such a job taken up already.  The stored one ends. */
 	if (ask->slot != -1 && (slot = state_backend_find(rs,
@@ -1920,9 +1967,12 @@ auto_failback_done(struct lane_job *job)
 		    sizeof(err)) == NULL && st != 409)
 			log_warnx("backend %s: automatic failback: %s",
 			    af->backend, err);
-	} else if (job->status != 0 && !af->ask.dup)
-		log_warnx("backend %s: automatic failback: the job could not "
-		    "be stored: %s", af->backend, job->err);
+	} else {
+		move_job_unstored(af->rs, &af->ask);
+		if (job->status != 0 && !af->ask.dup)
+			log_warnx("backend %s: automatic failback: the job "
+			    "could not be stored: %s", af->backend, job->err);
+	}
 	free(af);
 }
 
@@ -1959,6 +2009,9 @@ job_reload_one(const struct store_job *sj, void *arg)
 	TAILQ_FOREACH(j, &rs->moves->jobs, entry)
 		if (j->id == sj->id)
 			return 0;
+	/* Stored by the lane just now: its answer starts it. */
+	if (mv_asked(rs->moves, sj))
+		return 0;
 	if (strcmp(sj->kind, "rebalance") != 0 &&
 	    (slot = state_backend_find(rs, sj->backend)) == -1)
 		return store_job_state(store_auto(rs->store), sj->id, "done",
@@ -2467,6 +2520,7 @@ move_free(struct roost *rs)
 	if (mv->steps_ev != NULL)
 		event_free(mv->steps_ev);
 	free(mv->steps);
+	free(mv->asks);
 	free(mv);
 	rs->moves = NULL;
 }

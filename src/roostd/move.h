@@ -83,13 +83,16 @@ struct move_job_ask {
 	char		 backend[BACKEND_NAME_MAX + 1];
 	int64_t		 id;
 	int		 dup;
+	int		 storing;	/* between the check and its end */
 };
 int	 move_job_check(struct roost *, long slot, int failback,
 	    long long max, long long rate, struct move_job_ask *, int *status,
 	    char *err, size_t errlen);
 int	 move_job_write(struct store_tx *, struct move_job_ask *);
-struct move_job *move_job_stored(struct roost *, const struct move_job_ask *,
+struct move_job *move_job_stored(struct roost *, struct move_job_ask *,
 	    int *status, char *err, size_t errlen);
+/* A job checked and not stored after all (the lane's write failed). */
+void	 move_job_unstored(struct roost *, struct move_job_ask *);
 /* Why move_job_write found a job like it: "a flush of this backend is
  * under way already", for a 409. */
 void	 move_job_dup(const struct move_job_ask *, char *err, size_t errlen);
