@@ -239,6 +239,7 @@ struct admin {
 	struct proxy		*p;
 	struct move		*m;		/* checked, not stored yet */
 	struct move_job_ask	 ask;		/* a job asked for */
+	int			 holds;		/* store_lane_hold(name) */
 	json_t			*body;
 	json_t			*out;
 	struct store_user	 su;
@@ -280,6 +281,8 @@ admin_free(struct admin *a)
 		move_unstored(a->m);
 	if (a->ask.storing)
 		move_job_unstored(a->rs, &a->ask);
+	if (a->holds)
+		store_lane_release(a->rs->lane, a->name);
 	json_decref(a->body);
 	json_decref(a->out);
 	free(a->detail);
@@ -1180,6 +1183,8 @@ user_pin_check(struct admin *a)
 	}
 	admin_detail(a, json_pack("{s:s, s:o}", "backend", bname, "previous",
 	    e != NULL ? json_string(a->previous) : json_null()));
+	store_lane_hold(a->rs->lane, a->name);
+	a->holds = 1;
 	return 0;
 }
 
@@ -1289,6 +1294,8 @@ user_forget_check(struct admin *a)
 		    a->name);
 		return -1;
 	}
+	store_lane_hold(a->rs->lane, a->name);
+	a->holds = 1;
 	return 0;
 }
 

@@ -1151,6 +1151,7 @@ expiry_done(struct lane_job *job)
 		o = &x->one[i];
 		if (umap_del(lb->expiring, o->key, o->len) == 1)
 			lb->nexpiring--;
+		store_lane_release(rs->lane, o->key);
 		if ((e = umap_get(rs->users, o->key, o->len)) == NULL)
 			continue;
 		if (job->rc == 0 && o->deleted) {
@@ -1224,6 +1225,7 @@ expiry_give(struct roost *rs, struct maint *m)
 		umap_put(lb->expiring, o->key, o->len, &created);
 		if (created)
 			lb->nexpiring++;
+		store_lane_hold(rs->lane, o->key);
 	}
 	x->job.what = "expiry";
 	x->job.run = expiry_run;

@@ -740,7 +740,8 @@ repl_flush(struct repl *r)
 	struct repl_flight *fl;
 	struct umap_entry *e;
 	struct ritem *it;
-	size_t i, n, nrows = 0;
+	char **later = NULL;
+	size_t i, n, nrows = 0, nlater = 0;
 	int send;
 
 	repl_sync_role(r);
@@ -784,7 +785,24 @@ repl_flush(struct repl *r)
 		if (e == NULL || (e->flags & UMAP_F_PENDING) ||
 		    e->backend >= rs->nslots || rs->backends[e->backend] == NULL)
 			continue;
+		/* A moving user's row waits for the move's end, and a row
+		 * an admin change or expiry writes (held) for its job's: they
+		 * commit on the admin lane's session, and a row written here
+		 * from memory before theirs reached memory would undo it in
+		 * the store. */
+		if ((e->flags & UMAP_F_MOVING) ||
+		    store_lane_held(rs->lane, e->key)) {
+			later = xreallocarray(later, nlater + 1,
+			    sizeof(*later));
+			later[nlater++] = xstrdup(e->key);
+			continue;
+		}
 		state_user_record(rs, e, &rows[nrows++]);
+	}
+	/* Only moving users' rows: nothing to write yet (they stay). */
+	if (n == 0 && nrows == 0 && r->nreqs == 0 && r->ntaken == 0) {
+		answer_waiters(r, 1);
+		goto out;
 	}
 	send = n + nrows + r->nreqs + r->ntaken <= STORE_SEND_MAX;
 	if ((tx = store_begin(st, send ? STORE_TX_SEND : 0)) == NULL) {
@@ -802,11 +820,17 @@ repl_flush(struct repl *r)
 		goto out;
 	}
 	fl = flight_take(r, nrows);
+	for (i = 0; i < nlater; i++)
+		urow_push(r, later[i]);
+	nlater = 0;
 	if (!send)
 		flush_done(fl, store_commit(tx));
 	else if (store_commit_send(tx, rs->base, flush_done, fl) == -1)
 		flush_done(fl, -1);
 out:
+	for (i = 0; i < nlater; i++)
+		free(later[i]);
+	free(later);
 	free(recs);
 	free(rows);
 	dispatch(r);

@@ -69,6 +69,8 @@ struct store_lane {
 	uint64_t		 cur_at;	/* mono ms it was handed over */
 	struct store		*own;		/* the thread's session */
 	char			 origin[64];	/* own's tag for its changes */
+	char			**held;		/* store_lane_hold(), loop only */
+	size_t			 nheld;
 };
 
 static void	pump(struct store_lane *);
@@ -312,6 +314,9 @@ store_lane_free(struct store_lane *sl)
 		job->done(job);
 	}
 	event_free(sl->again);
+	while (sl->nheld > 0)
+		free(sl->held[--sl->nheld]);
+	free(sl->held);
 	free(sl->url);
 	free(sl);
 }
@@ -334,6 +339,39 @@ store_lane_give(struct store_lane *sl, struct lane_job *job)
 	TAILQ_INSERT_TAIL(&sl->queue, job, entry);
 	sl->nqueued++;
 	pump(sl);
+}
+
+void
+store_lane_hold(struct store_lane *sl, const char *user)
+{
+	sl->held = xreallocarray(sl->held, sl->nheld + 1, sizeof(*sl->held));
+	sl->held[sl->nheld++] = xstrdup(user);
+}
+
+void
+store_lane_release(struct store_lane *sl, const char *user)
+{
+	size_t i;
+
+	for (i = 0; i < sl->nheld; i++)
+		if (strcmp(sl->held[i], user) == 0) {
+			free(sl->held[i]);
+			sl->held[i] = sl->held[--sl->nheld];
+			return;
+		}
+}
+
+int
+store_lane_held(const struct store_lane *sl, const char *user)
+{
+	size_t i;
+
+	if (sl == NULL)
+		return 0;
+	for (i = 0; i < sl->nheld; i++)
+		if (strcmp(sl->held[i], user) == 0)
+			return 1;
+	return 0;
 }
 
 int

@@ -49,6 +49,17 @@ struct store_lane	*store_lane_new(struct event_base *, struct store *st,
 void			 store_lane_free(struct store_lane *);
 void			 store_lane_give(struct store_lane *,
 			    struct lane_job *);
+/*
+ * Users whose row a job writes: held from its check to its done, so that
+ * the loop's own writes of their rows (the replication flush, from
+ * memory) wait until memory has what the lane wrote.  A user may be
+ * held by several jobs.
+ */
+void			 store_lane_hold(struct store_lane *, const char *user);
+void			 store_lane_release(struct store_lane *,
+			    const char *user);
+int			 store_lane_held(const struct store_lane *,
+			    const char *user);
 /* 1 when origin tags a change the lane's session wrote (under its
  * current tag: after a commit it could not hear the end of, the session
  * takes a new one, and the change feed reads that commit back). */
