@@ -1106,6 +1106,23 @@ pin_lost(const struct store_user *su, void *arg)
 	return 0;
 }
 
+/*
+ * A user whose placement is still on its way to the store: the admin
+ * gate waits for placements at most ADMIN_GATE_MAX_MS (a stream of new
+ * users must not hold admin work back for ever), and a write of the row
+ * now could cross the placement's (a forget undone by the insert that
+ * lands after it).  503 and nothing changed; -1 then.
+ */
+static int
+admin_placing(struct admin *a, const struct umap_entry *e)
+{
+	if (e == NULL || !(e->flags & UMAP_F_PENDING))
+		return 0;
+	http_reply_error(a->req, 503, "user", "the placement of %s is not "
+	    "stored yet; nothing was changed", a->name);
+	return -1;
+}
+
 static int
 user_pin_check(struct admin *a)
 {
@@ -1126,6 +1143,8 @@ user_pin_check(struct admin *a)
 		return -1;
 	}
 	e = umap_get(rs->users, a->name, a->keylen);
+	if (admin_placing(a, e) == -1)
+		return -1;
 	/* A user keeps the pool it was placed in: the proxies of that pool
 	 * ask with its tag, and would never be answered with this backend. */
 	if (e != NULL && strcmp(state_tag_name(rs, e->tag),
@@ -1289,6 +1308,8 @@ user_forget_check(struct admin *a)
 		    a->name);
 		return -1;
 	}
+	if (admin_placing(a, e) == -1)
+		return -1;
 	if (e->flags & UMAP_F_MOVING) {
 		http_reply_error(a->req, 409, "user", "user %s is being moved",
 		    a->name);

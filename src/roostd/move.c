@@ -218,7 +218,6 @@ struct step {
 };
 
 #define JOB_SCAN_SLOTS		65536	/* map slots a pass looks at */
-#define MOVE_STEPS_WAIT_MS	3000	/* a switch waits for steps */
 
 static void	move_finish(struct move *, int ok, const char *fmt, ...)
 		    __attribute__((format(printf, 3, 4)));
@@ -718,11 +717,11 @@ switches_prepare(struct lane_job *job)
 	struct switches *sw = (struct switches *)job;
 
 	/* A step of these moves on its way would land after the switch's
-	 * own (done) and overwrite it: it lands first. */
-	if (!move_steps_settled(sw->rs) &&
-	    now_msec_mono() - job->since < MOVE_STEPS_WAIT_MS)
-		return LANE_NOT_YET;
-	return 0;
+	 * own (done) and overwrite it: the flight lands first (within the
+	 * store's bound).  Their steps not sent yet were forgotten, and
+	 * none is noted while they switch, so only the flight matters: the
+	 * steps of other moves, which may keep coming, do not hold it. */
+	return sw->rs->moves->steps_flying ? LANE_NOT_YET : 0;
 }
 
 static int

@@ -1847,16 +1847,7 @@ repl_gain(struct repl *r)
 {
 	struct gain *g;
 
-	if (r->rs->lane == NULL) {
-		/* At start, before the lane: here. */
-		if (r->rs->store->ops->repl_load(r->rs->store, load_one,
-		    r) == -1) {
-			log_warnx("replication: role taken, the queue not loaded "
-			    "yet: %s", store_error(r->rs->store));
-			return -1;
-		}
-		return repl_gained(r);
-	}
+	/* The lane exists from before repl_init (main.c). */
 	g = xcalloc(1, sizeof(*g));
 	g->r = r;
 	g->job.what = "replication queue";
