@@ -246,9 +246,8 @@ struct admin {
 	char			 su_backend[BACKEND_NAME_MAX + 1];
 	char			 su_tag[BACKEND_NAME_MAX + 1];
 	char			 su_replica[BACKEND_NAME_MAX + 1];
-	char			 expect[BACKEND_NAME_MAX + 1];
+	char			 expect[BACKEND_NAME_MAX + 1]; /* "": a new user */
 	char			 stored[BACKEND_NAME_MAX + 2];
-	char			 previous[BACKEND_NAME_MAX + 1];
 	long			 replica;
 	int64_t			 count;
 	long long		 limit, before;
@@ -1194,14 +1193,11 @@ user_pin_check(struct admin *a)
 	a->su.last_lookup = e != NULL ? e->last_lookup : 0;
 	/* Only over the row memory knows: another controller sharing the
 	 * store may have placed or moved the user meanwhile. */
-	a->flag = e != NULL;
-	if (e != NULL) {
+	if (e != NULL)
 		snprintf(a->expect, sizeof(a->expect), "%s",
 		    rs->backends[e->backend]->name);
-		snprintf(a->previous, sizeof(a->previous), "%s", a->expect);
-	}
 	admin_detail(a, json_pack("{s:s, s:o}", "backend", bname, "previous",
-	    e != NULL ? json_string(a->previous) : json_null()));
+	    e != NULL ? json_string(a->expect) : json_null()));
 	store_lane_hold(a->rs->lane, a->name);
 	a->holds = 1;
 	return 0;
@@ -1210,7 +1206,7 @@ user_pin_check(struct admin *a)
 static int
 user_pin_write(struct store_tx *tx, struct admin *a)
 {
-	const char *expect = a->flag ? a->expect : NULL;
+	const char *expect = a->expect[0] != '\0' ? a->expect : NULL;
 
 	if (store_user_place(tx, &a->su, &expect, 1, pin_lost,
 	    a->stored) == -1)
