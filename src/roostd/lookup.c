@@ -24,8 +24,11 @@
  * A store on the network (PostgreSQL) takes the batch without the loop
  * waiting for the commit (place_send): the batch flies, known users are
  * answered meanwhile, and the lookups that need the batch, or would make
- * one, wait for it to land (fly_start, fly_end).  Callers that need the
- * store at once (admin changes, maintenance at exit) land it first.
+ * one, wait for it to land (fly_start, fly_end).  A batch holds no more
+ * than one place_send takes (STORE_PLACE_SEND_MAX): the lookups that
+ * would make it larger wait for it too, and make the next.  Callers that
+ * need the store at once (admin changes, maintenance at exit) land it
+ * first.
  */
 #include <event2/buffer.h>
 #include <event2/event.h>
@@ -483,14 +486,32 @@ fly_start(struct roost *rs, struct store_user *rec, const char **expect)
 		fatalx("lookup: cannot watch the store");
 }
 
+/*
+ * The deferred lookups, asked again in the order they came, once the
+ * batch they waited for is over.  Each one is answered, waits for the
+ * next batch (batch_wait: it is committed later, from the loop) or is
+ * deferred again, into a new list: none commits here.
+ */
+static void
+defer_rerun(struct roost *rs)
+{
+	struct lookup_batch *lb = rs->batch;
+	struct evhttp_request **defer = lb->defer;
+	size_t i, ndefer = lb->ndefer;
+
+	lb->defer = NULL;
+	lb->ndefer = lb->cdefer = 0;
+	for (i = 0; i < ndefer; i++)
+		lookup_handle(rs, defer[i]);
+	free(defer);
+}
+
 /* The flight is over (rc as user_place): the batch is back where the
  * rest of a commit expects it, and the deferred lookups are asked again. */
 static void
 fly_end(struct roost *rs, int rc)
 {
 	struct lookup_batch *lb = rs->batch;
-	struct evhttp_request **defer;
-	size_t i, ndefer;
 
 	event_free(lb->fly_ev);
 	lb->fly_ev = NULL;
@@ -504,13 +525,7 @@ fly_end(struct roost *rs, int rc)
 	batch_after(rs, 0, lb->frec, lb->fexpect, lb->npend, rc);
 	lb->frec = NULL;
 	lb->fexpect = NULL;
-	defer = lb->defer;
-	ndefer = lb->ndefer;
-	lb->defer = NULL;
-	lb->ndefer = lb->cdefer = 0;
-	for (i = 0; i < ndefer; i++)
-		lookup_handle(rs, defer[i]);
-	free(defer);
+	defer_rerun(rs);
 }
 
 /* The store read the answer while doing something else. */
@@ -631,7 +646,23 @@ batch_commit(struct roost *rs, int final, int nowait)
 		if (rc == -1)
 			lb->nadopt = 0;
 	}
-	return batch_after(rs, final, rec, expect, n, rc);
+	/* Over without a flight: the lookups that found the batch full go
+	 * now (into the next one; again deferred if the store kept it). */
+	rc = batch_after(rs, final, rec, expect, n, rc);
+	defer_rerun(rs);
+	return rc;
+}
+
+/* At the end, every lookup answered: the lookups a full batch deferred
+ * make the next one, until none is left (each batch answers some). */
+static void
+batch_final(struct roost *rs)
+{
+	struct lookup_batch *lb = rs->batch;
+
+	do
+		batch_commit(rs, 1, 0);
+	while (lb->npend > 0 || lb->nwait > 0);
 }
 
 /* The store said rc: a busy store gets the batch again soon (unless
@@ -929,8 +960,14 @@ lookup_handle(struct roost *rs, struct evhttp_request *req)
 			batch_wait(rs, req, e, proto);
 		goto done;
 	}
-	/* Everything below makes an assignment: not while one flies. */
-	if (rs->batch->fly_ev != NULL) {
+	/*
+	 * Everything below makes an assignment: not while one flies, nor
+	 * into a batch already as large as one place_send takes, which
+	 * would be committed with the loop waiting.  (Without place_send,
+	 * SQLite, every commit waits: no cap.)
+	 */
+	if (rs->batch->fly_ev != NULL || (rs->store->ops->place_send != NULL &&
+	    rs->batch->npend >= STORE_PLACE_SEND_MAX)) {
 		batch_defer(rs, req);
 		goto done;
 	}
@@ -1350,9 +1387,11 @@ lookup_maintain(struct roost *rs, int all)
 
 	/* At shutdown (all) no later pass will retry: answer every lookup,
 	 * and land what is on its way. */
-	batch_commit(rs, all, !all);
-	if (all)
+	if (all) {
+		batch_final(rs);
 		store_flight_land(rs->store);
+	} else
+		batch_commit(rs, 0, 1);
 	/* Lookup times and expiry wait for the next pass, not the batch. */
 	if (!all && store_flying(rs->store))
 		return;
