@@ -52,6 +52,8 @@
 #define FEED_YIELD_MS	2		/* a lookup batch in flight lands */
 #define FEED_STMT_MS	5000		/* the feed session's statement bound */
 #define FEED_READ_MS	(FEED_STMT_MS + 1500) /* then the connection goes */
+#define FEED_RELOAD_MS	(STORE_FEED_PARTS * FEED_STMT_MS + 1500) /* a reload's
+					 * statements, each bounded */
 #define FEED_TICK_MS	1000		/* retry a failed pass, poll while
 					 * not listening; prune */
 #define FEED_PRUNE_MS	60000		/* between prunes */
@@ -61,7 +63,7 @@
 #define STORE_PREFIX	"postgresql:"
 
 enum feed_state { F_IDLE, F_CONNECTING, F_LISTENING, F_READY };
-enum feed_read { READ_NONE, READ_CHANGES, READ_ROWS };
+enum feed_read { READ_NONE, READ_CHANGES, READ_ROWS, READ_RELOAD };
 enum change_kind { C_USER, C_BACKEND, C_HEALTH, C_PROXY, C_MOVE, C_REPL,
     C_UNKNOWN };
 
@@ -209,16 +211,6 @@ got_backend(const struct backend *b, void *arg)
 	return 0;
 }
 
-/* A backend this instance has not heard of yet, for a user placed on
- * it: read through the store (its change went by before this one). */
-static int
-fetch_backend(struct feed *f, const char *name)
-{
-	struct store *st = f->rs->store;
-
-	return st->ops->backend_get(st, name, got_backend, f) == -1 ? -1 : 0;
-}
-
 static void
 drop_backend(struct feed *f, const char *name)
 {
@@ -240,14 +232,21 @@ got_user(const struct store_user *su, void *arg)
 
 	if (user_ours(f, umap_get(rs->users, su->user, strlen(su->user))))
 		return 0;
+	/*
+	 * A backend not known here yet.  Added by the admin lane, whose
+	 * change the feed skips as this instance's own: it is in memory
+	 * once the lane's job is done, and the pass is read again then.
+	 * Else the row is newer than the read's backends (added since), so
+	 * the change that put the user there comes after the backend's,
+	 * and a later pass applies both, in that order; memory keeps the
+	 * user as it was until then.
+	 */
 	if (state_user_apply(rs, su) == 0)
 		return 0;
-	if (state_backend_find(rs, su->backend) == -1 &&
-	    fetch_backend(f, su->backend) == -1)
+	if (store_lane_busy(rs->lane))
 		return -1;
-	if (state_user_apply(rs, su) == -1)
-		log_warnx("feed: user %s on unknown backend %s; not applied",
-		    su->user, su->backend);
+	log_debug("feed: user %s on backend %s, not known yet; applied "
+	    "with a later change", su->user, su->backend);
 	return 0;
 }
 
@@ -357,13 +356,11 @@ reload_user(const struct store_user *su, void *arg)
 }
 
 static int
-reload_move(const struct store_move *m, void *arg)
+reload_moving(const char *user, void *arg)
 {
 	struct reload *r = arg;
 
-	if (strcmp(m->state, "queued") == 0)
-		return 0;
-	move_mark(r->f, m->user, 1);
+	move_mark(r->f, user, 1);
 	return 0;
 }
 
@@ -399,56 +396,65 @@ keep_user(const struct umap_entry *e, void *arg)
 	    user_ours(r->f, e);
 }
 
+/*
+ * The answer of a reload read (store_pg_feed_reload_sql: the head, then
+ * every row, one result a part) has all come: memory becomes the store.
+ * 0, or -1 (what was applied stays; the next pass reads again).
+ */
 static int
-feed_reload(struct feed *f)
+reload_apply(struct feed *f, PGresult **res)
 {
 	struct roost *rs = f->rs;
 	struct store *st = rs->store;
 	struct reload r = { f, NULL, 0, NULL };
+	struct store_feed_cbs cbs = { NULL, reload_backend, got_health,
+	    reload_proxy, reload_moving, reload_user, &r };
 	int64_t head;
 	size_t i;
 	long idx;
-	char **was;
-	size_t nwas;
 
-	log_warnx("feed: changes after %lld were pruned before this instance "
-	    "read them; reloading everything", (long long)f->last);
-	if (st->ops->change_head(st, &head) == -1 ||
-	    st->ops->backend_load(st, reload_backend, &r) == -1)
+	if (store_pg_feed_head(st, res[STORE_FEED_CHANGES], &head) == -1 ||
+	    store_pg_feed_rows(st, STORE_FEED_BACKENDS,
+	    res[STORE_FEED_BACKENDS], &cbs, NULL) == -1)
 		goto fail;
 	for (i = 0; i < rs->nslots; i++)
 		if (rs->backends[i] != NULL &&
 		    !named(&r, rs->backends[i]->name))
 			state_backend_remove(rs, (long)i);
 	reload_names_free(&r);
-	if (st->ops->health_load(st, got_health, f) == -1 ||
-	    st->ops->proxy_load(st, reload_proxy, &r) == -1)
+	cbs.arg = f;
+	if (store_pg_feed_rows(st, STORE_FEED_HEALTH, res[STORE_FEED_HEALTH],
+	    &cbs, NULL) == -1)
+		goto fail;
+	cbs.arg = &r;
+	if (store_pg_feed_rows(st, STORE_FEED_PROXIES,
+	    res[STORE_FEED_PROXIES], &cbs, NULL) == -1)
 		goto fail;
 	for (idx = (long)rs->nproxies - 1; idx >= 0; idx--)
 		if (!named(&r, rs->proxies[idx]->name))
 			state_proxy_remove(rs, idx);
 	reload_names_free(&r);
 	r.seen = umap_new(umap_count(rs->users));
-	if (st->ops->user_load(st, reload_user, &r) == -1)
+	if (store_pg_feed_rows(st, STORE_FEED_USERS, res[STORE_FEED_USERS],
+	    &cbs, NULL) == -1)
 		goto fail;
 	state_users_retain(rs, keep_user, &r);
 	umap_free(r.seen);
 	r.seen = NULL;
 	/* Moves: those that ended while away, then those under way. */
-	was = f->moving;
-	nwas = f->nmoving;
-	f->moving = NULL;
-	f->nmoving = 0;
-	for (i = 0; i < nwas; i++) {
-		struct umap_entry *e = umap_get(rs->users, was[i],
-		    strlen(was[i]));
+	for (i = 0; i < f->nmoving; i++) {
+		struct umap_entry *e = umap_get(rs->users, f->moving[i],
+		    strlen(f->moving[i]));
 
 		if (e != NULL)
 			e->flags &= ~UMAP_F_MOVING;
-		free(was[i]);
+		free(f->moving[i]);
 	}
-	free(was);
-	if (st->ops->move_list(st, 1, 0, 100000, reload_move, &r) == -1)
+	free(f->moving);
+	f->moving = NULL;
+	f->nmoving = 0;
+	if (store_pg_feed_rows(st, STORE_FEED_MOVING, res[STORE_FEED_MOVING],
+	    &cbs, NULL) == -1)
 		goto fail;
 	repl_backends_changed(rs);
 	health_reroute(rs);
@@ -649,9 +655,10 @@ results_clear(PGresult **res, size_t n)
 
 /*
  * A pass's first read has come (res: the changes): plan the second, the
- * rows wanted.  0 with f->pass.parts set (none: nothing to read), 1 when
- * the changes were pruned and memory was reloaded instead, -1 when not
- * read (the store's error says why).
+ * rows wanted.  0 with f->pass.parts set (none: nothing to read), 2 when
+ * the changes were pruned and memory is to be reloaded instead
+ * (store_pg_feed_reload_sql), -1 when not read (the store's error says
+ * why).
  */
 static int
 pass_plan(struct feed *f, const PGresult *res)
@@ -672,7 +679,10 @@ pass_plan(struct feed *f, const PGresult *res)
 		return -1;
 	if (pruned > f->last) {
 		batch_clear(f);
-		return feed_reload(f) == -1 ? -1 : 1;
+		log_warnx("feed: changes after %lld were pruned before this "
+		    "instance read them; reloading everything",
+		    (long long)f->last);
+		return 2;
 	}
 	n = f->nbatch;
 	if (n > 0)
@@ -778,8 +788,8 @@ feed_applied(struct feed *f, int rc)
 static void
 feed_send(struct feed *f, char *sql, int phase)
 {
-	struct timeval tv = { FEED_READ_MS / 1000,
-	    (FEED_READ_MS % 1000) * 1000 };
+	int ms = phase == READ_RELOAD ? FEED_RELOAD_MS : FEED_READ_MS;
+	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
 	int ok;
 
 	ok = PQsendQuery(f->conn, sql);
@@ -814,7 +824,7 @@ feed_send(struct feed *f, char *sql, int phase)
 struct lane_read {
 	struct lane_job	 job;		/* first */
 	struct feed	*f;
-	int		 phase;		/* READ_CHANGES, READ_ROWS */
+	int		 phase;		/* enum feed_read */
 	char		*sql;
 	size_t		 n;
 	PGresult	*res[STORE_FEED_PARTS];
@@ -848,11 +858,16 @@ lane_read_done(struct lane_job *job)
 			    f->pass.nparts);
 			goto done;
 		}
+		if (rc == 2) {
+			lane_read_give(f, READ_RELOAD,
+			    store_pg_feed_reload_sql(), STORE_FEED_PARTS);
+			goto done;
+		}
 		if (rc == 0)
 			rc = pass_apply(f, lr->res);
-		else if (rc == 1)
-			rc = 0;
-	} else
+	} else if (lr->phase == READ_RELOAD)
+		rc = reload_apply(f, lr->res);
+	else
 		rc = pass_apply(f, lr->res);
 	feed_applied(f, rc);
 done:
@@ -884,7 +899,7 @@ feed_pass(struct feed *f)
 	PGresult *res[STORE_FEED_PARTS] = { NULL };
 	char *sql;
 	size_t n;
-	int rc;
+	int rc, read;
 
 	if (f->lane_pass) {
 		f->owed = 1;		/* after the one in the lane */
@@ -922,21 +937,23 @@ feed_pass(struct feed *f)
 	}
 	rc = pass_plan(f, res[0]);
 	results_clear(res, 1);
-	if (rc != 0) {
-		feed_applied(f, rc == 1 ? 0 : -1);
+	if (rc == -1) {
+		feed_applied(f, -1);
 		return;
 	}
-	if ((n = f->pass.nparts) > 0) {
-		sql = store_pg_feed_rows_sql(f->pass.after, f->pass.upto,
+	n = rc == 2 ? STORE_FEED_PARTS : f->pass.nparts;
+	if (n > 0) {
+		sql = rc == 2 ? store_pg_feed_reload_sql() :
+		    store_pg_feed_rows_sql(f->pass.after, f->pass.upto,
 		    f->pass.parts);
-		rc = store_pg_feed_read(st, sql, n, res);
+		read = store_pg_feed_read(st, sql, n, res);
 		free(sql);
-		if (rc == -1) {
+		if (read == -1) {
 			feed_applied(f, -1);
 			return;
 		}
 	}
-	rc = pass_apply(f, res);
+	rc = rc == 2 ? reload_apply(f, res) : pass_apply(f, res);
 	results_clear(res, n);
 	feed_applied(f, rc);
 }
@@ -948,7 +965,8 @@ feed_read_done(struct feed *f)
 	struct store *st = f->rs->store;
 	struct pass *p = &f->pass;
 	int phase = f->reading, rc = 0;
-	size_t i, want = phase == READ_CHANGES ? 1 : p->nparts;
+	size_t i, want = phase == READ_CHANGES ? 1 : phase == READ_RELOAD ?
+	    STORE_FEED_PARTS : p->nparts;
 
 	evtimer_del(f->read_ev);
 	f->reading = 0;
@@ -973,10 +991,14 @@ feed_read_done(struct feed *f)
 			    p->parts), READ_ROWS);
 			return;
 		}
+		if (rc == 2) {
+			feed_send(f, store_pg_feed_reload_sql(), READ_RELOAD);
+			return;
+		}
 		if (rc == 0)
 			rc = pass_apply(f, f->res);
-		else if (rc == 1)
-			rc = 0;
+	} else if (rc == 0 && phase == READ_RELOAD) {
+		rc = reload_apply(f, f->res);
 	} else if (rc == 0) {
 		rc = pass_apply(f, f->res);
 	}

@@ -387,6 +387,12 @@ store_lane_own(struct store_lane *sl, const char *origin)
 	return own;
 }
 
+int
+store_lane_busy(struct store_lane *sl)
+{
+	return sl != NULL && (lane_busy(sl) || !TAILQ_EMPTY(&sl->queue));
+}
+
 json_t *
 store_lane_json(struct store_lane *sl)
 {

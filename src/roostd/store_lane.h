@@ -64,6 +64,8 @@ int			 store_lane_held(const struct store_lane *,
  * current tag: after a commit it could not hear the end of, the session
  * takes a new one, and the change feed reads that commit back). */
 int			 store_lane_own(struct store_lane *, const char *origin);
+/* 1 while a job is given and its done() has not run. */
+int			 store_lane_busy(struct store_lane *);
 /* {"what": ..., "ms": ..., "queued": N} while work is under way, or
  * JSON null. */
 json_t			*store_lane_json(struct store_lane *);

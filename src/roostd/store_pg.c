@@ -3609,6 +3609,36 @@ store_pg_feed_rows_sql(int64_t after, int64_t last, unsigned parts)
 	return sql;
 }
 
+char *
+store_pg_feed_reload_sql(void)
+{
+	/* The head first: every row read after it is at least that new,
+	 * and a change after it is read again by the next pass. */
+	return xstrdup(
+	    "SELECT greatest((SELECT coalesce(max(seq), 0) FROM changes),"
+	    " (SELECT coalesce(max(value::int8), 0) FROM meta WHERE key ="
+	    " 'changes_pruned')); "
+	    "SELECT " BACKEND_COLS " FROM backends; "
+	    "SELECT backend, state, since, error, latency_ms, checked FROM"
+	    " backend_health; "
+	    "SELECT " PROXY_COLS " FROM proxies; "
+	    "SELECT DISTINCT \"user\" FROM moves WHERE state IN ('kicking',"
+	    " 'waiting', 'syncing'); "
+	    "SELECT " USER_COLS " FROM users");
+}
+
+int
+store_pg_feed_head(struct store *st, const PGresult *res, int64_t *head)
+{
+	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1 ||
+	    PQnfields(res) != 1 || PQgetisnull(res, 0, 0)) {
+		store_set_error(st, "feed reload: no change head in the answer");
+		return -1;
+	}
+	*head = col_int(res, 0, 0);
+	return 0;
+}
+
 int
 store_pg_feed_read(struct store *st, const char *sql, size_t nparts,
     PGresult **res)

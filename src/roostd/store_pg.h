@@ -50,6 +50,12 @@ char	*store_pg_feed_changes_sql(int64_t after, size_t limit);
  * up to `last`, one statement for each part in `parts` (a mask of
  * 1 << part), answered in part order.  The caller frees it. */
 char	*store_pg_feed_rows_sql(int64_t after, int64_t last, unsigned parts);
+/* Everything a lookup answers from, for an instance that fell behind the
+ * kept history: the change head (read with store_pg_feed_head), then
+ * every row of the parts after STORE_FEED_CHANGES, in part order
+ * (STORE_FEED_PARTS results in all).  The caller frees it. */
+char	*store_pg_feed_reload_sql(void);
+int	 store_pg_feed_head(struct store *, const PGresult *, int64_t *head);
 /* Either read on the store's own connection, within its bound: res[]
  * gets its nparts results, for the caller to PQclear.  0, or -1 with the
  * store's error set (nothing to clear then). */
