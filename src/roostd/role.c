@@ -10,7 +10,9 @@
  * what it last saw, to tell the consumers once when a role is gained (they
  * take up the stored work: the same path as a restart) or lost (they stop
  * and write nothing more: the work stays in the store for the next
- * holder).  A lost store connection loses every role at once.
+ * holder).  A lost store connection loses every role at once.  A role
+ * no longer wanted (its backend went) is given back the same way, in a
+ * round of its own: no longer held from then on.
  *
  * Roles are not spread on purpose: the first instance to start holds them
  * all, and a survivor takes each over when its holder dies.  Whoever holds
@@ -53,7 +55,30 @@ struct roles {
 	int		 claiming;
 	uint64_t	 claim_at;	/* mono ms it was sent */
 	int		 notify;
+	/* Roles to give back, and those on their way (store_role_release_
+	 * send): no longer held either way. */
+	char		**drop;
+	size_t		 ndrop;
+	char		**giving;
+	size_t		 ngiving;
 };
+
+static void
+names_free(char **v, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
+static void
+role_drop(struct roles *R, const char *name)
+{
+	R->drop = xreallocarray(R->drop, R->ndrop + 1, sizeof(*R->drop));
+	R->drop[R->ndrop++] = xstrdup(name);
+}
 
 static struct role *
 role_want(struct roles *R, const char *name)
@@ -114,9 +139,7 @@ claim_done(void *arg, int rc)
 		if ((r = role_find(R, R->ask[i])) == NULL) {
 			/* Not wanted any more (its backend went while the
 			 * claim was on its way): not to be held either. */
-			if (st->ops->role_release(st, R->ask[i]) == -1)
-				log_debug("role %s: release: %s", R->ask[i],
-				    store_error(st));
+			role_drop(R, R->ask[i]);
 			continue;
 		}
 		if (r->held)
@@ -134,6 +157,40 @@ claim_done(void *arg, int rc)
 	R->ask = NULL;
 	R->got = NULL;
 	R->nask = 0;
+}
+
+static void
+release_done(void *arg, int rc)
+{
+	struct roles *R = arg;
+
+	if (rc == -1)
+		log_debug("releasing %zu roles: %s", R->ngiving,
+		    store_error(R->rs->store));
+	names_free(R->giving, R->ngiving);
+	R->giving = NULL;
+	R->ngiving = 0;
+}
+
+/* Give back the roles dropped, without the loop waiting: 1 when that is
+ * under way (the claims wait for the next round). */
+static int
+role_release_round(struct roles *R)
+{
+	struct roost *rs = R->rs;
+
+	if (R->ndrop == 0 || R->giving != NULL || R->claiming ||
+	    store_flying(rs->store))
+		return R->giving != NULL;
+	R->giving = R->drop;
+	R->ngiving = R->ndrop;
+	R->drop = NULL;
+	R->ndrop = 0;
+	if (store_role_release_send(rs->store, rs->base,
+	    (const char *const *)R->giving, R->ngiving, release_done,
+	    R) == -1)
+		release_done(R, -1);
+	return R->giving != NULL;
 }
 
 /*
@@ -204,15 +261,17 @@ role_round(struct roles *R, int notify)
 			role_tell(R, r, notify);
 		}
 		if (!r->wanted) {
-			if (now && st->ops->role_release(st, r->name) == -1)
-				log_debug("role %s: release: %s", r->name,
-				    store_error(st));
+			if (now)
+				role_drop(R, r->name);
 			free(r->name);
 			continue;
 		}
 		R->v[j++] = *r;
 	}
 	R->n = j;
+	/* At start nothing is given back yet: the loop sends it. */
+	if (notify && role_release_round(R))
+		return;
 	role_claim_round(R, notify);
 }
 
@@ -263,8 +322,10 @@ role_free(struct roost *rs)
 		return;
 	/* Not released one by one: closing the store ends the session,
 	 * and every role with it.  A claim on its way is answered first. */
-	if (R->claiming)
+	if (R->claiming || R->giving != NULL)
 		store_flight_land(rs->store);
+	names_free(R->drop, R->ndrop);
+	names_free(R->giving, R->ngiving);
 	if (R->tick != NULL)
 		event_free(R->tick);
 	for (i = 0; i < R->n; i++)

@@ -456,6 +456,33 @@ store_role_claim_send(struct store *st, struct event_base *base,
 	return 0;
 }
 
+int
+store_role_release_send(struct store *st, struct event_base *base,
+    const char *const *roles, size_t n, void (*done)(void *, int), void *arg)
+{
+	size_t i;
+	int rc = 0;
+
+	if (st->ops->release_send == NULL) {
+		for (i = 0; i < n; i++)
+			if (st->ops->role_release(st, roles[i]) == -1)
+				rc = -1;
+		done(arg, rc);
+		return 0;
+	}
+	if (st->flight != NULL) {
+		store_set_error(st, "role release: a commit is in flight");
+		st->errclass = STORE_ERETRY;
+		return -1;
+	}
+	if (st->ops->release_send(st, roles, n, flight_ready, st) == -1)
+		return -1;
+	flight_watch(st, base, "role release", st->ops->claim_poll, done,
+	    arg);
+	flight_poll(st);
+	return 0;
+}
+
 void
 store_flight_land(struct store *st)
 {

@@ -452,6 +452,13 @@ struct store_ops {
 		    size_t n, int *got, void (*ready)(void *), void *arg);
 	int	(*claim_poll)(struct store *, int *rc);
 	int	(*role_release)(struct store *, const char *role);
+	/* role_release of several without waiting, for
+	 * store_role_release_send(): the roles are no longer held from the
+	 * call on, their locks go back when the server has the question;
+	 * its answer is read as claim_send's, with claim_poll.  NULL where
+	 * nothing waits on a network. */
+	int	(*release_send)(struct store *, const char *const *roles,
+		    size_t n, void (*ready)(void *), void *arg);
 	int	(*role_held)(struct store *, const char *role);
 	/* This process alone (roostd -C): fails, naming why, while a roostd
 	 * has the store open, and keeps any from opening it.  NULL where
@@ -529,6 +536,11 @@ int		 store_commit_send(struct store_tx *, struct event_base *,
  */
 int		 store_role_claim_send(struct store *, struct event_base *,
 		    const char *const *roles, size_t n, int *got,
+		    void (*done)(void *, int), void *arg);
+/* Its mirror: the roles given back (role_release of each), as a flight
+ * of the same kind. */
+int		 store_role_release_send(struct store *,
+		    struct event_base *, const char *const *roles, size_t n,
 		    void (*done)(void *, int), void *arg);
 /*
  * The dsync states of n users (states[i]: a copy of users[i]'s, "" when it

@@ -387,6 +387,7 @@ enum stmt {
 	/* roles */
 	S_ROLE_CLAIM,
 	S_ROLE_RELEASE,
+	S_ROLE_RELEASES,
 	S_REPL_STATES,
 	S_REPL_REQ_ADD,
 	S_REPL_REQ_LIST,
@@ -546,6 +547,10 @@ static const char *const stmt_sql[S_COUNT] = {
 	    ")::int4 FROM unnest(string_to_array($1, E'\\n')) WITH ORDINALITY"
 	    " AS t(r, i) ORDER BY i",
 	[S_ROLE_RELEASE] = "SELECT pg_advisory_unlock(" ROLE_KEY ")::int4",
+	/* Several, as S_ROLE_CLAIM asks. */
+	[S_ROLE_RELEASES] = "SELECT pg_advisory_unlock(" ROLE_KEY_OF("r")
+	    ")::int4 FROM unnest(string_to_array($1, E'\\n')) WITH ORDINALITY"
+	    " AS t(r, i) ORDER BY i",
 	/* The dsync states of the users of $1, one a line, in their order:
 	 * one row each, "" for a user without one. */
 	[S_REPL_STATES] = "SELECT coalesce(r.state, '') FROM"
@@ -4106,6 +4111,47 @@ pg_claim_send(struct store *st, const char *const *roles, size_t n,
 	return ask_send(st, a, stmt_sql[S_ROLE_CLAIM]);
 }
 
+/* A release's answer says nothing the caller needs: whether the server
+ * still had each lock.  The roles were forgotten when it was sent. */
+static void
+release_take(struct store *st, struct pg_ask *a, int k, const PGresult *res)
+{
+	(void)st;
+	(void)a;
+	(void)k;
+	(void)res;
+}
+
+/* A release that did not go through leaves the lock until the session
+ * ends: harmless, and not forgotten if claimed again (the server says
+ * no while this session holds it: a second lock would stack). */
+static void
+release_fail(struct pg_ask *a)
+{
+	(void)a;
+}
+
+static int
+pg_release_send(struct store *st, const char *const *roles, size_t n,
+    void (*ready)(void *), void *arg)
+{
+	struct pg_store *ps = impl(st);
+	struct ask_to to = { NULL, release_take, release_fail, ready, arg };
+	struct pg_ask *a;
+	size_t i;
+	long k;
+
+	if ((a = ask_new(st, "role release", roles, n, &to)) == NULL)
+		return -1;
+	for (i = 0; i < n; i++)
+		if ((k = role_find(ps, roles[i])) != -1) {
+			free(ps->roles[k]);
+			ps->roles[k] = ps->roles[--ps->nroles];
+			a->ask[a->nask++] = i;
+		}
+	return ask_send(st, a, stmt_sql[S_ROLE_RELEASES]);
+}
+
 /* The states asked for, "" for a user without one. */
 static void
 states_take(struct store *st, struct pg_ask *a, int k, const PGresult *res)
@@ -4408,6 +4454,7 @@ const struct store_ops store_pg_ops = {
 	.requests_send = pg_requests_send,
 	.requests_poll = ask_poll,
 	.role_release = pg_role_release,
+	.release_send = pg_release_send,
 	.role_held = pg_role_held,
 	.exclusive = pg_exclusive,
 	.repl_request_add = pg_repl_request_add,

@@ -2361,6 +2361,49 @@ test_pg_claim_send(void **state)
 }
 
 /*
+ * Roles given back without waiting (store_role_release_send): no longer
+ * held from the call on, free for another session once done has come;
+ * those this session does not hold are left alone; a second flight
+ * meanwhile is refused as busy.
+ */
+static void
+test_pg_release_send(void **state)
+{
+	struct fixture *f = fixture(state);
+	struct store *a = open_ok(f), *b = open_ok(f);
+	struct event_base *base = event_base_new();
+	const char *give[] = { "health:b1", "repl", "moves" };
+	int got[3] = { 7, 7, 7 };
+	struct sent sd = { 0 }, sd2 = { 0 };
+
+	assert_non_null(base);
+	assert_non_null(a->ops->release_send);
+	assert_int_equal(claim(a, "health:b1"), 1);
+	assert_int_equal(claim(a, "moves"), 1);
+	assert_int_equal(claim(b, "repl"), 1);
+	sd.st = a;
+	assert_int_equal(store_role_release_send(a, base, give, 3, sent_done,
+	    &sd), 0);
+	assert_int_equal(a->ops->role_held(a, "health:b1"), 0);
+	assert_int_equal(a->ops->role_held(a, "moves"), 0);
+	sd2.st = a;
+	assert_int_equal(store_role_claim_send(a, base, give, 3, got,
+	    sent_done, &sd2), -1);
+	assert_int_equal(a->errclass, STORE_ERETRY);
+	sent_wait(base, &sd);
+	assert_int_equal(sd.rc, 0);
+	assert_int_equal(store_flying(a), 0);
+	assert_int_equal(claim(b, "health:b1"), 1);
+	assert_int_equal(claim(b, "moves"), 1);
+	/* b's role was not a's to give. */
+	assert_int_equal(b->ops->role_held(b, "repl"), 1);
+	assert_int_equal(claim(a, "repl"), 0);
+	store_free(b);
+	store_free(a);
+	event_base_free(base);
+}
+
+/*
  * Users' dsync states without waiting (store_repl_states_send): each in
  * its place, "" for a user with a record but no state and for one with
  * no record; another call during the flight reads the answer first, and
@@ -3019,6 +3062,7 @@ main(void)
 		PG(test_pg_changes_commit_order),
 		PG(test_pg_tx_send),
 		PG(test_pg_claim_send),
+		PG(test_pg_release_send),
 		PG(test_pg_states_send),
 	};
 	int rc;
