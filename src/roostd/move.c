@@ -128,6 +128,9 @@ struct move {
 	int			 ready;		/* to switch at the next pass */
 	int			 switching;	/* its switch is in the admin
 						 * lane (struct switches) */
+	int			 checking;	/* handed: 1 its row is read in
+						 * the lane, 2 and to be read
+						 * again after */
 	struct repl_run		*sync;		/* a sync of the move, running */
 	int			 presynced;	/* the copy before the kick is done */
 	char			*sync_state;	/* the dsync state it answered */
@@ -183,6 +186,13 @@ struct moves {
 	struct move_list	 storing;
 	struct move_job_ask	**asks;		/* jobs the same way */
 	size_t			 nasks;
+	/* Ends on their way to the store (state_write): the scan leaves
+	 * them alone too.  Ids of moves (move) and of jobs. */
+	struct ending {
+		int64_t		 id;
+		int		 move;
+	}			*ending;
+	size_t			 nending;
 	size_t			 nqueued, nactive;
 	struct job_list		 jobs;
 	struct who_poll		**polls;	/* by backend slot */
@@ -1255,45 +1265,85 @@ job_scan_one(struct umap_entry *e, void *arg)
 	return 0;
 }
 
-/* A job's end, stored through the admin lane: after its last moves (the
- * lane keeps the order), and without the loop waiting. */
-struct job_done {
+/*
+ * The end of a job, or of a move that was never taken up (error set),
+ * stored through the admin lane: after what the lane stores before (it
+ * keeps the order), and without the loop waiting.  Not stored (the store
+ * away): the next holder's take-up finds it again and ends it.
+ */
+struct state_write {
 	struct lane_job		 job;		/* first */
+	struct moves		*mv;
 	int64_t			 id;
 	long long		 made;
+	char			 error[128];	/* a move's; "" a job's */
 };
 
 static int
-job_done_run(struct store *st, struct lane_job *job)
+state_write_run(struct store *st, struct lane_job *job)
 {
-	struct job_done *jd = (struct job_done *)job;
+	struct state_write *sw = (struct state_write *)job;
 
-	return store_job_state(store_auto(st), jd->id, "done", jd->made);
+	if (sw->error[0] != '\0')
+		return store_move_state(store_auto(st), sw->id, "failed",
+		    sw->error);
+	return store_job_state(store_auto(st), sw->id, "done", sw->made);
 }
 
 static void
-job_done_done(struct lane_job *job)
+state_write_done(struct lane_job *job)
 {
-	struct job_done *jd = (struct job_done *)job;
+	struct state_write *sw = (struct state_write *)job;
+	struct moves *mv = sw->mv;
+	int move = sw->error[0] != '\0';
+	size_t i;
 
-	/* Not stored: the next holder's take-up finds it over. */
 	if (job->rc == -1)
-		log_warnx("job %lld: end not stored: %s", (long long)jd->id,
-		    job->err);
-	free(jd);
+		log_warnx("%s %lld: end not stored: %s", move ? "move" : "job",
+		    (long long)sw->id, job->err);
+	for (i = 0; i < mv->nending; i++)
+		if (mv->ending[i].id == sw->id && mv->ending[i].move == move) {
+			mv->ending[i] = mv->ending[--mv->nending];
+			break;
+		}
+	free(sw);
+}
+
+static int
+state_writing(const struct moves *mv, int64_t id, int move)
+{
+	size_t i;
+
+	for (i = 0; i < mv->nending; i++)
+		if (mv->ending[i].id == id && mv->ending[i].move == move)
+			return 1;
+	return 0;
+}
+
+static void
+state_write(struct roost *rs, int64_t id, long long made, const char *error)
+{
+	struct state_write *sw = xcalloc(1, sizeof(*sw));
+	struct moves *mv = rs->moves;
+
+	mv->ending = xreallocarray(mv->ending, mv->nending + 1,
+	    sizeof(*mv->ending));
+	mv->ending[mv->nending].id = id;
+	mv->ending[mv->nending++].move = error[0] != '\0';
+	sw->mv = mv;
+	sw->id = id;
+	sw->made = made;
+	snprintf(sw->error, sizeof(sw->error), "%s", error);
+	sw->job.what = error[0] != '\0' ? "move end" : "job end";
+	sw->job.run = state_write_run;
+	sw->job.done = state_write_done;
+	store_lane_give(rs->lane, &sw->job);
 }
 
 static void
 job_end(struct roost *rs, struct move_job *j)
 {
-	struct job_done *jd = xcalloc(1, sizeof(*jd));
-
-	jd->id = j->id;
-	jd->made = j->made;
-	jd->job.what = "job end";
-	jd->job.run = job_done_run;
-	jd->job.done = job_done_done;
-	store_lane_give(rs->lane, &jd->job);
+	state_write(rs, j->id, j->made, "");
 	if (j->failback)
 		log_info("failback to %s done: %lld moves in %.1f s",
 		    j->backend, j->made, (double)(now_msec_mono() - j->t0) /
@@ -1902,9 +1952,7 @@ move_job_stored(struct roost *rs, struct move_job_ask *ask,
 	event_active(rs->moves->tick, EV_TIMEOUT, 0);
 	return j;
 gone:
-	if (store_job_state(store_auto(rs->store), ask->id, "done", 0) == -1)
-		log_warnx("job %lld: end not stored: %s", (long long)ask->id,
-		    store_error(rs->store));
+	state_write(rs, ask->id, 0, "");
 	return NULL;
 }
 
@@ -2008,20 +2056,21 @@ job_reload_one(const struct store_job *sj, void *arg)
 	TAILQ_FOREACH(j, &rs->moves->jobs, entry)
 		if (j->id == sj->id)
 			return 0;
-	/* Stored by the lane just now: its answer starts it. */
-	if (mv_asked(rs->moves, sj))
+	/* Stored by the lane just now: its answer starts it; or ending. */
+	if (mv_asked(rs->moves, sj) || state_writing(rs->moves, sj->id, 0))
 		return 0;
 	if (strcmp(sj->kind, "rebalance") != 0 &&
-	    (slot = state_backend_find(rs, sj->backend)) == -1)
-		return store_job_state(store_auto(rs->store), sj->id, "done",
-		    sj->made);
+	    (slot = state_backend_find(rs, sj->backend)) == -1) {
+		state_write(rs, sj->id, sj->made, "");
+		return 0;
+	}
 	/* Two instances asked for the same at once: one job does it. */
 	TAILQ_FOREACH(j, &rs->moves->jobs, entry)
 		if (j->slot == slot) {
 			log_info("%s%s%s: one runs already", sj->kind,
 			    slot != -1 ? " of " : "", sj->backend);
-			return store_job_state(store_auto(rs->store),
-			    sj->id, "done", sj->made);
+			state_write(rs, sj->id, sj->made, "");
+			return 0;
 		}
 	rl->jobs++;
 	j = job_new(rs, slot, strcmp(sj->kind, "failback") == 0, sj->max,
@@ -2125,7 +2174,6 @@ move_reload_one(const struct store_move *sm, void *arg)
 	struct reload *rl = arg;
 	struct roost *rs = rl->rs;
 	struct moves *mv = rs->moves;
-	struct store *st = rs->store;
 	struct umap_entry *e;
 	struct move *m, *h;
 	long from, to;
@@ -2134,16 +2182,14 @@ move_reload_one(const struct store_move *sm, void *arg)
 	 * long as this instance has held the role: only the one that had
 	 * it before can have left it (dead, or cut off from the store). */
 	if (move_known(mv, sm->id) || move_storing(mv, sm->user) ||
-	    (!rl->all &&
+	    state_writing(mv, sm->id, 1) || (!rl->all &&
 	    strcmp(sm->state, "queued") != 0))
 		return 0;
 	e = umap_get(rs->users, sm->user, strlen(sm->user));
 	from = state_backend_find(rs, sm->from);
 	to = state_backend_find(rs, sm->to);
 	if (e == NULL || from == -1 || to == -1 || e->backend != from) {
-		if (store_move_state(store_auto(st), sm->id, "failed",
-		    "overtaken before it was taken up") == -1)
-			return -1;
+		state_write(rs, sm->id, 0, "overtaken before it was taken up");
 		rl->dropped++;
 		return 0;
 	}
@@ -2340,42 +2386,105 @@ move_role(struct roost *rs, int held)
 	move_take_up(rs, 1);
 }
 
-/* A handed move as the store has it now. */
+static void	handed_check(struct roost *, struct move *);
+
+/*
+ * A handed move as the store has it now, read through the admin lane:
+ * its end answers the admins waiting on it.
+ */
+struct handed_read {
+	struct lane_job		 job;		/* first */
+	struct roost		*rs;
+	int64_t			 id;
+	int			 over;		/* done or failed */
+	int			 ok;		/* done */
+	char			 error[sizeof(((struct move *)0)->error)];
+};
+
 static int
 handed_got(const struct store_move *sm, void *arg)
 {
-	struct move *m = arg;
-	size_t i;
-	int ok;
+	struct handed_read *hr = arg;
 
-	if (sm->id != m->id || (strcmp(sm->state, "done") != 0 &&
+	if (sm->id != hr->id || (strcmp(sm->state, "done") != 0 &&
 	    strcmp(sm->state, "failed") != 0))
 		return 0;
-	ok = strcmp(sm->state, "done") == 0;
-	snprintf(m->error, sizeof(m->error), "%s", sm->error);
-	for (i = 0; i < m->nwaits; i++)
-		if (ok)
-			api_reply_user(m->rs, m->waits[i].req, m->user, m->len);
-		else
-			http_reply_error(m->waits[i].req, 409, "backend",
-			    "moving %s to %s failed: %s", m->user, m->to_name,
-			    m->error);
-	m->nwaits = 0;
+	hr->over = 1;
+	hr->ok = strcmp(sm->state, "done") == 0;
+	snprintf(hr->error, sizeof(hr->error), "%s", sm->error);
 	return 0;
+}
+
+static int
+handed_read_run(struct store *st, struct lane_job *job)
+{
+	struct handed_read *hr = (struct handed_read *)job;
+
+	/* Ids below id + 1, newest first: this one. */
+	return st->ops->move_list(st, 0, hr->id + 1, 1, handed_got, hr);
+}
+
+static void
+handed_read_done(struct lane_job *job)
+{
+	struct handed_read *hr = (struct handed_read *)job;
+	struct roost *rs = hr->rs;
+	struct move *m;
+	size_t i;
+	int again;
+
+	TAILQ_FOREACH(m, &rs->moves->handed, entry)
+		if (m->id == hr->id)
+			break;
+	if (job->rc == -1)
+		log_debug("move %lld: %s", (long long)hr->id, job->err);
+	if (m == NULL)			/* answered meanwhile (its bound) */
+		goto done;
+	again = m->checking == 2;
+	m->checking = 0;
+	if (hr->over) {
+		snprintf(m->error, sizeof(m->error), "%s", hr->error);
+		for (i = 0; i < m->nwaits; i++)
+			if (hr->ok)
+				api_reply_user(rs, m->waits[i].req, m->user,
+				    m->len);
+			else
+				http_reply_error(m->waits[i].req, 409,
+				    "backend", "moving %s to %s failed: %s",
+				    m->user, m->to_name, m->error);
+		m->nwaits = 0;
+	}
+	if (m->nwaits == 0) {
+		TAILQ_REMOVE(&rs->moves->handed, m, entry);
+		move_destroy(m);
+	} else if (again)
+		handed_check(rs, m);
+done:
+	free(hr);
 }
 
 static void
 handed_check(struct roost *rs, struct move *m)
 {
-	struct store *st = rs->store;
+	struct handed_read *hr;
 
-	/* Ids below id + 1, newest first: this one. */
-	if (st->ops->move_list(st, 0, m->id + 1, 1, handed_got, m) == -1)
-		log_debug("move %lld: %s", (long long)m->id, store_error(st));
-	if (m->nwaits > 0)
+	if (m->nwaits == 0) {
+		TAILQ_REMOVE(&rs->moves->handed, m, entry);
+		move_destroy(m);
 		return;
-	TAILQ_REMOVE(&rs->moves->handed, m, entry);
-	move_destroy(m);
+	}
+	if (m->checking) {
+		m->checking = 2;	/* read again after the one under way */
+		return;
+	}
+	m->checking = 1;
+	hr = xcalloc(1, sizeof(*hr));
+	hr->rs = rs;
+	hr->id = m->id;
+	hr->job.what = "move read";
+	hr->job.run = handed_read_run;
+	hr->job.done = handed_read_done;
+	store_lane_give(rs->lane, &hr->job);
 }
 
 /* Not the holder: answer what waits on handed moves, bounded. */
@@ -2520,6 +2629,7 @@ move_free(struct roost *rs)
 		event_free(mv->steps_ev);
 	free(mv->steps);
 	free(mv->asks);
+	free(mv->ending);
 	free(mv);
 	rs->moves = NULL;
 }
