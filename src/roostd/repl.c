@@ -1297,12 +1297,51 @@ fetch_undo(struct repl *r, struct ritem *it, int64_t now, int later)
 
 /* The store's answer to a read of states: the syncs waiting for it start
  * (those still waiting: a sync cancelled meanwhile is gone). */
+/* A move's sync waiting for the state of key from the read that came. */
+static struct repl_run *
+fetching_run(struct repl *r, const char *key)
+{
+	struct repl_run *run;
+
+	LIST_FOREACH(run, &r->runs, entry)
+		if (run->s->fetching && run->s->fetch_gen == r->fetching_gen &&
+		    strcmp(run->s->key, key) == 0)
+			return run;
+	return NULL;
+}
+
+/* It starts with the state that came (the move chose the pair), or
+ * fails as a sync would. */
+static void
+run_fetched(struct repl *r, struct repl_run *run, const char *state)
+{
+	struct roost *rs = r->rs;
+	struct repl_sync *s = run->s;
+	char err[REPL_ERR_MAX];
+
+	if (state != NULL && slot_backend(rs, s->from) != NULL &&
+	    slot_backend(rs, s->to) != NULL) {
+		sync_call(r, s, state);
+		return;
+	}
+	if (state == NULL)
+		snprintf(err, sizeof(err), "the dsync state could not be "
+		    "read: %s", store_error(rs->store));
+	else
+		snprintf(err, sizeof(err), "a backend of the sync was removed");
+	LIST_REMOVE(run, entry);
+	run->cb(run->arg, 0, err, "");
+	free(s);
+	free(run);
+}
+
 static void
 fetch_done(void *arg, int rc)
 {
 	struct repl *r = arg;
 	struct roost *rs = r->rs;
 	struct ritem *it;
+	struct repl_run *run;
 	struct repl_sync *s;
 	struct umap_entry *e;
 	int64_t now = now_msec();
@@ -1330,6 +1369,9 @@ fetch_done(void *arg, int rc)
 		else
 			sync_call(r, s, r->fstates[i]);
 	}
+	for (i = 0; !r->closing && i < r->nfetching; i++)
+		while ((run = fetching_run(r, r->fetching[i])) != NULL)
+			run_fetched(r, run, r->fstates[i]);
 	for (i = 0; i < r->nfetching; i++) {
 		free(r->fetching[i]);
 		free(r->fstates[i]);
@@ -1571,19 +1613,25 @@ repl_run_sync(struct roost *rs, struct umap_entry *e, long from, long to,
 {
 	struct repl *r = rs->repl;
 	struct repl_run *run;
+	struct ritem *it;
 	char *state = NULL;
-	int full;
+	int full, fetch = 0;
 
 	full = (long)e->replica != to || !(e->flags & UMAP_F_REPL_CURRENT);
 	if (given != NULL && *given != '\0') {
 		full = 0;
 		state = xstrdup(given);
-	} else if (!full && (state = item_state(r, e->key, e->keylen)) == NULL)
+	} else if (!full && rs->store->ops->states_send != NULL &&
+	    ((it = item_find(r, e->key, e->keylen)) == NULL ||
+	    it->state == NULL))
+		fetch = 1;	/* from the store, without the loop waiting */
+	else if (!full && (state = item_state(r, e->key, e->keylen)) == NULL)
 		return NULL;
 	run = xcalloc(1, sizeof(*run));
 	run->cb = cb;
 	run->arg = arg;
-	run->s = sync_start(r, e, from, to, full, state ? state : "");
+	run->s = fetch ? fetch_start(r, e, from, to) :
+	    sync_start(r, e, from, to, full, state ? state : "");
 	run->s->run = run;
 	LIST_INSERT_HEAD(&r->runs, run, entry);
 	free(state);

@@ -96,9 +96,11 @@ int	repl_remove(struct roost *, struct umap_entry *);
  * A sync run for a move, outside the queue and its limit: from the user's
  * backend slot `from` toward slot `to`; incremental from `state` when given
  * (what an earlier run answered), else from the stored state when `to` is
- * the user's current replica, else full.  done(arg, ok, error, state) runs
- * once, later, unless cancelled; state is the new dsync state ("" when
- * none came), valid during the call.
+ * the user's current replica, else full (a stored state is read without
+ * the loop waiting, where the store can).  done(arg, ok, error, state)
+ * runs once, later, unless cancelled; state is the new dsync state (""
+ * when none came), valid during the call.  NULL when the state could not
+ * be read at once.
  */
 struct repl_run;
 typedef void	(*repl_run_cb)(void *, int ok, const char *error,
