@@ -20,6 +20,7 @@ Binaries come from $ROOST_BUILD (set by tests/run.py), else ./build.
 
 import base64
 import atexit
+import contextlib
 import glob
 import http.client
 import json
@@ -682,6 +683,46 @@ def lookups_timed(r, users, where, stop, answers, wrong):
                 wrong.append((u, resp.status, body))
     finally:
         c.close()
+
+
+def pg_roost_known(t, pg, n=20):
+    """roostd on cluster pg with backends b1 and b2 and n known users
+    placed: (roostd, their names, their backends by name)."""
+    r = t.roost(store="postgresql:" + pg.conninfo)
+    r.add_backend("b1", "127.0.0.11")
+    r.add_backend("b2", "127.0.0.12")
+    known = ["known%02d" % i for i in range(n)]
+    return r, known, {u: r.lookup_ok(u)["backend"] for u in known}
+
+
+@contextlib.contextmanager
+def stopped(pids):
+    """The server processes pids stopped for the with block (SIGSTOP:
+    connected and silent, as a hung server would be)."""
+    for p in pids:
+        os.kill(p, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        for p in pids:
+            os.kill(p, signal.SIGCONT)
+
+
+@contextlib.contextmanager
+def looking_up(r, users, where):
+    """Another thread looks users up in turn (lookups_timed) for the
+    with block; yields (answers, wrong) as that fills them."""
+    import threading
+    stop = threading.Event()
+    answers, wrong = [], []
+    th = threading.Thread(target=lookups_timed,
+                          args=(r, users, where, stop, answers, wrong))
+    th.start()
+    try:
+        yield answers, wrong
+    finally:
+        stop.set()
+        th.join(30)
 
 
 def flush_fakes(key):

@@ -12,8 +12,6 @@ audit log."""
 
 import http.client
 import json
-import os
-import signal
 import threading
 import time
 
@@ -37,11 +35,7 @@ def main(t):
 
 
 def scenario(t, pg, made):
-    r = t.roost(store="postgresql:" + pg.conninfo)
-    r.add_backend("b1", "127.0.0.11")
-    r.add_backend("b2", "127.0.0.12")
-    known = ["known%02d" % i for i in range(20)]
-    where = {u: r.lookup_ok(u)["backend"] for u in known}
+    r, known, where = rt.pg_roost_known(t, pg)
     rt.wait_for("roostd holds every role", lambda: {
         "moves", "repl", "health:b1", "health:b2"} <= rt.roles(r))
     time.sleep(1.5)                     # start-up store work is done
@@ -70,20 +64,17 @@ def scenario(t, pg, made):
         finally:
             c.close()
     admin_t = threading.Thread(target=admin)
-    for p in pids:
-        os.kill(p, signal.SIGSTOP)
     try:
-        looker.start()
-        time.sleep(0.2)
-        admin_t.start()
-        end = time.monotonic() + FREEZE_S
-        while time.monotonic() < end:
-            seen.append(status(r.api("GET", "/v1/status"), 200,
-                               "status").get("store_lane"))
-            time.sleep(0.05)
+        with rt.stopped(pids):
+            looker.start()
+            time.sleep(0.2)
+            admin_t.start()
+            end = time.monotonic() + FREEZE_S
+            while time.monotonic() < end:
+                seen.append(status(r.api("GET", "/v1/status"), 200,
+                                   "status").get("store_lane"))
+                time.sleep(0.05)
     finally:
-        for p in pids:
-            os.kill(p, signal.SIGCONT)
         stop.set()
         looker.join(30)
         admin_t.join(30)

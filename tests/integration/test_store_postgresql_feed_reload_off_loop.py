@@ -10,9 +10,6 @@ and the session dropped with every role); memory is the store after the
 reload: the new user there, the deleted one forgotten, and the feed goes
 on from the head."""
 
-import os
-import signal
-import threading
 import time
 
 import roosttest as rt
@@ -37,27 +34,16 @@ def main(t):
 
 
 def scenario(t, pg, made):
-    r = t.roost(store="postgresql:" + pg.conninfo)
-    r.add_backend("b1", "127.0.0.11")
-    r.add_backend("b2", "127.0.0.12")
-    known = ["known%02d" % i for i in range(20)]
-    where = {u: r.lookup_ok(u)["backend"] for u in known}
+    r, known, where = rt.pg_roost_known(t, pg)
     eq(r.lookup_ok("carol")["backend"] in ("b1", "b2"), True, "carol placed")
     rt.wait_for("the feed connected", lambda: feed(r)["connected"])
     time.sleep(1.5)                     # start-up store work is done
     pids = rt.store_session_pids(pg)
     check(pids, "roostd's store session")
 
-    stop = threading.Event()
-    answers, wrong = [], []
-    looker = threading.Thread(target=rt.lookups_timed,
-                              args=(r, known, where, stop, answers, wrong))
-    looker.start()
-    try:
-        for p in pids:
-            os.kill(p, signal.SIGSTOP)
-        frozen = time.time()
-        try:
+    with rt.looking_up(r, known, where) as (answers, wrong):
+        with rt.stopped(pids):
+            frozen = time.time()
             # Changes roostd has not read, then the history pruned past
             # them (as when an instance was away longer than changes are
             # kept).
@@ -70,15 +56,9 @@ def scenario(t, pg, made):
                      " excluded.value; DELETE FROM changes")
             pruned = time.time()
             time.sleep(max(0.0, frozen + FREEZE_S - time.time()))
-        finally:
-            for p in pids:
-                os.kill(p, signal.SIGCONT)
         thawed = time.time()
         rt.wait_for("reloaded", lambda: feed(r)["reloads"] >= 1)
         time.sleep(0.2)
-    finally:
-        stop.set()
-        looker.join(30)
     eq(wrong, [], "known users answered with their backend")
     end = min(thawed, pruned + WINDOW_S) - EDGE_S
     inside = sum(1 for a in answers if pruned + EDGE_S < a < end)

@@ -9,8 +9,6 @@ give), and every known user is answered with their backend.  After the
 thaw roostd reconnects by itself, takes its roles back and moves a user
 when asked."""
 
-import os
-import signal
 import threading
 import time
 
@@ -25,11 +23,7 @@ def main(t):
 
 
 def scenario(t, pg, made):
-    r = t.roost(store="postgresql:" + pg.conninfo)
-    r.add_backend("b1", "127.0.0.11")
-    r.add_backend("b2", "127.0.0.12")
-    known = ["known%02d" % i for i in range(20)]
-    where = {u: r.lookup_ok(u)["backend"] for u in known}
+    r, known, where = rt.pg_roost_known(t, pg)
     # Every role held (the backends' health roles come with the next
     # claim round): then the look for moves is the store work of a tick.
     rt.wait_for("roostd holds every role", lambda: {
@@ -42,16 +36,15 @@ def scenario(t, pg, made):
     out, seen = {}, []
     looker = threading.Thread(target=rt.lookups_until,
                               args=(r, known, where, stop.is_set, out))
-    os.kill(pids[0], signal.SIGSTOP)
     try:
-        looker.start()
-        end = time.monotonic() + FREEZE_S
-        while time.monotonic() < end:
-            seen.append(status(r.api("GET", "/v1/status"), 200,
-                               "status").get("store_flight"))
-            time.sleep(0.05)
+        with rt.stopped(pids):
+            looker.start()
+            end = time.monotonic() + FREEZE_S
+            while time.monotonic() < end:
+                seen.append(status(r.api("GET", "/v1/status"), 200,
+                                   "status").get("store_flight"))
+                time.sleep(0.05)
     finally:
-        os.kill(pids[0], signal.SIGCONT)
         stop.set()
         looker.join(30)
     scans = [f["ms"] for f in seen if isinstance(f, dict) and

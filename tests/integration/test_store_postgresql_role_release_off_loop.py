@@ -9,9 +9,6 @@ held the loop until the store's bound of 2 s: no answer then).  After
 the thaw roostd holds every role but health:b3, and the server holds no
 lock for it."""
 
-import os
-import signal
-import threading
 import time
 
 import roosttest as rt
@@ -36,11 +33,7 @@ def role_locks(pg):
 
 
 def scenario(t, pg, made):
-    r = t.roost(store="postgresql:" + pg.conninfo)
-    r.add_backend("b1", "127.0.0.11")
-    r.add_backend("b2", "127.0.0.12")
-    known = ["known%02d" % i for i in range(20)]
-    where = {u: r.lookup_ok(u)["backend"] for u in known}
+    r, known, where = rt.pg_roost_known(t, pg)
     r.add_backend("b3", "127.0.0.13")       # no user on it
     every = {"moves", "repl", "health:b1", "health:b2"}
     rt.wait_for("roostd holds every role",
@@ -49,25 +42,12 @@ def scenario(t, pg, made):
     pids = rt.store_session_pids(pg)
     check(pids, "roostd's store session")
 
-    stop = threading.Event()
-    answers, wrong = [], []
-    looker = threading.Thread(target=rt.lookups_timed,
-                              args=(r, known, where, stop, answers, wrong))
-    looker.start()
-    try:
-        for p in pids:
-            os.kill(p, signal.SIGSTOP)
-        frozen = time.time()
-        try:
+    with rt.looking_up(r, known, where) as (answers, wrong):
+        with rt.stopped(pids):
+            frozen = time.time()
             status(r.api("DELETE", "/v1/backends/b3"), 200, "remove b3")
             removed = time.time()
             time.sleep(max(0.0, frozen + FREEZE_S - time.time()))
-        finally:
-            for p in pids:
-                os.kill(p, signal.SIGCONT)
-    finally:
-        stop.set()
-        looker.join(30)
     eq(wrong, [], "known users answered with their backend")
     # The round that gives health:b3 back comes within a second of the
     # removal; the second after it is what a waiting loop missed.
