@@ -614,20 +614,57 @@ answer_waiters(struct repl *r, int ok)
 	(nfrom) = (cfrom) = 0;						\
 } while (0)
 
-/* Take what a flush writes out of r, into its flight. */
+/* The first k of an array go to a flight, the rest stay for the next
+ * flush, in their order. */
+#define TAKE_FIRST(a, n, k, from, nfrom, cfrom) do {			\
+	if ((k) == (nfrom)) {						\
+		TAKE(a, n, from, nfrom, cfrom);				\
+	} else {							\
+		(a) = xreallocarray(NULL, (k) ? (k) : 1,		\
+		    sizeof(*(from)));					\
+		memcpy((a), (from), (k) * sizeof(*(from)));		\
+		memmove((from), (from) + (k),				\
+		    ((nfrom) - (k)) * sizeof(*(from)));			\
+		(n) = (k);						\
+		(nfrom) -= (k);						\
+	}								\
+} while (0)
+
+/*
+ * What one flush writes, in this order, as repl_flush counts it: dirty
+ * entries, user rows (nurows of them looked at, nrows written), requests
+ * to store and taken requests to delete.
+ */
+struct flush_take {
+	size_t	nitems, nurows, nrows, nreqs, ntaken;
+};
+
+/*
+ * Take what a flush writes out of r, into its flight.  The waiters go
+ * with it only when nothing an event made is left behind: one whose
+ * entry, row or request waits for the next flush is answered by that
+ * flush's flight.
+ */
 static struct repl_flight *
-flight_take(struct repl *r, size_t nrows)
+flight_take(struct repl *r, const struct flush_take *k)
 {
 	struct repl_flight *fl = xcalloc(1, sizeof(*fl));
+	int all;
 	size_t i;
 
+	all = k->nitems == r->ndirty && k->nurows == r->nurows &&
+	    k->nreqs == r->nreqs;
 	fl->r = r;
-	fl->nrows = nrows;
-	TAKE(fl->items, fl->nitems, r->dirty, r->ndirty, r->cdirty);
-	TAKE(fl->urows, fl->nurows, r->urows, r->nurows, r->curows);
-	TAKE(fl->reqs, fl->nreqs, r->reqs, r->nreqs, r->creqs);
-	TAKE(fl->taken, fl->ntaken, r->taken, r->ntaken, r->ctaken);
-	TAKE(fl->waiters, fl->nwait, r->waiters, r->nwait, r->cwait);
+	fl->nrows = k->nrows;
+	TAKE_FIRST(fl->items, fl->nitems, k->nitems, r->dirty, r->ndirty,
+	    r->cdirty);
+	TAKE_FIRST(fl->urows, fl->nurows, k->nurows, r->urows, r->nurows,
+	    r->curows);
+	TAKE_FIRST(fl->reqs, fl->nreqs, k->nreqs, r->reqs, r->nreqs, r->creqs);
+	TAKE_FIRST(fl->taken, fl->ntaken, k->ntaken, r->taken, r->ntaken,
+	    r->ctaken);
+	if (all)
+		TAKE(fl->waiters, fl->nwait, r->waiters, r->nwait, r->cwait);
 	for (i = 0; i < fl->nitems; i++) {
 		fl->items[i]->dirty = 0;
 		fl->items[i]->flying = 1;
@@ -725,9 +762,13 @@ flush_done(void *arg, int rc)
 }
 
 /*
- * Store what changed since the last flush, in one transaction.  It is
- * sent (store_commit_send) when it fits, so that the loop goes on while
- * the store commits; what changes meanwhile waits for the answer.
+ * Store what changed since the last flush, in one transaction sent
+ * (store_commit_send) so that the loop goes on while the store commits;
+ * what changes meanwhile waits for the answer.  A sent transaction takes
+ * at most STORE_SEND_MAX records, so a flush takes no more: the rest (a
+ * burst of events while one flew, a failover that changed many users'
+ * rows) stays in r for the flushes its answer starts, rather than be
+ * committed with the loop waiting.
  */
 static void
 repl_flush(struct repl *r)
@@ -737,18 +778,18 @@ repl_flush(struct repl *r)
 	struct store_tx *tx;
 	struct store_repl *recs = NULL;
 	struct store_user *rows = NULL;
+	struct flush_take k;
 	struct repl_flight *fl;
 	struct umap_entry *e;
 	struct ritem *it;
 	char **later = NULL;
-	size_t i, n, nrows = 0, nlater = 0;
-	int send;
+	size_t i, left, max, nlater = 0;
 
 	repl_sync_role(r);
 	if (r->flight != NULL)
 		return;		/* its answer flushes again */
-	n = r->ndirty;
-	if (n == 0 && r->nurows == 0 && r->nreqs == 0 && r->ntaken == 0) {
+	if (r->ndirty == 0 && r->nurows == 0 && r->nreqs == 0 &&
+	    r->ntaken == 0) {
 		answer_waiters(r, 1);
 		goto out;
 	}
@@ -761,8 +802,12 @@ repl_flush(struct repl *r)
 			fatalx("event_add");
 		goto out;
 	}
-	recs = xcalloc(n ? n : 1, sizeof(*recs));
-	for (i = 0; i < n; i++) {
+	memset(&k, 0, sizeof(k));
+	left = STORE_SEND_MAX;
+	k.nitems = r->ndirty < left ? r->ndirty : left;
+	left -= k.nitems;
+	recs = xcalloc(k.nitems ? k.nitems : 1, sizeof(*recs));
+	for (i = 0; i < k.nitems; i++) {
 		it = r->dirty[i];
 		recs[i].user = it->key;
 		/* A running sync's work stays queued in the store. */
@@ -778,9 +823,11 @@ repl_flush(struct repl *r)
 		recs[i].last_full = it->set_full;
 		recs[i].last_ok = it->set_ok;
 	}
-	rows = xcalloc(r->nurows ? r->nurows : 1, sizeof(*rows));
-	for (i = 0; i < r->nurows; i++) {
-		e = umap_get(rs->users, r->urows[i], strlen(r->urows[i]));
+	max = r->nurows < left ? r->nurows : left;
+	rows = xcalloc(max ? max : 1, sizeof(*rows));
+	for (; k.nurows < r->nurows && k.nrows < left; k.nurows++) {
+		e = umap_get(rs->users, r->urows[k.nurows],
+		    strlen(r->urows[k.nurows]));
 		/* A row not yet committed is written with its batch. */
 		if (e == NULL || (e->flags & UMAP_F_PENDING) ||
 		    e->backend >= rs->nslots || rs->backends[e->backend] == NULL)
@@ -797,35 +844,39 @@ repl_flush(struct repl *r)
 			later[nlater++] = xstrdup(e->key);
 			continue;
 		}
-		state_user_record(rs, e, &rows[nrows++]);
+		state_user_record(rs, e, &rows[k.nrows++]);
 	}
+	left -= k.nrows;
+	k.nreqs = r->nreqs < left ? r->nreqs : left;
+	left -= k.nreqs;
+	/* Taken requests last: deleted only by a flush that writes every
+	 * dirty entry, theirs among them. */
+	k.ntaken = r->ntaken < left ? r->ntaken : left;
 	/* Only moving users' rows: nothing to write yet (they stay). */
-	if (n == 0 && nrows == 0 && r->nreqs == 0 && r->ntaken == 0) {
+	if (k.nitems == 0 && k.nrows == 0 && k.nreqs == 0 && k.ntaken == 0) {
 		answer_waiters(r, 1);
 		goto out;
 	}
-	send = n + nrows + r->nreqs + r->ntaken <= STORE_SEND_MAX;
-	if ((tx = store_begin(st, send ? STORE_TX_SEND : 0)) == NULL) {
-		flush_failed(r, n);
+	if ((tx = store_begin(st, STORE_TX_SEND)) == NULL) {
+		flush_failed(r, k.nitems);
 		goto out;
 	}
-	if (store_repl_put(tx, recs, n) == -1 ||
-	    store_user_put(tx, rows, nrows) == -1 ||
-	    (r->nreqs > 0 && store_repl_request_add(tx, r->reqs,
-	    r->nreqs) == -1) ||
-	    (r->ntaken > 0 && store_repl_request_delete(tx, r->taken,
-	    r->ntaken) == -1)) {
+	if (store_repl_put(tx, recs, k.nitems) == -1 ||
+	    store_user_put(tx, rows, k.nrows) == -1 ||
+	    (k.nreqs > 0 && store_repl_request_add(tx, r->reqs,
+	    k.nreqs) == -1) ||
+	    (k.ntaken > 0 && store_repl_request_delete(tx, r->taken,
+	    k.ntaken) == -1)) {
 		store_rollback(tx);
-		flush_failed(r, n);
+		flush_failed(r, k.nitems);
 		goto out;
 	}
-	fl = flight_take(r, nrows);
+	fl = flight_take(r, &k);
 	for (i = 0; i < nlater; i++)
 		urow_push(r, later[i]);
 	nlater = 0;
-	if (!send)
-		flush_done(fl, store_commit(tx));
-	else if (store_commit_send(tx, rs->base, flush_done, fl) == -1)
+	/* SQLite commits here and calls flush_done before it returns. */
+	if (store_commit_send(tx, rs->base, flush_done, fl) == -1)
 		flush_done(fl, -1);
 out:
 	for (i = 0; i < nlater; i++)
