@@ -27,6 +27,10 @@ local users = {}
 -- It splits what mode C costs over B into Dovecot's HTTP client and the rest.
 local bare_get_url
 local http_client
+-- BENCH_B_BARE_SOCKET=1: instead, one plain GET /v1/health a login on a
+-- connection the worker keeps (lua-socket, as roost.lua's socket
+-- transport): what any lookup over a socket costs, with nothing parsed.
+local bare_host, bare_port, bare_sock
 
 local function script_dir()
 	local src = debug.getinfo(1, "S").source
@@ -47,6 +51,10 @@ function script_init()
 	end
 	users = t
 	local ok, opts = pcall(dofile, script_dir() .. "/static-options.lua")
+	if ok and type(opts) == "table" and opts.bare_socket then
+		bare_host = opts.bare_socket.host
+		bare_port = opts.bare_socket.port
+	end
 	if ok and type(opts) == "table" and opts.bare_get_url then
 		bare_get_url = opts.bare_get_url
 		-- 2.4 raises on 2.3's option names: that tells them apart
@@ -61,8 +69,43 @@ end
 function script_deinit()
 end
 
+-- One request and its whole answer; a broken connection is made anew at
+-- the next login.
+local function bare_roundtrip()
+	if bare_sock == nil then
+		local s = require("socket.core").tcp()
+		s:settimeout(3)
+		if s:connect(bare_host, bare_port) == nil then
+			s:close()
+			return
+		end
+		s:setoption("tcp-nodelay", true)
+		bare_sock = s
+	end
+	local len = 0
+	local ok = bare_sock:send("GET /v1/health HTTP/1.1\r\nHost: roostd\r\n\r\n")
+	while ok do
+		local line = bare_sock:receive("*l")
+		if line == nil then
+			ok = nil
+		elseif line == "" then
+			break
+		else
+			len = tonumber(line:match("^[Cc]ontent%-[Ll]ength:%s*(%d+)")) or len
+		end
+	end
+	if ok and (len == 0 or bare_sock:receive(len) ~= nil) then
+		return
+	end
+	bare_sock:close()
+	bare_sock = nil
+end
+
 function auth_passdb_lookup(req)
 	local PASSDB = dovecot.auth
+	if bare_host ~= nil then
+		bare_roundtrip()
+	end
 	local proto = req.protocol or req.service or ""
 	if proto == "managesieve" then
 		proto = "sieve"
