@@ -685,6 +685,33 @@ def lookups_timed(r, users, where, stop, answers, wrong):
         c.close()
 
 
+def connect_many(port, n):
+    """n loopback connections to port, opened before they are needed: a
+    burst of requests on them then reaches the server at once (hundreds
+    of connects at once can overflow the listen backlog, and a dropped
+    SYN costs a second)."""
+    return [socket.create_connection(("127.0.0.1", port), timeout=30)
+            for _ in range(n)]
+
+
+def read_closed(s):
+    """(status or None, body bytes, time.time() at the end) of the one
+    answer on s, read until the server closes it (Connection: close)."""
+    data = b""
+    try:
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    finally:
+        s.close()
+    if not data:
+        return None, b"", time.time()
+    head, _, body = data.partition(b"\r\n\r\n")
+    return int(head.split(b" ", 2)[1]), body, time.time()
+
+
 def pg_roost_known(t, pg, n=20):
     """roostd on cluster pg with backends b1 and b2 and n known users
     placed: (roostd, their names, their backends by name)."""

@@ -10,7 +10,6 @@ holds."""
 
 import http.client
 import json
-import socket
 import threading
 import time
 
@@ -37,14 +36,6 @@ def timed_lookup(r, user, out):
         c.close()
 
 
-def connect(r, n):
-    """n connections to roostd, opened before they are needed: 300
-    connects at once can overflow the listen backlog, and a dropped SYN
-    costs a second."""
-    return [socket.create_connection(("127.0.0.1", r.port), timeout=30)
-            for _ in range(n)]
-
-
 def send_lookups(r, users, socks):
     """Each user's whole request on a connection of its own, before any
     answer is read: they all reach roostd at once."""
@@ -58,17 +49,7 @@ def send_lookups(r, users, socks):
 
 def read_answer(s):
     """(status, JSON body) of the one answer on s (Connection: close)."""
-    data = b""
-    try:
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-    finally:
-        s.close()
-    head, _, body = data.partition(b"\r\n\r\n")
-    status = int(head.split(b" ", 2)[1])
+    status, body, _ = rt.read_closed(s)
     return status, json.loads(body) if body else None
 
 
@@ -85,7 +66,7 @@ def scenario(t, pg, made):
     pg.slow_commit(SLOW_S, "users", "INSERT",
                    "NEW.\"user\" IN ('slow1', 'bulk000')")
 
-    socks = connect(r, NBULK)
+    socks = rt.connect_many(r.port, NBULK)
 
     stop = threading.Event()
     answers, wrong = [], []

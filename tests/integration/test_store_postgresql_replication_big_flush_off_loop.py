@@ -13,7 +13,6 @@ user's sync reaches its backend."""
 import base64
 import json
 import resource
-import socket
 import time
 from collections import Counter
 
@@ -57,14 +56,6 @@ def syncs(fakes):
     return n
 
 
-def connect(r, n):
-    """n connections to roostd, opened before they are needed (connects
-    at once can overflow the listen backlog, and a dropped SYN costs a
-    second)."""
-    return [socket.create_connection(("127.0.0.1", r.port), timeout=30)
-            for _ in range(n)]
-
-
 def event_request(r, backend, user):
     """One mail_delivery_finished event as Dovecot's exporter POSTs it,
     on a connection of its own (Connection: close)."""
@@ -82,18 +73,8 @@ def event_request(r, backend, user):
 
 def read_status(s):
     """The status of the one answer on s, and when it came."""
-    data = b""
-    try:
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-    finally:
-        s.close()
-    if not data:
-        return None, time.time()
-    return int(data.split(b" ", 2)[1]), time.time()
+    status, _, at = rt.read_closed(s)
+    return status, at
 
 
 def scenario(t, pg, fakes):
@@ -127,8 +108,8 @@ def scenario(t, pg, fakes):
                    "OLD.priority IS NULL AND NEW.priority IS NOT NULL AND"
                    " NEW.\"user\" IN ('%s', '%s')" % (FIRST, slow))
     reqs = [event_request(r, where[u], u) for u in burst]
-    socks = connect(r, NBURST)
-    first = connect(r, 1)[0]
+    socks = rt.connect_many(r.port, NBURST)
+    first = rt.connect_many(r.port, 1)[0]
 
     start_ms = int(time.time() * 1000)
     with rt.looking_up(r, known, where) as (answers, wrong):
