@@ -266,10 +266,17 @@ valid_hostname(const char *h)
 	return 1;
 }
 
+/* The same clock as now_msec(): time(3) reads the kernel's coarse
+ * seconds, which trail CLOCK_REALTIME by up to a tick after a second
+ * begins, so a time taken with one could come before one taken earlier
+ * with the other (a client's clock, or our own now_msec()). */
 int64_t
 now_sec(void)
 {
-	return (int64_t)time(NULL);
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec;
 }
 
 int64_t
