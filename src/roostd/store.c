@@ -214,6 +214,18 @@ flight_ready(void *arg)
 	event_active(st->flight, EV_READ, 0);
 }
 
+/* One flight at a time on the session: -1 (retryable), naming what was
+ * refused, while another is under way. */
+static int
+flight_refused(struct store *st, const char *what)
+{
+	if (st->flight == NULL)
+		return 0;
+	store_set_error(st, "%s: another flight is under way", what);
+	st->errclass = STORE_ERETRY;
+	return -1;
+}
+
 /* Watch the flight sent: its answer goes to done through poll. */
 static void
 flight_watch(struct store *st, struct event_base *base, const char *what,
@@ -350,11 +362,8 @@ store_moves_scan_send(struct store *st, struct event_base *base,
 		done(arg, rc);
 		return 0;
 	}
-	if (st->flight != NULL) {
-		store_set_error(st, "moves scan: a flight is under way");
-		st->errclass = STORE_ERETRY;
+	if (flight_refused(st, "moves scan") == -1)
 		return -1;
-	}
 	if (st->ops->scan_send(st, out, flight_ready, st) == -1)
 		return -1;
 	flight_watch(st, base, "moves scan", st->ops->scan_poll, done, arg);
@@ -377,12 +386,8 @@ store_repl_requests_send(struct store *st, struct event_base *base,
 		done(arg, rc);
 		return 0;
 	}
-	if (st->flight != NULL) {
-		store_set_error(st, "replication requests: a flight is under "
-		    "way");
-		st->errclass = STORE_ERETRY;
+	if (flight_refused(st, "replication requests") == -1)
 		return -1;
-	}
 	if (st->ops->requests_send(st, limit, out, flight_ready, st) == -1)
 		return -1;
 	flight_watch(st, base, "replication requests", st->ops->requests_poll,
@@ -419,12 +424,8 @@ store_repl_states_send(struct store *st, struct event_base *base,
 		done(arg, rc);
 		return 0;
 	}
-	if (st->flight != NULL) {
-		store_set_error(st, "replication states: a flight is under "
-		    "way");
-		st->errclass = STORE_ERETRY;
+	if (flight_refused(st, "replication states") == -1)
 		return -1;
-	}
 	if (st->ops->states_send(st, users, n, states, flight_ready,
 	    st) == -1)
 		return -1;
@@ -443,11 +444,8 @@ store_role_claim_send(struct store *st, struct event_base *base,
 		done(arg, st->ops->role_claim(st, roles, n, got));
 		return 0;
 	}
-	if (st->flight != NULL) {
-		store_set_error(st, "role claim: a commit is in flight");
-		st->errclass = STORE_ERETRY;
+	if (flight_refused(st, "role claim") == -1)
 		return -1;
-	}
 	if (st->ops->claim_send(st, roles, n, got, flight_ready, st) == -1)
 		return -1;
 	flight_watch(st, base, "role claim", st->ops->claim_poll, done, arg);
@@ -470,11 +468,8 @@ store_role_release_send(struct store *st, struct event_base *base,
 		done(arg, rc);
 		return 0;
 	}
-	if (st->flight != NULL) {
-		store_set_error(st, "role release: a commit is in flight");
-		st->errclass = STORE_ERETRY;
+	if (flight_refused(st, "role release") == -1)
 		return -1;
-	}
 	if (st->ops->release_send(st, roles, n, flight_ready, st) == -1)
 		return -1;
 	flight_watch(st, base, "role release", st->ops->claim_poll, done,
