@@ -763,6 +763,36 @@ pass_apply(struct feed *f, PGresult **res)
 	return n == FEED_BATCH ? 1 : 0;
 }
 
+/*
+ * What a pass reads after its plan (rc as pass_plan): the rows the
+ * changes name, or everything for a reload; NULL when nothing (the plan
+ * failed, or no row is wanted).  *n results are expected, read as *phase.
+ */
+static char *
+pass_next(struct feed *f, int rc, size_t *n, int *phase)
+{
+	struct pass *p = &f->pass;
+
+	if (rc == 2) {
+		*n = STORE_FEED_PARTS;
+		*phase = READ_RELOAD;
+		return store_pg_feed_reload_sql();
+	}
+	if (rc != 0 || p->nparts == 0)
+		return NULL;
+	*n = p->nparts;
+	*phase = READ_ROWS;
+	return store_pg_feed_rows_sql(p->after, p->upto, p->parts);
+}
+
+/* The second read has all come: applied as its phase says. */
+static int
+pass_read_apply(struct feed *f, int phase, PGresult **res)
+{
+	return phase == READ_RELOAD ? reload_apply(f, res) :
+	    pass_apply(f, res);
+}
+
 static void	feed_wait(struct feed *, short);
 static void	feed_drop(struct feed *, const char *);
 static const char *conn_error(const struct feed *);
@@ -845,30 +875,23 @@ lane_read_done(struct lane_job *job)
 {
 	struct lane_read *lr = (struct lane_read *)job;
 	struct feed *f = lr->f;
-	int rc = job->rc;
+	int rc = job->rc, phase;
+	char *sql;
+	size_t n;
 
 	f->lane_pass = 0;
 	if (rc == -1)
 		store_set_error(f->rs->store, "%s", job->err);
 	else if (lr->phase == READ_CHANGES) {
 		rc = pass_plan(f, lr->res[0]);
-		if (rc == 0 && f->pass.nparts > 0) {
-			lane_read_give(f, READ_ROWS, store_pg_feed_rows_sql(
-			    f->pass.after, f->pass.upto, f->pass.parts),
-			    f->pass.nparts);
-			goto done;
-		}
-		if (rc == 2) {
-			lane_read_give(f, READ_RELOAD,
-			    store_pg_feed_reload_sql(), STORE_FEED_PARTS);
+		if ((sql = pass_next(f, rc, &n, &phase)) != NULL) {
+			lane_read_give(f, phase, sql, n);
 			goto done;
 		}
 		if (rc == 0)
 			rc = pass_apply(f, lr->res);
-	} else if (lr->phase == READ_RELOAD)
-		rc = reload_apply(f, lr->res);
-	else
-		rc = pass_apply(f, lr->res);
+	} else
+		rc = pass_read_apply(f, lr->phase, lr->res);
 	feed_applied(f, rc);
 done:
 	results_clear(lr->res, lr->n);
@@ -899,7 +922,7 @@ feed_pass(struct feed *f)
 	PGresult *res[STORE_FEED_PARTS] = { NULL };
 	char *sql;
 	size_t n;
-	int rc, read;
+	int rc, phase;
 
 	if (f->lane_pass) {
 		f->owed = 1;		/* after the one in the lane */
@@ -941,19 +964,17 @@ feed_pass(struct feed *f)
 		feed_applied(f, -1);
 		return;
 	}
-	n = rc == 2 ? STORE_FEED_PARTS : f->pass.nparts;
-	if (n > 0) {
-		sql = rc == 2 ? store_pg_feed_reload_sql() :
-		    store_pg_feed_rows_sql(f->pass.after, f->pass.upto,
-		    f->pass.parts);
-		read = store_pg_feed_read(st, sql, n, res);
+	n = 0;
+	phase = READ_ROWS;
+	if ((sql = pass_next(f, rc, &n, &phase)) != NULL) {
+		rc = store_pg_feed_read(st, sql, n, res);
 		free(sql);
-		if (read == -1) {
+		if (rc == -1) {
 			feed_applied(f, -1);
 			return;
 		}
 	}
-	rc = rc == 2 ? reload_apply(f, res) : pass_apply(f, res);
+	rc = pass_read_apply(f, phase, res);
 	results_clear(res, n);
 	feed_applied(f, rc);
 }
@@ -964,9 +985,10 @@ feed_read_done(struct feed *f)
 {
 	struct store *st = f->rs->store;
 	struct pass *p = &f->pass;
-	int phase = f->reading, rc = 0;
-	size_t i, want = phase == READ_CHANGES ? 1 : phase == READ_RELOAD ?
+	int phase = f->reading, rc = 0, next;
+	size_t i, n, want = phase == READ_CHANGES ? 1 : phase == READ_RELOAD ?
 	    STORE_FEED_PARTS : p->nparts;
+	char *sql;
 
 	evtimer_del(f->read_ev);
 	f->reading = 0;
@@ -986,22 +1008,14 @@ feed_read_done(struct feed *f)
 		rc = pass_plan(f, f->res[0]);
 		results_clear(f->res, f->nres);
 		f->nres = 0;
-		if (rc == 0 && p->nparts > 0) {
-			feed_send(f, store_pg_feed_rows_sql(p->after, p->upto,
-			    p->parts), READ_ROWS);
-			return;
-		}
-		if (rc == 2) {
-			feed_send(f, store_pg_feed_reload_sql(), READ_RELOAD);
+		if ((sql = pass_next(f, rc, &n, &next)) != NULL) {
+			feed_send(f, sql, next);
 			return;
 		}
 		if (rc == 0)
 			rc = pass_apply(f, f->res);
-	} else if (rc == 0 && phase == READ_RELOAD) {
-		rc = reload_apply(f, f->res);
-	} else if (rc == 0) {
-		rc = pass_apply(f, f->res);
-	}
+	} else if (rc == 0)
+		rc = pass_read_apply(f, phase, f->res);
 	results_clear(f->res, f->nres);
 	f->nres = 0;
 	feed_applied(f, rc);
