@@ -1266,8 +1266,8 @@ job_scan_one(struct umap_entry *e, void *arg)
 }
 
 /*
- * The end of a job, or of a move that was never taken up (error set),
- * stored through the admin lane: after what the lane stores before (it
+ * The end of a job (done), or of a move that was never taken up
+ * (failed), stored through the admin lane: after what the lane stores before (it
  * keeps the order), and without the loop waiting.  Not stored (the store
  * away): the next holder's take-up finds it again and ends it.
  */
@@ -1275,8 +1275,9 @@ struct state_write {
 	struct lane_job		 job;		/* first */
 	struct moves		*mv;
 	int64_t			 id;
-	long long		 made;
-	char			 error[128];	/* a move's; "" a job's */
+	int			 move;		/* a move's end, else a job's */
+	long long		 made;		/* a job's */
+	char			 error[128];	/* a move's */
 };
 
 static int
@@ -1284,7 +1285,7 @@ state_write_run(struct store *st, struct lane_job *job)
 {
 	struct state_write *sw = (struct state_write *)job;
 
-	if (sw->error[0] != '\0')
+	if (sw->move)
 		return store_move_state(store_auto(st), sw->id, "failed",
 		    sw->error);
 	return store_job_state(store_auto(st), sw->id, "done", sw->made);
@@ -1295,14 +1296,14 @@ state_write_done(struct lane_job *job)
 {
 	struct state_write *sw = (struct state_write *)job;
 	struct moves *mv = sw->mv;
-	int move = sw->error[0] != '\0';
 	size_t i;
 
 	if (job->rc == -1)
-		log_warnx("%s %lld: end not stored: %s", move ? "move" : "job",
-		    (long long)sw->id, job->err);
+		log_warnx("%s %lld: end not stored: %s", sw->move ? "move" :
+		    "job", (long long)sw->id, job->err);
 	for (i = 0; i < mv->nending; i++)
-		if (mv->ending[i].id == sw->id && mv->ending[i].move == move) {
+		if (mv->ending[i].id == sw->id &&
+		    mv->ending[i].move == sw->move) {
 			mv->ending[i] = mv->ending[--mv->nending];
 			break;
 		}
@@ -1321,7 +1322,8 @@ state_writing(const struct moves *mv, int64_t id, int move)
 }
 
 static void
-state_write(struct roost *rs, int64_t id, long long made, const char *error)
+state_write(struct roost *rs, int64_t id, int move, long long made,
+    const char *error)
 {
 	struct state_write *sw = xcalloc(1, sizeof(*sw));
 	struct moves *mv = rs->moves;
@@ -1329,21 +1331,34 @@ state_write(struct roost *rs, int64_t id, long long made, const char *error)
 	mv->ending = xreallocarray(mv->ending, mv->nending + 1,
 	    sizeof(*mv->ending));
 	mv->ending[mv->nending].id = id;
-	mv->ending[mv->nending++].move = error[0] != '\0';
+	mv->ending[mv->nending++].move = move;
 	sw->mv = mv;
 	sw->id = id;
+	sw->move = move;
 	sw->made = made;
 	snprintf(sw->error, sizeof(sw->error), "%s", error);
-	sw->job.what = error[0] != '\0' ? "move end" : "job end";
+	sw->job.what = move ? "move end" : "job end";
 	sw->job.run = state_write_run;
 	sw->job.done = state_write_done;
 	store_lane_give(rs->lane, &sw->job);
 }
 
 static void
+job_end_store(struct roost *rs, int64_t id, long long made)
+{
+	state_write(rs, id, 0, made, "");
+}
+
+static void
+move_fail_store(struct roost *rs, int64_t id, const char *error)
+{
+	state_write(rs, id, 1, 0, error);
+}
+
+static void
 job_end(struct roost *rs, struct move_job *j)
 {
-	state_write(rs, j->id, j->made, "");
+	job_end_store(rs, j->id, j->made);
 	if (j->failback)
 		log_info("failback to %s done: %lld moves in %.1f s",
 		    j->backend, j->made, (double)(now_msec_mono() - j->t0) /
@@ -1952,7 +1967,7 @@ move_job_stored(struct roost *rs, struct move_job_ask *ask,
 	event_active(rs->moves->tick, EV_TIMEOUT, 0);
 	return j;
 gone:
-	state_write(rs, ask->id, 0, "");
+	job_end_store(rs, ask->id, 0);
 	return NULL;
 }
 
@@ -2061,7 +2076,7 @@ job_reload_one(const struct store_job *sj, void *arg)
 		return 0;
 	if (strcmp(sj->kind, "rebalance") != 0 &&
 	    (slot = state_backend_find(rs, sj->backend)) == -1) {
-		state_write(rs, sj->id, sj->made, "");
+		job_end_store(rs, sj->id, sj->made);
 		return 0;
 	}
 	/* Two instances asked for the same at once: one job does it. */
@@ -2069,7 +2084,7 @@ job_reload_one(const struct store_job *sj, void *arg)
 		if (j->slot == slot) {
 			log_info("%s%s%s: one runs already", sj->kind,
 			    slot != -1 ? " of " : "", sj->backend);
-			state_write(rs, sj->id, sj->made, "");
+			job_end_store(rs, sj->id, sj->made);
 			return 0;
 		}
 	rl->jobs++;
@@ -2189,7 +2204,8 @@ move_reload_one(const struct store_move *sm, void *arg)
 	from = state_backend_find(rs, sm->from);
 	to = state_backend_find(rs, sm->to);
 	if (e == NULL || from == -1 || to == -1 || e->backend != from) {
-		state_write(rs, sm->id, 0, "overtaken before it was taken up");
+		move_fail_store(rs, sm->id, "overtaken before it was taken "
+		    "up");
 		rl->dropped++;
 		return 0;
 	}
