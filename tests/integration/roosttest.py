@@ -664,6 +664,19 @@ def lookups_until(r, users, where, until, out):
     out.update(slowest=slowest, wrong=wrong, n=n)
 
 
+def lookup_timed(r, user, out):
+    """One lookup of user on a connection of its own (for a thread): out
+    [user] gets (status, JSON body, time.time() of the answer)."""
+    c = http.client.HTTPConnection("127.0.0.1", r.port, timeout=30)
+    try:
+        c.request("GET", "/v1/lookup?user=%s&protocol=imap" % q(user),
+                  headers={"Authorization": "Bearer " + r.admin_token})
+        resp = c.getresponse()
+        out[user] = (resp.status, json.loads(resp.read()), time.time())
+    finally:
+        c.close()
+
+
 def lookups_timed(r, users, where, stop, answers, wrong):
     """Look users up in turn until stop (an Event) is set: answers gets
     the wall time (time.time()) of each answer, to set beside the
@@ -723,13 +736,16 @@ def pg_roost_known(t, pg, n=20):
 
 
 @contextlib.contextmanager
-def stopped(pids):
+def stopped(pids, hold=0.0):
     """The server processes pids stopped for the with block (SIGSTOP:
-    connected and silent, as a hung server would be)."""
+    connected and silent, as a hung server would be), and at least hold
+    seconds from its start."""
     for p in pids:
         os.kill(p, signal.SIGSTOP)
+    end = time.monotonic() + hold
     try:
         yield
+        time.sleep(max(0.0, end - time.monotonic()))
     finally:
         for p in pids:
             os.kill(p, signal.SIGCONT)

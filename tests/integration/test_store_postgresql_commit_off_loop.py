@@ -5,31 +5,17 @@ users sent after it are all answered before it; a second new user, who
 needs a batch of their own, waits for the first to land and is placed
 after it; both answers name the backend the store holds."""
 
-import http.client
-import json
 import threading
 import time
 
 import roosttest as rt
-from roosttest import eq, q
+from roosttest import eq
 
 SLOW_S = 0.4
 
 
 def main(t):
     rt.on_pg(t, scenario)
-
-
-def timed_lookup(r, user, out):
-    c = http.client.HTTPConnection("127.0.0.1", r.port, timeout=30)
-    try:
-        c.request("GET", "/v1/lookup?user=%s&protocol=imap" % q(user),
-                  headers={"Authorization": "Bearer " + r.admin_token})
-        resp = c.getresponse()
-        out[user] = (resp.status, json.loads(resp.read()),
-                     time.monotonic())
-    finally:
-        c.close()
 
 
 def scenario(t, pg, made):
@@ -42,14 +28,14 @@ def scenario(t, pg, made):
     pg.slow_commit(SLOW_S, "users", "INSERT", "NEW.\"user\" LIKE 'slow%'")
 
     out = {}
-    first = threading.Thread(target=timed_lookup, args=(r, "slow1", out))
+    first = threading.Thread(target=rt.lookup_timed, args=(r, "slow1", out))
     first.start()
     time.sleep(0.1)                 # its batch is in flight by now
-    second = threading.Thread(target=timed_lookup, args=(r, "slow2", out))
+    second = threading.Thread(target=rt.lookup_timed, args=(r, "slow2", out))
     second.start()
     answered = []
     for u in known:
-        timed_lookup(r, u, out)
+        rt.lookup_timed(r, u, out)
         eq((out[u][0], out[u][1].get("backend")), (200, where[u]),
            "known user %s during the slow commit" % u)
         answered.append(out[u][2])

@@ -42,8 +42,7 @@ def scenario(t, pg, made):
     check(pids, "roostd's store session")
 
     with rt.looking_up(r, known, where) as (answers, wrong):
-        with rt.stopped(pids):
-            frozen = time.time()
+        with rt.stopped(pids, hold=FREEZE_S):
             # Changes roostd has not read, then the history pruned past
             # them (as when an instance was away longer than changes are
             # kept).
@@ -55,7 +54,6 @@ def scenario(t, pg, made):
                      " ON CONFLICT (key) DO UPDATE SET value ="
                      " excluded.value; DELETE FROM changes")
             pruned = time.time()
-            time.sleep(max(0.0, frozen + FREEZE_S - time.time()))
         thawed = time.time()
         rt.wait_for("reloaded", lambda: feed(r)["reloads"] >= 1)
         time.sleep(0.2)

@@ -8,7 +8,6 @@ them made slow (a deferred trigger sleeps 0.4 s in its COMMIT, under the
 during that sleep; every new user gets 200 with the backend the store
 holds."""
 
-import http.client
 import json
 import threading
 import time
@@ -23,17 +22,6 @@ NBULK = 300
 
 def main(t):
     rt.on_pg(t, scenario)
-
-
-def timed_lookup(r, user, out):
-    c = http.client.HTTPConnection("127.0.0.1", r.port, timeout=30)
-    try:
-        c.request("GET", "/v1/lookup?user=%s&protocol=imap" % q(user),
-                  headers={"Authorization": "Bearer " + r.admin_token})
-        resp = c.getresponse()
-        out[user] = (resp.status, json.loads(resp.read()), time.time())
-    finally:
-        c.close()
 
 
 def send_lookups(r, users, socks):
@@ -75,7 +63,7 @@ def scenario(t, pg, made):
     th.start()
     out = {}
     try:
-        first = threading.Thread(target=timed_lookup,
+        first = threading.Thread(target=rt.lookup_timed,
                                  args=(r, "slow1", out))
         first.start()
         time.sleep(0.1)             # its batch is in flight by now
