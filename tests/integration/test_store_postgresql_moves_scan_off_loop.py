@@ -16,6 +16,7 @@ import roosttest as rt
 from roosttest import check, eq, status
 
 FREEZE_S = 3.0
+ATTEMPTS = 3
 
 
 def main(t):
@@ -32,27 +33,38 @@ def scenario(t, pg, made):
     pids = rt.store_session_pids(pg)
     eq(len(pids), 1, "one store session: %r" % pids)
 
-    stop = threading.Event()
-    out, seen = {}, []
-    looker = threading.Thread(target=rt.lookups_until,
-                              args=(r, known, where, stop.is_set, out))
-    try:
-        with rt.stopped(pids):
-            looker.start()
-            end = time.monotonic() + FREEZE_S
-            while time.monotonic() < end:
-                seen.append(status(r.api("GET", "/v1/status"), 200,
-                                   "status").get("store_flight"))
-                time.sleep(0.05)
-    finally:
-        stop.set()
-        looker.join(30)
-    scans = [f["ms"] for f in seen if isinstance(f, dict) and
-             f.get("what") == "moves scan"]
-    print("store session stopped %.1f s: %d status answers, %d during a "
-          "moves scan (longest %d ms); %d lookups, slowest %.1f ms" %
-          (FREEZE_S, len(seen), len(scans), max(scans or [0]), out["n"],
-           out["slowest"] * 1000))
+    # The holder's other periodic question (replication requests, each
+    # second too) may take the stopped session first, and the scan then
+    # waits behind it unsent: stop it again until a scan is what waits.
+    for attempt in range(1, ATTEMPTS + 1):
+        stop = threading.Event()
+        out, seen = {}, []
+        looker = threading.Thread(target=rt.lookups_until,
+                                  args=(r, known, where, stop.is_set, out))
+        try:
+            with rt.stopped(pids):
+                looker.start()
+                end = time.monotonic() + FREEZE_S
+                while time.monotonic() < end:
+                    seen.append(status(r.api("GET", "/v1/status"), 200,
+                                       "status").get("store_flight"))
+                    time.sleep(0.05)
+        finally:
+            stop.set()
+            looker.join(30)
+        scans = [f["ms"] for f in seen if isinstance(f, dict) and
+                 f.get("what") == "moves scan"]
+        print("attempt %d: store session stopped %.1f s: %d status answers, "
+              "%d during a moves scan (longest %d ms); %d lookups, slowest "
+              "%.1f ms" % (attempt, FREEZE_S, len(seen), len(scans),
+                           max(scans or [0]), out["n"],
+                           out["slowest"] * 1000))
+        eq(out["wrong"], [], "known users answered while the session hung")
+        if max(scans or [0]) >= 300 or attempt == ATTEMPTS:
+            break
+        rt.wait_for("the roles back", lambda: "moves" in rt.roles(r),
+                    seconds=20)
+        pids = rt.store_session_pids(pg)
     check(max(scans or [0]) >= 300, "roostd answered while its moves scan "
           "waited (store_flight seen: %r)" % seen[-10:])
     eq(out["wrong"], [], "known users answered while the session hung")
