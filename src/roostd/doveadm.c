@@ -43,6 +43,7 @@ struct doveadm {
 	struct event_base	*base;
 	CURLM			*multi;
 	struct event		*timer;
+	struct event		*drain;		/* reads what curl finished */
 	struct doveadm_call	*calls;		/* every call not called back */
 	size_t			 ncalls;
 	struct warm		*warm;		/* connections opened ahead */
@@ -311,6 +312,14 @@ on_timer(evutil_socket_t fd, short what, void *arg)
 	doveadm_drain(dc);
 }
 
+static void
+on_drain(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	doveadm_drain(arg);
+}
+
 /* CURLMOPT_SOCKETFUNCTION: watch (or stop watching) one socket. */
 static int
 sock_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp)
@@ -372,7 +381,8 @@ doveadm_new(struct event_base *base)
 	dc->base = base;
 	dc->warm = warm_new(base);
 	if ((dc->multi = curl_multi_init()) == NULL ||
-	    (dc->timer = evtimer_new(base, on_timer, dc)) == NULL)
+	    (dc->timer = evtimer_new(base, on_timer, dc)) == NULL ||
+	    (dc->drain = event_new(base, -1, 0, on_drain, dc)) == NULL)
 		fatalx("doveadm: cannot start the HTTP client");
 	curl_multi_setopt(dc->multi, CURLMOPT_SOCKETFUNCTION, sock_cb);
 	curl_multi_setopt(dc->multi, CURLMOPT_SOCKETDATA, dc);
@@ -392,6 +402,7 @@ doveadm_free(struct doveadm *dc)
 		call_free(dc->calls);
 	curl_multi_cleanup(dc->multi);
 	event_free(dc->timer);
+	event_free(dc->drain);
 	warm_free(dc->warm);
 	free(dc);
 }
@@ -516,6 +527,7 @@ call_start(struct doveadm *dc, const char *url, const char *api_key,
 	char *hdr, *b64;
 	size_t klen, hlen;
 	struct timeval now = { 0, 0 };
+	int running;
 
 	c->dc = dc;
 	c->cb = cb;
@@ -597,6 +609,13 @@ call_start(struct doveadm *dc, const char *url, const char *api_key,
 		snprintf(c->err, sizeof(c->err), "cannot start the call");
 		goto later;
 	}
+	/* Sent now, not at the loop's next turn: a sync's request is then
+	 * on its way before the store write of the event that asked for it,
+	 * and that write is not what a delivery's replication lag should
+	 * wait on.  What curl finished meanwhile is called back from the
+	 * loop, never from inside this call. */
+	curl_multi_socket_action(dc->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+	event_active(dc->drain, EV_TIMEOUT, 0);
 	return c;
 later:
 	if ((c->later = evtimer_new(dc->base, on_later, c)) == NULL ||

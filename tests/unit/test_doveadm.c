@@ -6,7 +6,7 @@
  * server that never answers, a refused connection, an oversized body),
  * that a cancelled call never calls back, that 200 calls at once all end,
  * that the key shows up in no error text, and that a sync goes out on a
- * connection opened ahead when one is ready (doveadm_run_warm).
+ * connection opened ahead when one is ready (doveadm_run_warm), at once.
  */
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -26,6 +26,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 
 #include <cmocka.h>
@@ -630,6 +631,46 @@ test_warm_connection_opened_ahead(void **state)
 	doveadm_free(dc);
 }
 
+/*
+ * A sync on a connection opened ahead is on the wire when the call
+ * returns, before the loop runs again: the caller's store write comes
+ * after it.
+ */
+static void
+test_warm_sync_sent_at_once(void **state)
+{
+	struct fake *f = *state;
+	struct doveadm *dc = doveadm_new(f->base);
+	struct doveadm_call *c;
+	struct outcome o;
+	struct timeval tv = { 0, 300 * 1000 };
+	unsigned before;
+	int pending = 0;
+
+	f->close = 1;
+	call_and_wait(f, dc, 1, &o);
+	wait_warm(f, dc);
+	before = f->naccepted;
+
+	snprintf(f->mode, sizeof(f->mode), "silent");
+	memset(&o, 0, sizeof(o));
+	c = doveadm_run_warm(dc, f->url, KEY, "sync", json_pack("{s:s}",
+	    "user", "alice"), 5000, record, &o);
+	assert_non_null(c);
+	assert_int_equal(ioctl(bufferevent_getfd(f->accepted[before - 1]),
+	    FIONREAD, &pending), 0);
+	assert_true(pending > 0);
+	assert_int_equal(o.done, 0);
+
+	event_base_loopexit(f->base, &tv);
+	event_base_dispatch(f->base);
+	assert_int_equal(f->requests, 2);	/* it came on that one */
+	assert_int_equal(f->conn, (int)before - 1);
+	doveadm_cancel(c);
+	assert_int_equal(o.done, 0);
+	doveadm_free(dc);
+}
+
 int
 main(void)
 {
@@ -655,6 +696,9 @@ main(void)
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_warm_connection_opened_ahead, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_warm_sync_sent_at_once, setup,
+		    teardown),
 	};
 	int rc;
 
