@@ -64,6 +64,9 @@ struct doveadm_call {
 	int			 not_found_ok;	/* exitCode 68 is success */
 	int			 took_warm;	/* this attempt's socket was
 						 * opened ahead: connected */
+	unsigned		 warm_held;	/* such sockets taken */
+	struct sockaddr_storage	 warm_ss;	/* where they went */
+	socklen_t		 warm_len;
 	char			 tag[32];
 	char			 curl_err[CURL_ERROR_SIZE];
 	char			 err[DOVEADM_ERR_MAX];
@@ -100,6 +103,9 @@ call_free(struct doveadm_call *c)
 	struct curl_slist *h;
 
 	call_unlink(c);
+	for (; c->warm_held > 0; c->warm_held--)
+		warm_done(c->dc->warm, (struct sockaddr *)&c->warm_ss,
+		    c->warm_len);
 	if (c->easy != NULL) {
 		curl_multi_remove_handle(c->dc->multi, c->easy);
 		curl_easy_cleanup(c->easy);
@@ -497,8 +503,12 @@ open_sock(void *arg, curlsocktype purpose, struct curl_sockaddr *addr)
 
 	c->took_warm = 0;
 	if (purpose == CURLSOCKTYPE_IPCXN && addr->socktype == SOCK_STREAM &&
+	    addr->addrlen <= sizeof(c->warm_ss) &&
 	    (fd = warm_take(c->dc->warm, &addr->addr, addr->addrlen)) != -1) {
 		c->took_warm = 1;
+		c->warm_held++;
+		memcpy(&c->warm_ss, &addr->addr, addr->addrlen);
+		c->warm_len = addr->addrlen;
 		return fd;
 	}
 	fd = socket(addr->family, addr->socktype | SOCK_CLOEXEC,

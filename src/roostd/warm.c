@@ -38,6 +38,7 @@ struct warm_addr {
 	uint64_t		 opened;	/* ms: when fd became ready */
 	uint64_t		 wanted;	/* ms: last warm_take */
 	unsigned		 backoff;	/* ms: 0 while all is well */
+	unsigned		 busy;		/* taken, their calls not over */
 };
 
 struct warm {
@@ -260,13 +261,31 @@ warm_take(struct warm *w, const struct sockaddr *sa, socklen_t len)
 			fd = a->fd;
 			a->fd = -1;
 			a->backoff = 0;
+			a->busy++;
 		}
 		addr_close(a);
 	}
-	/* The next one, from the loop: never inside the caller's call. */
-	if (a->fd == -1 && !evtimer_pending(a->timer, NULL))
+	/* The next one, from the loop: never inside the caller's call, and
+	 * not while a call on one taken from here runs.  Opening one makes
+	 * the server read its whole configuration, which competes for the
+	 * CPU with the sync the last one carries. */
+	if (a->busy == 0 && a->fd == -1 && !evtimer_pending(a->timer, NULL))
 		open_in(a, 0);
 	return fd;
+}
+
+void
+warm_done(struct warm *w, const struct sockaddr *sa, socklen_t len)
+{
+	struct warm_addr *a;
+
+	if (w == NULL || (sa->sa_family != AF_INET &&
+	    sa->sa_family != AF_INET6) || (a = addr_get(w, sa, len)) == NULL ||
+	    a->busy == 0)
+		return;
+	if (--a->busy == 0 && a->fd == -1 &&
+	    !evtimer_pending(a->timer, NULL))
+		open_in(a, 0);
 }
 
 size_t

@@ -2,7 +2,8 @@
  * test_warm.c: connections opened ahead (warm.c) against listeners on
  * 127.0.0.1 in this process: the first take finds none and opens one, the
  * next gets that very connection (the server side reads what the caller
- * writes on it); a server that closes every connection at once is retried
+ * writes on it), and the one after is opened only when the call on that
+ * one is done; a server that closes every connection at once is retried
  * after a backoff, not in a loop; an address nobody listens on leaves
  * nothing ready and the caller on its own socket.
  */
@@ -111,11 +112,26 @@ test_take_gets_the_connection_opened_ahead(void **state)
 	assert_int_equal(write(fd, "ping", 4), 4);
 	assert_int_equal(read(s.peers[0], buf, sizeof(buf)), 4);
 	assert_memory_equal(buf, "ping", 4);
-	close(fd);
 
+	/* No next one while the call on it runs, even when asked for: the
+	 * server's work for a new connection would slow that call down. */
+	run_for(base, 200);
+	assert_int_equal(s.accepts, 1);
+	assert_int_equal(warm_take(w, (struct sockaddr *)&s.sin,
+	    sizeof(s.sin)), -1);
+	run_for(base, 200);
+	assert_int_equal(s.accepts, 1);
+	assert_int_equal(warm_ready(w), 0);
+
+	warm_done(w, (struct sockaddr *)&s.sin, sizeof(s.sin));
+	close(fd);
 	run_for(base, 200);		/* the next one */
 	assert_int_equal(s.accepts, 2);
 	assert_int_equal(warm_ready(w), 1);
+	/* A second "done" for the same take changes nothing. */
+	warm_done(w, (struct sockaddr *)&s.sin, sizeof(s.sin));
+	run_for(base, 100);
+	assert_int_equal(s.accepts, 2);
 	warm_free(w);
 	server_stop(&s);
 	event_base_free(base);
