@@ -66,7 +66,6 @@ struct doveadm_call {
 						 * opened ahead: connected */
 	unsigned		 warm_held;	/* such sockets taken */
 	struct sockaddr_storage	 warm_ss;	/* where they went */
-	socklen_t		 warm_len;
 	char			 tag[32];
 	char			 curl_err[CURL_ERROR_SIZE];
 	char			 err[DOVEADM_ERR_MAX];
@@ -104,8 +103,7 @@ call_free(struct doveadm_call *c)
 
 	call_unlink(c);
 	for (; c->warm_held > 0; c->warm_held--)
-		warm_done(c->dc->warm, (struct sockaddr *)&c->warm_ss,
-		    c->warm_len);
+		warm_done(c->dc->warm, (struct sockaddr *)&c->warm_ss);
 	if (c->easy != NULL) {
 		curl_multi_remove_handle(c->dc->multi, c->easy);
 		curl_easy_cleanup(c->easy);
@@ -508,7 +506,6 @@ open_sock(void *arg, curlsocktype purpose, struct curl_sockaddr *addr)
 		c->took_warm = 1;
 		c->warm_held++;
 		memcpy(&c->warm_ss, &addr->addr, addr->addrlen);
-		c->warm_len = addr->addrlen;
 		return fd;
 	}
 	fd = socket(addr->family, addr->socktype | SOCK_CLOEXEC,

@@ -219,16 +219,30 @@ warm_free(struct warm *w)
 	free(w);
 }
 
+/* The entry of addr; NULL when it has none (only IPv4 and IPv6 have). */
+static struct warm_addr *
+addr_find(struct warm *w, const struct sockaddr *sa)
+{
+	struct warm_addr *a;
+
+	for (a = w ? w->addrs : NULL; a != NULL; a = a->next)
+		if (same_addr(sa, &a->ss))
+			return a;
+	return NULL;
+}
+
+/* The entry of addr, made if it has none; NULL for what is not IPv4 or
+ * IPv6. */
 static struct warm_addr *
 addr_get(struct warm *w, const struct sockaddr *sa, socklen_t len)
 {
 	struct warm_addr *a;
 
-	for (a = w->addrs; a != NULL; a = a->next)
-		if (same_addr(sa, &a->ss))
-			return a;
-	if (len > sizeof(a->ss))
+	if (w == NULL || (sa->sa_family != AF_INET &&
+	    sa->sa_family != AF_INET6) || len > sizeof(a->ss))
 		return NULL;
+	if ((a = addr_find(w, sa)) != NULL)
+		return a;
 	a = xcalloc(1, sizeof(*a));
 	a->w = w;
 	a->fd = -1;
@@ -241,6 +255,19 @@ addr_get(struct warm *w, const struct sockaddr *sa, socklen_t len)
 	return a;
 }
 
+/*
+ * The next connection to a, from the loop: never inside the caller's
+ * call, and not while a call on one taken from here runs.  Opening one
+ * makes the server read its whole configuration, which competes for the
+ * CPU with the sync the last one carries.
+ */
+static void
+open_next(struct warm_addr *a)
+{
+	if (a->busy == 0 && a->fd == -1 && !evtimer_pending(a->timer, NULL))
+		open_in(a, 0);
+}
+
 int
 warm_take(struct warm *w, const struct sockaddr *sa, socklen_t len)
 {
@@ -248,8 +275,7 @@ warm_take(struct warm *w, const struct sockaddr *sa, socklen_t len)
 	struct pollfd pfd;
 	int fd = -1;
 
-	if (w == NULL || (sa->sa_family != AF_INET &&
-	    sa->sa_family != AF_INET6) || (a = addr_get(w, sa, len)) == NULL)
+	if ((a = addr_get(w, sa, len)) == NULL)
 		return -1;
 	a->wanted = now_msec_mono();
 	if (a->ready) {
@@ -265,27 +291,19 @@ warm_take(struct warm *w, const struct sockaddr *sa, socklen_t len)
 		}
 		addr_close(a);
 	}
-	/* The next one, from the loop: never inside the caller's call, and
-	 * not while a call on one taken from here runs.  Opening one makes
-	 * the server read its whole configuration, which competes for the
-	 * CPU with the sync the last one carries. */
-	if (a->busy == 0 && a->fd == -1 && !evtimer_pending(a->timer, NULL))
-		open_in(a, 0);
+	open_next(a);
 	return fd;
 }
 
 void
-warm_done(struct warm *w, const struct sockaddr *sa, socklen_t len)
+warm_done(struct warm *w, const struct sockaddr *sa)
 {
 	struct warm_addr *a;
 
-	if (w == NULL || (sa->sa_family != AF_INET &&
-	    sa->sa_family != AF_INET6) || (a = addr_get(w, sa, len)) == NULL ||
-	    a->busy == 0)
+	if ((a = addr_find(w, sa)) == NULL || a->busy == 0)
 		return;
-	if (--a->busy == 0 && a->fd == -1 &&
-	    !evtimer_pending(a->timer, NULL))
-		open_in(a, 0);
+	a->busy--;
+	open_next(a);
 }
 
 size_t

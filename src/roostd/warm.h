@@ -15,9 +15,9 @@
  * call that took the last one is over, not at once: the server's reading
  * of its configuration for it competed for the CPU with that very call
  * (a delivery's replication lag on 2 cores went from 14.3 to 12.9 ms,
- * median of round medians: bench/PROFILING.md).  A connection that the server
- * closes soon after it opened (or that cannot be opened) is tried again
- * with a backoff, never in a loop.
+ * median of round medians: bench/PROFILING.md).  A connection that the
+ * server closes soon after it opened (or that cannot be opened) is tried
+ * again with a backoff, never in a loop.
  */
 #ifndef ROOST_WARM_H
 #define ROOST_WARM_H
@@ -39,17 +39,17 @@ struct warm	*warm_new(struct event_base *);
 void		 warm_free(struct warm *);
 
 /*
- * A connected socket to addr that nothing has used yet, now the caller's;
- * -1 when none is ready.  Either way addr counts as wanted: a connection
- * to it is opened ahead (again) from the event loop, for the next call.
+ * A connected socket to addr that nothing has used yet, now the caller's
+ * until it calls warm_done; -1 when none is ready.  Either way addr counts
+ * as wanted: a connection to it is opened ahead (again) from the event
+ * loop, for the next call, once no call on a taken one runs.
  */
 int		 warm_take(struct warm *, const struct sockaddr *, socklen_t);
 /*
- * The call that took a connection to addr is over.  The next connection
- * to addr is opened when no such call runs: opening one costs the server
- * work that would slow the call down.
+ * The call on a connection warm_take gave for addr is over: the next
+ * connection to addr may be opened.
  */
-void		 warm_done(struct warm *, const struct sockaddr *, socklen_t);
+void		 warm_done(struct warm *, const struct sockaddr *);
 
 /* Connections ready now, for tests and status. */
 size_t		 warm_ready(const struct warm *);

@@ -123,13 +123,13 @@ test_take_gets_the_connection_opened_ahead(void **state)
 	assert_int_equal(s.accepts, 1);
 	assert_int_equal(warm_ready(w), 0);
 
-	warm_done(w, (struct sockaddr *)&s.sin, sizeof(s.sin));
+	warm_done(w, (struct sockaddr *)&s.sin);
 	close(fd);
 	run_for(base, 200);		/* the next one */
 	assert_int_equal(s.accepts, 2);
 	assert_int_equal(warm_ready(w), 1);
 	/* A second "done" for the same take changes nothing. */
-	warm_done(w, (struct sockaddr *)&s.sin, sizeof(s.sin));
+	warm_done(w, (struct sockaddr *)&s.sin);
 	run_for(base, 100);
 	assert_int_equal(s.accepts, 2);
 	warm_free(w);
