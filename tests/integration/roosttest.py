@@ -640,6 +640,24 @@ def roles(r):
                ["roles"]["held"])
 
 
+def status_samples(r, field, seconds, every=0.05):
+    """GET /v1/status every `every` s for `seconds`: the values of its
+    field, in order (what waits on the store while something hangs)."""
+    seen = []
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        seen.append(status(r.api("GET", "/v1/status"), 200,
+                           "status").get(field))
+        time.sleep(every)
+    return seen
+
+
+def repl_settled(r):
+    """No replication sync queued or running."""
+    js = status(r.api("GET", "/v1/replication"), 200, "replication")
+    return js["running"] == 0 and not any(js["queued"].values())
+
+
 def lookups_until(r, users, where, until, out):
     """Look users up in turn on a connection of its own until until()
     holds (a thread's work while the store is made to hang); out gets

@@ -23,11 +23,6 @@ def syncs(fakes, user):
     return sum(len(f.commands("sync", user)) for f in fakes.values())
 
 
-def settled(r):
-    js = status(r.api("GET", "/v1/replication"), 200, "replication")
-    return js["running"] == 0 and not any(js["queued"].values())
-
-
 def requests_left(pg):
     return int(pg.query("SELECT count(*) FROM repl_requests")[0][0])
 
@@ -64,7 +59,7 @@ def scenario(t, pg, fakes):
     for i, u in enumerate(names):
         rs[i % 3].lookup_ok(u)
     rt.wait_for("every first sync done", lambda: all(
-        syncs(fakes, u) >= 1 for u in names) and settled(first) and
+        syncs(fakes, u) >= 1 for u in names) and rt.repl_settled(first) and
         requests_left(pg) == 0, BOUND)
     eq({u: syncs(fakes, u) for u in names}, {u: 1 for u in names},
        "one first sync per user")
@@ -77,7 +72,7 @@ def scenario(t, pg, fakes):
                         {"user": u, "rcpt_to": u})[0], 204,
            "event for %s to a non-holder" % u)
     rt.wait_for("every change synced", lambda: all(
-        syncs(fakes, u) >= 2 for u in names) and settled(first) and
+        syncs(fakes, u) >= 2 for u in names) and rt.repl_settled(first) and
         requests_left(pg) == 0, BOUND)
     time.sleep(1.5)
     eq({u: syncs(fakes, u) for u in names}, {u: 2 for u in names},
@@ -105,7 +100,7 @@ def scenario(t, pg, fakes):
     print("role repl taken over %.2f s after kill -9 of its holder" % took)
     check(took < 10, "taken over within 10 s (%.2f s)" % took)
     rt.wait_for("x synced again", lambda: syncs(fakes, x) >= 4 and
-                settled(heir), BOUND)
+                rt.repl_settled(heir), BOUND)
     time.sleep(2)
     # Sent: first, the change, the hung one, the redo.
     eq(syncs(fakes, x), 4, "x's hung sync redone once")

@@ -69,11 +69,7 @@ def scenario(t, pg, made):
             looker.start()
             time.sleep(0.2)
             admin_t.start()
-            end = time.monotonic() + FREEZE_S
-            while time.monotonic() < end:
-                seen.append(status(r.api("GET", "/v1/status"), 200,
-                                   "status").get("store_lane"))
-                time.sleep(0.05)
+            seen = rt.status_samples(r, "store_lane", FREEZE_S)
     finally:
         stop.set()
         looker.join(30)

@@ -57,9 +57,7 @@ def scenario(t, pg, fakes):
     known = ["known%02d" % i for i in range(40)]
     where = {u: r.lookup_ok(u)["backend"] for u in known}
     # Queued and running: a sync that ends during the freeze logs.
-    wait_for("the first syncs", lambda: (lambda js: sum(
-        js["queued"].values()) + js["running"])(status(
-            r.api("GET", "/v1/replication"), 200, "repl")) == 0)
+    wait_for("the first syncs", lambda: rt.repl_settled(r))
     wait_for("roostd holds its roles", lambda: "moves" in rt.roles(r))
 
     log_before = len(r.log().splitlines())

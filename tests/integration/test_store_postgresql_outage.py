@@ -36,9 +36,7 @@ def scenario(t, pg, fakes):
         eq(st, 200, "lookup %s before" % u)
         where[u] = js["backend"]
     # Queued and running: a sync that ends during the outage logs.
-    wait_for("the first syncs", lambda: (lambda js: sum(
-        js["queued"].values()) + js["running"])(status(
-            r.api("GET", "/v1/replication"), 200, "repl")) == 0)
+    wait_for("the first syncs", lambda: rt.repl_settled(r))
     waiting = known[3]
     synced_before = len(fakes[where[waiting]].commands("sync", waiting))
 
