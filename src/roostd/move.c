@@ -2440,6 +2440,17 @@ handed_read_run(struct store *st, struct lane_job *job)
 	return st->ops->move_list(st, 0, hr->id + 1, 1, handed_got, hr);
 }
 
+/* Memory shows handed move m done: the user on its new backend and no
+ * longer held as moving (or gone since: nothing to wait for). */
+static int
+handed_row_in(struct roost *rs, const struct move *m)
+{
+	const struct umap_entry *e = umap_get(rs->users, m->user, m->len);
+
+	return e == NULL || ((long)e->backend == m->to &&
+	    !(e->flags & UMAP_F_MOVING));
+}
+
 static void
 handed_read_done(struct lane_job *job)
 {
@@ -2458,6 +2469,12 @@ handed_read_done(struct lane_job *job)
 		goto done;
 	again = m->checking == 2;
 	m->checking = 0;
+	/* Done, but the user's new row has not come through this
+	 * instance's feed yet: the answer (and every lookup after it) must
+	 * show the move, so it waits for the row.  A later check (the
+	 * feed's mark, or the tick's scan) answers. */
+	if (hr->over && hr->ok && !handed_row_in(rs, m))
+		hr->over = 0;
 	if (hr->over) {
 		snprintf(m->error, sizeof(m->error), "%s", hr->error);
 		for (i = 0; i < m->nwaits; i++)
